@@ -1,0 +1,382 @@
+//! Transaction Currency (tag 53) and Transaction Amount (tag 54).
+//!
+//! Money is never a float here: an amount is read from decimal text or from
+//! integer minor units, and kept as the exact text that goes on the wire.
+
+use core::fmt;
+use core::str::FromStr;
+
+use crate::error::{Error, ErrorCode, Field};
+
+/// The two currencies KHQR carries, by their ISO 4217 numeric codes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Currency {
+    /// Cambodian riel, `116`; amounts are whole riel. The SDK's default.
+    #[default]
+    Khr,
+    /// US dollar, `840`; amounts have at most two decimals (cents).
+    Usd,
+}
+
+impl Currency {
+    /// The ISO 4217 numeric code: 116 or 840.
+    #[must_use]
+    pub const fn numeric(self) -> u16 {
+        match self {
+            Currency::Khr => 116,
+            Currency::Usd => 840,
+        }
+    }
+
+    /// The numeric code as the three characters of tag 53: `"116"` or `"840"`.
+    #[must_use]
+    pub const fn numeric_str(self) -> &'static str {
+        match self {
+            Currency::Khr => "116",
+            Currency::Usd => "840",
+        }
+    }
+
+    /// The ISO 4217 letters: `"KHR"` or `"USD"`.
+    #[must_use]
+    pub const fn alpha(self) -> &'static str {
+        match self {
+            Currency::Khr => "KHR",
+            Currency::Usd => "USD",
+        }
+    }
+
+    /// Digits after the decimal point in this currency's amounts: 0 for KHR, 2 for USD.
+    #[must_use]
+    pub const fn decimals(self) -> u32 {
+        match self {
+            Currency::Khr => 0,
+            Currency::Usd => 2,
+        }
+    }
+
+    /// Reads `"116"`, `"840"`, `"KHR"` or `"USD"` (letters in either case).
+    ///
+    /// # Errors
+    /// * [`ErrorCode::TransactionCurrencyLengthInvalid`] (19) for text over 3
+    ///   characters (`"0116"`, `"116.5"`), as the SDK.
+    /// * [`ErrorCode::UnsupportedCurrency`] (28) for any other code (`"764"`).
+    ///
+    /// ```
+    /// use bakong_khqr::Currency;
+    /// assert_eq!(Currency::parse("840").unwrap(), Currency::Usd);
+    /// assert_eq!(Currency::parse("khr").unwrap(), Currency::Khr);
+    /// assert_eq!(Currency::parse("764").unwrap_err().code().number(), 28);
+    /// ```
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        if s.chars().count() > 3 {
+            return Err(Error::reason_with(
+                ErrorCode::TransactionCurrencyLengthInvalid,
+                Field::TransactionCurrency,
+                "must be the 3-digit code 116 or 840",
+                s,
+            ));
+        }
+        match s {
+            "116" => Ok(Currency::Khr),
+            "840" => Ok(Currency::Usd),
+            _ if s.eq_ignore_ascii_case("KHR") => Ok(Currency::Khr),
+            _ if s.eq_ignore_ascii_case("USD") => Ok(Currency::Usd),
+            _ => Err(Error::reason_with(
+                ErrorCode::UnsupportedCurrency,
+                Field::TransactionCurrency,
+                "must be 116 (KHR) or 840 (USD)",
+                s,
+            )),
+        }
+    }
+
+    /// The currency for a numeric code, if KHQR supports it.
+    #[must_use]
+    pub const fn from_numeric(n: u16) -> Option<Self> {
+        match n {
+            116 => Some(Currency::Khr),
+            840 => Some(Currency::Usd),
+            _ => None,
+        }
+    }
+}
+
+impl FromStr for Currency {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Currency::parse(s)
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.alpha())
+    }
+}
+
+/// The longest amount text the official SDK writes: 13 characters.
+pub const MAX_AMOUNT_LEN: usize = 13;
+
+/// A transaction amount, held as the exact text of tag 54 (ASCII, ≤ 13 characters).
+///
+/// Written as the official SDK writes it: KHR as whole riel (`"100"`), USD
+/// without decimals when given without a decimal point (`"1"`) and with exactly
+/// two when given with one (`"1.5"` → `"1.50"`). Leading zeros are dropped
+/// (`"007"` → `"7"`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Amount {
+    buf: [u8; MAX_AMOUNT_LEN],
+    len: u8,
+    minor: u64,
+    currency: Currency,
+}
+
+fn amount_error(why: &'static str, s: &str) -> Error {
+    Error::reason_with(
+        ErrorCode::TransactionAmountInvalid,
+        Field::TransactionAmount,
+        why,
+        s,
+    )
+}
+
+impl Amount {
+    /// Reads decimal text (`^[0-9]+(\.[0-9]+)?$`) as an amount in `currency`.
+    ///
+    /// Zero (`"0"`, `"0.00"`) is a valid amount; a request with a zero amount
+    /// makes a static KHQR, as the SDK.
+    ///
+    /// # Errors
+    /// [`ErrorCode::TransactionAmountInvalid`] (4) when the text is not plain
+    /// decimal digits (a sign, exponent, space, comma, `Infinity`), when a KHR
+    /// amount has a non-zero fraction (`"1.5"`: riel are whole), when a USD amount
+    /// has more than 2 decimals (`"1.005"`: never rounded), or when the written
+    /// amount is over 13 characters (`"10000000000000"`, `"12345678901.99"`).
+    ///
+    /// ```
+    /// use bakong_khqr::{Amount, Currency};
+    /// assert_eq!(Amount::parse("1.5", Currency::Usd).unwrap().as_str(), "1.50");
+    /// assert_eq!(Amount::parse("1", Currency::Usd).unwrap().as_str(), "1");
+    /// assert_eq!(Amount::parse("100.0", Currency::Khr).unwrap().as_str(), "100");
+    /// assert_eq!(Amount::parse("1.5", Currency::Khr).unwrap_err().code().number(), 4);
+    /// assert_eq!(Amount::parse("1e3", Currency::Usd).unwrap_err().code().number(), 4);
+    /// ```
+    pub fn parse(s: &str, currency: Currency) -> Result<Self, Error> {
+        let (int, frac) = match s.split_once('.') {
+            Some((i, f)) => (i, Some(f)),
+            None => (s, None),
+        };
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        if !digits(int) || frac.is_some_and(|f| !digits(f)) {
+            return Err(amount_error(
+                "must be plain decimal digits with an optional fraction",
+                s,
+            ));
+        }
+        let int = int.trim_start_matches('0');
+        let int = if int.is_empty() { "0" } else { int };
+        let mut out = [0u8; MAX_AMOUNT_LEN];
+        let mut len = 0usize;
+        let mut push = |bytes: &[u8]| -> Result<(), Error> {
+            let end = len + bytes.len();
+            let dst = out
+                .get_mut(len..end)
+                .ok_or_else(|| amount_error("is over 13 characters when written", s))?;
+            dst.copy_from_slice(bytes);
+            len = end;
+            Ok(())
+        };
+        push(int.as_bytes())?;
+        let mut cents = 0u64;
+        match (currency, frac) {
+            (Currency::Khr, Some(f)) if f.bytes().any(|b| b != b'0') => {
+                return Err(amount_error("has a fraction; KHR amounts are whole riel", s));
+            }
+            (Currency::Khr, _) | (Currency::Usd, None) => {}
+            (Currency::Usd, Some(f)) if f.len() > 2 => {
+                return Err(amount_error("has more than 2 decimals; USD amounts are cents", s));
+            }
+            (Currency::Usd, Some(f)) => {
+                let mut two = [b'0'; 2];
+                two[..f.len()].copy_from_slice(f.as_bytes());
+                push(b".")?;
+                push(&two)?;
+                cents = u64::from(two[0] - b'0') * 10 + u64::from(two[1] - b'0');
+            }
+        }
+        // ≤ 13 digits: fits a u64 with room for ×100.
+        let whole: u64 = int.parse().map_err(|_| amount_error("is too large", s))?;
+        let minor = match currency {
+            Currency::Khr => whole,
+            Currency::Usd => whole * 100 + cents,
+        };
+        Ok(Amount {
+            buf: out,
+            len: len as u8,
+            minor,
+            currency,
+        })
+    }
+
+    /// An amount from integer minor units: riel for KHR, cents for USD.
+    ///
+    /// USD amounts in whole dollars are written without decimals (`100` cents →
+    /// `"1"`), others with two (`150` → `"1.50"`).
+    ///
+    /// # Errors
+    /// [`ErrorCode::TransactionAmountInvalid`] (4) if the written amount would be
+    /// over 13 characters.
+    ///
+    /// ```
+    /// use bakong_khqr::{Amount, Currency};
+    /// assert_eq!(Amount::from_minor_units(150, Currency::Usd).unwrap().as_str(), "1.50");
+    /// assert_eq!(Amount::from_minor_units(100, Currency::Usd).unwrap().as_str(), "1");
+    /// assert_eq!(Amount::from_minor_units(50_000, Currency::Khr).unwrap().as_str(), "50000");
+    /// ```
+    pub fn from_minor_units(minor: u64, currency: Currency) -> Result<Self, Error> {
+        let mut text = [0u8; 24];
+        let mut w = Cursor { buf: &mut text, len: 0 };
+        match currency {
+            Currency::Khr => w.num(minor),
+            Currency::Usd if minor % 100 == 0 => w.num(minor / 100),
+            Currency::Usd => {
+                w.num(minor / 100);
+                w.byte(b'.');
+                w.byte(b'0' + (minor % 100 / 10) as u8);
+                w.byte(b'0' + (minor % 10) as u8);
+            }
+        }
+        let len = w.len;
+        let s = core::str::from_utf8(&text[..len]).unwrap_or("");
+        Amount::parse(s, currency)
+    }
+
+    /// The text of tag 54, e.g. `"1.50"`.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
+    }
+
+    /// The amount in minor units: riel for KHR, cents for USD.
+    #[must_use]
+    pub const fn minor_units(&self) -> u64 {
+        self.minor
+    }
+
+    /// The currency the amount was read for.
+    #[must_use]
+    pub const fn currency(&self) -> Currency {
+        self.currency
+    }
+
+    /// Whether the amount is zero (a request with it makes a static KHQR).
+    #[must_use]
+    pub const fn is_zero(&self) -> bool {
+        self.minor == 0
+    }
+}
+
+struct Cursor<'a> {
+    buf: &'a mut [u8; 24],
+    len: usize,
+}
+
+impl Cursor<'_> {
+    fn byte(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+    fn num(&mut self, n: u64) {
+        let mut tmp = [0u8; 20];
+        let mut i = tmp.len();
+        let mut n = n;
+        loop {
+            i -= 1;
+            tmp[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for &b in &tmp[i..] {
+            self.byte(b);
+        }
+    }
+}
+
+impl fmt::Display for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Amount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Amount({} {})", self.as_str(), self.currency.alpha())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str, c: Currency) -> String {
+        Amount::parse(s, c).unwrap().as_str().to_owned()
+    }
+    fn code(s: &str, c: Currency) -> u16 {
+        Amount::parse(s, c).unwrap_err().code().number()
+    }
+
+    #[test]
+    fn sdk_formatting() {
+        use Currency::*;
+        assert_eq!(ok("1", Usd), "1");
+        assert_eq!(ok("1.5", Usd), "1.50");
+        assert_eq!(ok("1.05", Usd), "1.05");
+        assert_eq!(ok("0.1", Usd), "0.10");
+        assert_eq!(ok("9999999999.99", Usd), "9999999999.99");
+        assert_eq!(ok("1234567890123", Usd), "1234567890123");
+        assert_eq!(ok("9999999999999", Khr), "9999999999999");
+        assert_eq!(ok("100.00", Khr), "100");
+        assert_eq!(ok("007", Khr), "7");
+        assert_eq!(ok("0.00", Usd), "0.00");
+        assert!(Amount::parse("0.00", Usd).unwrap().is_zero());
+        assert_eq!(Amount::parse("12.34", Usd).unwrap().minor_units(), 1234);
+        assert_eq!(Amount::parse("12.3", Usd).unwrap().minor_units(), 1230);
+    }
+
+    #[test]
+    fn refusals() {
+        use Currency::*;
+        for s in ["", "-1", "+1", "1e3", "1e+21", " 5", "5 ", "1,000", "Infinity", "NaN", ".5", "5.", "1.2.3", "١٢"] {
+            assert_eq!(code(s, Usd), 4, "{s:?}");
+            assert_eq!(code(s, Khr), 4, "{s:?}");
+        }
+        assert_eq!(code("1.5", Khr), 4);
+        assert_eq!(code("1.0000000000000002", Khr), 4);
+        assert_eq!(code("1.005", Usd), 4);
+        assert_eq!(code("10000000000000", Khr), 4);
+        assert_eq!(code("12345678901.99", Usd), 4);
+        assert_eq!(
+            Amount::parse("1.005", Usd).unwrap_err().to_string(),
+            "transaction amount (tag 54) has more than 2 decimals; USD amounts are cents: \"1.005\""
+        );
+    }
+
+    #[test]
+    fn minor_units() {
+        use Currency::*;
+        assert_eq!(Amount::from_minor_units(0, Usd).unwrap().as_str(), "0");
+        assert_eq!(Amount::from_minor_units(5, Usd).unwrap().as_str(), "0.05");
+        assert_eq!(Amount::from_minor_units(999_999_999_999, Usd).unwrap().as_str(), "9999999999.99");
+        assert_eq!(code_minor(1_000_000_000_000_01, Usd), 4);
+        assert_eq!(code_minor(u64::MAX, Khr), 4);
+    }
+
+    fn code_minor(n: u64, c: Currency) -> u16 {
+        Amount::from_minor_units(n, c).unwrap_err().code().number()
+    }
+}

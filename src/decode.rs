@@ -1,0 +1,590 @@
+//! Lossless, zero-copy decoding of a KHQR string.
+
+use core::fmt;
+
+use crate::amount::Currency;
+use crate::error::{Detail, Error, ErrorCode, Field};
+use crate::tag;
+use crate::tlv::{DataObject, Reader, TlvError, Writer};
+
+/// Which Merchant Account Information template a KHQR carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MerchantType {
+    /// Tag 29: an individual's account.
+    Individual,
+    /// Tag 30: a merchant's account.
+    Merchant,
+}
+
+impl MerchantType {
+    /// The template's tag: 29 or 30.
+    #[must_use]
+    pub const fn tag(self) -> u8 {
+        match self {
+            MerchantType::Individual => tag::INDIVIDUAL_ACCOUNT,
+            MerchantType::Merchant => tag::MERCHANT_ACCOUNT,
+        }
+    }
+
+    /// The tag as the SDK's decode reports it: `"29"` or `"30"`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            MerchantType::Individual => "29",
+            MerchantType::Merchant => "30",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Element<'a> {
+    object: DataObject<'a>,
+    /// Range of this template's sub-objects in `Decoded::subs`, when it has any.
+    children: Option<(u32, u32)>,
+}
+
+/// A decoded KHQR: every data object of the string, in order, borrowed from it.
+///
+/// Decoding is **lossless**: every top-level data object, known or not, is kept
+/// with its raw value and length digits, and so is every sub-object of a template
+/// (tags 26–51, 62, 64, 80–99 — EMV QRCPS-MPM 4.7) whose value reads as data
+/// objects; [`Decoded::encode`] gives back the identical string. Private tags of
+/// bank apps (ABA's 40, ACLEDA's sub-template 62/99, …) come through untouched.
+///
+/// Decoding checks structure only (no CRC, no field rules): use [`crate::verify`]
+/// for that. It never panics and takes time linear in the input.
+///
+/// ```
+/// use bakong_khqr::{Decoded, MerchantType};
+///
+/// let s = "00020101021129180014jonhsmith@nbcq5204599953031165802KH5910Jonh Smith6010Phnom Penh6304856B";
+/// let d = Decoded::parse(s)?;
+/// assert_eq!(d.merchant_type(), Some(MerchantType::Individual));
+/// assert_eq!(d.bakong_account_id(), Some("jonhsmith@nbcq"));
+/// assert_eq!(d.merchant_name(), Some("Jonh Smith"));
+/// assert_eq!(d.encode(), s);
+/// # Ok::<(), bakong_khqr::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Decoded<'a> {
+    payload: &'a str,
+    top: Vec<Element<'a>>,
+    subs: Vec<DataObject<'a>>,
+}
+
+/// One top-level data object of a [`Decoded`] payload, with its sub-objects when
+/// it is a template that reads as data objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry<'d, 'a> {
+    /// The data object: ID, length as written, raw value.
+    pub object: DataObject<'a>,
+    /// The sub-objects of a template, in order; `None` for a primitive data object
+    /// or a template value that does not read as data objects (kept opaque).
+    pub children: Option<&'d [DataObject<'a>]>,
+}
+
+impl<'d, 'a> Entry<'d, 'a> {
+    /// The ID, 0–99.
+    #[must_use]
+    pub const fn id(&self) -> u8 {
+        self.object.id()
+    }
+
+    /// The raw value.
+    #[must_use]
+    pub const fn value(&self) -> &'a str {
+        self.object.value()
+    }
+
+    /// The value of the first sub-object `sub`, if this is a template that has one.
+    #[must_use]
+    pub fn sub_value(&self, sub: u8) -> Option<&'a str> {
+        self.children?.iter().find(|o| o.id() == sub).map(|o| o.value())
+    }
+}
+
+pub(crate) fn template_field(id: u8) -> Field {
+    match id {
+        tag::INDIVIDUAL_ACCOUNT | tag::MERCHANT_ACCOUNT => Field::MerchantAccountInformation,
+        tag::ADDITIONAL_DATA => Field::AdditionalDataFieldTemplate,
+        tag::LANGUAGE_TEMPLATE => Field::MerchantInformationLanguageTemplate,
+        tag::TIMESTAMPS => Field::Timestamps,
+        _ => Field::Payload,
+    }
+}
+
+pub(crate) fn malformed(field: Field, e: TlvError) -> Error {
+    let code = if field == Field::MerchantAccountInformation {
+        // A merchant account template that cannot be read: no merchant type.
+        ErrorCode::MerchantTypeRequired
+    } else {
+        ErrorCode::MalformedTlv
+    };
+    Error::new(code, field, Detail::Tlv(e))
+}
+
+impl<'a> Decoded<'a> {
+    /// Decodes `payload`.
+    ///
+    /// # Errors
+    /// * [`ErrorCode::KhqrInvalid`] (8) for an empty string.
+    /// * [`ErrorCode::MalformedTlv`] (54) when the top level or a KHQR template
+    ///   (62, 64, 99) is not well-formed TLV: an ID or length that is not two ASCII
+    ///   digits (`"59 9"`, `"59+9"`, `"59-1"`, `"591A"`), a length past the end
+    ///   (truncation, a three-digit length), a template whose value is not data
+    ///   objects (`"6206XXABCD"`). [`Error::tlv_error`] says where.
+    /// * [`ErrorCode::MerchantTypeRequired`] (5) when the merchant account template
+    ///   (29 or 30) is not well-formed TLV.
+    pub fn parse(payload: &'a str) -> Result<Self, Error> {
+        if payload.is_empty() {
+            return Err(Error::missing(ErrorCode::KhqrInvalid, Field::Payload));
+        }
+        let mut top = Vec::with_capacity(16);
+        let mut subs = Vec::with_capacity(16);
+        for object in Reader::new(payload) {
+            let object = object.map_err(|e| malformed(Field::Payload, e))?;
+            let id = object.id();
+            let mut children = None;
+            if tag::is_template(id) {
+                let start = subs.len();
+                let mut ok = true;
+                for sub in object.children() {
+                    match sub {
+                        Ok(s) => subs.push(s),
+                        Err(e) if tag::is_khqr_template(id) => {
+                            return Err(malformed(template_field(id), e));
+                        }
+                        Err(_) => {
+                            ok = false;
+                            break;
+                        }
+                    }
+                }
+                if ok {
+                    children = Some((start as u32, subs.len() as u32));
+                } else {
+                    subs.truncate(start);
+                }
+            }
+            top.push(Element { object, children });
+        }
+        Ok(Decoded { payload, top, subs })
+    }
+
+    /// The string that was decoded.
+    #[must_use]
+    pub const fn payload(&self) -> &'a str {
+        self.payload
+    }
+
+    /// The top-level data objects, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Entry<'_, 'a>> + '_ {
+        self.top.iter().map(|e| self.entry(e))
+    }
+
+    fn entry(&self, e: &Element<'a>) -> Entry<'_, 'a> {
+        Entry {
+            object: e.object,
+            children: e
+                .children
+                .and_then(|(s, t)| self.subs.get(s as usize..t as usize)),
+        }
+    }
+
+    /// The first top-level data object with this ID.
+    #[must_use]
+    pub fn get(&self, id: u8) -> Option<Entry<'_, 'a>> {
+        self.top.iter().find(|e| e.object.id() == id).map(|e| self.entry(e))
+    }
+
+    /// The value of the first top-level data object with this ID.
+    #[must_use]
+    pub fn value(&self, id: u8) -> Option<&'a str> {
+        self.top.iter().find(|e| e.object.id() == id).map(|e| e.object.value())
+    }
+
+    /// The value of sub-object `sub` of the first template `id`.
+    #[must_use]
+    pub fn sub_value(&self, id: u8, sub: u8) -> Option<&'a str> {
+        self.get(id)?.sub_value(sub)
+    }
+
+    /// How many top-level data objects have this ID.
+    #[must_use]
+    pub fn count(&self, id: u8) -> usize {
+        self.top.iter().filter(|e| e.object.id() == id).count()
+    }
+
+    /// Writes the payload back: identical to the decoded string.
+    #[must_use]
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(self.payload.len());
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the payload, data object by data object, to `out`.
+    pub fn encode_into(&self, out: &mut String) {
+        let mut w = Writer::new(out);
+        for e in &self.top {
+            let o = e.object;
+            // Lengths read from two digits are ≤ 99: this cannot fail.
+            let _ = w.write_with_length(o.id(), usize::from(o.length()), o.value());
+        }
+    }
+
+    // ----- typed accessors -------------------------------------------------
+
+    /// Tag 29 or 30, whichever comes first.
+    #[must_use]
+    pub fn merchant_type(&self) -> Option<MerchantType> {
+        self.top.iter().find_map(|e| match e.object.id() {
+            tag::INDIVIDUAL_ACCOUNT => Some(MerchantType::Individual),
+            tag::MERCHANT_ACCOUNT => Some(MerchantType::Merchant),
+            _ => None,
+        })
+    }
+
+    fn account(&self, sub: u8) -> Option<&'a str> {
+        self.sub_value(self.merchant_type()?.tag(), sub)
+    }
+
+    /// Bakong account ID, tag 29/30 sub-tag 00.
+    #[must_use]
+    pub fn bakong_account_id(&self) -> Option<&'a str> {
+        self.account(tag::sub::BAKONG_ACCOUNT_ID)
+    }
+
+    /// Account information, tag 29 sub-tag 01 (individuals only).
+    #[must_use]
+    pub fn account_information(&self) -> Option<&'a str> {
+        match self.merchant_type()? {
+            MerchantType::Individual => self.account(tag::sub::ACCOUNT_INFORMATION),
+            MerchantType::Merchant => None,
+        }
+    }
+
+    /// Merchant ID, tag 30 sub-tag 01 (merchants only).
+    #[must_use]
+    pub fn merchant_id(&self) -> Option<&'a str> {
+        match self.merchant_type()? {
+            MerchantType::Merchant => self.account(tag::sub::MERCHANT_ID),
+            MerchantType::Individual => None,
+        }
+    }
+
+    /// Acquiring bank, tag 29/30 sub-tag 02.
+    #[must_use]
+    pub fn acquiring_bank(&self) -> Option<&'a str> {
+        self.account(tag::sub::ACQUIRING_BANK)
+    }
+
+    /// Payload Format Indicator, tag 00.
+    #[must_use]
+    pub fn payload_format_indicator(&self) -> Option<&'a str> {
+        self.value(tag::PAYLOAD_FORMAT_INDICATOR)
+    }
+
+    /// Point of Initiation Method, tag 01: `"11"` static, `"12"` dynamic.
+    #[must_use]
+    pub fn point_of_initiation_method(&self) -> Option<&'a str> {
+        self.value(tag::POINT_OF_INITIATION_METHOD)
+    }
+
+    /// Whether the point of initiation method is `12` (dynamic: one payment).
+    #[must_use]
+    pub fn is_dynamic(&self) -> bool {
+        self.point_of_initiation_method() == Some("12")
+    }
+
+    /// UnionPay merchant account, tag 15.
+    #[must_use]
+    pub fn union_pay_merchant_account(&self) -> Option<&'a str> {
+        self.value(tag::UNIONPAY_MERCHANT_ACCOUNT)
+    }
+
+    /// Merchant Category Code, tag 52.
+    #[must_use]
+    pub fn merchant_category_code(&self) -> Option<&'a str> {
+        self.value(tag::MERCHANT_CATEGORY_CODE)
+    }
+
+    /// Transaction Currency, tag 53, raw (`"116"`, `"840"`).
+    #[must_use]
+    pub fn transaction_currency(&self) -> Option<&'a str> {
+        self.value(tag::TRANSACTION_CURRENCY)
+    }
+
+    /// Transaction Currency as a [`Currency`], when it is 116 or 840.
+    #[must_use]
+    pub fn currency(&self) -> Option<Currency> {
+        match self.transaction_currency()? {
+            "116" => Some(Currency::Khr),
+            "840" => Some(Currency::Usd),
+            _ => None,
+        }
+    }
+
+    /// Transaction Amount, tag 54, raw (`"1.50"`).
+    #[must_use]
+    pub fn transaction_amount(&self) -> Option<&'a str> {
+        self.value(tag::TRANSACTION_AMOUNT)
+    }
+
+    /// Country Code, tag 58.
+    #[must_use]
+    pub fn country_code(&self) -> Option<&'a str> {
+        self.value(tag::COUNTRY_CODE)
+    }
+
+    /// Merchant Name, tag 59.
+    #[must_use]
+    pub fn merchant_name(&self) -> Option<&'a str> {
+        self.value(tag::MERCHANT_NAME)
+    }
+
+    /// Merchant City, tag 60.
+    #[must_use]
+    pub fn merchant_city(&self) -> Option<&'a str> {
+        self.value(tag::MERCHANT_CITY)
+    }
+
+    /// Bill number, tag 62 sub-tag 01.
+    #[must_use]
+    pub fn bill_number(&self) -> Option<&'a str> {
+        self.sub_value(tag::ADDITIONAL_DATA, tag::sub::BILL_NUMBER)
+    }
+
+    /// Mobile number, tag 62 sub-tag 02.
+    #[must_use]
+    pub fn mobile_number(&self) -> Option<&'a str> {
+        self.sub_value(tag::ADDITIONAL_DATA, tag::sub::MOBILE_NUMBER)
+    }
+
+    /// Store label, tag 62 sub-tag 03.
+    #[must_use]
+    pub fn store_label(&self) -> Option<&'a str> {
+        self.sub_value(tag::ADDITIONAL_DATA, tag::sub::STORE_LABEL)
+    }
+
+    /// Terminal label, tag 62 sub-tag 07.
+    #[must_use]
+    pub fn terminal_label(&self) -> Option<&'a str> {
+        self.sub_value(tag::ADDITIONAL_DATA, tag::sub::TERMINAL_LABEL)
+    }
+
+    /// Purpose of transaction, tag 62 sub-tag 08.
+    #[must_use]
+    pub fn purpose_of_transaction(&self) -> Option<&'a str> {
+        self.sub_value(tag::ADDITIONAL_DATA, tag::sub::PURPOSE_OF_TRANSACTION)
+    }
+
+    /// Language preference, tag 64 sub-tag 00.
+    #[must_use]
+    pub fn language_preference(&self) -> Option<&'a str> {
+        self.sub_value(tag::LANGUAGE_TEMPLATE, tag::sub::LANGUAGE_PREFERENCE)
+    }
+
+    /// Merchant name in the alternate language, tag 64 sub-tag 01.
+    #[must_use]
+    pub fn merchant_name_alternate_language(&self) -> Option<&'a str> {
+        self.sub_value(tag::LANGUAGE_TEMPLATE, tag::sub::NAME_ALTERNATE_LANGUAGE)
+    }
+
+    /// Merchant city in the alternate language, tag 64 sub-tag 02.
+    #[must_use]
+    pub fn merchant_city_alternate_language(&self) -> Option<&'a str> {
+        self.sub_value(tag::LANGUAGE_TEMPLATE, tag::sub::CITY_ALTERNATE_LANGUAGE)
+    }
+
+    /// Creation timestamp, tag 99 sub-tag 00, raw (milliseconds as text).
+    #[must_use]
+    pub fn creation_timestamp(&self) -> Option<&'a str> {
+        self.sub_value(tag::TIMESTAMPS, tag::sub::CREATION_TIMESTAMP)
+    }
+
+    /// Expiration timestamp, tag 99 sub-tag 01, raw (milliseconds as text).
+    #[must_use]
+    pub fn expiration_timestamp(&self) -> Option<&'a str> {
+        self.sub_value(tag::TIMESTAMPS, tag::sub::EXPIRATION_TIMESTAMP)
+    }
+
+    /// Creation timestamp in milliseconds since the Unix epoch, when it is digits.
+    #[must_use]
+    pub fn creation_timestamp_ms(&self) -> Option<u64> {
+        parse_ms(self.creation_timestamp()?)
+    }
+
+    /// Expiration timestamp in milliseconds since the Unix epoch, when it is digits.
+    #[must_use]
+    pub fn expiration_timestamp_ms(&self) -> Option<u64> {
+        parse_ms(self.expiration_timestamp()?)
+    }
+
+    /// CRC, tag 63, raw (four hex digits as written).
+    #[must_use]
+    pub fn crc(&self) -> Option<&'a str> {
+        self.value(tag::CRC)
+    }
+
+    /// The 25 fields of the official SDK's `BakongKHQR.decode`, same names and order.
+    #[must_use]
+    pub fn sdk_fields(&self) -> SdkFields<'a> {
+        SdkFields {
+            merchant_type: self.merchant_type().map(MerchantType::as_str),
+            bakong_account_id: self.bakong_account_id(),
+            account_information: self.account_information(),
+            merchant_id: self.merchant_id(),
+            acquiring_bank: self.acquiring_bank(),
+            bill_number: self.bill_number(),
+            mobile_number: self.mobile_number(),
+            store_label: self.store_label(),
+            terminal_label: self.terminal_label(),
+            purpose_of_transaction: self.purpose_of_transaction(),
+            language_preference: self.language_preference(),
+            merchant_name_alternate_language: self.merchant_name_alternate_language(),
+            merchant_city_alternate_language: self.merchant_city_alternate_language(),
+            creation_timestamp: self.creation_timestamp(),
+            expiration_timestamp: self.expiration_timestamp(),
+            payload_format_indicator: self.payload_format_indicator(),
+            point_of_initiation_method: self.point_of_initiation_method(),
+            union_pay_merchant: self.union_pay_merchant_account(),
+            merchant_category_code: self.merchant_category_code(),
+            transaction_currency: self.transaction_currency(),
+            transaction_amount: self.transaction_amount(),
+            country_code: self.country_code(),
+            merchant_name: self.merchant_name(),
+            merchant_city: self.merchant_city(),
+            crc: self.crc(),
+        }
+    }
+}
+
+pub(crate) fn parse_ms(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+impl fmt::Debug for Decoded<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut l = f.debug_list();
+        for e in self.iter() {
+            match e.children {
+                Some(c) => l.entry(&(
+                    format_args!("{:02}", e.id()),
+                    c.iter()
+                        .map(|o| (format!("{:02}", o.id()), o.value()))
+                        .collect::<Vec<_>>(),
+                )),
+                None => l.entry(&(format_args!("{:02}", e.id()), e.value())),
+            };
+        }
+        l.finish()
+    }
+}
+
+/// The official SDK's decode output: 25 fields, all raw text or absent.
+///
+/// Field names follow the SDK's JSON keys (see [`SdkFields::pairs`]), including
+/// its spelling `pointofInitiationMethod`. With the `serde` feature it serialises
+/// to exactly the SDK's JSON object (absent fields as `null`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
+#[allow(missing_docs)]
+pub struct SdkFields<'a> {
+    pub merchant_type: Option<&'a str>,
+    #[cfg_attr(feature = "serde", serde(rename = "bakongAccountID"))]
+    pub bakong_account_id: Option<&'a str>,
+    pub account_information: Option<&'a str>,
+    #[cfg_attr(feature = "serde", serde(rename = "merchantID"))]
+    pub merchant_id: Option<&'a str>,
+    pub acquiring_bank: Option<&'a str>,
+    pub bill_number: Option<&'a str>,
+    pub mobile_number: Option<&'a str>,
+    pub store_label: Option<&'a str>,
+    pub terminal_label: Option<&'a str>,
+    pub purpose_of_transaction: Option<&'a str>,
+    pub language_preference: Option<&'a str>,
+    pub merchant_name_alternate_language: Option<&'a str>,
+    pub merchant_city_alternate_language: Option<&'a str>,
+    pub creation_timestamp: Option<&'a str>,
+    pub expiration_timestamp: Option<&'a str>,
+    pub payload_format_indicator: Option<&'a str>,
+    #[cfg_attr(feature = "serde", serde(rename = "pointofInitiationMethod"))]
+    pub point_of_initiation_method: Option<&'a str>,
+    pub union_pay_merchant: Option<&'a str>,
+    pub merchant_category_code: Option<&'a str>,
+    pub transaction_currency: Option<&'a str>,
+    pub transaction_amount: Option<&'a str>,
+    pub country_code: Option<&'a str>,
+    pub merchant_name: Option<&'a str>,
+    pub merchant_city: Option<&'a str>,
+    pub crc: Option<&'a str>,
+}
+
+impl<'a> SdkFields<'a> {
+    /// The SDK's JSON key names, in its order.
+    pub const KEYS: [&'static str; 25] = [
+        "merchantType",
+        "bakongAccountID",
+        "accountInformation",
+        "merchantID",
+        "acquiringBank",
+        "billNumber",
+        "mobileNumber",
+        "storeLabel",
+        "terminalLabel",
+        "purposeOfTransaction",
+        "languagePreference",
+        "merchantNameAlternateLanguage",
+        "merchantCityAlternateLanguage",
+        "creationTimestamp",
+        "expirationTimestamp",
+        "payloadFormatIndicator",
+        "pointofInitiationMethod",
+        "unionPayMerchant",
+        "merchantCategoryCode",
+        "transactionCurrency",
+        "transactionAmount",
+        "countryCode",
+        "merchantName",
+        "merchantCity",
+        "crc",
+    ];
+
+    /// `(SDK key, value)` for all 25 fields, in the SDK's order.
+    #[must_use]
+    pub fn pairs(&self) -> [(&'static str, Option<&'a str>); 25] {
+        let v = [
+            self.merchant_type,
+            self.bakong_account_id,
+            self.account_information,
+            self.merchant_id,
+            self.acquiring_bank,
+            self.bill_number,
+            self.mobile_number,
+            self.store_label,
+            self.terminal_label,
+            self.purpose_of_transaction,
+            self.language_preference,
+            self.merchant_name_alternate_language,
+            self.merchant_city_alternate_language,
+            self.creation_timestamp,
+            self.expiration_timestamp,
+            self.payload_format_indicator,
+            self.point_of_initiation_method,
+            self.union_pay_merchant,
+            self.merchant_category_code,
+            self.transaction_currency,
+            self.transaction_amount,
+            self.country_code,
+            self.merchant_name,
+            self.merchant_city,
+            self.crc,
+        ];
+        core::array::from_fn(|i| (Self::KEYS[i], v[i]))
+    }
+}

@@ -1,0 +1,244 @@
+//! Requests in the official SDK's JSON shape (feature `serde`).
+//!
+//! The JavaScript SDK takes `IndividualInfo` / `MerchantInfo` objects; written as
+//! JSON they look like
+//!
+//! ```json
+//! {"bakongAccountID": "jonhsmith@nbcq", "merchantName": "Jonh Smith",
+//!  "merchantCity": "Phnom Penh", "currency": 840, "amount": "1.5",
+//!  "expirationTimestamp": 1700000060000}
+//! ```
+//!
+//! with the optional keys either at the top level or inside an `"optional"`
+//! object, as in the SDK's constructor. [`request_from_json`] reads exactly that:
+//!
+//! * text fields: strings, or numbers (written as JSON wrote them, as the SDK
+//!   stringifies them); `null` and `""` mean absent, as in the SDK;
+//! * `currency`: `116`/`840` as number or string, or `"KHR"`/`"USD"`;
+//! * `amount`: decimal text or a JSON number (read from its text, never through
+//!   a float); `0` or absent makes a static KHQR;
+//! * `expirationTimestamp`: whole milliseconds, as a number or a digit string.
+//!
+//! Unknown keys are refused (a misspelt `"ammount"` must not silently make a
+//! static QR).
+//!
+//! ```
+//! use bakong_khqr::json::{request_from_json, Kind};
+//!
+//! let req = request_from_json(Kind::Individual, r#"{"bakongAccountID":"jonhsmith@nbcq",
+//!     "merchantName":"Jonh Smith","merchantCity":"Phnom Penh"}"#)?;
+//! let khqr = req.generate(1_700_000_000_000)?;
+//! assert_eq!(khqr.md5().to_string(), "cba0b1de19ac736653267fc127e08b92");
+//! # Ok::<(), bakong_khqr::Error>(())
+//! ```
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+use crate::amount::Currency;
+use crate::error::{Error, ErrorCode, Field};
+use crate::payload::{Account, AmountInput, Expiration, Request};
+
+/// Which SDK class the JSON stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `IndividualInfo`: tag 29.
+    Individual,
+    /// `MerchantInfo`: tag 30.
+    Merchant,
+}
+
+impl Kind {
+    /// Reads `"individual"` or `"merchant"`.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "individual" => Some(Kind::Individual),
+            "merchant" => Some(Kind::Merchant),
+            _ => None,
+        }
+    }
+}
+
+const KEYS: &[(&str, Field)] = &[
+    ("bakongAccountID", Field::BakongAccountId),
+    ("merchantName", Field::MerchantName),
+    ("merchantCity", Field::MerchantCity),
+    ("merchantID", Field::MerchantId),
+    ("acquiringBank", Field::AcquiringBank),
+    ("accountInformation", Field::AccountInformation),
+    ("currency", Field::TransactionCurrency),
+    ("amount", Field::TransactionAmount),
+    ("expirationTimestamp", Field::ExpirationTimestamp),
+    ("billNumber", Field::BillNumber),
+    ("mobileNumber", Field::MobileNumber),
+    ("storeLabel", Field::StoreLabel),
+    ("terminalLabel", Field::TerminalLabel),
+    ("purposeOfTransaction", Field::PurposeOfTransaction),
+    ("languagePreference", Field::LanguagePreference),
+    ("merchantNameAlternateLanguage", Field::MerchantNameAlternateLanguage),
+    ("merchantCityAlternateLanguage", Field::MerchantCityAlternateLanguage),
+    ("upiMerchantAccount", Field::UnionPayMerchantAccount),
+    ("merchantCategoryCode", Field::MerchantCategoryCode),
+];
+
+fn invalid(field: Field, why: &'static str) -> Error {
+    Error::reason(ErrorCode::InvalidRequest, field, why)
+}
+
+/// Reads a request from JSON text in the SDK's shape (see the module docs).
+///
+/// # Errors
+/// [`ErrorCode::InvalidRequest`] (60) for text that is not a JSON object, an
+/// unknown key, or a value of the wrong type (an object where text belongs; a
+/// fractional, negative or non-numeric expiration); the currency's own errors
+/// (19, 28). Everything else is checked by [`Request::generate`].
+pub fn request_from_json(kind: Kind, json: &str) -> Result<Request<'static>, Error> {
+    let v: Value = serde_json::from_str(json).map_err(|_| invalid(Field::Request, "is not valid JSON"))?;
+    request_from_value(kind, &v)
+}
+
+/// Reads a request from a parsed JSON value in the SDK's shape.
+///
+/// # Errors
+/// As [`request_from_json`].
+pub fn request_from_value(kind: Kind, v: &Value) -> Result<Request<'static>, Error> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| invalid(Field::Request, "must be a JSON object"))?;
+    let mut flat = Map::new();
+    for (k, val) in obj {
+        if k == "optional" {
+            match val {
+                Value::Object(o) => {
+                    for (k2, v2) in o {
+                        flat.insert(k2.clone(), v2.clone());
+                    }
+                }
+                Value::Null => {}
+                _ => return Err(invalid(Field::Request, "has an \"optional\" that is not an object")),
+            }
+        } else {
+            flat.insert(k.clone(), val.clone());
+        }
+    }
+    for k in flat.keys() {
+        if !KEYS.iter().any(|(name, _)| name == k) {
+            return Err(Error::reason_with(
+                ErrorCode::InvalidRequest,
+                Field::Request,
+                "has an unknown key",
+                k,
+            ));
+        }
+    }
+    let field = |name: &str| KEYS.iter().find(|(n, _)| *n == name).map_or(Field::Request, |(_, f)| *f);
+    let text = |name: &str| -> Result<Option<Cow<'static, str>>, Error> {
+        match flat.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(Cow::Owned(s.clone()))),
+            Some(Value::Number(n)) => Ok(Some(Cow::Owned(number_text(n)))),
+            Some(_) => Err(invalid(field(name), "must be text")),
+        }
+    };
+    let id = text("bakongAccountID")?.unwrap_or_default();
+    let name = text("merchantName")?.unwrap_or_default();
+    let mut req = match kind {
+        Kind::Individual => {
+            let mut r = Request::individual(id, name);
+            r.account = Account::Individual {
+                account_information: text("accountInformation")?,
+                acquiring_bank: text("acquiringBank")?,
+            };
+            r
+        }
+        Kind::Merchant => Request::merchant(
+            id,
+            name,
+            text("merchantID")?.unwrap_or_default(),
+            text("acquiringBank")?.unwrap_or_default(),
+        ),
+    };
+    req.merchant_city = text("merchantCity")?;
+    if let Some(c) = text("currency")? {
+        req.currency = Currency::parse(&c)?;
+    }
+    req.amount = text("amount")?.map(AmountInput::Text);
+    req.expiration = match flat.get("expirationTimestamp") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::Number(n)) => Some(Expiration::AtMs(n.as_u64().ok_or_else(|| {
+            invalid(
+                Field::ExpirationTimestamp,
+                "must be a whole, non-negative number of milliseconds",
+            )
+        })?)),
+        Some(Value::String(s)) if s.bytes().all(|b| b.is_ascii_digit()) && s.len() <= 19 => {
+            Some(Expiration::AtMs(s.parse().map_err(|_| {
+                invalid(Field::ExpirationTimestamp, "is too large")
+            })?))
+        }
+        Some(_) => {
+            return Err(invalid(
+                Field::ExpirationTimestamp,
+                "must be a whole, non-negative number of milliseconds",
+            ))
+        }
+    };
+    req.bill_number = text("billNumber")?;
+    req.mobile_number = text("mobileNumber")?;
+    req.store_label = text("storeLabel")?;
+    req.terminal_label = text("terminalLabel")?;
+    req.purpose_of_transaction = text("purposeOfTransaction")?;
+    req.language_preference = text("languagePreference")?;
+    req.merchant_name_alternate_language = text("merchantNameAlternateLanguage")?;
+    req.merchant_city_alternate_language = text("merchantCityAlternateLanguage")?;
+    req.upi_merchant_account = text("upiMerchantAccount")?;
+    req.merchant_category_code = text("merchantCategoryCode")?;
+    Ok(req)
+}
+
+/// A JSON number's text as JavaScript's `String()` would write it for the values
+/// that matter here: integers as digits, `100.0` as `100`. Read from the number's
+/// own text; no float arithmetic.
+fn number_text(n: &serde_json::Number) -> String {
+    let s = n.to_string();
+    match s.strip_suffix(".0") {
+        Some(int) => int.to_owned(),
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        let r = request_from_json(
+            Kind::Individual,
+            r#"{"bakongAccountID":"a@b","merchantName":1234,"optional":{"currency":"USD","amount":100.0,"expirationTimestamp":"1700000060000"}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.merchant_name, "1234");
+        assert_eq!(r.currency, Currency::Usd);
+        assert_eq!(r.amount, Some(AmountInput::Text("100".into())));
+        assert_eq!(r.expiration, Some(Expiration::AtMs(1_700_000_060_000)));
+        for bad in [
+            r#"{"bakongAccountID":{}}"#,
+            r#"{"ammount":"1"}"#,
+            r#"{"expirationTimestamp":1.5}"#,
+            r#"{"expirationTimestamp":-1}"#,
+            r#"{"expirationTimestamp":"abc"}"#,
+            r#"[]"#,
+            r#"{"#,
+        ] {
+            let e = request_from_json(Kind::Individual, bad).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InvalidRequest, "{bad}");
+        }
+        let e = request_from_json(Kind::Individual, r#"{"ammount":"1"}"#).unwrap_err();
+        assert_eq!(e.to_string(), "request has an unknown key: \"ammount\"");
+    }
+}

@@ -1,0 +1,229 @@
+//! The plain QR code of a payload, as a module matrix or a PNG (feature `render`).
+//!
+//! The symbol is encoded with [`fast_qr`] in **byte mode** (the payload's UTF-8
+//! bytes, so Khmer text scans back exactly) at error-correction level M by
+//! default, and drawn with a quiet zone of 4 modules (ISO/IEC 18004 §6.3.8) at
+//! a whole number of pixels per module: no resampling, sharp edges. The PNG is
+//! 1-bit greyscale, unfiltered, and identical on every run for the same input.
+//!
+//! ```
+//! use bakong_khqr::render::{qr_png, QrOptions};
+//!
+//! let payload = "00020101021129180014jonhsmith@nbcq5204599953031165802KH5910Jonh Smith6010Phnom Penh6304856B";
+//! let png = qr_png(payload, &QrOptions::default())?;
+//! assert_eq!(&png[1..4], b"PNG");
+//! # Ok::<(), bakong_khqr::render::RenderError>(())
+//! ```
+
+use core::fmt;
+
+use fast_qr::{Mode, QRBuilder, ECL};
+
+/// Error-correction level of the QR symbol (ISO/IEC 18004 §6.5.1): the share of
+/// the symbol that can be damaged and still read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Ecc {
+    /// About 7%.
+    L,
+    /// About 15%: the default here (bank apps print KHQR at M).
+    #[default]
+    M,
+    /// About 25%.
+    Q,
+    /// About 30%: for symbols with a logo over the centre.
+    H,
+}
+
+impl Ecc {
+    fn to_fast_qr(self) -> ECL {
+        match self {
+            Ecc::L => ECL::L,
+            Ecc::M => ECL::M,
+            Ecc::Q => ECL::Q,
+            Ecc::H => ECL::H,
+        }
+    }
+}
+
+/// How to draw the plain QR PNG.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct QrOptions {
+    /// Pixels per module, 1–100; default 10.
+    pub module_px: u32,
+    /// Quiet zone around the symbol, in modules, 0–100; default 4 (the standard's
+    /// minimum; less may not scan).
+    pub quiet_zone: u32,
+    /// Error-correction level; default M.
+    pub ecc: Ecc,
+}
+
+impl Default for QrOptions {
+    fn default() -> Self {
+        QrOptions {
+            module_px: 10,
+            quiet_zone: 4,
+            ecc: Ecc::M,
+        }
+    }
+}
+
+impl QrOptions {
+    /// Sets the pixels per module.
+    #[must_use]
+    pub const fn module_px(mut self, px: u32) -> Self {
+        self.module_px = px;
+        self
+    }
+
+    /// Sets the quiet zone, in modules.
+    #[must_use]
+    pub const fn quiet_zone(mut self, modules: u32) -> Self {
+        self.quiet_zone = modules;
+        self
+    }
+
+    /// Sets the error-correction level.
+    #[must_use]
+    pub const fn ecc(mut self, ecc: Ecc) -> Self {
+        self.ecc = ecc;
+        self
+    }
+}
+
+/// Why a QR could not be made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RenderError {
+    /// The payload is longer than a version-40 symbol holds at this level
+    /// (2 331 bytes at M).
+    TooLong {
+        /// The payload's length in UTF-8 bytes.
+        bytes: usize,
+    },
+    /// An option is out of range.
+    InvalidOption(&'static str),
+    /// The PNG encoder failed (it writes to memory, so this is not expected).
+    Png(String),
+}
+
+impl fmt::Display for RenderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RenderError::TooLong { bytes } => {
+                write!(f, "payload of {bytes} bytes does not fit in a QR symbol at this error-correction level")
+            }
+            RenderError::InvalidOption(what) => write!(f, "invalid option: {what}"),
+            RenderError::Png(e) => write!(f, "PNG encoding failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RenderError {}
+
+/// A QR symbol: a square of dark and light modules, without quiet zone.
+#[derive(Clone, PartialEq, Eq)]
+pub struct QrMatrix {
+    size: usize,
+    dark: Vec<bool>,
+}
+
+impl QrMatrix {
+    /// Encodes `payload`'s UTF-8 bytes in byte mode at level `ecc`, choosing the
+    /// smallest version that fits and the mask with the lowest penalty.
+    ///
+    /// # Errors
+    /// [`RenderError::TooLong`] if no version holds the payload.
+    pub fn encode(payload: &str, ecc: Ecc) -> Result<Self, RenderError> {
+        let qr = QRBuilder::new(payload.as_bytes())
+            .ecl(ecc.to_fast_qr())
+            .mode(Mode::Byte)
+            .build()
+            .map_err(|_| RenderError::TooLong { bytes: payload.len() })?;
+        let size = qr.size;
+        let dark = qr.data[..size * size].iter().map(|m| m.value()).collect();
+        Ok(QrMatrix { size, dark })
+    }
+
+    /// Width and height in modules (21 for version 1, up to 177).
+    #[must_use]
+    pub const fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Whether the module at column `x`, row `y` is dark; light outside the symbol.
+    #[must_use]
+    pub fn is_dark(&self, x: usize, y: usize) -> bool {
+        x < self.size && y < self.size && self.dark.get(y * self.size + x).copied().unwrap_or(false)
+    }
+}
+
+impl fmt::Debug for QrMatrix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QrMatrix").field("size", &self.size).finish_non_exhaustive()
+    }
+}
+
+/// Draws `payload` as a QR code PNG: 1-bit greyscale (black modules on white),
+/// `(size + 2 × quiet_zone) × module_px` pixels square.
+///
+/// # Errors
+/// [`RenderError::TooLong`] when the payload does not fit a QR symbol;
+/// [`RenderError::InvalidOption`] when `module_px` is not 1–100 or `quiet_zone`
+/// is over 100.
+pub fn qr_png(payload: &str, options: &QrOptions) -> Result<Vec<u8>, RenderError> {
+    if !(1..=100).contains(&options.module_px) {
+        return Err(RenderError::InvalidOption("module_px must be 1 to 100 pixels"));
+    }
+    if options.quiet_zone > 100 {
+        return Err(RenderError::InvalidOption("quiet_zone must be at most 100 modules"));
+    }
+    let m = QrMatrix::encode(payload, options.ecc)?;
+    matrix_png(&m, options.module_px as usize, options.quiet_zone as usize)
+}
+
+/// Draws an encoded matrix as a 1-bit PNG with the given scale and quiet zone.
+///
+/// # Errors
+/// [`RenderError::InvalidOption`] for a `module_px` of 0; [`RenderError::Png`]
+/// if the encoder fails.
+pub fn matrix_png(m: &QrMatrix, module_px: usize, quiet_zone: usize) -> Result<Vec<u8>, RenderError> {
+    if module_px == 0 {
+        return Err(RenderError::InvalidOption("module_px must be at least 1"));
+    }
+    let modules = m.size + 2 * quiet_zone;
+    let side = modules * module_px;
+    let stride = side.div_ceil(8);
+    // White (1 bits) everywhere, then clear the dark modules' bits.
+    let mut pixels = vec![0xFFu8; stride * side];
+    let mut row = vec![0xFFu8; stride];
+    for y in 0..m.size {
+        row.fill(0xFF);
+        for x in 0..m.size {
+            if m.is_dark(x, y) {
+                let px0 = (x + quiet_zone) * module_px;
+                for px in px0..px0 + module_px {
+                    row[px / 8] &= !(0x80 >> (px % 8));
+                }
+            }
+        }
+        let py0 = (y + quiet_zone) * module_px;
+        for py in py0..py0 + module_px {
+            pixels[py * stride..(py + 1) * stride].copy_from_slice(&row);
+        }
+    }
+    // Bits past the right edge of each row stay set; PNG ignores them.
+    let side32 = u32::try_from(side).map_err(|_| RenderError::InvalidOption("image too large"))?;
+    let mut out = Vec::with_capacity(pixels.len() / 8 + 128);
+    {
+        let mut enc = png::Encoder::new(&mut out, side32, side32);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::One);
+        enc.set_filter(png::Filter::NoFilter);
+        enc.set_compression(png::Compression::Fast);
+        let mut w = enc.write_header().map_err(|e| RenderError::Png(e.to_string()))?;
+        w.write_image_data(&pixels).map_err(|e| RenderError::Png(e.to_string()))?;
+        w.finish().map_err(|e| RenderError::Png(e.to_string()))?;
+    }
+    Ok(out)
+}

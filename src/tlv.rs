@@ -1,0 +1,460 @@
+//! EMV tag–length–value (TLV) data objects: a writer and a zero-copy reader.
+//!
+//! This module knows nothing of KHQR. It implements the data-object syntax of
+//! EMVCo's *QR Code Specification for Payment Systems: Merchant-Presented Mode*
+//! (EMV QRCPS-MPM, section 4.7): every data object is
+//!
+//! * an **ID** of exactly two ASCII digits (`"00"`–`"99"`),
+//! * a **length** of exactly two ASCII digits (`"00"`–`"99"`),
+//! * a **value** of that length.
+//!
+//! # Length unit
+//!
+//! EMVCo counts the length in characters. KHQR writers (the official JavaScript
+//! SDK) count **UTF-16 code units** (`String.prototype.length`), which equals the
+//! number of characters for all text in the Basic Multilingual Plane (Latin,
+//! Khmer, Thai, CJK …) and counts 2 for a character outside it (an emoji such as
+//! `😀`). Other writers count Unicode scalar values. [`Writer`] always writes
+//! UTF-16 units; [`Reader`] reads UTF-16 units and, when that count would end in
+//! the middle of a character outside the BMP, reads the length as a count of
+//! characters instead — so payloads from both conventions decode, and the length
+//! digits as written are kept in [`DataObject::length`] so that re-encoding is
+//! byte-for-byte lossless.
+//!
+//! # Examples
+//!
+//! ```
+//! use bakong_khqr::tlv::{Reader, Writer};
+//!
+//! let mut s = String::new();
+//! let mut w = Writer::new(&mut s);
+//! w.write(0, "01").unwrap();
+//! w.write(59, "ហាងកាហ្វេ").unwrap();
+//! assert_eq!(s, "0002015909ហាងកាហ្វេ");
+//!
+//! let objects: Vec<_> = Reader::new(&s).collect::<Result<_, _>>().unwrap();
+//! assert_eq!(objects[1].id(), 59);
+//! assert_eq!(objects[1].value(), "ហាងកាហ្វេ");
+//! ```
+
+use core::fmt;
+
+/// The largest value length two length digits can state: 99 units.
+pub const MAX_LENGTH: usize = 99;
+
+/// One data object read from a TLV string; borrows its value from the input.
+///
+/// `id` and `length` are the numbers the two-digit fields stated; `value` is a
+/// sub-slice of the input string (no copy).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct DataObject<'a> {
+    id: u8,
+    length: u8,
+    value: &'a str,
+    offset: usize,
+}
+
+impl<'a> DataObject<'a> {
+    /// The ID, 0–99 (written as two digits).
+    #[must_use]
+    pub const fn id(&self) -> u8 {
+        self.id
+    }
+
+    /// The length as written in the two length digits, 0–99.
+    ///
+    /// For BMP text this is the value's length in UTF-16 code units (= characters);
+    /// see the module docs for text outside the BMP.
+    #[must_use]
+    pub const fn length(&self) -> u8 {
+        self.length
+    }
+
+    /// The value, borrowed from the input.
+    #[must_use]
+    pub const fn value(&self) -> &'a str {
+        self.value
+    }
+
+    /// Byte offset of the ID's first digit in the string the reader was given.
+    #[must_use]
+    pub const fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// Reads the value itself as a sequence of data objects (a template, EMV
+    /// QRCPS-MPM 4.7.1), with offsets relative to the whole input.
+    #[must_use]
+    pub fn children(&self) -> Reader<'a> {
+        Reader::with_base(self.value, self.offset + 4)
+    }
+}
+
+/// What is wrong with a TLV string; see [`TlvError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TlvErrorKind {
+    /// Fewer than four characters are left where an ID and a length should start.
+    Truncated,
+    /// The ID is not two ASCII digits.
+    InvalidId,
+    /// The length is not two ASCII digits (a sign, a space, a letter …).
+    InvalidLength,
+    /// The length points past the end of the input.
+    LengthPastEnd,
+}
+
+/// A TLV string could not be read: what was wrong and where.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TlvError {
+    /// What was wrong.
+    pub kind: TlvErrorKind,
+    /// Byte offset in the input of the data object that could not be read.
+    pub offset: usize,
+    /// The ID of that data object, when its two ID digits could be read.
+    pub id: Option<u8>,
+}
+
+impl fmt::Display for TlvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            TlvErrorKind::Truncated => "input ends inside an ID or length",
+            TlvErrorKind::InvalidId => "ID is not two ASCII digits",
+            TlvErrorKind::InvalidLength => "length is not two ASCII digits",
+            TlvErrorKind::LengthPastEnd => "length points past the end of the input",
+        };
+        match self.id {
+            Some(id) => write!(f, "data object {id:02} at byte {}: {what}", self.offset),
+            None => write!(f, "data object at byte {}: {what}", self.offset),
+        }
+    }
+}
+
+impl std::error::Error for TlvError {}
+
+fn two_digits(bytes: &[u8]) -> Option<u8> {
+    match bytes {
+        [a @ b'0'..=b'9', b @ b'0'..=b'9'] => Some((a - b'0') * 10 + (b - b'0')),
+        _ => None,
+    }
+}
+
+/// Number of UTF-16 code units of `s` (the length unit of KHQR writers).
+#[must_use]
+pub fn utf16_len(s: &str) -> usize {
+    // Every UTF-8 lead byte starts one scalar value; 4-byte sequences need a
+    // surrogate pair. Counting bytes is faster than decoding chars.
+    s.bytes()
+        .map(|b| match b {
+            0x80..=0xBF => 0,
+            0xF0..=0xFF => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// Byte length of the first `n` length units of `rest` (see the module docs),
+/// or `None` if `rest` is too short.
+fn split_units(rest: &str, n: usize) -> Option<usize> {
+    let bytes = rest.as_bytes();
+    if bytes.len() >= n && bytes[..n].is_ascii() {
+        return Some(n);
+    }
+    let mut units = 0;
+    for (i, c) in rest.char_indices() {
+        if units == n {
+            return Some(i);
+        }
+        units += c.len_utf16();
+        if units > n {
+            // The UTF-16 count ends inside a surrogate pair: this writer counted
+            // characters (Unicode scalar values).
+            return match rest.char_indices().nth(n) {
+                Some((i, _)) => Some(i),
+                None => (rest.chars().count() == n).then_some(rest.len()),
+            };
+        }
+    }
+    (units == n).then_some(rest.len())
+}
+
+/// A zero-copy iterator over the data objects of a TLV string.
+///
+/// Yields `Ok(DataObject)` for each well-formed data object and stops after the
+/// first `Err`; it never panics and always ends (each step consumes at least
+/// four bytes or stops).
+#[derive(Clone, Debug)]
+pub struct Reader<'a> {
+    rest: &'a str,
+    offset: usize,
+    failed: bool,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `input`.
+    #[must_use]
+    pub const fn new(input: &'a str) -> Self {
+        Self::with_base(input, 0)
+    }
+
+    /// A reader over `input` whose offsets start at `base` (for templates).
+    #[must_use]
+    pub const fn with_base(input: &'a str, base: usize) -> Self {
+        Reader {
+            rest: input,
+            offset: base,
+            failed: false,
+        }
+    }
+
+    /// The part of the input not read yet.
+    #[must_use]
+    pub const fn remainder(&self) -> &'a str {
+        self.rest
+    }
+
+    fn read(&mut self) -> Result<DataObject<'a>, TlvError> {
+        let bytes = self.rest.as_bytes();
+        let offset = self.offset;
+        let err = |kind, id| TlvError { kind, offset, id };
+        let id = match bytes.get(..2) {
+            Some(d) => two_digits(d).ok_or(err(TlvErrorKind::InvalidId, None))?,
+            None => return Err(err(TlvErrorKind::Truncated, None)),
+        };
+        let length = match bytes.get(2..4) {
+            Some(d) => two_digits(d).ok_or(err(TlvErrorKind::InvalidLength, Some(id)))?,
+            None => return Err(err(TlvErrorKind::Truncated, Some(id))),
+        };
+        // bytes 0..4 are ASCII digits, so 4 is a char boundary.
+        let body = &self.rest[4..];
+        let end = split_units(body, usize::from(length))
+            .ok_or(err(TlvErrorKind::LengthPastEnd, Some(id)))?;
+        let (value, rest) = body.split_at(end);
+        self.rest = rest;
+        self.offset += 4 + end;
+        Ok(DataObject {
+            id,
+            length,
+            value,
+            offset,
+        })
+    }
+}
+
+impl<'a> Iterator for Reader<'a> {
+    type Item = Result<DataObject<'a>, TlvError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.rest.is_empty() {
+            return None;
+        }
+        let r = self.read();
+        self.failed = r.is_err();
+        Some(r)
+    }
+}
+
+/// A value could not be written: it is longer than two length digits can state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TooLong {
+    /// The ID of the data object.
+    pub id: u8,
+    /// The value's length in UTF-16 code units (over [`MAX_LENGTH`]).
+    pub length: usize,
+}
+
+impl fmt::Display for TooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "data object {:02} is {} UTF-16 code units long; two length digits allow at most {MAX_LENGTH}",
+            self.id, self.length
+        )
+    }
+}
+
+impl std::error::Error for TooLong {}
+
+/// Appends data objects to a caller's `String`.
+///
+/// Lengths are counted in UTF-16 code units, the unit of the KHQR SDK. The writer
+/// never writes a length over 99: it returns [`TooLong`] instead (the official
+/// SDK writes three digits, which no reader accepts). It allocates only when the
+/// `String` must grow: give it one with enough capacity and it allocates nothing,
+/// templates included (their length is patched in place).
+#[derive(Debug)]
+pub struct Writer<'b> {
+    out: &'b mut String,
+}
+
+impl<'b> Writer<'b> {
+    /// A writer appending to `out`.
+    pub fn new(out: &'b mut String) -> Self {
+        Writer { out }
+    }
+
+    /// Appends ID, length and value.
+    ///
+    /// # Errors
+    /// [`TooLong`] if `value` is over 99 UTF-16 code units; nothing is written then.
+    pub fn write(&mut self, id: u8, value: &str) -> Result<(), TooLong> {
+        self.write_with_length(id, utf16_len(value), value)
+    }
+
+    /// Appends ID, the given length and value, exactly as given (used to
+    /// re-encode a decoded payload without changing a byte).
+    ///
+    /// # Errors
+    /// [`TooLong`] if `length` is over 99; nothing is written then.
+    pub fn write_with_length(&mut self, id: u8, length: usize, value: &str) -> Result<(), TooLong> {
+        if length > MAX_LENGTH {
+            return Err(TooLong { id, length });
+        }
+        push2(self.out, id);
+        push2(self.out, length as u8);
+        self.out.push_str(value);
+        Ok(())
+    }
+
+    /// Appends a template (EMV QRCPS-MPM 4.7.1: a value that is itself data
+    /// objects) whose content `f` writes; its length is patched in afterwards.
+    ///
+    /// # Errors
+    /// [`TooLong`] from `f`, or for the template itself when its value is over 99
+    /// units; the buffer is left as it was then.
+    pub fn write_template(
+        &mut self,
+        id: u8,
+        f: impl FnOnce(&mut Writer<'_>) -> Result<(), TooLong>,
+    ) -> Result<(), TooLong> {
+        let start = self.out.len();
+        push2(self.out, id);
+        self.out.push_str("00");
+        let r = f(&mut Writer { out: self.out });
+        let length = utf16_len(&self.out[start + 4..]);
+        match r {
+            Ok(()) if length <= MAX_LENGTH => {
+                let mut digits = [0u8; 2];
+                digits[0] = b'0' + (length / 10) as u8;
+                digits[1] = b'0' + (length % 10) as u8;
+                // Two ASCII digits replace two ASCII digits: no reallocation.
+                self.out
+                    .replace_range(start + 2..start + 4, core::str::from_utf8(&digits).unwrap_or("00"));
+                Ok(())
+            }
+            Ok(()) => {
+                self.out.truncate(start);
+                Err(TooLong { id, length })
+            }
+            Err(e) => {
+                self.out.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// The text written so far (the whole buffer).
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        self.out
+    }
+}
+
+fn push2(out: &mut String, n: u8) {
+    debug_assert!(n <= 99, "TLV IDs and lengths are two digits");
+    out.push(char::from(b'0' + (n / 10) % 10));
+    out.push(char::from(b'0' + n % 10));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(s: &str) -> Result<Vec<(u8, u8, &str)>, TlvError> {
+        Reader::new(s)
+            .map(|r| r.map(|o| (o.id(), o.length(), o.value())))
+            .collect()
+    }
+
+    #[test]
+    fn reads_ascii_and_khmer() {
+        assert_eq!(
+            read_all("000201").unwrap(),
+            vec![(0, 2, "01")],
+        );
+        assert_eq!(
+            read_all("5909ហាងកាហ្វេ6002PP").unwrap(),
+            vec![(59, 9, "ហាងកាហ្វេ"), (60, 2, "PP")],
+        );
+    }
+
+    #[test]
+    fn astral_text_both_conventions() {
+        // UTF-16: the emoji counts 2.
+        assert_eq!(read_all("5907Shop 😀").unwrap(), vec![(59, 7, "Shop 😀")]);
+        // Characters: the emoji counts 1; 6 UTF-16 units would split it.
+        assert_eq!(read_all("5906Shop 😀").unwrap(), vec![(59, 6, "Shop 😀")]);
+        assert_eq!(read_all("5902😀x").unwrap(), vec![(59, 2, "😀")]);
+        assert_eq!(read_all("5901😀").unwrap(), vec![(59, 1, "😀")]);
+    }
+
+    #[test]
+    fn errors_carry_kind_offset_and_id() {
+        let e = read_all("000201591AJonh").unwrap_err();
+        assert_eq!(e.kind, TlvErrorKind::InvalidLength);
+        assert_eq!((e.offset, e.id), (6, Some(59)));
+        assert_eq!(e.to_string(), "data object 59 at byte 6: length is not two ASCII digits");
+        assert_eq!(read_all("00").unwrap_err().kind, TlvErrorKind::Truncated);
+        assert_eq!(read_all("0005abc").unwrap_err().kind, TlvErrorKind::LengthPastEnd);
+        assert_eq!(read_all("AB01x").unwrap_err().kind, TlvErrorKind::InvalidId);
+        assert_eq!(read_all("59-1abc").unwrap_err().kind, TlvErrorKind::InvalidLength);
+        assert_eq!(read_all("59 9abc").unwrap_err().kind, TlvErrorKind::InvalidLength);
+        assert_eq!(read_all("5902é").unwrap_err().kind, TlvErrorKind::LengthPastEnd);
+        assert!(read_all("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn writer_counts_utf16_and_refuses_over_99() {
+        let mut s = String::new();
+        let mut w = Writer::new(&mut s);
+        w.write(59, "Shop 😀").unwrap();
+        w.write(1, "").unwrap();
+        assert_eq!(w.as_str(), "5907Shop 😀0100");
+        let long = "x".repeat(100);
+        assert_eq!(w.write(62, &long), Err(TooLong { id: 62, length: 100 }));
+        assert_eq!(w.as_str(), "5907Shop 😀0100");
+        w.write(62, &long[..99]).unwrap();
+        assert!(s.ends_with(&format!("6299{}", &long[..99])));
+    }
+
+    #[test]
+    fn template_round_trip() {
+        let mut s = String::from("000201");
+        let mut w = Writer::new(&mut s);
+        w.write_template(29, |t| {
+            t.write(0, "a@b")?;
+            t.write(2, "Bank")
+        })
+        .unwrap();
+        // A template over 99 units leaves the buffer untouched.
+        let long = "x".repeat(60);
+        let e = w.write_template(62, |t| {
+            t.write(1, &long)?;
+            t.write(2, &long)
+        });
+        assert_eq!(e, Err(TooLong { id: 62, length: 128 }));
+        assert_eq!(s, "00020129150003a@b0204Bank");
+        let s = &s[6..];
+        let top: Vec<_> = Reader::new(&s).collect::<Result<_, _>>().unwrap();
+        let kids: Vec<_> = top[0].children().collect::<Result<_, _>>().unwrap();
+        assert_eq!(kids[1].value(), "Bank");
+        assert_eq!(kids[1].offset(), 11);
+    }
+
+    #[test]
+    fn utf16_len_matches_std() {
+        for s in ["", "abc", "ហាងកាហ្វេ ស្រីមុំ", "Shop 😀", "金边", "é"] {
+            assert_eq!(utf16_len(s), s.encode_utf16().count(), "{s}");
+        }
+    }
+}

@@ -1,0 +1,460 @@
+//! Verifying a KHQR string: is it a payload a bank app will accept, and if not, why.
+
+use crate::crc;
+use crate::decode::{parse_ms, Decoded};
+use crate::error::{Detail, Error, ErrorCode, Field};
+use crate::payload::{check_account_id, check_chars, check_mcc, check_name, max_len};
+use crate::tag;
+use crate::tlv::{utf16_len, Reader, TlvError};
+
+/// Options for [`verify_with`]. `Default` is the strict rule set of [`verify`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct VerifyOptions {
+    /// Accept a dynamic KHQR (point of initiation `12`, or an amount) that has no
+    /// expiration timestamp, instead of refusing it with code 45. Many bank apps
+    /// still print such QRs (ACLEDA's "QR Pay Me", for one); the current KHQR rule
+    /// and the SDK require the timestamp. Waives exactly that rule: an expiration
+    /// that *is* present is still checked.
+    pub allow_missing_expiration: bool,
+}
+
+impl VerifyOptions {
+    /// The strict rules (same as `Default`).
+    #[must_use]
+    pub const fn new() -> Self {
+        VerifyOptions {
+            allow_missing_expiration: false,
+        }
+    }
+
+    /// Sets [`VerifyOptions::allow_missing_expiration`].
+    #[must_use]
+    pub const fn allow_missing_expiration(mut self, allow: bool) -> Self {
+        self.allow_missing_expiration = allow;
+        self
+    }
+}
+
+/// Verifies `payload` at time `now_ms` (milliseconds since the Unix epoch) with
+/// the strict rules, returning the decoded payload when it is valid.
+///
+/// Equivalent to [`verify_with`] with [`VerifyOptions::default()`].
+///
+/// ```
+/// let s = "00020101021129180014jonhsmith@nbcq5204599953031165802KH5910Jonh Smith6010Phnom Penh6304856B";
+/// let now_ms = 1_700_000_000_000;
+/// let d = bakong_khqr::verify(s, now_ms)?;
+/// assert_eq!(d.merchant_name(), Some("Jonh Smith"));
+///
+/// let bad = s.replace("856B", "0000");
+/// let e = bakong_khqr::verify(&bad, now_ms).unwrap_err();
+/// assert_eq!(e.code().number(), 8);
+/// assert_eq!(e.to_string(), "CRC (tag 63) is 0000 but the payload's CRC-16/CCITT-FALSE is 856B");
+/// # Ok::<(), bakong_khqr::Error>(())
+/// ```
+///
+/// # Errors
+/// See [`verify_with`].
+pub fn verify(payload: &str, now_ms: u64) -> Result<Decoded<'_>, Error> {
+    verify_with(payload, now_ms, &VerifyOptions::default())
+}
+
+/// What the top-level scan saw before it stopped, as the SDK's parser would.
+struct Scan {
+    seen: [bool; 100],
+    poi: Option<[u8; 2]>,
+    stop: Option<Stop>,
+}
+
+enum Stop {
+    Tlv(TlvError),
+    /// The same tag twice in a row (the SDK stops reading there).
+    Repeat(u8),
+}
+
+fn scan(payload: &str) -> Scan {
+    let mut s = Scan {
+        seen: [false; 100],
+        poi: None,
+        stop: None,
+    };
+    let mut last = None;
+    for o in Reader::new(payload) {
+        match o {
+            Ok(o) => {
+                let id = o.id();
+                if last == Some(id) {
+                    s.stop = Some(Stop::Repeat(id));
+                    break;
+                }
+                last = Some(id);
+                s.seen[usize::from(id)] = true;
+                if id == tag::POINT_OF_INITIATION_METHOD && s.poi.is_none() {
+                    let v = o.value().as_bytes();
+                    s.poi = Some(if v.len() == 2 { [v[0], v[1]] } else { [0, 0] });
+                }
+            }
+            Err(e) => {
+                if let Some(id) = e.id {
+                    // Its ID was read: the SDK counts the tag as present.
+                    s.seen[usize::from(id)] = true;
+                }
+                s.stop = Some(Stop::Tlv(e));
+                break;
+            }
+        }
+    }
+    s
+}
+
+/// Verifies `payload` at time `now_ms` (milliseconds since the Unix epoch).
+///
+/// Applies the official SDK's `verify` rules (khqr-notes §6) in its order, so the
+/// first error has the SDK's code (as its TypeScript port `ts-khqr` reports it),
+/// plus the stricter rules of this crate (khqr-notes §14). Returns the decoded
+/// payload when valid.
+///
+/// # Errors
+/// The first failing check:
+///
+/// 1. form: the string must end with `6304` and four hex digits (either case) that
+///    equal the CRC-16 of everything before them, and be at least 12 characters →
+///    8 ([`ErrorCode::KhqrInvalid`]).
+/// 2. the top level is read as the SDK reads it, stopping at the first data object
+///    that is not well-formed or that repeats the one before. Over what was read:
+///    point of initiation `12` without an amount → 47; a dynamic KHQR (`12` or an
+///    amount) without tag 99 → 45 (unless
+///    [`VerifyOptions::allow_missing_expiration`]).
+/// 3. required tags, in this order: 00 → 23, 29 or 30 → 5, 52 → 25, 53 → 9,
+///    58 → 26, 59 → 2, 60 → 27, 63 → 24 (a data object whose ID was read before the
+///    reading stopped counts as present).
+/// 4. if reading stopped early: malformed TLV → 54; the same tag twice in a row →
+///    58. A merchant account template that is not data objects → 5; another
+///    broken KHQR template (62, 64, 99) → 54.
+/// 5. a tag anywhere twice → 58; both 29 and 30 → 59.
+/// 6. each field's rules, in tag order: 00 over 2 → 16, not `01` → 56; 01 over 2 →
+///    17, not `11`/`12` → 48; 29/30 without readable sub-tags → 5, account ID empty
+///    → 1, over 32 → 6, not `name@bank` → 3, account information / merchant ID
+///    empty or over 32 → 35 / 32, acquiring bank empty → 31, over 32 → 33; 52 over
+///    4 → 18, not 4 digits → 51; 53 over 3 → 19, not 116/840 → 28; 54 over 13 or
+///    not decimal digits → 4; 58 empty or over 3 → 20, not `KH` → 57; 59 empty or
+///    blank → 2, over 25 → 7; 60 empty → 27, over 15 → 21; 62 sub-tags 01, 02, 03,
+///    07, 08 empty or over 25 → 10, 34, 11, 12, 42; 64: a name without a
+///    preference → 38, a preference without a name → 39, preference over 2 → 38,
+///    name over 25 → 40, city over 15 → 41; 15 over 99 → 43; a control character in
+///    a text field → 53.
+/// 7. tag 99, wherever it stands (the SDK skips it when it comes before tag 01):
+///    a dynamic KHQR needs sub-tag 01 → 45 (unless allowed); an expiration that is
+///    present must be 13 digits → 49, not before the creation timestamp → 50, and
+///    not before `now_ms` → 46 (`now_ms` equal to the expiration is still valid).
+///    A static KHQR with only a creation timestamp stays valid.
+pub fn verify_with<'a>(payload: &'a str, now_ms: u64, options: &VerifyOptions) -> Result<Decoded<'a>, Error> {
+    check_form(payload)?;
+    let s = scan(payload);
+    let dynamic = s.poi == Some(*b"12");
+    let has_amount = s.seen[usize::from(tag::TRANSACTION_AMOUNT)];
+    if dynamic && !has_amount {
+        return Err(Error::reason(
+            ErrorCode::InvalidDynamicKhqr,
+            Field::TransactionAmount,
+            "is required when the point of initiation method is 12 (dynamic)",
+        ));
+    }
+    if (dynamic || has_amount) && !s.seen[usize::from(tag::TIMESTAMPS)] && !options.allow_missing_expiration {
+        return Err(Error::reason(
+            ErrorCode::ExpirationTimestampRequired,
+            Field::ExpirationTimestamp,
+            "is required for a dynamic KHQR (one with an amount); tag 99 is missing",
+        ));
+    }
+    let required = [
+        (tag::PAYLOAD_FORMAT_INDICATOR, ErrorCode::PayloadFormatIndicatorTagRequired, Field::PayloadFormatIndicator),
+        (tag::INDIVIDUAL_ACCOUNT, ErrorCode::MerchantTypeRequired, Field::MerchantAccountInformation),
+        (tag::MERCHANT_CATEGORY_CODE, ErrorCode::MerchantCategoryTagRequired, Field::MerchantCategoryCode),
+        (tag::TRANSACTION_CURRENCY, ErrorCode::CurrencyTypeRequired, Field::TransactionCurrency),
+        (tag::COUNTRY_CODE, ErrorCode::CountryCodeTagRequired, Field::CountryCode),
+        (tag::MERCHANT_NAME, ErrorCode::MerchantNameRequired, Field::MerchantName),
+        (tag::MERCHANT_CITY, ErrorCode::MerchantCityTagRequired, Field::MerchantCity),
+        (tag::CRC, ErrorCode::CrcTagRequired, Field::Crc),
+    ];
+    for (id, code, field) in required {
+        let present = s.seen[usize::from(id)] || (id == tag::INDIVIDUAL_ACCOUNT && s.seen[usize::from(tag::MERCHANT_ACCOUNT)]);
+        if !present {
+            return Err(Error::missing(code, field));
+        }
+    }
+    match s.stop {
+        Some(Stop::Tlv(e)) => return Err(crate::decode::malformed(Field::Payload, e)),
+        Some(Stop::Repeat(id)) => {
+            return Err(Error::new(ErrorCode::DuplicateTag, Field::Payload, Detail::Duplicate(id)))
+        }
+        None => {}
+    }
+    let d = Decoded::parse(payload)?;
+    let mut counts = [0u8; 100];
+    for e in d.iter() {
+        let c = &mut counts[usize::from(e.id())];
+        *c = c.saturating_add(1);
+        if *c > 1 {
+            return Err(Error::new(ErrorCode::DuplicateTag, Field::Payload, Detail::Duplicate(e.id())));
+        }
+    }
+    if counts[29] > 0 && counts[30] > 0 {
+        return Err(Error::reason(
+            ErrorCode::MerchantTypeConflict,
+            Field::MerchantAccountInformation,
+            "has both tag 29 (individual) and tag 30 (merchant)",
+        ));
+    }
+    check_fields(&d)?;
+    check_timestamps(&d, dynamic || has_amount, now_ms, options)?;
+    Ok(d)
+}
+
+fn check_form(payload: &str) -> Result<(), Error> {
+    let b = payload.as_bytes();
+    let n = b.len();
+    let form_ok = n >= 12
+        && &b[n - 8..n - 4] == b"6304"
+        && b[n - 4..].iter().all(u8::is_ascii_hexdigit);
+    if !form_ok {
+        return Err(Error::reason(
+            ErrorCode::KhqrInvalid,
+            Field::Payload,
+            "does not end with a CRC data object (6304 and four hex digits)",
+        ));
+    }
+    // The last 8 bytes are ASCII, so n - 4 is a char boundary.
+    let stored = &payload[n - 4..];
+    let computed = crc::checksum(&b[..n - 4]);
+    if crc::parse_hex4(stored) != Some(computed) {
+        return Err(Error::new(
+            ErrorCode::KhqrInvalid,
+            Field::Crc,
+            Detail::CrcMismatch {
+                stored: stored.to_owned(),
+                computed,
+            },
+        ));
+    }
+    Ok(())
+}
+
+fn sub_len(v: &str, max: usize, code: ErrorCode, field: Field) -> Result<(), Error> {
+    if v.is_empty() {
+        return Err(Error::missing(code, field));
+    }
+    max_len(v, max, code, field)
+}
+
+fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
+    for e in d.iter() {
+        let v = e.value();
+        match e.id() {
+            tag::PAYLOAD_FORMAT_INDICATOR => {
+                sub_len(v, 2, ErrorCode::PayloadFormatIndicatorLengthInvalid, Field::PayloadFormatIndicator)?;
+                if v != "01" {
+                    return Err(Error::reason_with(
+                        ErrorCode::PayloadFormatIndicatorInvalid,
+                        Field::PayloadFormatIndicator,
+                        "must be 01",
+                        v,
+                    ));
+                }
+            }
+            tag::POINT_OF_INITIATION_METHOD => {
+                max_len(v, 2, ErrorCode::PointInitiationLengthInvalid, Field::PointOfInitiationMethod)?;
+                if v != "11" && v != "12" {
+                    return Err(Error::reason_with(
+                        ErrorCode::PointOfInitiationMethodInvalid,
+                        Field::PointOfInitiationMethod,
+                        "must be 11 (static) or 12 (dynamic)",
+                        v,
+                    ));
+                }
+            }
+            tag::UNIONPAY_MERCHANT_ACCOUNT => {
+                max_len(v, 99, ErrorCode::UpiAccountInformationLengthInvalid, Field::UnionPayMerchantAccount)?;
+            }
+            id @ (tag::INDIVIDUAL_ACCOUNT | tag::MERCHANT_ACCOUNT) => {
+                let known = e
+                    .children
+                    .is_some_and(|c| c.iter().any(|o| o.id() <= 2));
+                if !known {
+                    return Err(Error::reason(
+                        ErrorCode::MerchantTypeRequired,
+                        Field::MerchantAccountInformation,
+                        "has no Bakong account ID, account information or acquiring bank sub-tag",
+                    ));
+                }
+                check_account_id(e.sub_value(tag::sub::BAKONG_ACCOUNT_ID).unwrap_or(""))?;
+                if let Some(a) = e.sub_value(1) {
+                    if id == tag::INDIVIDUAL_ACCOUNT {
+                        sub_len(a, 32, ErrorCode::AccountInformationLengthInvalid, Field::AccountInformation)?;
+                    } else {
+                        sub_len(a, 32, ErrorCode::MerchantIdLengthInvalid, Field::MerchantId)?;
+                    }
+                }
+                if let Some(b) = e.sub_value(tag::sub::ACQUIRING_BANK) {
+                    if b.is_empty() {
+                        return Err(Error::missing(ErrorCode::AcquiringBankRequired, Field::AcquiringBank));
+                    }
+                    max_len(b, 32, ErrorCode::AcquiringBankLengthInvalid, Field::AcquiringBank)?;
+                }
+            }
+            tag::MERCHANT_CATEGORY_CODE => check_mcc(v)?,
+            tag::TRANSACTION_CURRENCY => {
+                max_len(v, 3, ErrorCode::TransactionCurrencyLengthInvalid, Field::TransactionCurrency)?;
+                if v != "116" && v != "840" {
+                    return Err(Error::reason_with(
+                        ErrorCode::UnsupportedCurrency,
+                        Field::TransactionCurrency,
+                        "must be 116 (KHR) or 840 (USD)",
+                        v,
+                    ));
+                }
+            }
+            tag::TRANSACTION_AMOUNT => {
+                if utf16_len(v) > 13 || !is_decimal(v) {
+                    return Err(Error::reason_with(
+                        ErrorCode::TransactionAmountInvalid,
+                        Field::TransactionAmount,
+                        "must be decimal digits with an optional fraction, at most 13 characters",
+                        v,
+                    ));
+                }
+            }
+            tag::COUNTRY_CODE => {
+                sub_len(v, 3, ErrorCode::CountryCodeLengthInvalid, Field::CountryCode)?;
+                if v != "KH" {
+                    return Err(Error::reason_with(ErrorCode::CountryCodeInvalid, Field::CountryCode, "must be KH", v));
+                }
+            }
+            tag::MERCHANT_NAME => {
+                check_name(v, 25, ErrorCode::MerchantNameRequired, ErrorCode::MerchantNameLengthInvalid, Field::MerchantName)?;
+                check_chars_bmp_ok(v, Field::MerchantName)?;
+            }
+            tag::MERCHANT_CITY => {
+                if v.is_empty() {
+                    return Err(Error::missing(ErrorCode::MerchantCityTagRequired, Field::MerchantCity));
+                }
+                max_len(v, 15, ErrorCode::MerchantCityLengthInvalid, Field::MerchantCity)?;
+                check_chars_bmp_ok(v, Field::MerchantCity)?;
+            }
+            tag::ADDITIONAL_DATA => {
+                let rules = [
+                    (tag::sub::BILL_NUMBER, ErrorCode::BillNumberLengthInvalid, Field::BillNumber),
+                    (tag::sub::MOBILE_NUMBER, ErrorCode::MobileNumberLengthInvalid, Field::MobileNumber),
+                    (tag::sub::STORE_LABEL, ErrorCode::StoreLabelLengthInvalid, Field::StoreLabel),
+                    (tag::sub::TERMINAL_LABEL, ErrorCode::TerminalLabelLengthInvalid, Field::TerminalLabel),
+                    (tag::sub::PURPOSE_OF_TRANSACTION, ErrorCode::PurposeOfTransactionLengthInvalid, Field::PurposeOfTransaction),
+                ];
+                for (sub, code, field) in rules {
+                    if let Some(x) = e.sub_value(sub) {
+                        sub_len(x, 25, code, field)?;
+                        check_chars_bmp_ok(x, field)?;
+                    }
+                }
+            }
+            tag::LANGUAGE_TEMPLATE => {
+                let pref = e.sub_value(tag::sub::LANGUAGE_PREFERENCE);
+                let name = e.sub_value(tag::sub::NAME_ALTERNATE_LANGUAGE);
+                let city = e.sub_value(tag::sub::CITY_ALTERNATE_LANGUAGE);
+                match (pref, name) {
+                    (None, Some(_)) => {
+                        return Err(Error::reason(
+                            ErrorCode::LanguagePreferenceLengthInvalid,
+                            Field::LanguagePreference,
+                            "is missing beside a merchant name in the alternate language",
+                        ))
+                    }
+                    (Some(_), None) => {
+                        return Err(Error::reason(
+                            ErrorCode::MerchantNameAlternateLanguageRequired,
+                            Field::MerchantNameAlternateLanguage,
+                            "is missing beside a language preference",
+                        ))
+                    }
+                    _ => {}
+                }
+                if let Some(p) = pref {
+                    sub_len(p, 2, ErrorCode::LanguagePreferenceLengthInvalid, Field::LanguagePreference)?;
+                }
+                if let Some(n) = name {
+                    sub_len(n, 25, ErrorCode::MerchantNameAlternateLanguageLengthInvalid, Field::MerchantNameAlternateLanguage)?;
+                    check_chars_bmp_ok(n, Field::MerchantNameAlternateLanguage)?;
+                }
+                if let Some(c) = city {
+                    sub_len(c, 15, ErrorCode::MerchantCityAlternateLanguageLengthInvalid, Field::MerchantCityAlternateLanguage)?;
+                    check_chars_bmp_ok(c, Field::MerchantCityAlternateLanguage)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Control characters are refused; text outside the BMP is accepted when reading
+/// (bank apps print emoji; the lengths were checked as written).
+fn check_chars_bmp_ok(v: &str, field: Field) -> Result<(), Error> {
+    if v.chars().any(char::is_control) {
+        return check_chars(v, field);
+    }
+    Ok(())
+}
+
+fn is_decimal(v: &str) -> bool {
+    let (int, frac) = match v.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (v, None),
+    };
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    digits(int) && frac.is_none_or(digits)
+}
+
+fn check_timestamps(d: &Decoded<'_>, dynamic: bool, now_ms: u64, options: &VerifyOptions) -> Result<(), Error> {
+    let Some(t) = d.get(tag::TIMESTAMPS) else {
+        return Ok(());
+    };
+    let Some(exp) = t.sub_value(tag::sub::EXPIRATION_TIMESTAMP) else {
+        if dynamic && !options.allow_missing_expiration {
+            return Err(Error::reason(
+                ErrorCode::ExpirationTimestampRequired,
+                Field::ExpirationTimestamp,
+                "is required for a dynamic KHQR; tag 99 has no sub-tag 01",
+            ));
+        }
+        return Ok(());
+    };
+    let exp_ms = parse_ms(exp).filter(|_| exp.len() == 13).ok_or_else(|| {
+        Error::reason_with(
+            ErrorCode::ExpirationTimestampLengthInvalid,
+            Field::ExpirationTimestamp,
+            "must be 13 digits of milliseconds since the Unix epoch",
+            exp,
+        )
+    })?;
+    if let Some(created) = t.sub_value(tag::sub::CREATION_TIMESTAMP).and_then(parse_ms) {
+        if exp_ms < created {
+            return Err(Error::reason_with(
+                ErrorCode::ExpirationTimestampInThePast,
+                Field::ExpirationTimestamp,
+                "is before the creation timestamp",
+                exp,
+            ));
+        }
+    }
+    if exp_ms < now_ms {
+        return Err(Error::new(
+            ErrorCode::KhqrExpired,
+            Field::ExpirationTimestamp,
+            Detail::Expired {
+                expiration_ms: exp_ms,
+                now_ms,
+            },
+        ));
+    }
+    Ok(())
+}
