@@ -99,7 +99,10 @@ impl<'d, 'a> Entry<'d, 'a> {
     /// The value of the first sub-object `sub`, if this is a template that has one.
     #[must_use]
     pub fn sub_value(&self, sub: u8) -> Option<&'a str> {
-        self.children?.iter().find(|o| o.id() == sub).map(|o| o.value())
+        self.children?
+            .iter()
+            .find(|o| o.id() == sub)
+            .map(|o| o.value())
     }
 }
 
@@ -194,13 +197,19 @@ impl<'a> Decoded<'a> {
     /// The first top-level data object with this ID.
     #[must_use]
     pub fn get(&self, id: u8) -> Option<Entry<'_, 'a>> {
-        self.top.iter().find(|e| e.object.id() == id).map(|e| self.entry(e))
+        self.top
+            .iter()
+            .find(|e| e.object.id() == id)
+            .map(|e| self.entry(e))
     }
 
     /// The value of the first top-level data object with this ID.
     #[must_use]
     pub fn value(&self, id: u8) -> Option<&'a str> {
-        self.top.iter().find(|e| e.object.id() == id).map(|e| e.object.value())
+        self.top
+            .iter()
+            .find(|e| e.object.id() == id)
+            .map(|e| e.object.value())
     }
 
     /// The value of sub-object `sub` of the first template `id`.

@@ -393,7 +393,12 @@ impl Error {
         Self::new(code, field, Detail::Reason(why))
     }
 
-    pub(crate) fn reason_with(code: ErrorCode, field: Field, why: &'static str, value: &str) -> Self {
+    pub(crate) fn reason_with(
+        code: ErrorCode,
+        field: Field,
+        why: &'static str,
+        value: &str,
+    ) -> Self {
         Self::new(code, field, Detail::ReasonWith(why, value.into()))
     }
 
@@ -458,7 +463,12 @@ impl fmt::Display for Error {
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Error({} {}: {self})", self.code.number(), self.code.name())
+        write!(
+            f,
+            "Error({} {}: {self})",
+            self.code.number(),
+            self.code.name()
+        )
     }
 }
 
@@ -475,12 +485,20 @@ mod tests {
             assert_eq!(ErrorCode::from_number(c.number()), Some(*c));
         }
         assert_eq!(ErrorCode::from_number(0), None);
-        assert_eq!(ErrorCode::MerchantNameLengthInvalid.name(), "MERCHANT_NAME_LENGTH_INVALID");
+        assert_eq!(
+            ErrorCode::MerchantNameLengthInvalid.name(),
+            "MERCHANT_NAME_LENGTH_INVALID"
+        );
     }
 
     #[test]
     fn messages() {
-        let e = Error::too_long(ErrorCode::MerchantNameLengthInvalid, Field::MerchantName, 26, 25);
+        let e = Error::too_long(
+            ErrorCode::MerchantNameLengthInvalid,
+            Field::MerchantName,
+            26,
+            25,
+        );
         assert_eq!(
             e.to_string(),
             "merchant name (tag 59) is 26 UTF-16 code units long; the limit is 25"

@@ -154,7 +154,11 @@ mod tests {
             n /= 62;
         }
         let alpha = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-        let want: String = digits.iter().rev().map(|&d| alpha[d as usize] as char).collect();
+        let want: String = digits
+            .iter()
+            .rev()
+            .map(|&d| alpha[d as usize] as char)
+            .collect();
         assert_eq!(m.tran_id().as_str(), want);
     }
 }

@@ -77,8 +77,14 @@ const KEYS: &[(&str, Field)] = &[
     ("terminalLabel", Field::TerminalLabel),
     ("purposeOfTransaction", Field::PurposeOfTransaction),
     ("languagePreference", Field::LanguagePreference),
-    ("merchantNameAlternateLanguage", Field::MerchantNameAlternateLanguage),
-    ("merchantCityAlternateLanguage", Field::MerchantCityAlternateLanguage),
+    (
+        "merchantNameAlternateLanguage",
+        Field::MerchantNameAlternateLanguage,
+    ),
+    (
+        "merchantCityAlternateLanguage",
+        Field::MerchantCityAlternateLanguage,
+    ),
     ("upiMerchantAccount", Field::UnionPayMerchantAccount),
     ("merchantCategoryCode", Field::MerchantCategoryCode),
 ];
@@ -95,7 +101,8 @@ fn invalid(field: Field, why: &'static str) -> Error {
 /// fractional, negative or non-numeric expiration); the currency's own errors
 /// (19, 28). Everything else is checked by [`Request::generate`].
 pub fn request_from_json(kind: Kind, json: &str) -> Result<Request<'static>, Error> {
-    let v: Value = serde_json::from_str(json).map_err(|_| invalid(Field::Request, "is not valid JSON"))?;
+    let v: Value =
+        serde_json::from_str(json).map_err(|_| invalid(Field::Request, "is not valid JSON"))?;
     request_from_value(kind, &v)
 }
 
@@ -117,7 +124,12 @@ pub fn request_from_value(kind: Kind, v: &Value) -> Result<Request<'static>, Err
                     }
                 }
                 Value::Null => {}
-                _ => return Err(invalid(Field::Request, "has an \"optional\" that is not an object")),
+                _ => {
+                    return Err(invalid(
+                        Field::Request,
+                        "has an \"optional\" that is not an object",
+                    ))
+                }
             }
         } else {
             flat.insert(k.clone(), val.clone());
@@ -133,7 +145,11 @@ pub fn request_from_value(kind: Kind, v: &Value) -> Result<Request<'static>, Err
             ));
         }
     }
-    let field = |name: &str| KEYS.iter().find(|(n, _)| *n == name).map_or(Field::Request, |(_, f)| *f);
+    let field = |name: &str| {
+        KEYS.iter()
+            .find(|(n, _)| *n == name)
+            .map_or(Field::Request, |(_, f)| *f)
+    };
     let text = |name: &str| -> Result<Option<Cow<'static, str>>, Error> {
         match flat.get(name) {
             None | Some(Value::Null) => Ok(None),

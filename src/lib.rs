@@ -30,7 +30,7 @@
 //! assert_eq!(
 //!     khqr.as_str(),
 //!     "00020101021229180014jonhsmith@nbcq52045999530384054041.505802KH5910Jonh Smith\
-//!      6010Phnom Penh993400131700000000000011317000006000006304AA46"
+//!      6010Phnom Penh9934001317000000000000113170000060000063046070"
 //! );
 //! assert_eq!(khqr.md5().to_string().len(), 32);
 //!
@@ -116,3 +116,8 @@ pub use verify::{verify, verify_with, VerifyOptions};
 pub fn decode(payload: &str) -> Result<Decoded<'_>, Error> {
     Decoded::parse(payload)
 }
+
+/// The README's examples run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,7 +1,7 @@
 //! Building a KHQR payload from a [`Request`].
 
-use std::borrow::Cow;
 use core::fmt;
+use std::borrow::Cow;
 
 use crate::amount::{Amount, Currency};
 use crate::crc;
@@ -153,7 +153,11 @@ macro_rules! setters {
 }
 
 impl<'a> Request<'a> {
-    fn base(bakong_account_id: Cow<'a, str>, merchant_name: Cow<'a, str>, account: Account<'a>) -> Self {
+    fn base(
+        bakong_account_id: Cow<'a, str>,
+        merchant_name: Cow<'a, str>,
+        account: Account<'a>,
+    ) -> Self {
         Request {
             bakong_account_id,
             merchant_name,
@@ -177,7 +181,10 @@ impl<'a> Request<'a> {
 
     /// A request for an individual's KHQR (tag 29), like the SDK's `IndividualInfo`.
     #[must_use]
-    pub fn individual(bakong_account_id: impl Into<Cow<'a, str>>, merchant_name: impl Into<Cow<'a, str>>) -> Self {
+    pub fn individual(
+        bakong_account_id: impl Into<Cow<'a, str>>,
+        merchant_name: impl Into<Cow<'a, str>>,
+    ) -> Self {
         Self::base(
             bakong_account_id.into(),
             merchant_name.into(),
@@ -234,7 +241,11 @@ impl<'a> Request<'a> {
     /// Sets the account information (tag 29 sub-tag 01); ignored for a merchant.
     #[must_use]
     pub fn account_information(mut self, value: impl Into<Cow<'a, str>>) -> Self {
-        if let Account::Individual { account_information, .. } = &mut self.account {
+        if let Account::Individual {
+            account_information,
+            ..
+        } = &mut self.account
+        {
             *account_information = Some(value.into());
         }
         self
@@ -344,7 +355,12 @@ impl<'a> Request<'a> {
     fn check(&self, now_ms: u64) -> Result<Plan<'_>, Error> {
         let upi = non_empty(&self.upi_merchant_account);
         if let Some(u) = upi {
-            max_len(u, 99, ErrorCode::UpiAccountInformationLengthInvalid, Field::UnionPayMerchantAccount)?;
+            max_len(
+                u,
+                99,
+                ErrorCode::UpiAccountInformationLengthInvalid,
+                Field::UnionPayMerchantAccount,
+            )?;
         }
         check_account_id(&self.bakong_account_id)?;
         match &self.account {
@@ -352,20 +368,48 @@ impl<'a> Request<'a> {
                 merchant_id,
                 acquiring_bank,
             } => {
-                required(merchant_id, ErrorCode::MerchantIdRequired, Field::MerchantId)?;
-                max_len(merchant_id, 32, ErrorCode::MerchantIdLengthInvalid, Field::MerchantId)?;
-                required(acquiring_bank, ErrorCode::AcquiringBankRequired, Field::AcquiringBank)?;
-                max_len(acquiring_bank, 32, ErrorCode::AcquiringBankLengthInvalid, Field::AcquiringBank)?;
+                required(
+                    merchant_id,
+                    ErrorCode::MerchantIdRequired,
+                    Field::MerchantId,
+                )?;
+                max_len(
+                    merchant_id,
+                    32,
+                    ErrorCode::MerchantIdLengthInvalid,
+                    Field::MerchantId,
+                )?;
+                required(
+                    acquiring_bank,
+                    ErrorCode::AcquiringBankRequired,
+                    Field::AcquiringBank,
+                )?;
+                max_len(
+                    acquiring_bank,
+                    32,
+                    ErrorCode::AcquiringBankLengthInvalid,
+                    Field::AcquiringBank,
+                )?;
             }
             Account::Individual {
                 account_information,
                 acquiring_bank,
             } => {
                 if let Some(a) = non_empty(account_information) {
-                    max_len(a, 32, ErrorCode::AccountInformationLengthInvalid, Field::AccountInformation)?;
+                    max_len(
+                        a,
+                        32,
+                        ErrorCode::AccountInformationLengthInvalid,
+                        Field::AccountInformation,
+                    )?;
                 }
                 if let Some(b) = non_empty(acquiring_bank) {
-                    max_len(b, 32, ErrorCode::AcquiringBankLengthInvalid, Field::AcquiringBank)?;
+                    max_len(
+                        b,
+                        32,
+                        ErrorCode::AcquiringBankLengthInvalid,
+                        Field::AcquiringBank,
+                    )?;
                 }
             }
         }
@@ -385,15 +429,46 @@ impl<'a> Request<'a> {
             Some(AmountInput::MinorUnits(m)) => Some(Amount::from_minor_units(*m, self.currency)?),
         }
         .filter(|a| !a.is_zero());
-        check_name(&self.merchant_name, 25, ErrorCode::MerchantNameRequired, ErrorCode::MerchantNameLengthInvalid, Field::MerchantName)?;
+        check_name(
+            &self.merchant_name,
+            25,
+            ErrorCode::MerchantNameRequired,
+            ErrorCode::MerchantNameLengthInvalid,
+            Field::MerchantName,
+        )?;
         let city = non_empty(&self.merchant_city).unwrap_or(DEFAULT_CITY);
-        max_len(city, 15, ErrorCode::MerchantCityLengthInvalid, Field::MerchantCity)?;
+        max_len(
+            city,
+            15,
+            ErrorCode::MerchantCityLengthInvalid,
+            Field::MerchantCity,
+        )?;
         for (v, code, field) in [
-            (&self.bill_number, ErrorCode::BillNumberLengthInvalid, Field::BillNumber),
-            (&self.mobile_number, ErrorCode::MobileNumberLengthInvalid, Field::MobileNumber),
-            (&self.store_label, ErrorCode::StoreLabelLengthInvalid, Field::StoreLabel),
-            (&self.terminal_label, ErrorCode::TerminalLabelLengthInvalid, Field::TerminalLabel),
-            (&self.purpose_of_transaction, ErrorCode::PurposeOfTransactionLengthInvalid, Field::PurposeOfTransaction),
+            (
+                &self.bill_number,
+                ErrorCode::BillNumberLengthInvalid,
+                Field::BillNumber,
+            ),
+            (
+                &self.mobile_number,
+                ErrorCode::MobileNumberLengthInvalid,
+                Field::MobileNumber,
+            ),
+            (
+                &self.store_label,
+                ErrorCode::StoreLabelLengthInvalid,
+                Field::StoreLabel,
+            ),
+            (
+                &self.terminal_label,
+                ErrorCode::TerminalLabelLengthInvalid,
+                Field::TerminalLabel,
+            ),
+            (
+                &self.purpose_of_transaction,
+                ErrorCode::PurposeOfTransactionLengthInvalid,
+                Field::PurposeOfTransaction,
+            ),
         ] {
             if let Some(v) = non_empty(v) {
                 max_len(v, 25, code, field)?;
@@ -420,54 +495,68 @@ impl<'a> Request<'a> {
             _ => {}
         }
         if let Some(p) = pref {
-            max_len(p, 2, ErrorCode::LanguagePreferenceLengthInvalid, Field::LanguagePreference)?;
+            max_len(
+                p,
+                2,
+                ErrorCode::LanguagePreferenceLengthInvalid,
+                Field::LanguagePreference,
+            )?;
         }
         if let Some(n) = name_alt {
-            max_len(n, 25, ErrorCode::MerchantNameAlternateLanguageLengthInvalid, Field::MerchantNameAlternateLanguage)?;
+            max_len(
+                n,
+                25,
+                ErrorCode::MerchantNameAlternateLanguageLengthInvalid,
+                Field::MerchantNameAlternateLanguage,
+            )?;
         }
         if let Some(c) = city_alt {
-            max_len(c, 15, ErrorCode::MerchantCityAlternateLanguageLengthInvalid, Field::MerchantCityAlternateLanguage)?;
+            max_len(
+                c,
+                15,
+                ErrorCode::MerchantCityAlternateLanguageLengthInvalid,
+                Field::MerchantCityAlternateLanguage,
+            )?;
         }
-        let expiration_ms = match (amount.is_some(), self.expiration) {
-            (true, None) => {
-                return Err(Error::reason(
-                    ErrorCode::ExpirationTimestampRequired,
-                    Field::ExpirationTimestamp,
-                    "is required for a dynamic KHQR (one with an amount)",
-                ))
-            }
-            (true, Some(e)) => {
-                let ms = match e {
-                    Expiration::AtMs(ms) => ms,
-                    Expiration::AfterMs(d) => now_ms.saturating_add(d),
-                };
-                if !(1_000_000_000_000..10_000_000_000_000).contains(&ms) {
-                    return Err(Error::reason_with(
-                        ErrorCode::ExpirationTimestampLengthInvalid,
+        let expiration_ms =
+            match (amount.is_some(), self.expiration) {
+                (true, None) => {
+                    return Err(Error::reason(
+                        ErrorCode::ExpirationTimestampRequired,
                         Field::ExpirationTimestamp,
-                        "must be 13 digits of milliseconds since the Unix epoch",
-                        &ms.to_string(),
-                    ));
+                        "is required for a dynamic KHQR (one with an amount)",
+                    ))
                 }
-                if ms < now_ms {
-                    return Err(Error::reason_with(
-                        ErrorCode::ExpirationTimestampInThePast,
-                        Field::ExpirationTimestamp,
-                        "is before the creation time (now)",
-                        &ms.to_string(),
-                    ));
+                (true, Some(e)) => {
+                    let ms = match e {
+                        Expiration::AtMs(ms) => ms,
+                        Expiration::AfterMs(d) => now_ms.saturating_add(d),
+                    };
+                    if !(1_000_000_000_000..10_000_000_000_000).contains(&ms) {
+                        return Err(Error::reason_with(
+                            ErrorCode::ExpirationTimestampLengthInvalid,
+                            Field::ExpirationTimestamp,
+                            "must be 13 digits of milliseconds since the Unix epoch",
+                            &ms.to_string(),
+                        ));
+                    }
+                    if ms < now_ms {
+                        return Err(Error::reason_with(
+                            ErrorCode::ExpirationTimestampInThePast,
+                            Field::ExpirationTimestamp,
+                            "is before the creation time (now)",
+                            &ms.to_string(),
+                        ));
+                    }
+                    Some(ms)
                 }
-                Some(ms)
-            }
-            (false, Some(_)) => {
-                return Err(Error::reason(
+                (false, Some(_)) => return Err(Error::reason(
                     ErrorCode::ExpirationOnStaticKhqr,
                     Field::ExpirationTimestamp,
                     "was given for a static KHQR (no amount, or zero); a static KHQR never expires",
-                ))
-            }
-            (false, None) => None,
-        };
+                )),
+                (false, None) => None,
+            };
         // Our own text rules, after every check the SDK makes.
         let mut texts: [(Option<&str>, Field); 15] = [
             (Some(&self.bakong_account_id), Field::BakongAccountId),
@@ -479,7 +568,10 @@ impl<'a> Request<'a> {
             (non_empty(&self.mobile_number), Field::MobileNumber),
             (non_empty(&self.store_label), Field::StoreLabel),
             (non_empty(&self.terminal_label), Field::TerminalLabel),
-            (non_empty(&self.purpose_of_transaction), Field::PurposeOfTransaction),
+            (
+                non_empty(&self.purpose_of_transaction),
+                Field::PurposeOfTransaction,
+            ),
             (pref, Field::LanguagePreference),
             (name_alt, Field::MerchantNameAlternateLanguage),
             (city_alt, Field::MerchantCityAlternateLanguage),
@@ -567,7 +659,10 @@ impl<'a> Request<'a> {
                 (tag::sub::MOBILE_NUMBER, non_empty(&self.mobile_number)),
                 (tag::sub::STORE_LABEL, non_empty(&self.store_label)),
                 (tag::sub::TERMINAL_LABEL, non_empty(&self.terminal_label)),
-                (tag::sub::PURPOSE_OF_TRANSACTION, non_empty(&self.purpose_of_transaction)),
+                (
+                    tag::sub::PURPOSE_OF_TRANSACTION,
+                    non_empty(&self.purpose_of_transaction),
+                ),
             ];
             if additional.iter().any(|(_, v)| v.is_some()) {
                 w.write_template(tag::ADDITIONAL_DATA, |t| {
@@ -605,7 +700,7 @@ impl<'a> Request<'a> {
             return Err(too_long_error(e));
         }
         out.push_str("6304");
-        let crc = crc::checksum_hex(out[start..].as_bytes());
+        let crc = crc::checksum_hex(&out.as_bytes()[start..]);
         out.push_str(core::str::from_utf8(&crc).unwrap_or("0000"));
         Ok(())
     }
@@ -671,11 +766,23 @@ pub(crate) fn max_len(v: &str, max: usize, code: ErrorCode, field: Field) -> Res
 /// Account ID: 1 if empty, 6 if over 32, 3 unless exactly one `@` with text on
 /// both sides and no whitespace (the SDK only wants an `@` somewhere).
 pub(crate) fn check_account_id(id: &str) -> Result<(), Error> {
-    required(id, ErrorCode::BakongAccountIdRequired, Field::BakongAccountId)?;
-    max_len(id, 32, ErrorCode::BakongAccountIdLengthInvalid, Field::BakongAccountId)?;
+    required(
+        id,
+        ErrorCode::BakongAccountIdRequired,
+        Field::BakongAccountId,
+    )?;
+    max_len(
+        id,
+        32,
+        ErrorCode::BakongAccountIdLengthInvalid,
+        Field::BakongAccountId,
+    )?;
     let ok = match id.split_once('@') {
         Some((user, bank)) => {
-            !user.is_empty() && !bank.is_empty() && !bank.contains('@') && !id.chars().any(char::is_whitespace)
+            !user.is_empty()
+                && !bank.is_empty()
+                && !bank.contains('@')
+                && !id.chars().any(char::is_whitespace)
         }
         None => false,
     };
@@ -693,7 +800,12 @@ pub(crate) fn check_account_id(id: &str) -> Result<(), Error> {
 
 /// MCC: 18 if over 4 characters, 51 unless exactly 4 ASCII digits.
 pub(crate) fn check_mcc(mcc: &str) -> Result<(), Error> {
-    max_len(mcc, 4, ErrorCode::MerchantCodeLengthInvalid, Field::MerchantCategoryCode)?;
+    max_len(
+        mcc,
+        4,
+        ErrorCode::MerchantCodeLengthInvalid,
+        Field::MerchantCategoryCode,
+    )?;
     if mcc.len() == 4 && mcc.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
@@ -708,7 +820,13 @@ pub(crate) fn check_mcc(mcc: &str) -> Result<(), Error> {
 
 /// A required name: `required` code if empty or only whitespace, `length` code
 /// if over `max`.
-pub(crate) fn check_name(v: &str, max: usize, required_code: ErrorCode, length: ErrorCode, field: Field) -> Result<(), Error> {
+pub(crate) fn check_name(
+    v: &str,
+    max: usize,
+    required_code: ErrorCode,
+    length: ErrorCode,
+    field: Field,
+) -> Result<(), Error> {
     required(v, required_code, field)?;
     max_len(v, max, length, field)?;
     if v.chars().all(char::is_whitespace) {
@@ -724,7 +842,7 @@ pub(crate) fn check_chars(v: &str, field: Field) -> Result<(), Error> {
             ErrorCode::InvalidCharacter,
             field,
             "contains a control character",
-            &c.escape_unicode().to_string(),
+            &format!("U+{:04X}", u32::from(c)),
         ));
     }
     if let Some(c) = v.chars().find(|c| u32::from(*c) > 0xFFFF) {

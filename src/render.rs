@@ -139,7 +139,9 @@ impl QrMatrix {
             .ecl(ecc.to_fast_qr())
             .mode(Mode::Byte)
             .build()
-            .map_err(|_| RenderError::TooLong { bytes: payload.len() })?;
+            .map_err(|_| RenderError::TooLong {
+                bytes: payload.len(),
+            })?;
         let size = qr.size;
         let dark = qr.data[..size * size].iter().map(|m| m.value()).collect();
         Ok(QrMatrix { size, dark })
@@ -160,7 +162,9 @@ impl QrMatrix {
 
 impl fmt::Debug for QrMatrix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("QrMatrix").field("size", &self.size).finish_non_exhaustive()
+        f.debug_struct("QrMatrix")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
     }
 }
 
@@ -173,10 +177,14 @@ impl fmt::Debug for QrMatrix {
 /// is over 100.
 pub fn qr_png(payload: &str, options: &QrOptions) -> Result<Vec<u8>, RenderError> {
     if !(1..=100).contains(&options.module_px) {
-        return Err(RenderError::InvalidOption("module_px must be 1 to 100 pixels"));
+        return Err(RenderError::InvalidOption(
+            "module_px must be 1 to 100 pixels",
+        ));
     }
     if options.quiet_zone > 100 {
-        return Err(RenderError::InvalidOption("quiet_zone must be at most 100 modules"));
+        return Err(RenderError::InvalidOption(
+            "quiet_zone must be at most 100 modules",
+        ));
     }
     let m = QrMatrix::encode(payload, options.ecc)?;
     matrix_png(&m, options.module_px as usize, options.quiet_zone as usize)
@@ -187,7 +195,11 @@ pub fn qr_png(payload: &str, options: &QrOptions) -> Result<Vec<u8>, RenderError
 /// # Errors
 /// [`RenderError::InvalidOption`] for a `module_px` of 0; [`RenderError::Png`]
 /// if the encoder fails.
-pub fn matrix_png(m: &QrMatrix, module_px: usize, quiet_zone: usize) -> Result<Vec<u8>, RenderError> {
+pub fn matrix_png(
+    m: &QrMatrix,
+    module_px: usize,
+    quiet_zone: usize,
+) -> Result<Vec<u8>, RenderError> {
     if module_px == 0 {
         return Err(RenderError::InvalidOption("module_px must be at least 1"));
     }
@@ -221,8 +233,11 @@ pub fn matrix_png(m: &QrMatrix, module_px: usize, quiet_zone: usize) -> Result<V
         enc.set_depth(png::BitDepth::One);
         enc.set_filter(png::Filter::NoFilter);
         enc.set_compression(png::Compression::Fast);
-        let mut w = enc.write_header().map_err(|e| RenderError::Png(e.to_string()))?;
-        w.write_image_data(&pixels).map_err(|e| RenderError::Png(e.to_string()))?;
+        let mut w = enc
+            .write_header()
+            .map_err(|e| RenderError::Png(e.to_string()))?;
+        w.write_image_data(&pixels)
+            .map_err(|e| RenderError::Png(e.to_string()))?;
         w.finish().map_err(|e| RenderError::Png(e.to_string()))?;
     }
     Ok(out)

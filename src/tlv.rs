@@ -338,8 +338,10 @@ impl<'b> Writer<'b> {
                 digits[0] = b'0' + (length / 10) as u8;
                 digits[1] = b'0' + (length % 10) as u8;
                 // Two ASCII digits replace two ASCII digits: no reallocation.
-                self.out
-                    .replace_range(start + 2..start + 4, core::str::from_utf8(&digits).unwrap_or("00"));
+                self.out.replace_range(
+                    start + 2..start + 4,
+                    core::str::from_utf8(&digits).unwrap_or("00"),
+                );
                 Ok(())
             }
             Ok(()) => {
@@ -378,10 +380,7 @@ mod tests {
 
     #[test]
     fn reads_ascii_and_khmer() {
-        assert_eq!(
-            read_all("000201").unwrap(),
-            vec![(0, 2, "01")],
-        );
+        assert_eq!(read_all("000201").unwrap(), vec![(0, 2, "01")],);
         assert_eq!(
             read_all("5909ហាងកាហ្វេ6002PP").unwrap(),
             vec![(59, 9, "ហាងកាហ្វេ"), (60, 2, "PP")],
@@ -394,7 +393,11 @@ mod tests {
         assert_eq!(read_all("5907Shop 😀").unwrap(), vec![(59, 7, "Shop 😀")]);
         // Characters: the emoji counts 1; 6 UTF-16 units would split it.
         assert_eq!(read_all("5906Shop 😀").unwrap(), vec![(59, 6, "Shop 😀")]);
-        assert_eq!(read_all("5902😀x").unwrap(), vec![(59, 2, "😀")]);
+        assert_eq!(read_all("5902😀").unwrap(), vec![(59, 2, "😀")]);
+        assert_eq!(
+            read_all("5902😀x").unwrap_err().kind,
+            TlvErrorKind::Truncated
+        );
         assert_eq!(read_all("5901😀").unwrap(), vec![(59, 1, "😀")]);
     }
 
@@ -403,13 +406,28 @@ mod tests {
         let e = read_all("000201591AJonh").unwrap_err();
         assert_eq!(e.kind, TlvErrorKind::InvalidLength);
         assert_eq!((e.offset, e.id), (6, Some(59)));
-        assert_eq!(e.to_string(), "data object 59 at byte 6: length is not two ASCII digits");
+        assert_eq!(
+            e.to_string(),
+            "data object 59 at byte 6: length is not two ASCII digits"
+        );
         assert_eq!(read_all("00").unwrap_err().kind, TlvErrorKind::Truncated);
-        assert_eq!(read_all("0005abc").unwrap_err().kind, TlvErrorKind::LengthPastEnd);
+        assert_eq!(
+            read_all("0005abc").unwrap_err().kind,
+            TlvErrorKind::LengthPastEnd
+        );
         assert_eq!(read_all("AB01x").unwrap_err().kind, TlvErrorKind::InvalidId);
-        assert_eq!(read_all("59-1abc").unwrap_err().kind, TlvErrorKind::InvalidLength);
-        assert_eq!(read_all("59 9abc").unwrap_err().kind, TlvErrorKind::InvalidLength);
-        assert_eq!(read_all("5902é").unwrap_err().kind, TlvErrorKind::LengthPastEnd);
+        assert_eq!(
+            read_all("59-1abc").unwrap_err().kind,
+            TlvErrorKind::InvalidLength
+        );
+        assert_eq!(
+            read_all("59 9abc").unwrap_err().kind,
+            TlvErrorKind::InvalidLength
+        );
+        assert_eq!(
+            read_all("5902é").unwrap_err().kind,
+            TlvErrorKind::LengthPastEnd
+        );
         assert!(read_all("").unwrap().is_empty());
     }
 
@@ -421,7 +439,13 @@ mod tests {
         w.write(1, "").unwrap();
         assert_eq!(w.as_str(), "5907Shop 😀0100");
         let long = "x".repeat(100);
-        assert_eq!(w.write(62, &long), Err(TooLong { id: 62, length: 100 }));
+        assert_eq!(
+            w.write(62, &long),
+            Err(TooLong {
+                id: 62,
+                length: 100
+            })
+        );
         assert_eq!(w.as_str(), "5907Shop 😀0100");
         w.write(62, &long[..99]).unwrap();
         assert!(s.ends_with(&format!("6299{}", &long[..99])));
@@ -442,10 +466,16 @@ mod tests {
             t.write(1, &long)?;
             t.write(2, &long)
         });
-        assert_eq!(e, Err(TooLong { id: 62, length: 128 }));
+        assert_eq!(
+            e,
+            Err(TooLong {
+                id: 62,
+                length: 128
+            })
+        );
         assert_eq!(s, "00020129150003a@b0204Bank");
         let s = &s[6..];
-        let top: Vec<_> = Reader::new(&s).collect::<Result<_, _>>().unwrap();
+        let top: Vec<_> = Reader::new(s).collect::<Result<_, _>>().unwrap();
         let kids: Vec<_> = top[0].children().collect::<Result<_, _>>().unwrap();
         assert_eq!(kids[1].value(), "Bank");
         assert_eq!(kids[1].offset(), 11);
@@ -453,7 +483,8 @@ mod tests {
 
     #[test]
     fn utf16_len_matches_std() {
-        for s in ["", "abc", "ហាងកាហ្វេ ស្រីមុំ", "Shop 😀", "金边", "é"] {
+        for s in ["", "abc", "ហាងកាហ្វេ ស្រីមុំ", "Shop 😀", "金边", "é"]
+        {
             assert_eq!(utf16_len(s), s.encode_utf16().count(), "{s}");
         }
     }

@@ -149,7 +149,11 @@ fn scan(payload: &str) -> Scan {
 ///    present must be 13 digits → 49, not before the creation timestamp → 50, and
 ///    not before `now_ms` → 46 (`now_ms` equal to the expiration is still valid).
 ///    A static KHQR with only a creation timestamp stays valid.
-pub fn verify_with<'a>(payload: &'a str, now_ms: u64, options: &VerifyOptions) -> Result<Decoded<'a>, Error> {
+pub fn verify_with<'a>(
+    payload: &'a str,
+    now_ms: u64,
+    options: &VerifyOptions,
+) -> Result<Decoded<'a>, Error> {
     check_form(payload)?;
     let s = scan(payload);
     let dynamic = s.poi == Some(*b"12");
@@ -161,7 +165,10 @@ pub fn verify_with<'a>(payload: &'a str, now_ms: u64, options: &VerifyOptions) -
             "is required when the point of initiation method is 12 (dynamic)",
         ));
     }
-    if (dynamic || has_amount) && !s.seen[usize::from(tag::TIMESTAMPS)] && !options.allow_missing_expiration {
+    if (dynamic || has_amount)
+        && !s.seen[usize::from(tag::TIMESTAMPS)]
+        && !options.allow_missing_expiration
+    {
         return Err(Error::reason(
             ErrorCode::ExpirationTimestampRequired,
             Field::ExpirationTimestamp,
@@ -169,17 +176,46 @@ pub fn verify_with<'a>(payload: &'a str, now_ms: u64, options: &VerifyOptions) -
         ));
     }
     let required = [
-        (tag::PAYLOAD_FORMAT_INDICATOR, ErrorCode::PayloadFormatIndicatorTagRequired, Field::PayloadFormatIndicator),
-        (tag::INDIVIDUAL_ACCOUNT, ErrorCode::MerchantTypeRequired, Field::MerchantAccountInformation),
-        (tag::MERCHANT_CATEGORY_CODE, ErrorCode::MerchantCategoryTagRequired, Field::MerchantCategoryCode),
-        (tag::TRANSACTION_CURRENCY, ErrorCode::CurrencyTypeRequired, Field::TransactionCurrency),
-        (tag::COUNTRY_CODE, ErrorCode::CountryCodeTagRequired, Field::CountryCode),
-        (tag::MERCHANT_NAME, ErrorCode::MerchantNameRequired, Field::MerchantName),
-        (tag::MERCHANT_CITY, ErrorCode::MerchantCityTagRequired, Field::MerchantCity),
+        (
+            tag::PAYLOAD_FORMAT_INDICATOR,
+            ErrorCode::PayloadFormatIndicatorTagRequired,
+            Field::PayloadFormatIndicator,
+        ),
+        (
+            tag::INDIVIDUAL_ACCOUNT,
+            ErrorCode::MerchantTypeRequired,
+            Field::MerchantAccountInformation,
+        ),
+        (
+            tag::MERCHANT_CATEGORY_CODE,
+            ErrorCode::MerchantCategoryTagRequired,
+            Field::MerchantCategoryCode,
+        ),
+        (
+            tag::TRANSACTION_CURRENCY,
+            ErrorCode::CurrencyTypeRequired,
+            Field::TransactionCurrency,
+        ),
+        (
+            tag::COUNTRY_CODE,
+            ErrorCode::CountryCodeTagRequired,
+            Field::CountryCode,
+        ),
+        (
+            tag::MERCHANT_NAME,
+            ErrorCode::MerchantNameRequired,
+            Field::MerchantName,
+        ),
+        (
+            tag::MERCHANT_CITY,
+            ErrorCode::MerchantCityTagRequired,
+            Field::MerchantCity,
+        ),
         (tag::CRC, ErrorCode::CrcTagRequired, Field::Crc),
     ];
     for (id, code, field) in required {
-        let present = s.seen[usize::from(id)] || (id == tag::INDIVIDUAL_ACCOUNT && s.seen[usize::from(tag::MERCHANT_ACCOUNT)]);
+        let present = s.seen[usize::from(id)]
+            || (id == tag::INDIVIDUAL_ACCOUNT && s.seen[usize::from(tag::MERCHANT_ACCOUNT)]);
         if !present {
             return Err(Error::missing(code, field));
         }
@@ -187,7 +223,11 @@ pub fn verify_with<'a>(payload: &'a str, now_ms: u64, options: &VerifyOptions) -
     match s.stop {
         Some(Stop::Tlv(e)) => return Err(crate::decode::malformed(Field::Payload, e)),
         Some(Stop::Repeat(id)) => {
-            return Err(Error::new(ErrorCode::DuplicateTag, Field::Payload, Detail::Duplicate(id)))
+            return Err(Error::new(
+                ErrorCode::DuplicateTag,
+                Field::Payload,
+                Detail::Duplicate(id),
+            ))
         }
         None => {}
     }
@@ -197,7 +237,11 @@ pub fn verify_with<'a>(payload: &'a str, now_ms: u64, options: &VerifyOptions) -
         let c = &mut counts[usize::from(e.id())];
         *c = c.saturating_add(1);
         if *c > 1 {
-            return Err(Error::new(ErrorCode::DuplicateTag, Field::Payload, Detail::Duplicate(e.id())));
+            return Err(Error::new(
+                ErrorCode::DuplicateTag,
+                Field::Payload,
+                Detail::Duplicate(e.id()),
+            ));
         }
     }
     if counts[29] > 0 && counts[30] > 0 {
@@ -215,9 +259,8 @@ pub fn verify_with<'a>(payload: &'a str, now_ms: u64, options: &VerifyOptions) -
 fn check_form(payload: &str) -> Result<(), Error> {
     let b = payload.as_bytes();
     let n = b.len();
-    let form_ok = n >= 12
-        && &b[n - 8..n - 4] == b"6304"
-        && b[n - 4..].iter().all(u8::is_ascii_hexdigit);
+    let form_ok =
+        n >= 12 && &b[n - 8..n - 4] == b"6304" && b[n - 4..].iter().all(u8::is_ascii_hexdigit);
     if !form_ok {
         return Err(Error::reason(
             ErrorCode::KhqrInvalid,
@@ -253,7 +296,12 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
         let v = e.value();
         match e.id() {
             tag::PAYLOAD_FORMAT_INDICATOR => {
-                sub_len(v, 2, ErrorCode::PayloadFormatIndicatorLengthInvalid, Field::PayloadFormatIndicator)?;
+                sub_len(
+                    v,
+                    2,
+                    ErrorCode::PayloadFormatIndicatorLengthInvalid,
+                    Field::PayloadFormatIndicator,
+                )?;
                 if v != "01" {
                     return Err(Error::reason_with(
                         ErrorCode::PayloadFormatIndicatorInvalid,
@@ -264,7 +312,12 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
                 }
             }
             tag::POINT_OF_INITIATION_METHOD => {
-                max_len(v, 2, ErrorCode::PointInitiationLengthInvalid, Field::PointOfInitiationMethod)?;
+                max_len(
+                    v,
+                    2,
+                    ErrorCode::PointInitiationLengthInvalid,
+                    Field::PointOfInitiationMethod,
+                )?;
                 if v != "11" && v != "12" {
                     return Err(Error::reason_with(
                         ErrorCode::PointOfInitiationMethodInvalid,
@@ -275,12 +328,15 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
                 }
             }
             tag::UNIONPAY_MERCHANT_ACCOUNT => {
-                max_len(v, 99, ErrorCode::UpiAccountInformationLengthInvalid, Field::UnionPayMerchantAccount)?;
+                max_len(
+                    v,
+                    99,
+                    ErrorCode::UpiAccountInformationLengthInvalid,
+                    Field::UnionPayMerchantAccount,
+                )?;
             }
             id @ (tag::INDIVIDUAL_ACCOUNT | tag::MERCHANT_ACCOUNT) => {
-                let known = e
-                    .children
-                    .is_some_and(|c| c.iter().any(|o| o.id() <= 2));
+                let known = e.children.is_some_and(|c| c.iter().any(|o| o.id() <= 2));
                 if !known {
                     return Err(Error::reason(
                         ErrorCode::MerchantTypeRequired,
@@ -291,21 +347,39 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
                 check_account_id(e.sub_value(tag::sub::BAKONG_ACCOUNT_ID).unwrap_or(""))?;
                 if let Some(a) = e.sub_value(1) {
                     if id == tag::INDIVIDUAL_ACCOUNT {
-                        sub_len(a, 32, ErrorCode::AccountInformationLengthInvalid, Field::AccountInformation)?;
+                        sub_len(
+                            a,
+                            32,
+                            ErrorCode::AccountInformationLengthInvalid,
+                            Field::AccountInformation,
+                        )?;
                     } else {
                         sub_len(a, 32, ErrorCode::MerchantIdLengthInvalid, Field::MerchantId)?;
                     }
                 }
                 if let Some(b) = e.sub_value(tag::sub::ACQUIRING_BANK) {
                     if b.is_empty() {
-                        return Err(Error::missing(ErrorCode::AcquiringBankRequired, Field::AcquiringBank));
+                        return Err(Error::missing(
+                            ErrorCode::AcquiringBankRequired,
+                            Field::AcquiringBank,
+                        ));
                     }
-                    max_len(b, 32, ErrorCode::AcquiringBankLengthInvalid, Field::AcquiringBank)?;
+                    max_len(
+                        b,
+                        32,
+                        ErrorCode::AcquiringBankLengthInvalid,
+                        Field::AcquiringBank,
+                    )?;
                 }
             }
             tag::MERCHANT_CATEGORY_CODE => check_mcc(v)?,
             tag::TRANSACTION_CURRENCY => {
-                max_len(v, 3, ErrorCode::TransactionCurrencyLengthInvalid, Field::TransactionCurrency)?;
+                max_len(
+                    v,
+                    3,
+                    ErrorCode::TransactionCurrencyLengthInvalid,
+                    Field::TransactionCurrency,
+                )?;
                 if v != "116" && v != "840" {
                     return Err(Error::reason_with(
                         ErrorCode::UnsupportedCurrency,
@@ -315,40 +389,82 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
                     ));
                 }
             }
-            tag::TRANSACTION_AMOUNT => {
-                if utf16_len(v) > 13 || !is_decimal(v) {
+            tag::TRANSACTION_AMOUNT if utf16_len(v) > 13 || !is_decimal(v) => {
+                return Err(Error::reason_with(
+                    ErrorCode::TransactionAmountInvalid,
+                    Field::TransactionAmount,
+                    "must be decimal digits with an optional fraction, at most 13 characters",
+                    v,
+                ));
+            }
+            tag::COUNTRY_CODE => {
+                sub_len(
+                    v,
+                    3,
+                    ErrorCode::CountryCodeLengthInvalid,
+                    Field::CountryCode,
+                )?;
+                if v != "KH" {
                     return Err(Error::reason_with(
-                        ErrorCode::TransactionAmountInvalid,
-                        Field::TransactionAmount,
-                        "must be decimal digits with an optional fraction, at most 13 characters",
+                        ErrorCode::CountryCodeInvalid,
+                        Field::CountryCode,
+                        "must be KH",
                         v,
                     ));
                 }
             }
-            tag::COUNTRY_CODE => {
-                sub_len(v, 3, ErrorCode::CountryCodeLengthInvalid, Field::CountryCode)?;
-                if v != "KH" {
-                    return Err(Error::reason_with(ErrorCode::CountryCodeInvalid, Field::CountryCode, "must be KH", v));
-                }
-            }
             tag::MERCHANT_NAME => {
-                check_name(v, 25, ErrorCode::MerchantNameRequired, ErrorCode::MerchantNameLengthInvalid, Field::MerchantName)?;
+                check_name(
+                    v,
+                    25,
+                    ErrorCode::MerchantNameRequired,
+                    ErrorCode::MerchantNameLengthInvalid,
+                    Field::MerchantName,
+                )?;
                 check_chars_bmp_ok(v, Field::MerchantName)?;
             }
             tag::MERCHANT_CITY => {
                 if v.is_empty() {
-                    return Err(Error::missing(ErrorCode::MerchantCityTagRequired, Field::MerchantCity));
+                    return Err(Error::missing(
+                        ErrorCode::MerchantCityTagRequired,
+                        Field::MerchantCity,
+                    ));
                 }
-                max_len(v, 15, ErrorCode::MerchantCityLengthInvalid, Field::MerchantCity)?;
+                max_len(
+                    v,
+                    15,
+                    ErrorCode::MerchantCityLengthInvalid,
+                    Field::MerchantCity,
+                )?;
                 check_chars_bmp_ok(v, Field::MerchantCity)?;
             }
             tag::ADDITIONAL_DATA => {
                 let rules = [
-                    (tag::sub::BILL_NUMBER, ErrorCode::BillNumberLengthInvalid, Field::BillNumber),
-                    (tag::sub::MOBILE_NUMBER, ErrorCode::MobileNumberLengthInvalid, Field::MobileNumber),
-                    (tag::sub::STORE_LABEL, ErrorCode::StoreLabelLengthInvalid, Field::StoreLabel),
-                    (tag::sub::TERMINAL_LABEL, ErrorCode::TerminalLabelLengthInvalid, Field::TerminalLabel),
-                    (tag::sub::PURPOSE_OF_TRANSACTION, ErrorCode::PurposeOfTransactionLengthInvalid, Field::PurposeOfTransaction),
+                    (
+                        tag::sub::BILL_NUMBER,
+                        ErrorCode::BillNumberLengthInvalid,
+                        Field::BillNumber,
+                    ),
+                    (
+                        tag::sub::MOBILE_NUMBER,
+                        ErrorCode::MobileNumberLengthInvalid,
+                        Field::MobileNumber,
+                    ),
+                    (
+                        tag::sub::STORE_LABEL,
+                        ErrorCode::StoreLabelLengthInvalid,
+                        Field::StoreLabel,
+                    ),
+                    (
+                        tag::sub::TERMINAL_LABEL,
+                        ErrorCode::TerminalLabelLengthInvalid,
+                        Field::TerminalLabel,
+                    ),
+                    (
+                        tag::sub::PURPOSE_OF_TRANSACTION,
+                        ErrorCode::PurposeOfTransactionLengthInvalid,
+                        Field::PurposeOfTransaction,
+                    ),
                 ];
                 for (sub, code, field) in rules {
                     if let Some(x) = e.sub_value(sub) {
@@ -379,14 +495,29 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
                     _ => {}
                 }
                 if let Some(p) = pref {
-                    sub_len(p, 2, ErrorCode::LanguagePreferenceLengthInvalid, Field::LanguagePreference)?;
+                    sub_len(
+                        p,
+                        2,
+                        ErrorCode::LanguagePreferenceLengthInvalid,
+                        Field::LanguagePreference,
+                    )?;
                 }
                 if let Some(n) = name {
-                    sub_len(n, 25, ErrorCode::MerchantNameAlternateLanguageLengthInvalid, Field::MerchantNameAlternateLanguage)?;
+                    sub_len(
+                        n,
+                        25,
+                        ErrorCode::MerchantNameAlternateLanguageLengthInvalid,
+                        Field::MerchantNameAlternateLanguage,
+                    )?;
                     check_chars_bmp_ok(n, Field::MerchantNameAlternateLanguage)?;
                 }
                 if let Some(c) = city {
-                    sub_len(c, 15, ErrorCode::MerchantCityAlternateLanguageLengthInvalid, Field::MerchantCityAlternateLanguage)?;
+                    sub_len(
+                        c,
+                        15,
+                        ErrorCode::MerchantCityAlternateLanguageLengthInvalid,
+                        Field::MerchantCityAlternateLanguage,
+                    )?;
                     check_chars_bmp_ok(c, Field::MerchantCityAlternateLanguage)?;
                 }
             }
@@ -414,7 +545,12 @@ fn is_decimal(v: &str) -> bool {
     digits(int) && frac.is_none_or(digits)
 }
 
-fn check_timestamps(d: &Decoded<'_>, dynamic: bool, now_ms: u64, options: &VerifyOptions) -> Result<(), Error> {
+fn check_timestamps(
+    d: &Decoded<'_>,
+    dynamic: bool,
+    now_ms: u64,
+    options: &VerifyOptions,
+) -> Result<(), Error> {
     let Some(t) = d.get(tag::TIMESTAMPS) else {
         return Ok(());
     };

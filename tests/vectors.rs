@@ -42,26 +42,40 @@ fn generate_vectors() {
         let id = row["id"].as_str().unwrap();
         let kind = Kind::parse(row["kind"].as_str().unwrap()).unwrap();
         let expect = &row["expect"];
-        let result = request_from_value(kind, &row["request"]).and_then(|r| r.generate(now_of(row)));
+        let result =
+            request_from_value(kind, &row["request"]).and_then(|r| r.generate(now_of(row)));
         match (expect.get("qr"), expect.get("error")) {
             (Some(qr), _) => {
                 let khqr = result.unwrap_or_else(|e| panic!("{id}: expected a QR, got {e:?}"));
                 assert_eq!(khqr.as_str(), qr.as_str().unwrap(), "{id}: qr");
-                assert_eq!(khqr.md5().to_string(), expect["md5"].as_str().unwrap(), "{id}: md5");
+                assert_eq!(
+                    khqr.md5().to_string(),
+                    expect["md5"].as_str().unwrap(),
+                    "{id}: md5"
+                );
                 // What we generate, we verify and decode back losslessly.
-                let d = verify(khqr.as_str(), now_of(row)).unwrap_or_else(|e| panic!("{id}: own output invalid: {e:?}"));
+                let d = verify(khqr.as_str(), now_of(row))
+                    .unwrap_or_else(|e| panic!("{id}: own output invalid: {e:?}"));
                 assert_eq!(d.encode(), khqr.as_str(), "{id}: re-encode");
             }
             (None, Some(Value::Number(code))) => {
-                let e = result.err().unwrap_or_else(|| panic!("{id}: expected error {code}"));
-                assert_eq!(u64::from(e.code().number()), code.as_u64().unwrap(), "{id}: {e}");
+                let e = result
+                    .err()
+                    .unwrap_or_else(|| panic!("{id}: expected error {code}"));
+                assert_eq!(
+                    u64::from(e.code().number()),
+                    code.as_u64().unwrap(),
+                    "{id}: {e}"
+                );
                 if let Some(msg) = expect.get("sdk_message") {
                     assert_eq!(e.sdk_message(), msg.as_str().unwrap(), "{id}: SDK message");
                 }
             }
             (None, Some(Value::String(any))) => {
                 assert_eq!(any, "any");
-                let e = result.err().unwrap_or_else(|| panic!("{id}: must be refused ({})", expect["why"]));
+                let e = result
+                    .err()
+                    .unwrap_or_else(|| panic!("{id}: must be refused ({})", expect["why"]));
                 assert!(!e.to_string().is_empty());
             }
             _ => panic!("{id}: unknown expectation {expect}"),
@@ -93,10 +107,16 @@ fn verify_vectors() {
                 assert_eq!(d.encode(), qr, "{id}: re-encode");
             }
             Value::Bool(false) => {
-                let e = got.err().unwrap_or_else(|| panic!("{id}: expected invalid"));
+                let e = got
+                    .err()
+                    .unwrap_or_else(|| panic!("{id}: expected invalid"));
                 match &expect["error"] {
                     Value::Number(n) => {
-                        assert_eq!(u64::from(e.code().number()), n.as_u64().unwrap(), "{id}: {e}");
+                        assert_eq!(
+                            u64::from(e.code().number()),
+                            n.as_u64().unwrap(),
+                            "{id}: {e}"
+                        );
                     }
                     Value::String(s) => assert_eq!(s, "any"),
                     other => panic!("{id}: unknown error expectation {other}"),

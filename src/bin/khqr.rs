@@ -1,1 +1,393 @@
-fn main(){}
+//! `khqr`: create, decode and verify Bakong KHQR payments from the command line.
+//!
+//! Output is one JSON object on stdout. Exit status: 0 on success; 1 for invalid
+//! input or an invalid payload (a JSON error on stdout, a one-line message on
+//! stderr); 2 for usage errors.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bakong_khqr::json::{request_from_json, Kind};
+use bakong_khqr::render::{qr_png, Ecc, QrOptions};
+use bakong_khqr::{Currency, Decoded, Error, Request, SdkFields, VerifyOptions};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Serialize;
+use serde_json::json;
+
+#[derive(Parser)]
+#[command(
+    name = "khqr",
+    version,
+    about = "Create, decode and verify Bakong KHQR payment codes, offline"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a KHQR: prints {"qr","md5","tran"}; --png also writes the QR image.
+    Create(Box<CreateArgs>),
+    /// Decode a KHQR string: the official SDK's 25 fields plus every raw tag.
+    Decode {
+        /// The KHQR string.
+        payload: String,
+    },
+    /// Verify a KHQR string: {"valid":true} or the reason it is invalid.
+    Verify {
+        /// The KHQR string.
+        payload: String,
+        /// The time to check expiry against, in ms since the Unix epoch (default: now).
+        #[arg(long)]
+        now_ms: Option<u64>,
+        /// Accept dynamic QRs without an expiration timestamp (many bank apps print them).
+        #[arg(long)]
+        allow_missing_expiration: bool,
+    },
+    /// Draw any KHQR string as a QR PNG.
+    Render {
+        /// The KHQR string.
+        payload: String,
+        /// Where to write the PNG.
+        #[arg(long)]
+        png: PathBuf,
+        #[command(flatten)]
+        image: ImageArgs,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KindArg {
+    Individual,
+    Merchant,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EccArg {
+    L,
+    M,
+    Q,
+    H,
+}
+
+#[derive(Args)]
+struct ImageArgs {
+    /// Pixels per QR module.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    module_px: u32,
+    /// Error-correction level of the QR symbol.
+    #[arg(long, value_enum, default_value = "m")]
+    ecc: EccArg,
+}
+
+#[derive(Args)]
+struct CreateArgs {
+    /// Individual (tag 29) or merchant (tag 30) account.
+    #[arg(long, value_enum, default_value = "individual")]
+    kind: KindArg,
+    /// The whole request as the official SDK's JSON (`-` reads stdin); replaces the field flags.
+    #[arg(long, conflicts_with_all = ["bakong_id", "merchant_name"])]
+    request: Option<String>,
+    /// Bakong account ID, e.g. merchant@abaa.
+    #[arg(long, alias = "bakongid", required_unless_present = "request")]
+    bakong_id: Option<String>,
+    /// Merchant name shown to the payer (≤ 25 characters).
+    #[arg(long, alias = "merchantname", required_unless_present = "request")]
+    merchant_name: Option<String>,
+    /// Merchant city (≤ 15 characters; default Phnom Penh).
+    #[arg(long)]
+    merchant_city: Option<String>,
+    /// Merchant ID (merchant kind).
+    #[arg(long)]
+    merchant_id: Option<String>,
+    /// Acquiring bank (required for the merchant kind).
+    #[arg(long)]
+    acquiring_bank: Option<String>,
+    /// Account information (individual kind).
+    #[arg(long)]
+    account_information: Option<String>,
+    /// Amount as decimal text (USD ≤ 2 decimals, KHR whole); omit for a static QR.
+    #[arg(long)]
+    amount: Option<String>,
+    /// KHR or USD (or 116 / 840).
+    #[arg(long, default_value = "KHR")]
+    currency: String,
+    /// Expiry of a dynamic QR after now, e.g. 10m, 90s, 1h (default 10m when an amount is given).
+    #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "expires_at_ms")]
+    expires_in: Option<std::time::Duration>,
+    /// Expiry of a dynamic QR, in ms since the Unix epoch.
+    #[arg(long)]
+    expires_at_ms: Option<u64>,
+    /// Bill number (tag 62.01).
+    #[arg(long)]
+    bill_number: Option<String>,
+    /// Mobile number (tag 62.02).
+    #[arg(long)]
+    mobile_number: Option<String>,
+    /// Store label (tag 62.03).
+    #[arg(long)]
+    store_label: Option<String>,
+    /// Terminal label (tag 62.07).
+    #[arg(long)]
+    terminal_label: Option<String>,
+    /// Purpose of transaction (tag 62.08).
+    #[arg(long)]
+    purpose: Option<String>,
+    /// Language preference, e.g. km (tag 64.00).
+    #[arg(long)]
+    language_preference: Option<String>,
+    /// Merchant name in the alternate language (tag 64.01).
+    #[arg(long)]
+    merchant_name_alt: Option<String>,
+    /// Merchant city in the alternate language (tag 64.02).
+    #[arg(long)]
+    merchant_city_alt: Option<String>,
+    /// UnionPay merchant account (tag 15; KHR only).
+    #[arg(long)]
+    upi_merchant_account: Option<String>,
+    /// Merchant category code, 4 digits (default 5999).
+    #[arg(long)]
+    mcc: Option<String>,
+    /// The creation time, in ms since the Unix epoch (default: now).
+    #[arg(long)]
+    now_ms: Option<u64>,
+    /// Also write the QR as a PNG to this file.
+    #[arg(long)]
+    png: Option<PathBuf>,
+    #[command(flatten)]
+    image: ImageArgs,
+}
+
+/// A failure: the JSON printed on stdout and the line printed on stderr.
+struct Failure {
+    json: serde_json::Value,
+    message: String,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure {
+            json: json!({"error": error_json(&e)}),
+            message: e.to_string(),
+        }
+    }
+}
+
+fn io_failure(what: &str, e: &dyn std::fmt::Display) -> Failure {
+    let message = format!("{what}: {e}");
+    Failure {
+        json: json!({"error": {"message": message}}),
+        message,
+    }
+}
+
+fn error_json(e: &Error) -> serde_json::Value {
+    json!({
+        "code": e.code().number(),
+        "name": e.code().name(),
+        "message": e.to_string(),
+        "sdkMessage": e.sdk_message(),
+    })
+}
+
+fn clock_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn qr_options(a: &ImageArgs) -> QrOptions {
+    let ecc = match a.ecc {
+        EccArg::L => Ecc::L,
+        EccArg::M => Ecc::M,
+        EccArg::Q => Ecc::Q,
+        EccArg::H => Ecc::H,
+    };
+    QrOptions::default().module_px(a.module_px).ecc(ecc)
+}
+
+fn write_png(payload: &str, path: &PathBuf, image: &ImageArgs) -> Result<(), Failure> {
+    let png =
+        qr_png(payload, &qr_options(image)).map_err(|e| io_failure("cannot draw the QR", &e))?;
+    std::fs::write(path, png)
+        .map_err(|e| io_failure(&format!("cannot write {}", path.display()), &e))
+}
+
+fn opt(v: &Option<String>) -> Option<std::borrow::Cow<'_, str>> {
+    v.as_deref().map(std::borrow::Cow::Borrowed)
+}
+
+fn create(a: &CreateArgs) -> Result<serde_json::Value, Failure> {
+    let now_ms = a.now_ms.unwrap_or_else(clock_ms);
+    let kind = match a.kind {
+        KindArg::Individual => Kind::Individual,
+        KindArg::Merchant => Kind::Merchant,
+    };
+    let khqr = if let Some(req) = &a.request {
+        let text = if req == "-" {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| io_failure("cannot read the request from stdin", &e))?;
+            s
+        } else {
+            req.clone()
+        };
+        request_from_json(kind, &text)?.generate(now_ms)?
+    } else {
+        let id = a.bakong_id.as_deref().unwrap_or_default();
+        let name = a.merchant_name.as_deref().unwrap_or_default();
+        let mut r = match kind {
+            Kind::Individual => Request::individual(id, name),
+            Kind::Merchant => Request::merchant(
+                id,
+                name,
+                a.merchant_id.as_deref().unwrap_or_default(),
+                a.acquiring_bank.as_deref().unwrap_or_default(),
+            ),
+        };
+        if let (Kind::Individual, Some(b)) = (kind, &a.acquiring_bank) {
+            r = r.acquiring_bank(b.as_str());
+        }
+        if let Some(i) = &a.account_information {
+            r = r.account_information(i.as_str());
+        }
+        r.merchant_city = opt(&a.merchant_city);
+        r.currency = Currency::parse(&a.currency)?;
+        r.bill_number = opt(&a.bill_number);
+        r.mobile_number = opt(&a.mobile_number);
+        r.store_label = opt(&a.store_label);
+        r.terminal_label = opt(&a.terminal_label);
+        r.purpose_of_transaction = opt(&a.purpose);
+        r.language_preference = opt(&a.language_preference);
+        r.merchant_name_alternate_language = opt(&a.merchant_name_alt);
+        r.merchant_city_alternate_language = opt(&a.merchant_city_alt);
+        r.upi_merchant_account = opt(&a.upi_merchant_account);
+        r.merchant_category_code = opt(&a.mcc);
+        if let Some(amount) = &a.amount {
+            r = r.amount(amount.as_str());
+        }
+        let dynamic = a
+            .amount
+            .as_deref()
+            .is_some_and(|t| t.bytes().any(|b| (b'1'..=b'9').contains(&b)));
+        r = match (a.expires_at_ms, a.expires_in) {
+            (Some(at), _) => r.expires_at_ms(at),
+            (None, Some(d)) => r.expires_in_ms(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            (None, None) if dynamic => r.expires_in_ms(10 * 60 * 1000),
+            (None, None) => r,
+        };
+        r.generate(now_ms)?
+    };
+    if let Some(path) = &a.png {
+        write_png(khqr.as_str(), path, &a.image)?;
+    }
+    serde_json::to_value(CreateOut {
+        qr: khqr.as_str(),
+        md5: khqr.md5().to_string(),
+        tran: khqr.tran_id().as_str(),
+    })
+    .map_err(|e| io_failure("cannot write JSON", &e))
+}
+
+#[derive(Serialize)]
+struct CreateOut<'a> {
+    qr: &'a str,
+    md5: String,
+    tran: &'a str,
+}
+
+#[derive(Serialize)]
+struct SubOut<'a> {
+    tag: String,
+    length: u8,
+    value: &'a str,
+}
+
+#[derive(Serialize)]
+struct TagOut<'a> {
+    tag: String,
+    length: u8,
+    value: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<Vec<SubOut<'a>>>,
+}
+
+#[derive(Serialize)]
+struct DecodeOut<'a> {
+    #[serde(flatten)]
+    fields: SdkFields<'a>,
+    tags: Vec<TagOut<'a>>,
+}
+
+fn decode_json(d: &Decoded<'_>) -> serde_json::Value {
+    let tags = d
+        .iter()
+        .map(|e| TagOut {
+            tag: format!("{:02}", e.id()),
+            length: e.object.length(),
+            value: e.value(),
+            sub: e.children.map(|c| {
+                c.iter()
+                    .map(|o| SubOut {
+                        tag: format!("{:02}", o.id()),
+                        length: o.length(),
+                        value: o.value(),
+                    })
+                    .collect()
+            }),
+        })
+        .collect();
+    serde_json::to_value(DecodeOut {
+        fields: d.sdk_fields(),
+        tags,
+    })
+    .unwrap_or(serde_json::Value::Null)
+}
+
+fn run(cli: &Cli) -> Result<serde_json::Value, Failure> {
+    match &cli.command {
+        Command::Create(a) => create(a),
+        Command::Decode { payload } => Ok(decode_json(&bakong_khqr::decode(payload)?)),
+        Command::Verify {
+            payload,
+            now_ms,
+            allow_missing_expiration,
+        } => {
+            let options = VerifyOptions::new().allow_missing_expiration(*allow_missing_expiration);
+            match bakong_khqr::verify_with(payload, now_ms.unwrap_or_else(clock_ms), &options) {
+                Ok(_) => Ok(json!({"valid": true})),
+                Err(e) => Err(Failure {
+                    json: json!({"valid": false, "error": error_json(&e)}),
+                    message: format!("invalid KHQR: {e}"),
+                }),
+            }
+        }
+        Command::Render {
+            payload,
+            png,
+            image,
+        } => {
+            write_png(payload, png, image)?;
+            Ok(json!({"png": png.display().to_string()}))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(v) => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            println!("{}", f.json);
+            eprintln!("khqr: {}", f.message);
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The `khqr` binary: outputs, exit codes, files.
+
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn khqr(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_khqr"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run khqr")
+}
+
+fn json_of(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    })
+}
+
+#[test]
+fn create_with_flags_writes_json_and_png() {
+    let dir = std::env::temp_dir().join(format!("khqr-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join("qr.png");
+    let o = khqr(&[
+        "create",
+        "--bakong-id",
+        "merchant@abaa",
+        "--merchant-name",
+        "My Store",
+        "--amount",
+        "50",
+        "--currency",
+        "USD",
+        "--expires-in",
+        "10m",
+        "--now-ms",
+        "1700000000000",
+        "--png",
+        png.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json_of(&o);
+    let qr = v["qr"].as_str().unwrap();
+    assert_eq!(
+        qr,
+        "00020101021229170013merchant@abaa5204599953038405402505802KH5908My Store\
+         6010Phnom Penh993400131700000000000011317000006000006304E79A"
+    );
+    assert_eq!(v["md5"], bakong_khqr::Md5::of(qr).to_string());
+    assert_eq!(v["tran"], bakong_khqr::Md5::of(qr).tran_id().as_str());
+    let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+    assert_eq!(keys, ["qr", "md5", "tran"]);
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn create_from_sdk_json_and_stdin() {
+    let req = r#"{"bakongAccountID":"jonhsmith@nbcq","merchantName":"Jonh Smith","merchantCity":"Phnom Penh","currency":840,"amount":"1.5","expirationTimestamp":1700000060000}"#;
+    let o = khqr(&["create", "--request", req, "--now-ms", "1700000000000"]);
+    assert!(o.status.success());
+    assert_eq!(
+        json_of(&o)["qr"],
+        "00020101021229180014jonhsmith@nbcq52045999530384054041.505802KH5910Jonh Smith\
+         6010Phnom Penh9934001317000000000000113170000006000063044947"
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_khqr"))
+        .args(["create", "--kind", "merchant", "--request", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"bakongAccountID":"jonhsmith@nbcq","merchantName":"Jonh Smith","merchantCity":"Siem Reap","merchantID":"123456","acquiringBank":"Dev Bank"}"#)
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(
+        json_of(&o)["qr"],
+        "00020101021130400014jonhsmith@nbcq01061234560208Dev Bank5204599953031165802KH5910Jonh Smith6009Siem Reap6304B97D"
+    );
+}
+
+#[test]
+fn invalid_input_exits_1_with_json_error_and_one_line_message() {
+    let o = khqr(&[
+        "create",
+        "--bakong-id",
+        "merchant@abaa",
+        "--merchant-name",
+        &"N".repeat(26),
+        "--now-ms",
+        "1700000000000",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let v = json_of(&o);
+    assert_eq!(v["error"]["code"], 7);
+    assert_eq!(v["error"]["sdkMessage"], "Merchant Name Length is invalid");
+    let stderr = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        "khqr: merchant name (tag 59) is 26 UTF-16 code units long; the limit is 25\n"
+    );
+}
+
+#[test]
+fn verify_and_decode() {
+    let good = "00020101021129180014jonhsmith@nbcq5204599953031165802KH5910Jonh Smith6010Phnom Penh6304856B";
+    let o = khqr(&["verify", good, "--now-ms", "1700000000000"]);
+    assert!(o.status.success());
+    assert_eq!(json_of(&o), serde_json::json!({"valid": true}));
+
+    let expired = "00020101021229180014jonhsmith@nbcq52045999530384054041.505802KH5910Jonh Smith6010Phnom Penh9934001317000000000000113170000006000063044947";
+    let o = khqr(&["verify", expired, "--now-ms", "1700000060001"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v = json_of(&o);
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["error"]["code"], 46);
+
+    let o = khqr(&["decode", good]);
+    assert!(o.status.success());
+    let v = json_of(&o);
+    assert_eq!(v["bakongAccountID"], "jonhsmith@nbcq");
+    assert_eq!(v["pointofInitiationMethod"], "11");
+    let tags: Vec<_> = v["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tag"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(tags, ["00", "01", "29", "52", "53", "58", "59", "60", "63"]);
+    assert_eq!(v["tags"][2]["sub"][0]["value"], "jonhsmith@nbcq");
+    // 25 SDK keys, then the raw tags.
+    assert_eq!(v.as_object().unwrap().len(), 26);
+
+    for bad in ["", "6206XXABCD", "0002010102112918AB14"] {
+        let o = khqr(&["decode", bad]);
+        assert_eq!(o.status.code(), Some(1), "{bad:?}");
+        assert!(json_of(&o)["error"]["code"].is_u64());
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(khqr(&[]).status.code(), Some(2));
+    assert_eq!(khqr(&["create"]).status.code(), Some(2));
+    assert_eq!(
+        khqr(&[
+            "create",
+            "--bakong-id",
+            "a@b",
+            "--merchant-name",
+            "x",
+            "--expires-in",
+            "soon"
+        ])
+        .status
+        .code(),
+        Some(2)
+    );
+    assert_eq!(khqr(&["frobnicate"]).status.code(), Some(2));
+}
