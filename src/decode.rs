@@ -1,5 +1,8 @@
 //! Lossless, zero-copy decoding of a KHQR string.
 
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
 use core::fmt;
 
 use crate::amount::Currency;
@@ -83,7 +86,7 @@ pub struct Entry<'d, 'a> {
     pub children: Option<&'d [DataObject<'a>]>,
 }
 
-impl<'d, 'a> Entry<'d, 'a> {
+impl<'a> Entry<'_, 'a> {
     /// The ID, 0–99.
     #[must_use]
     pub const fn id(&self) -> u8 {
@@ -102,7 +105,7 @@ impl<'d, 'a> Entry<'d, 'a> {
         self.children?
             .iter()
             .find(|o| o.id() == sub)
-            .map(|o| o.value())
+            .map(DataObject::value)
     }
 }
 
@@ -181,6 +184,7 @@ impl<'a> Decoded<'a> {
     }
 
     /// The top-level data objects, in order.
+    #[must_use]
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Entry<'_, 'a>> + '_ {
         self.top.iter().map(|e| self.entry(e))
     }

@@ -2,6 +2,7 @@
 //! of our own for what the SDK wrongly accepts, each with a message that names
 //! the field, where it sits in the payload, and the limit.
 
+use alloc::string::String;
 use core::fmt;
 
 use crate::tlv::TlvError;
@@ -446,8 +447,7 @@ impl fmt::Display for Error {
             Detail::Tlv(e) => write!(f, "{field} is not well-formed TLV: {e}"),
             Detail::CrcMismatch { stored, computed } => write!(
                 f,
-                "CRC (tag 63) is {stored} but the payload's CRC-16/CCITT-FALSE is {:04X}",
-                computed
+                "CRC (tag 63) is {stored} but the payload's CRC-16/CCITT-FALSE is {computed:04X}"
             ),
             Detail::Expired {
                 expiration_ms,
@@ -472,7 +472,7 @@ impl fmt::Debug for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl core::error::Error for Error {}
 
 #[cfg(test)]
 mod tests {

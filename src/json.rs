@@ -248,8 +248,8 @@ mod tests {
             r#"{"expirationTimestamp":1.5}"#,
             r#"{"expirationTimestamp":-1}"#,
             r#"{"expirationTimestamp":"abc"}"#,
-            r#"[]"#,
-            r#"{"#,
+            r"[]",
+            r"{",
         ] {
             let e = request_from_json(Kind::Individual, bad).unwrap_err();
             assert_eq!(e.code(), ErrorCode::InvalidRequest, "{bad}");

@@ -83,8 +83,11 @@
 //! | `serde` | [`json`]: requests in the SDK's JSON shape; [`SdkFields`] serialises | `serde`, `serde_json` |
 //! | `cli` | the `khqr` command-line tool | `render`, `serde`, `clap` |
 
+#![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+
+extern crate alloc;
 
 mod amount;
 pub mod crc;

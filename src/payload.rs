@@ -1,7 +1,9 @@
 //! Building a KHQR payload from a [`Request`].
 
+use alloc::borrow::{Cow, ToOwned};
+use alloc::format;
+use alloc::string::{String, ToString};
 use core::fmt;
-use std::borrow::Cow;
 
 use crate::amount::{Amount, Currency};
 use crate::crc;
@@ -742,8 +744,11 @@ fn too_long_error(e: TooLong) -> Error {
     Error::too_long(ErrorCode::TemplateTooLong, field, e.length, 99)
 }
 
+#[allow(clippy::ref_option)] // called on the `Request` fields as they are
 pub(crate) fn non_empty<'s>(v: &'s Option<Cow<'_, str>>) -> Option<&'s str> {
-    v.as_deref().filter(|s| !s.is_empty())
+    v.as_ref()
+        .map(AsRef::as_ref)
+        .filter(|s: &&str| !s.is_empty())
 }
 
 pub(crate) fn required(v: &str, code: ErrorCode, field: Field) -> Result<(), Error> {

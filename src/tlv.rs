@@ -37,6 +37,7 @@
 //! assert_eq!(objects[1].value(), "ហាងកាហ្វេ");
 //! ```
 
+use alloc::string::String;
 use core::fmt;
 
 /// The largest value length two length digits can state: 99 units.
@@ -130,7 +131,7 @@ impl fmt::Display for TlvError {
     }
 }
 
-impl std::error::Error for TlvError {}
+impl core::error::Error for TlvError {}
 
 fn two_digits(bytes: &[u8]) -> Option<u8> {
     match bytes {
@@ -273,7 +274,7 @@ impl fmt::Display for TooLong {
     }
 }
 
-impl std::error::Error for TooLong {}
+impl core::error::Error for TooLong {}
 
 /// Appends data objects to a caller's `String`.
 ///

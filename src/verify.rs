@@ -1,5 +1,7 @@
 //! Verifying a KHQR string: is it a payload a bank app will accept, and if not, why.
 
+use alloc::borrow::ToOwned;
+
 use crate::crc;
 use crate::decode::{parse_ms, Decoded};
 use crate::error::{Detail, Error, ErrorCode, Field};
@@ -252,7 +254,7 @@ pub fn verify_with<'a>(
         ));
     }
     check_fields(&d)?;
-    check_timestamps(&d, dynamic || has_amount, now_ms, options)?;
+    check_timestamps(&d, dynamic || has_amount, now_ms, *options)?;
     Ok(d)
 }
 
@@ -549,7 +551,7 @@ fn check_timestamps(
     d: &Decoded<'_>,
     dynamic: bool,
     now_ms: u64,
-    options: &VerifyOptions,
+    options: VerifyOptions,
 ) -> Result<(), Error> {
     let Some(t) = d.get(tag::TIMESTAMPS) else {
         return Ok(());
