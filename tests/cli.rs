@@ -1,5 +1,6 @@
 //! The `khqr` binary: outputs, exit codes, files.
 
+use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
@@ -77,7 +78,6 @@ fn create_from_sdk_json_and_stdin() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    use std::io::Write;
     child
         .stdin
         .take()
