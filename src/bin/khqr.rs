@@ -216,8 +216,8 @@ fn write_png(payload: &str, path: &PathBuf, image: &ImageArgs) -> Result<(), Fai
         .map_err(|e| io_failure(&format!("cannot write {}", path.display()), &e))
 }
 
-fn opt(v: &Option<String>) -> Option<std::borrow::Cow<'_, str>> {
-    v.as_deref().map(std::borrow::Cow::Borrowed)
+fn opt(v: Option<&String>) -> Option<std::borrow::Cow<'_, str>> {
+    v.map(|s| std::borrow::Cow::Borrowed(s.as_str()))
 }
 
 fn create(a: &CreateArgs) -> Result<serde_json::Value, Failure> {
@@ -255,18 +255,18 @@ fn create(a: &CreateArgs) -> Result<serde_json::Value, Failure> {
         if let Some(i) = &a.account_information {
             r = r.account_information(i.as_str());
         }
-        r.merchant_city = opt(&a.merchant_city);
+        r.merchant_city = opt(a.merchant_city.as_ref());
         r.currency = Currency::parse(&a.currency)?;
-        r.bill_number = opt(&a.bill_number);
-        r.mobile_number = opt(&a.mobile_number);
-        r.store_label = opt(&a.store_label);
-        r.terminal_label = opt(&a.terminal_label);
-        r.purpose_of_transaction = opt(&a.purpose);
-        r.language_preference = opt(&a.language_preference);
-        r.merchant_name_alternate_language = opt(&a.merchant_name_alt);
-        r.merchant_city_alternate_language = opt(&a.merchant_city_alt);
-        r.upi_merchant_account = opt(&a.upi_merchant_account);
-        r.merchant_category_code = opt(&a.mcc);
+        r.bill_number = opt(a.bill_number.as_ref());
+        r.mobile_number = opt(a.mobile_number.as_ref());
+        r.store_label = opt(a.store_label.as_ref());
+        r.terminal_label = opt(a.terminal_label.as_ref());
+        r.purpose_of_transaction = opt(a.purpose.as_ref());
+        r.language_preference = opt(a.language_preference.as_ref());
+        r.merchant_name_alternate_language = opt(a.merchant_name_alt.as_ref());
+        r.merchant_city_alternate_language = opt(a.merchant_city_alt.as_ref());
+        r.upi_merchant_account = opt(a.upi_merchant_account.as_ref());
+        r.merchant_category_code = opt(a.mcc.as_ref());
         if let Some(amount) = &a.amount {
             r = r.amount(amount.as_str());
         }
