@@ -504,7 +504,7 @@ impl fmt::Debug for Decoded<'_> {
 /// its spelling `pointofInitiationMethod`. With the `serde` feature it serialises
 /// to exactly the SDK's JSON object (absent fields as `null`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
 #[allow(missing_docs)]
 pub struct SdkFields<'a> {

@@ -17,7 +17,8 @@
 //! * `currency`: `116`/`840` as number or string, or `"KHR"`/`"USD"`;
 //! * `amount`: decimal text or a JSON number (read from its text, never through
 //!   a float); `0` or absent makes a static KHQR;
-//! * `expirationTimestamp`: whole milliseconds, as a number or a digit string.
+//! * `expirationTimestamp`: whole milliseconds, as a number or a digit string;
+//!   or our own `expiresInMs`, milliseconds after the `now` of generation.
 //!
 //! Unknown keys are refused (a misspelt `"ammount"` must not silently make a
 //! static QR).
@@ -71,6 +72,7 @@ const KEYS: &[(&str, Field)] = &[
     ("currency", Field::TransactionCurrency),
     ("amount", Field::TransactionAmount),
     ("expirationTimestamp", Field::ExpirationTimestamp),
+    ("expiresInMs", Field::ExpirationTimestamp),
     ("billNumber", Field::BillNumber),
     ("mobileNumber", Field::MobileNumber),
     ("storeLabel", Field::StoreLabel),
@@ -203,6 +205,21 @@ pub fn request_from_value(kind: Kind, v: &Value) -> Result<Request<'static>, Err
             ))
         }
     };
+    if let Some(v) = flat.get("expiresInMs").filter(|v| !v.is_null()) {
+        if req.expiration.is_some() {
+            return Err(invalid(
+                Field::ExpirationTimestamp,
+                "has both expirationTimestamp and expiresInMs",
+            ));
+        }
+        let ms = v.as_u64().ok_or_else(|| {
+            invalid(
+                Field::ExpirationTimestamp,
+                "expiresInMs must be a whole, non-negative number of milliseconds",
+            )
+        })?;
+        req.expiration = Some(Expiration::AfterMs(ms));
+    }
     req.bill_number = text("billNumber")?;
     req.mobile_number = text("mobileNumber")?;
     req.store_label = text("storeLabel")?;

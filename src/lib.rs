@@ -103,6 +103,8 @@ mod verify;
 pub mod json;
 #[cfg(feature = "render")]
 pub mod render;
+#[cfg(feature = "serde")]
+mod serde_impls;
 
 pub use amount::{Amount, Currency, MAX_AMOUNT_LEN};
 pub use decode::{Decoded, Entry, MerchantType, SdkFields};

@@ -894,6 +894,13 @@ impl Khqr {
     }
 }
 
+impl Khqr {
+    #[cfg(feature = "serde")]
+    pub(crate) fn from_parts(payload: String, md5: Md5) -> Self {
+        Khqr { payload, md5 }
+    }
+}
+
 impl AsRef<str> for Khqr {
     fn as_ref(&self) -> &str {
         &self.payload
