@@ -72,8 +72,14 @@ impl Serialize for Request<'_> {
             ("terminalLabel", &self.terminal_label),
             ("purposeOfTransaction", &self.purpose_of_transaction),
             ("languagePreference", &self.language_preference),
-            ("merchantNameAlternateLanguage", &self.merchant_name_alternate_language),
-            ("merchantCityAlternateLanguage", &self.merchant_city_alternate_language),
+            (
+                "merchantNameAlternateLanguage",
+                &self.merchant_name_alternate_language,
+            ),
+            (
+                "merchantCityAlternateLanguage",
+                &self.merchant_city_alternate_language,
+            ),
             ("upiMerchantAccount", &self.upi_merchant_account),
             ("merchantCategoryCode", &self.merchant_category_code),
         ];
