@@ -4,7 +4,7 @@
 //! input or an invalid payload (a JSON error on stdout, a one-line message on
 //! stderr); 2 for usage errors.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -377,16 +377,21 @@ fn run(cli: &Cli) -> Result<serde_json::Value, Failure> {
     }
 }
 
+/// Writes a line without panicking when the reader has gone (a closed pipe).
+fn emit(mut out: impl Write, line: &dyn std::fmt::Display) {
+    let _ = writeln!(out, "{line}");
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
         Ok(v) => {
-            println!("{v}");
+            emit(std::io::stdout().lock(), &v);
             ExitCode::SUCCESS
         }
         Err(f) => {
-            println!("{}", f.json);
-            eprintln!("khqr: {}", f.message);
+            emit(std::io::stdout().lock(), &f.json);
+            emit(std::io::stderr().lock(), &format_args!("khqr: {}", f.message));
             ExitCode::from(1)
         }
     }
