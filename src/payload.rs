@@ -313,22 +313,26 @@ impl<'a> Request<'a> {
     /// | check | code |
     /// |---|---|
     /// | UnionPay account over 99 | 43 |
-    /// | account ID empty / over 32 / not exactly one `@` with text on both sides and no whitespace | 1 / 6 / 3 |
+    /// | account ID empty / over 32 / without `@` | 1 / 6 / 3 |
     /// | merchant: ID empty / over 32; bank empty / over 32 | 30 / 32; 31 / 33 |
     /// | individual: account information over 32; bank over 32 | 35; 33 |
-    /// | MCC over 4 characters / not 4 digits | 18 / 51 |
+    /// | MCC over 4 characters / not digits | 18 / 51 |
     /// | UnionPay account with USD | 44 |
-    /// | amount not decimal, KHR fraction, USD over 2 decimals, over 13 characters | 4 |
-    /// | merchant name empty or blank / over 25 | 2 / 7 |
+    /// | amount not decimal text, KHR fraction, USD over 2 decimals, over 13 characters | 4 |
+    /// | merchant name empty / over 25 | 2 / 7 |
     /// | city over 15 | 21 |
     /// | bill, mobile, store, terminal, purpose over 25 | 10, 34, 11, 12, 42 |
     /// | language preference without name / name without preference / preference over 2 / name over 25 / city over 15 | 39 / 37 / 38 / 40 / 41 |
     /// | dynamic: no expiration / not 13 digits / before `now` | 45 / 49 / 50 |
     ///
-    /// Then our own refusals, where the SDK writes a broken or surprising payload:
-    /// an expiration on a static KHQR (55), a control character or a character
-    /// outside the Basic Multilingual Plane in any text (53), and a template over
-    /// 99 characters (52).
+    /// Then our own refusals, for input the SDK accepts but should not (so they
+    /// never hide an error the SDK would report): an expiration on a static KHQR
+    /// (55); an account ID that is not exactly one `@` with text on both sides and
+    /// no whitespace (3); an MCC that is not exactly 4 digits (51); a blank
+    /// merchant name (2); a control character or a character outside the Basic
+    /// Multilingual Plane in any text (53); a template over 99 characters (52).
+    /// (Amounts are the exception: every amount refusal has code 4 at the amount's
+    /// place in the order.)
     pub fn generate(&self, now_ms: u64) -> Result<Khqr, Error> {
         let mut payload = String::with_capacity(256);
         self.write(now_ms, &mut payload)?;
@@ -364,7 +368,7 @@ impl<'a> Request<'a> {
                 Field::UnionPayMerchantAccount,
             )?;
         }
-        check_account_id(&self.bakong_account_id)?;
+        check_account_id_sdk(&self.bakong_account_id)?;
         match &self.account {
             Account::Merchant {
                 merchant_id,
@@ -416,7 +420,7 @@ impl<'a> Request<'a> {
             }
         }
         let mcc = non_empty(&self.merchant_category_code).unwrap_or(DEFAULT_MCC);
-        check_mcc(mcc)?;
+        check_mcc_sdk(mcc)?;
         if upi.is_some() && self.currency == Currency::Usd {
             return Err(Error::reason(
                 ErrorCode::UpiAccountInformationInvalidCurrency,
@@ -431,7 +435,7 @@ impl<'a> Request<'a> {
             Some(AmountInput::MinorUnits(m)) => Some(Amount::from_minor_units(*m, self.currency)?),
         }
         .filter(|a| !a.is_zero());
-        check_name(
+        check_name_sdk(
             &self.merchant_name,
             25,
             ErrorCode::MerchantNameRequired,
@@ -559,7 +563,15 @@ impl<'a> Request<'a> {
                 )),
                 (false, None) => None,
             };
-        // Our own text rules, after every check the SDK makes.
+        // Our own rules, after every check the SDK makes, so that the first
+        // error has the SDK's code whenever the SDK reports one.
+        check_account_id_strict(&self.bakong_account_id)?;
+        check_mcc(mcc)?;
+        check_not_blank(
+            &self.merchant_name,
+            ErrorCode::MerchantNameRequired,
+            Field::MerchantName,
+        )?;
         let mut texts: [(Option<&str>, Field); 15] = [
             (Some(&self.bakong_account_id), Field::BakongAccountId),
             (None, Field::AccountInformation),
@@ -768,9 +780,8 @@ pub(crate) fn max_len(v: &str, max: usize, code: ErrorCode, field: Field) -> Res
     }
 }
 
-/// Account ID: 1 if empty, 6 if over 32, 3 unless exactly one `@` with text on
-/// both sides and no whitespace (the SDK only wants an `@` somewhere).
-pub(crate) fn check_account_id(id: &str) -> Result<(), Error> {
+/// Account ID, the SDK's rules: 1 if empty, 6 if over 32, 3 without an `@`.
+pub(crate) fn check_account_id_sdk(id: &str) -> Result<(), Error> {
     required(
         id,
         ErrorCode::BakongAccountIdRequired,
@@ -782,50 +793,81 @@ pub(crate) fn check_account_id(id: &str) -> Result<(), Error> {
         ErrorCode::BakongAccountIdLengthInvalid,
         Field::BakongAccountId,
     )?;
-    let ok = match id.split_once('@') {
-        Some((user, bank)) => {
-            !user.is_empty()
-                && !bank.is_empty()
-                && !bank.contains('@')
-                && !id.chars().any(char::is_whitespace)
-        }
-        None => false,
-    };
-    if ok {
+    if id.contains('@') {
         Ok(())
     } else {
-        Err(Error::reason_with(
-            ErrorCode::BakongAccountIdInvalid,
-            Field::BakongAccountId,
-            "must be name@bank: exactly one '@' with text on both sides and no whitespace",
-            id,
-        ))
+        Err(account_id_invalid(id))
     }
 }
 
-/// MCC: 18 if over 4 characters, 51 unless exactly 4 ASCII digits.
-pub(crate) fn check_mcc(mcc: &str) -> Result<(), Error> {
+fn account_id_invalid(id: &str) -> Error {
+    Error::reason_with(
+        ErrorCode::BakongAccountIdInvalid,
+        Field::BakongAccountId,
+        "must be name@bank: exactly one '@' with text on both sides and no whitespace",
+        id,
+    )
+}
+
+/// Account ID, our rule on top of the SDK's: 3 unless exactly one `@` with text
+/// on both sides and no whitespace (the SDK accepts `@`, `a@`, `a@b@c`).
+pub(crate) fn check_account_id_strict(id: &str) -> Result<(), Error> {
+    let ok = id.split_once('@').is_some_and(|(user, bank)| {
+        !user.is_empty()
+            && !bank.is_empty()
+            && !bank.contains('@')
+            && !id.chars().any(char::is_whitespace)
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(account_id_invalid(id))
+    }
+}
+
+/// Account ID: the SDK's rules, then ours.
+pub(crate) fn check_account_id(id: &str) -> Result<(), Error> {
+    check_account_id_sdk(id)?;
+    check_account_id_strict(id)
+}
+
+fn mcc_invalid(mcc: &str) -> Error {
+    Error::reason_with(
+        ErrorCode::InvalidMerchantCategoryCode,
+        Field::MerchantCategoryCode,
+        "must be exactly 4 digits (ISO 18245)",
+        mcc,
+    )
+}
+
+/// MCC, the SDK's rules: 18 if over 4 characters, 51 unless all ASCII digits.
+pub(crate) fn check_mcc_sdk(mcc: &str) -> Result<(), Error> {
     max_len(
         mcc,
         4,
         ErrorCode::MerchantCodeLengthInvalid,
         Field::MerchantCategoryCode,
     )?;
-    if mcc.len() == 4 && mcc.bytes().all(|b| b.is_ascii_digit()) {
+    if !mcc.is_empty() && mcc.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
-        Err(Error::reason_with(
-            ErrorCode::InvalidMerchantCategoryCode,
-            Field::MerchantCategoryCode,
-            "must be exactly 4 digits (ISO 18245)",
-            mcc,
-        ))
+        Err(mcc_invalid(mcc))
     }
 }
 
-/// A required name: `required` code if empty or only whitespace, `length` code
-/// if over `max`.
-pub(crate) fn check_name(
+/// MCC: the SDK's rules, then ours: exactly 4 digits (the SDK accepts `7`).
+pub(crate) fn check_mcc(mcc: &str) -> Result<(), Error> {
+    check_mcc_sdk(mcc)?;
+    if mcc.len() == 4 {
+        Ok(())
+    } else {
+        Err(mcc_invalid(mcc))
+    }
+}
+
+/// A required name, the SDK's rules: `required` code if empty, `length` code if
+/// over `max`.
+pub(crate) fn check_name_sdk(
     v: &str,
     max: usize,
     required_code: ErrorCode,
@@ -833,11 +875,31 @@ pub(crate) fn check_name(
     field: Field,
 ) -> Result<(), Error> {
     required(v, required_code, field)?;
-    max_len(v, max, length, field)?;
+    max_len(v, max, length, field)
+}
+
+/// Our rule on top: the `required` code if the name is only whitespace.
+pub(crate) fn check_not_blank(
+    v: &str,
+    required_code: ErrorCode,
+    field: Field,
+) -> Result<(), Error> {
     if v.chars().all(char::is_whitespace) {
         return Err(Error::reason(required_code, field, "is blank"));
     }
     Ok(())
+}
+
+/// A required name: the SDK's rules, then not blank.
+pub(crate) fn check_name(
+    v: &str,
+    max: usize,
+    required_code: ErrorCode,
+    length: ErrorCode,
+    field: Field,
+) -> Result<(), Error> {
+    check_name_sdk(v, max, required_code, length, field)?;
+    check_not_blank(v, required_code, field)
 }
 
 /// 53 for a control character or a character outside the BMP.

@@ -391,7 +391,10 @@ fn main() -> ExitCode {
         }
         Err(f) => {
             emit(std::io::stdout().lock(), &f.json);
-            emit(std::io::stderr().lock(), &format_args!("khqr: {}", f.message));
+            emit(
+                std::io::stderr().lock(),
+                &format_args!("khqr: {}", f.message),
+            );
             ExitCode::from(1)
         }
     }
