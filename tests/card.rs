@@ -654,3 +654,37 @@ proptest::proptest! {
         }
     }
 }
+
+/// Every vector payload, valid or not, lays out or fails with a typed error —
+/// never a panic — and a layout keeps its text inside the margins.
+#[test]
+fn every_vector_lays_out_or_fails_typed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors");
+    let (mut ok, mut refused) = (0, 0);
+    for name in ["verify.jsonl", "generate.jsonl", "real-samples.jsonl"] {
+        let text = std::fs::read_to_string(dir.join(name)).expect("vectors");
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let Some(qr) = v["qr"].as_str().or(v["expect"]["qr"].as_str()) else {
+                continue;
+            };
+            match card_layout(qr, &CardOptions::default().scale(1)) {
+                Ok(l) => {
+                    let margin = (0.08 * l.height as f32).round() as u32;
+                    for b in [Some(l.name), l.amount, l.currency].into_iter().flatten() {
+                        assert!(b.x >= margin && b.right() <= l.width - margin, "{qr}");
+                        assert!(b.bottom() <= l.separator.y, "{qr}");
+                    }
+                    ok += 1;
+                }
+                Err(
+                    RenderError::Decode(_)
+                    | RenderError::Field { .. }
+                    | RenderError::TooLong { .. },
+                ) => refused += 1,
+                Err(e) => panic!("{qr}: unexpected {e}"),
+            }
+        }
+    }
+    assert!(ok > 100, "{ok} laid out, {refused} refused");
+}
