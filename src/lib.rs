@@ -81,6 +81,7 @@
 //! | (none) | payloads, MD5, decode, verify | `crc`, `md-5` |
 //! | `render` | [`render`]: the plain QR as PNG | `fast_qr`, `png` |
 //! | `serde` | [`json`]: requests in the SDK's JSON shape; [`SdkFields`] serialises | `serde`, `serde_json` |
+//! | `status` | [`status`]: Bakong Open API requests and answers, `StatusChecker` | `serde`, `serde_json` |
 //! | `cli` | the `khqr` command-line tool | `render`, `serde`, `clap` |
 
 #![cfg_attr(not(feature = "std"), no_std)]
@@ -103,6 +104,8 @@ mod verify;
 pub mod json;
 #[cfg(feature = "render")]
 pub mod render;
+#[cfg(feature = "status")]
+pub mod status;
 
 pub use amount::{Amount, Currency, MAX_AMOUNT_LEN};
 pub use decode::{Decoded, Entry, MerchantType, SdkFields};
