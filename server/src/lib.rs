@@ -17,6 +17,10 @@
 //! codes; upstream failures with 502/503/429 and
 //! `{"responseCode":1,"responseMessage","errorCode","error","data":null}`.
 
+// Handlers return `Result<_, Response>` so that an early error is already the
+// answer; the size of `Response` does not matter on that path.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -221,7 +225,13 @@ pub fn router(config: &Config) -> Result<Router, ConfigError> {
         .route("/khqr/check/{tran_id}", get(check_tran).post(check_tran))
         .route("/check/{tran_id}", get(check_tran).post(check_tran))
         .route("/check_by_md5", get(check_by_md5).post(check_by_md5))
-        .fallback(|| async { bad(StatusCode::NOT_FOUND, ErrorCode::InvalidRequest, "no such endpoint") })
+        .fallback(|| async {
+            bad(
+                StatusCode::NOT_FOUND,
+                ErrorCode::InvalidRequest,
+                "no such endpoint",
+            )
+        })
         .with_state(state))
 }
 
@@ -243,7 +253,10 @@ struct BadInput<'a> {
 fn json_response(status: StatusCode, body: String) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         body,
     )
         .into_response()
@@ -266,10 +279,15 @@ fn khqr_error(e: &bakong_khqr::Error) -> Response {
 }
 
 /// Query parameters, then body fields (JSON object or form) for those absent.
-fn params(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, Response> {
+fn params(
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<HashMap<String, String>, Response> {
     let invalid = |what: &str| bad(StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, what);
     let mut map: HashMap<String, String> = match query {
-        Some(q) => serde_urlencoded::from_str(q).map_err(|_| invalid("query string is not valid form encoding"))?,
+        Some(q) => serde_urlencoded::from_str(q)
+            .map_err(|_| invalid("query string is not valid form encoding"))?,
         None => HashMap::new(),
     };
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -290,7 +308,8 @@ fn params(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<HashM
             })
             .collect()
     } else {
-        serde_urlencoded::from_bytes(body).map_err(|_| invalid("body is not JSON or form encoding"))?
+        serde_urlencoded::from_bytes(body)
+            .map_err(|_| invalid("body is not JSON or form encoding"))?
     };
     for (k, v) in fields {
         map.entry(k).or_insert(v);
@@ -353,10 +372,21 @@ async fn create(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -
     let tran = khqr.tran_id();
     {
         let Ok(mut store) = state.store.lock() else {
-            return bad(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalServer, "store unavailable");
+            return bad(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::InternalServer,
+                "store unavailable",
+            );
         };
-        if store.get(tran.as_str()).is_some_and(|e| e.md5 != khqr.md5()) {
-            return bad(StatusCode::CONFLICT, ErrorCode::InternalServer, "transaction id collision; create again");
+        if store
+            .get(tran.as_str())
+            .is_some_and(|e| e.md5 != khqr.md5())
+        {
+            return bad(
+                StatusCode::CONFLICT,
+                ErrorCode::InternalServer,
+                "transaction id collision; create again",
+            );
         }
         if store.len() >= state.max_entries {
             store.retain(|_, e| e.expires_ms.saturating_add(KEEP_AFTER_EXPIRY_MS) > now);
@@ -365,7 +395,11 @@ async fn create(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -
             store.retain(|_, e| e.expires_ms > now);
         }
         if store.len() >= state.max_entries {
-            return bad(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::InternalServer, "too many open QRs; try later");
+            return bad(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::InternalServer,
+                "too many open QRs; try later",
+            );
         }
         store.insert(
             tran.as_str().into(),
@@ -385,18 +419,27 @@ async fn create(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -
         md5: khqr.md5().to_string(),
         tran: tran.as_str(),
     };
-    json_response(StatusCode::OK, serde_json::to_string(&body).unwrap_or_default())
+    json_response(
+        StatusCode::OK,
+        serde_json::to_string(&body).unwrap_or_default(),
+    )
 }
 
 fn lookup<T>(state: &AppState, tran: &str, f: impl FnOnce(&Entry) -> T) -> Result<T, Response> {
-    let store = state
-        .store
-        .lock()
-        .map_err(|_| bad(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalServer, "store unavailable"))?;
-    store
-        .get(tran)
-        .map(f)
-        .ok_or_else(|| bad(StatusCode::NOT_FOUND, ErrorCode::InvalidRequest, "no KHQR with this tran"))
+    let store = state.store.lock().map_err(|_| {
+        bad(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InternalServer,
+            "store unavailable",
+        )
+    })?;
+    store.get(tran).map(f).ok_or_else(|| {
+        bad(
+            StatusCode::NOT_FOUND,
+            ErrorCode::InvalidRequest,
+            "no KHQR with this tran",
+        )
+    })
 }
 
 fn png_response(bytes: Vec<u8>) -> Response {
@@ -404,7 +447,10 @@ fn png_response(bytes: Vec<u8>) -> Response {
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("image/png")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=600")),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=600"),
+            ),
         ],
         bytes,
     )
@@ -418,7 +464,11 @@ async fn qr(State(state): State<Arc<AppState>>, Path(tran): Path<String>) -> Res
     };
     match qr_png(&payload, &QrOptions::default()) {
         Ok(png) => png_response(png),
-        Err(e) => bad(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalServer, &e.to_string()),
+        Err(e) => bad(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InternalServer,
+            &e.to_string(),
+        ),
     }
 }
 
@@ -508,10 +558,14 @@ async fn status_response(state: &AppState, md5: &Md5) -> Response {
         CheckError::Request(RequestError::MissingToken) => {
             (StatusCode::SERVICE_UNAVAILABLE, None, "no_token")
         }
-        CheckError::Request(_) | CheckError::Khqr(_) => (StatusCode::BAD_REQUEST, None, "bad_request"),
+        CheckError::Request(_) | CheckError::Khqr(_) => {
+            (StatusCode::BAD_REQUEST, None, "bad_request")
+        }
         CheckError::Transport(_) => (StatusCode::BAD_GATEWAY, None, "transport"),
         CheckError::Response(r) => match r {
-            ResponseError::Unauthorized { .. } => (StatusCode::BAD_GATEWAY, Some(6), "unauthorized"),
+            ResponseError::Unauthorized { .. } => {
+                (StatusCode::BAD_GATEWAY, Some(6), "unauthorized")
+            }
             ResponseError::Forbidden => (StatusCode::BAD_GATEWAY, None, "forbidden"),
             ResponseError::RateLimited { retry_after } => {
                 if let Some(RetryAfter::Seconds(s)) = retry_after {

@@ -95,7 +95,10 @@ fn main() -> ExitCode {
                 if exp <= now {
                     eprintln!("khqr-server: warning: the Bakong token expired; renew it");
                 } else {
-                    eprintln!("khqr-server: Bakong token valid for {} more days", (exp - now) / 86_400_000);
+                    eprintln!(
+                        "khqr-server: Bakong token valid for {} more days",
+                        (exp - now) / 86_400_000
+                    );
                 }
             }
         }

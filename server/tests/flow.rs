@@ -142,7 +142,10 @@ impl Harness {
             .header("Content-Type", content_type)
             .send(body)
             .unwrap();
-        (resp.status().as_u16(), resp.body_mut().read_to_string().unwrap())
+        (
+            resp.status().as_u16(),
+            resp.body_mut().read_to_string().unwrap(),
+        )
     }
 }
 
@@ -188,15 +191,28 @@ fn seed_flow_create_png_check_pay_unauthorized() {
     assert_eq!(created["message"], "success");
     assert_eq!(tran.len(), 8);
     assert_eq!(created["qr"], format!("{}/khqr/qr/{tran}", h.base));
-    assert_eq!(created["qr_stand"], format!("{}/khqr/qr/stand/{tran}", h.base));
-    let mut keys: Vec<&str> = created.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        created["qr_stand"],
+        format!("{}/khqr/qr/stand/{tran}", h.base)
+    );
+    let mut keys: Vec<&str> = created
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort_unstable();
     let mut expected = vec!["md5", "message", "qr", "qr_stand", "status", "tran"];
     expected.sort_unstable();
     assert_eq!(keys, expected);
 
     // PNG → payload
-    let qr_path = created["qr"].as_str().unwrap().strip_prefix(&h.base).unwrap().to_owned();
+    let qr_path = created["qr"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&h.base)
+        .unwrap()
+        .to_owned();
     let (status, ct, png) = h.get(&qr_path);
     assert_eq!((status, ct.as_str()), (200, "image/png"));
     let texts = scan(&png);
@@ -244,7 +260,10 @@ fn seed_flow_create_png_check_pay_unauthorized() {
     );
     assert_eq!((status, body.as_str()), (200, paid.as_str()));
     let (status, _, body) = h.get(&format!("/check_by_md5?md5={md5}&bakongid=merchant@abaa"));
-    assert_eq!((status, String::from_utf8(body).unwrap()), (200, paid.clone()));
+    assert_eq!(
+        (status, String::from_utf8(body).unwrap()),
+        (200, paid.clone())
+    );
 
     // the token expires: the fake answers 401, surfaced as unauthorized
     h.fake.lock().unwrap().valid_token = "renewed.token.sig".into();
@@ -269,12 +288,32 @@ fn seed_flow_create_png_check_pay_unauthorized() {
 fn bad_input_is_a_400_with_the_library_codes() {
     let h = start();
     let cases: &[(&str, u16, u64)] = &[
-        ("/khqr/create?bakongid=merchant@abaa&merchantname=Shop", 400, 4),
-        ("/khqr/create?amount=1.234&bakongid=merchant@abaa&merchantname=Shop", 400, 4),
-        ("/khqr/create?amount=0&bakongid=merchant@abaa&merchantname=Shop", 400, 4),
-        ("/khqr/create?amount=1e3&bakongid=merchant@abaa&merchantname=Shop", 400, 4),
+        (
+            "/khqr/create?bakongid=merchant@abaa&merchantname=Shop",
+            400,
+            4,
+        ),
+        (
+            "/khqr/create?amount=1.234&bakongid=merchant@abaa&merchantname=Shop",
+            400,
+            4,
+        ),
+        (
+            "/khqr/create?amount=0&bakongid=merchant@abaa&merchantname=Shop",
+            400,
+            4,
+        ),
+        (
+            "/khqr/create?amount=1e3&bakongid=merchant@abaa&merchantname=Shop",
+            400,
+            4,
+        ),
         ("/khqr/create?amount=5&merchantname=Shop", 400, 1),
-        ("/khqr/create?amount=5&bakongid=merchant&merchantname=Shop", 400, 3),
+        (
+            "/khqr/create?amount=5&bakongid=merchant&merchantname=Shop",
+            400,
+            3,
+        ),
         ("/khqr/create?amount=5&bakongid=merchant@abaa", 400, 2),
         (
             "/khqr/create?amount=5&bakongid=merchant@abaa&merchantname=Shop&currency=EURO",
@@ -286,7 +325,11 @@ fn bad_input_is_a_400_with_the_library_codes() {
             400,
             28,
         ),
-        ("/khqr/create?amount=%zz&bakongid=merchant@abaa&merchantname=Shop", 400, 4),
+        (
+            "/khqr/create?amount=%zz&bakongid=merchant@abaa&merchantname=Shop",
+            400,
+            4,
+        ),
         ("/khqr/check/NOSUCH00?bakongid=merchant@abaa", 404, 60),
         ("/khqr/check/NOSUCH00", 400, 1),
         ("/check_by_md5?bakongid=merchant@abaa&md5=xyz", 400, 60),

@@ -90,7 +90,9 @@ pub fn check_md5<C: StatusChecker + ?Sized>(
     api: &Api,
     md5: &Md5,
 ) -> Result<TransactionStatus, CheckError<C::Error>> {
-    let request = api.check_transaction_by_md5(md5).map_err(CheckError::Request)?;
+    let request = api
+        .check_transaction_by_md5(md5)
+        .map_err(CheckError::Request)?;
     let response = checker.send(request).map_err(CheckError::Transport)?;
     parse_transaction(&response).map_err(CheckError::Response)
 }
@@ -116,7 +118,9 @@ pub async fn check_md5_async<C: AsyncStatusChecker + ?Sized>(
     api: &Api,
     md5: &Md5,
 ) -> Result<TransactionStatus, CheckError<C::Error>> {
-    let request = api.check_transaction_by_md5(md5).map_err(CheckError::Request)?;
+    let request = api
+        .check_transaction_by_md5(md5)
+        .map_err(CheckError::Request)?;
     let response = checker.send(request).await.map_err(CheckError::Transport)?;
     parse_transaction(&response).map_err(CheckError::Response)
 }
@@ -145,6 +149,7 @@ pub trait Clock {
 pub const DEFAULT_POLL_INTERVAL_MS: u64 = 3_000;
 
 /// How polling ended.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PollOutcome {
     /// Paid, with the transaction.
@@ -332,7 +337,10 @@ pub fn wait_for_payment<C: StatusChecker + ?Sized, K: Clock + ?Sized>(
             PollStep::Send(request) => {
                 let response = checker.send(request).map_err(CheckError::Transport)?;
                 let now = clock.now_ms();
-                if let Some(done) = poller.handle(now, &response).map_err(CheckError::Response)? {
+                if let Some(done) = poller
+                    .handle(now, &response)
+                    .map_err(CheckError::Response)?
+                {
                     return Ok(done);
                 }
             }
@@ -389,12 +397,12 @@ mod tests {
 
     /// Answers with canned responses in order, recording the requests.
     struct Script {
-        answers: RefCell<VecDeque<Result<HttpResponse, &'static str>>>,
+        answers: RefCell<VecDeque<Answer>>,
         seen: RefCell<Vec<HttpRequest>>,
     }
 
     impl Script {
-        fn new(answers: Vec<Result<HttpResponse, &'static str>>) -> Self {
+        fn new(answers: Vec<Answer>) -> Self {
             Script {
                 answers: RefCell::new(answers.into()),
                 seen: RefCell::new(Vec::new()),
@@ -428,18 +436,20 @@ mod tests {
         }
     }
 
-    fn pending() -> Result<HttpResponse, &'static str> {
-        Ok(HttpResponse::new(
+    type Answer = Result<HttpResponse, &'static str>;
+
+    fn pending() -> HttpResponse {
+        HttpResponse::new(
             200,
             br#"{"responseCode":1,"responseMessage":"Transaction could not be found.","errorCode":1,"data":null}"#.to_vec(),
-        ))
+        )
     }
 
-    fn paid() -> Result<HttpResponse, &'static str> {
-        Ok(HttpResponse::new(
+    fn paid() -> HttpResponse {
+        HttpResponse::new(
             200,
             br#"{"responseCode":0,"responseMessage":"ok","errorCode":null,"data":{"hash":"abc","fromAccountId":"p@abaa","toAccountId":"jonhsmith@nbcq","currency":"USD","amount":2.5,"description":null,"createdDateMs":1,"acknowledgedDateMs":2}}"#.to_vec(),
-        ))
+        )
     }
 
     fn api() -> Api {
@@ -460,13 +470,17 @@ mod tests {
     #[test]
     fn check_sends_the_payload_md5() {
         let k = khqr();
-        let script = Script::new(vec![pending(), Err("connection refused")]);
-        assert_eq!(check_khqr(&script, &api(), k.as_str()), Ok(TransactionStatus::Pending));
+        let script = Script::new(vec![Ok(pending()), Err("connection refused")]);
+        assert_eq!(
+            check_khqr(&script, &api(), k.as_str()),
+            Ok(TransactionStatus::Pending)
+        );
         assert_eq!(
             check_khqr(&script, &api(), k.as_str()),
             Err(CheckError::Transport("connection refused"))
         );
-        let body: serde_json::Value = serde_json::from_slice(&script.seen.borrow()[0].body).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(&script.seen.borrow()[0].body).unwrap();
         assert_eq!(body["md5"], k.md5().to_string());
         let anon = Api::new(TEST_BASE_URL).unwrap();
         assert_eq!(
@@ -481,28 +495,44 @@ mod tests {
         let k = khqr();
         let rate_limited = Ok(HttpResponse::new(429, vec![]).with_header("Retry-After", "7"));
         let server_error = Ok(HttpResponse::new(503, b"<html>down</html>".to_vec()));
-        let script = Script::new(vec![pending(), rate_limited, server_error, paid()]);
-        let mut clock = FakeClock { now: NOW, slept: vec![] };
+        let script = Script::new(vec![Ok(pending()), rate_limited, server_error, Ok(paid())]);
+        let mut clock = FakeClock {
+            now: NOW,
+            slept: vec![],
+        };
         let mut poller = Poller::for_khqr(k.as_str(), 3_000).unwrap();
         assert_eq!(poller.deadline_ms(), NOW + 20_000);
         let outcome = wait_for_payment(&script, &api(), &mut poller, &mut clock).unwrap();
-        let PollOutcome::Paid(tx) = outcome else { panic!("{outcome:?}") };
+        let PollOutcome::Paid(tx) = outcome else {
+            panic!("{outcome:?}")
+        };
         assert_eq!(tx.amount, "2.5");
         assert_eq!(tx.minor_units(), Some(250));
         assert_eq!(clock.slept, [3_000, 7_000, 3_000]);
         assert_eq!(script.seen.borrow().len(), 4);
         // Done stays done.
-        assert!(matches!(poller.poll(&api(), clock.now), Ok(PollStep::Done(PollOutcome::Paid(_)))));
+        assert!(matches!(
+            poller.poll(&api(), clock.now),
+            Ok(PollStep::Done(PollOutcome::Paid(_)))
+        ));
     }
 
     #[test]
     fn polling_stops_at_expiration() {
         let k = khqr();
-        let script = Script::new((0..20).map(|_| pending()).collect());
-        let mut clock = FakeClock { now: NOW, slept: vec![] };
+        let script = Script::new((0..20).map(|_| Ok(pending())).collect());
+        let mut clock = FakeClock {
+            now: NOW,
+            slept: vec![],
+        };
         let mut poller = Poller::for_khqr(k.as_str(), 6_000).unwrap();
         let outcome = wait_for_payment(&script, &api(), &mut poller, &mut clock).unwrap();
-        assert_eq!(outcome, PollOutcome::Expired { expired_at_ms: NOW + 20_000 });
+        assert_eq!(
+            outcome,
+            PollOutcome::Expired {
+                expired_at_ms: NOW + 20_000
+            }
+        );
         // Checks at +0, +6 s, +12 s, +18 s; then past the deadline.
         assert_eq!(script.seen.borrow().len(), 4);
         assert_eq!(clock.now, NOW + 20_001);
@@ -511,23 +541,39 @@ mod tests {
     #[test]
     fn polling_ends_on_unauthorized() {
         let k = khqr();
-        let script = Script::new(vec![pending(), Ok(HttpResponse::new(401, vec![]))]);
-        let mut clock = FakeClock { now: NOW, slept: vec![] };
+        let script = Script::new(vec![Ok(pending()), Ok(HttpResponse::new(401, vec![]))]);
+        let mut clock = FakeClock {
+            now: NOW,
+            slept: vec![],
+        };
         let mut poller = Poller::for_khqr(k.as_str(), 1_000).unwrap();
         assert_eq!(
             wait_for_payment(&script, &api(), &mut poller, &mut clock),
-            Err(CheckError::Response(ResponseError::Unauthorized { status: 401 }))
+            Err(CheckError::Response(ResponseError::Unauthorized {
+                status: 401
+            }))
         );
     }
 
     #[test]
     fn poller_needs_an_expiration() {
-        let static_qr = Request::individual("jonhsmith@nbcq", "Jonh Smith").generate(NOW).unwrap();
-        assert_eq!(Poller::for_khqr(static_qr.as_str(), 1_000).unwrap_err().code().number(), 45);
+        let static_qr = Request::individual("jonhsmith@nbcq", "Jonh Smith")
+            .generate(NOW)
+            .unwrap();
+        assert_eq!(
+            Poller::for_khqr(static_qr.as_str(), 1_000)
+                .unwrap_err()
+                .code()
+                .number(),
+            45
+        );
         assert_eq!(Poller::for_khqr("", 1_000).unwrap_err().code().number(), 8);
         let mut p = Poller::until(static_qr.md5(), NOW, 1_000);
         assert!(matches!(p.poll(&api(), NOW), Ok(PollStep::Send(_))));
-        assert_eq!(p.poll(&api(), NOW), Ok(PollStep::Wait { until_ms: NOW + 1 }));
+        assert_eq!(
+            p.poll(&api(), NOW),
+            Ok(PollStep::Wait { until_ms: NOW + 1 })
+        );
     }
 
     struct Ready(HttpResponse);
@@ -555,10 +601,10 @@ mod tests {
     #[test]
     fn async_drivers() {
         let k = khqr();
-        let checker = Ready(paid().unwrap());
+        let checker = Ready(paid());
         let status = block_on(check_khqr_async(&checker, &api(), k.as_str())).unwrap();
         assert!(matches!(status, TransactionStatus::Paid(ref tx) if tx.currency == "USD"));
-        let never = Ready(pending().unwrap());
+        let never = Ready(pending());
         let mut poller = Poller::for_khqr(k.as_str(), 10_000).unwrap();
         let now = core::cell::Cell::new(NOW);
         let outcome = block_on(wait_for_payment_async(
@@ -571,6 +617,11 @@ mod tests {
                 core::future::ready(())
             },
         ));
-        assert_eq!(outcome, Ok(PollOutcome::Expired { expired_at_ms: NOW + 20_000 }));
+        assert_eq!(
+            outcome,
+            Ok(PollOutcome::Expired {
+                expired_at_ms: NOW + 20_000
+            })
+        );
     }
 }

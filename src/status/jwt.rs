@@ -105,7 +105,8 @@ mod tests {
         const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let mut out = String::new();
         for chunk in bytes.chunks(3) {
-            let n = chunk.iter().fold(0u32, |a, &b| (a << 8) | u32::from(b)) << (8 * (3 - chunk.len()));
+            let n =
+                chunk.iter().fold(0u32, |a, &b| (a << 8) | u32::from(b)) << (8 * (3 - chunk.len()));
             for i in 0..=chunk.len() {
                 out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
             }
@@ -121,7 +122,10 @@ mod tests {
     fn decoder_round_trips_every_length() {
         let data: Vec<u8> = (0..=255).collect();
         for len in 0..40 {
-            assert_eq!(base64url_decode(&encode(&data[..len])).unwrap(), &data[..len]);
+            assert_eq!(
+                base64url_decode(&encode(&data[..len])).unwrap(),
+                &data[..len]
+            );
         }
         assert_eq!(base64url_decode("_-8").unwrap(), [0xff, 0xef]);
         assert_eq!(base64url_decode("QQ==").unwrap(), b"A");
@@ -131,13 +135,31 @@ mod tests {
 
     #[test]
     fn expiry() {
-        assert_eq!(jwt_expiration_ms(&jwt(r#"{"sub":"x","exp":1767225600}"#)), Ok(1_767_225_600_000));
-        assert_eq!(jwt_expiration_ms(&jwt(r#"{"sub":"x"}"#)), Err(JwtError::NoExpiry));
-        assert_eq!(jwt_expiration_ms(&jwt(r#"{"exp":"soon"}"#)), Err(JwtError::NoExpiry));
-        assert_eq!(jwt_expiration_ms(&jwt(r#"{"exp":-1}"#)), Err(JwtError::NoExpiry));
-        assert_eq!(jwt_expiration_ms(&jwt(r#"{"exp":1.5}"#)), Err(JwtError::NoExpiry));
+        assert_eq!(
+            jwt_expiration_ms(&jwt(r#"{"sub":"x","exp":1767225600}"#)),
+            Ok(1_767_225_600_000)
+        );
+        assert_eq!(
+            jwt_expiration_ms(&jwt(r#"{"sub":"x"}"#)),
+            Err(JwtError::NoExpiry)
+        );
+        assert_eq!(
+            jwt_expiration_ms(&jwt(r#"{"exp":"soon"}"#)),
+            Err(JwtError::NoExpiry)
+        );
+        assert_eq!(
+            jwt_expiration_ms(&jwt(r#"{"exp":-1}"#)),
+            Err(JwtError::NoExpiry)
+        );
+        assert_eq!(
+            jwt_expiration_ms(&jwt(r#"{"exp":1.5}"#)),
+            Err(JwtError::NoExpiry)
+        );
         assert_eq!(jwt_expiration_ms(&jwt("[1]")), Err(JwtError::Json));
-        assert_eq!(jwt_expiration_ms(&jwt(r#"{"exp":18446744073709551615}"#)), Err(JwtError::Overflow));
+        assert_eq!(
+            jwt_expiration_ms(&jwt(r#"{"exp":18446744073709551615}"#)),
+            Err(JwtError::Overflow)
+        );
         assert_eq!(jwt_expiration_ms("a.b"), Err(JwtError::NotAJwt));
         assert_eq!(jwt_expiration_ms("a.b.c.d"), Err(JwtError::NotAJwt));
         assert_eq!(jwt_expiration_ms("a.!!.c"), Err(JwtError::Base64));

@@ -142,7 +142,11 @@ impl Token {
     ///
     /// # Errors
     /// As [`expires_at_ms`](Token::expires_at_ms).
-    pub fn needs_renewal(&self, now_ms: u64, margin_ms: u64) -> Result<bool, crate::status::JwtError> {
+    pub fn needs_renewal(
+        &self,
+        now_ms: u64,
+        margin_ms: u64,
+    ) -> Result<bool, crate::status::JwtError> {
         Ok(self.expires_at_ms()? <= now_ms.saturating_add(margin_ms))
     }
 }
@@ -259,11 +263,16 @@ impl Api {
         let rest = base_url
             .strip_prefix("https://")
             .or_else(|| base_url.strip_prefix("http://"))
-            .ok_or(RequestError::InvalidBaseUrl("must start with https:// or http://"))?;
+            .ok_or(RequestError::InvalidBaseUrl(
+                "must start with https:// or http://",
+            ))?;
         if rest.is_empty() || rest.starts_with('/') {
             return Err(RequestError::InvalidBaseUrl("has no host"));
         }
-        if base_url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if base_url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(RequestError::InvalidBaseUrl(
                 "has whitespace or control characters",
             ));
@@ -333,7 +342,13 @@ impl Api {
         struct Body {
             md5: String,
         }
-        self.post(path::MD5, to_json(&Body { md5: md5.to_string() }), true)
+        self.post(
+            path::MD5,
+            to_json(&Body {
+                md5: md5.to_string(),
+            }),
+            true,
+        )
     }
 
     /// `POST /v1/check_transaction_by_md5_list` with a JSON array of MD5s, split
@@ -362,11 +377,11 @@ impl Api {
     /// [`RequestError::InvalidArgument`] unless `hash` is 64 hex digits;
     /// [`RequestError::MissingToken`].
     pub fn check_transaction_by_hash(&self, hash: &str) -> Result<HttpRequest, RequestError> {
-        check_hex(hash, 64, "must be 64 hex digits")?;
         #[derive(Serialize)]
         struct Body<'a> {
             hash: &'a str,
         }
+        check_hex(hash, 64, "must be 64 hex digits")?;
         self.post(path::HASH, to_json(&Body { hash }), true)
     }
 
@@ -383,13 +398,13 @@ impl Api {
         short_hash: &str,
         amount: &Amount,
     ) -> Result<HttpRequest, RequestError> {
-        check_hex(short_hash, 8, "must be 8 hex digits")?;
         #[derive(Serialize)]
         struct Body<'a> {
             hash: &'a str,
             amount: &'a RawValue,
             currency: &'a str,
         }
+        check_hex(short_hash, 8, "must be 8 hex digits")?;
         let raw = RawValue::from_string(amount.as_str().into()).map_err(|_| {
             RequestError::InvalidArgument {
                 what: "amount",
@@ -414,13 +429,17 @@ impl Api {
         &self,
         instruction_ref: &str,
     ) -> Result<HttpRequest, RequestError> {
-        check_text(instruction_ref, "instruction reference")?;
         #[derive(Serialize)]
         struct Body<'a> {
             #[serde(rename = "instructionRef")]
             instruction_ref: &'a str,
         }
-        self.post(path::INSTRUCTION_REF, to_json(&Body { instruction_ref }), true)
+        check_text(instruction_ref, "instruction reference")?;
+        self.post(
+            path::INSTRUCTION_REF,
+            to_json(&Body { instruction_ref }),
+            true,
+        )
     }
 
     /// `POST /v1/check_transaction_by_external_ref` with `{"externalRef"}`.
@@ -433,12 +452,12 @@ impl Api {
         &self,
         external_ref: &str,
     ) -> Result<HttpRequest, RequestError> {
-        check_text(external_ref, "external reference")?;
         #[derive(Serialize)]
         struct Body<'a> {
             #[serde(rename = "externalRef")]
             external_ref: &'a str,
         }
+        check_text(external_ref, "external reference")?;
         self.post(path::EXTERNAL_REF, to_json(&Body { external_ref }), true)
     }
 
@@ -451,8 +470,15 @@ impl Api {
     /// UTF-16 code units (6), not exactly one `@` (3); then
     /// [`RequestError::MissingToken`].
     pub fn check_bakong_account(&self, account_id: &str) -> Result<HttpRequest, RequestError> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            #[serde(rename = "accountId")]
+            account_id: &'a str,
+        }
         if account_id.is_empty() {
-            return Err(Error::missing(ErrorCode::BakongAccountIdRequired, Field::BakongAccountId).into());
+            return Err(
+                Error::missing(ErrorCode::BakongAccountIdRequired, Field::BakongAccountId).into(),
+            );
         }
         let len = account_id.encode_utf16().count();
         if len > 32 {
@@ -473,11 +499,6 @@ impl Api {
             )
             .into());
         }
-        #[derive(Serialize)]
-        struct Body<'a> {
-            #[serde(rename = "accountId")]
-            account_id: &'a str,
-        }
         self.post(path::ACCOUNT, to_json(&Body { account_id }), true)
     }
 
@@ -496,6 +517,12 @@ impl Api {
         source_info: Option<&SourceInfo>,
         now_ms: u64,
     ) -> Result<HttpRequest, RequestError> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            qr: &'a str,
+            #[serde(rename = "sourceInfo", skip_serializing_if = "Option::is_none")]
+            source_info: Option<&'a SourceInfo>,
+        }
         crate::verify(qr, now_ms)?;
         if let Some(s) = source_info {
             if [&s.app_icon_url, &s.app_name, &s.app_deep_link_callback]
@@ -510,12 +537,6 @@ impl Api {
                 .into());
             }
         }
-        #[derive(Serialize)]
-        struct Body<'a> {
-            qr: &'a str,
-            #[serde(rename = "sourceInfo", skip_serializing_if = "Option::is_none")]
-            source_info: Option<&'a SourceInfo>,
-        }
         self.post(path::DEEPLINK, to_json(&Body { qr, source_info }), false)
     }
 
@@ -527,6 +548,10 @@ impl Api {
     /// [`RequestError::InvalidArgument`] unless `email` has exactly one `@` with
     /// text on both sides and no whitespace or control characters.
     pub fn renew_token(&self, email: &str) -> Result<HttpRequest, RequestError> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            email: &'a str,
+        }
         let ok = email.split_once('@').is_some_and(|(user, domain)| {
             !user.is_empty() && !domain.is_empty() && !domain.contains('@')
         }) && !email.chars().any(|c| c.is_whitespace() || c.is_control());
@@ -535,10 +560,6 @@ impl Api {
                 what: "email",
                 why: "must be one address, name@domain",
             });
-        }
-        #[derive(Serialize)]
-        struct Body<'a> {
-            email: &'a str,
         }
         self.post(path::RENEW_TOKEN, to_json(&Body { email }), false)
     }
@@ -587,37 +608,65 @@ mod tests {
     #[test]
     fn base_url_keeps_prefix_and_drops_trailing_slash() {
         let r = api().check_transaction_by_md5(&Md5::of("x")).unwrap();
-        assert_eq!(r.url, "http://127.0.0.1:9/relay/v1/check_transaction_by_md5");
+        assert_eq!(
+            r.url,
+            "http://127.0.0.1:9/relay/v1/check_transaction_by_md5"
+        );
         assert_eq!(r.method, Method::Post);
         assert_eq!(r.header("authorization"), Some("Bearer secret.jwt.token"));
         assert_eq!(r.header("content-type"), Some("application/json"));
-        assert!(r.header("user-agent").unwrap().starts_with("bakong-khqr-rust/0."));
-        assert_eq!(body(&r), serde_json::json!({"md5": Md5::of("x").to_string()}));
+        assert!(r
+            .header("user-agent")
+            .unwrap()
+            .starts_with("bakong-khqr-rust/0."));
+        assert_eq!(
+            body(&r),
+            serde_json::json!({"md5": Md5::of("x").to_string()})
+        );
     }
 
     #[test]
     fn bad_base_urls() {
         for (url, why) in [
-            ("api-bakong.nbc.gov.kh", "must start with https:// or http://"),
+            (
+                "api-bakong.nbc.gov.kh",
+                "must start with https:// or http://",
+            ),
             ("https://", "has no host"),
             ("https:///v1", "has no host"),
             ("https://a b", "has whitespace or control characters"),
-            ("https://a/?x=1", "has a query or fragment; give the base URL only"),
+            (
+                "https://a/?x=1",
+                "has a query or fragment; give the base URL only",
+            ),
         ] {
-            assert_eq!(Api::new(url), Err(RequestError::InvalidBaseUrl(why)), "{url}");
+            assert_eq!(
+                Api::new(url),
+                Err(RequestError::InvalidBaseUrl(why)),
+                "{url}"
+            );
         }
-        assert_eq!(Api::new(PRODUCTION_BASE_URL).unwrap().base_url(), PRODUCTION_BASE_URL);
+        assert_eq!(
+            Api::new(PRODUCTION_BASE_URL).unwrap().base_url(),
+            PRODUCTION_BASE_URL
+        );
     }
 
     #[test]
     fn token_is_redacted_and_validated() {
         let t = Token::new("abc.def.ghi").unwrap();
         assert_eq!(format!("{t:?}"), "Token(<redacted, 11 bytes>)");
-        let dbg = format!("{:?}", api().check_transaction_by_md5(&Md5::of("x")).unwrap());
+        let dbg = format!(
+            "{:?}",
+            api().check_transaction_by_md5(&Md5::of("x")).unwrap()
+        );
         assert!(!dbg.contains("secret"), "{dbg}");
         assert!(dbg.contains("Bearer <redacted>"));
         assert_eq!(Token::new(""), Err(RequestError::InvalidToken));
-        assert_eq!(Token::new("a\r\nX-Evil: 1"), Err(RequestError::InvalidToken));
+        assert_eq!(
+            Token::new("a\r\nX-Evil: 1"),
+            Err(RequestError::InvalidToken)
+        );
         assert_eq!(Token::new("a b"), Err(RequestError::InvalidToken));
     }
 
@@ -628,7 +677,10 @@ mod tests {
             anon.check_transaction_by_md5(&Md5::of("x")),
             Err(RequestError::MissingToken)
         );
-        assert_eq!(anon.check_bakong_account("a@b"), Err(RequestError::MissingToken));
+        assert_eq!(
+            anon.check_bakong_account("a@b"),
+            Err(RequestError::MissingToken)
+        );
         let r = anon.renew_token("me@example.com").unwrap();
         assert_eq!(r.url, "https://sit-api-bakong.nbc.gov.kh/v1/renew_token");
         assert_eq!(r.header("authorization"), None);
@@ -661,18 +713,24 @@ mod tests {
         assert_eq!(body(&r), serde_json::json!({ "hash": full }));
         assert!(api().check_transaction_by_hash("abc").is_err());
         let amount = Amount::parse("1.5", Currency::Usd).unwrap();
-        let r = api().check_transaction_by_short_hash("8a9b0c1d", &amount).unwrap();
+        let r = api()
+            .check_transaction_by_short_hash("8a9b0c1d", &amount)
+            .unwrap();
         assert_eq!(
             String::from_utf8(r.body).unwrap(),
             r#"{"hash":"8a9b0c1d","amount":1.50,"currency":"USD"}"#
         );
         let riel = Amount::parse("100", Currency::Khr).unwrap();
-        let r = api().check_transaction_by_short_hash("8a9b0c1d", &riel).unwrap();
+        let r = api()
+            .check_transaction_by_short_hash("8a9b0c1d", &riel)
+            .unwrap();
         assert_eq!(
             String::from_utf8(r.body).unwrap(),
             r#"{"hash":"8a9b0c1d","amount":100,"currency":"KHR"}"#
         );
-        assert!(api().check_transaction_by_short_hash("8a9b0c1g", &riel).is_err());
+        assert!(api()
+            .check_transaction_by_short_hash("8a9b0c1g", &riel)
+            .is_err());
         let r = api().check_transaction_by_instruction_ref("INS-1").unwrap();
         assert_eq!(body(&r), serde_json::json!({"instructionRef": "INS-1"}));
         let r = api().check_transaction_by_external_ref("EXT\"1").unwrap();
@@ -708,7 +766,9 @@ mod tests {
             app_name: "Shop".into(),
             app_deep_link_callback: "shop://paid".into(),
         };
-        let r = api().generate_deeplink_by_qr(qr.as_str(), Some(&info), now).unwrap();
+        let r = api()
+            .generate_deeplink_by_qr(qr.as_str(), Some(&info), now)
+            .unwrap();
         assert_eq!(
             body(&r),
             serde_json::json!({"qr": qr.as_str(), "sourceInfo": {
