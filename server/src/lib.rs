@@ -32,7 +32,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use bakong_khqr::render::{qr_png, QrOptions};
+use bakong_khqr::render::{card_png, qr_png, CardOptions, QrOptions};
 use bakong_khqr::status::{
     check_md5_async, seed_json, Api, AsyncStatusChecker, CheckError, HttpRequest, HttpResponse,
     Method, RequestError, ResponseError, RetryAfter, StatusChecker, Token,
@@ -222,6 +222,7 @@ pub fn router(config: &Config) -> Result<Router, ConfigError> {
     Ok(Router::new()
         .route("/khqr/create", get(create))
         .route("/khqr/qr/{tran}", get(qr))
+        .route("/khqr/qr/stand/{tran}", get(stand))
         .route("/khqr/check/{tran_id}", get(check_tran).post(check_tran))
         .route("/check/{tran_id}", get(check_tran).post(check_tran))
         .route("/check_by_md5", get(check_by_md5).post(check_by_md5))
@@ -463,6 +464,21 @@ async fn qr(State(state): State<Arc<AppState>>, Path(tran): Path<String>) -> Res
         Err(r) => return r,
     };
     match qr_png(&payload, &QrOptions::default()) {
+        Ok(png) => png_response(png),
+        Err(e) => bad(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::InternalServer,
+            &e.to_string(),
+        ),
+    }
+}
+
+async fn stand(State(state): State<Arc<AppState>>, Path(tran): Path<String>) -> Response {
+    let payload = match lookup(&state, &tran, |e| e.payload.clone()) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match card_png(&payload, &CardOptions::default()) {
         Ok(png) => png_response(png),
         Err(e) => bad(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -229,6 +229,18 @@ fn seed_flow_create_png_check_pay_unauthorized() {
     let created_at = decoded.creation_timestamp_ms().unwrap();
     assert_eq!(expires - created_at, 600_000);
 
+    // stand card PNG: same QR, larger image with the card around it
+    let stand_path = created["qr_stand"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(&h.base)
+        .unwrap()
+        .to_owned();
+    let (status, ct, card) = h.get(&stand_path);
+    assert_eq!((status, ct.as_str()), (200, "image/png"));
+    assert_ne!(card, png);
+    assert_eq!(scan(&card), [payload.clone()]);
+
     // check by tran: pending
     let (status, ct, body) = h.get(&format!("/khqr/check/{tran}?bakongid=merchant@abaa"));
     assert_eq!((status, ct.as_str()), (200, "application/json"));
@@ -335,6 +347,7 @@ fn bad_input_is_a_400_with_the_library_codes() {
         ("/check_by_md5?bakongid=merchant@abaa&md5=xyz", 400, 60),
         ("/check_by_md5?md5=0123456789abcdef0123456789abcdef", 400, 1),
         ("/khqr/qr/NOSUCH00", 404, 60),
+        ("/khqr/qr/stand/NOSUCH00", 404, 60),
         ("/nowhere", 404, 60),
     ];
     for (path, want_status, want_code) in cases {

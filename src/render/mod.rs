@@ -1,4 +1,5 @@
-//! The plain QR code of a payload, as a module matrix or a PNG (feature `render`).
+//! The plain QR code of a payload, as a module matrix, a PNG or an SVG, and the
+//! branded KHQR card (feature `render`).
 //!
 //! The symbol is encoded with [`fast_qr`] in **byte mode** (the payload's UTF-8
 //! bytes, so Khmer text scans back exactly) at error-correction level M by
@@ -18,6 +19,17 @@
 use core::fmt;
 
 use fast_qr::{Mode, QRBuilder, ECL};
+
+mod card;
+mod marks;
+mod svg;
+mod text;
+
+pub use card::{
+    card_layout, card_png, CardLayout, CardOptions, CentreIcon, PxRect, CARD_HEIGHT_1X,
+    CARD_WIDTH_1X, KHQR_RED, MAX_SCALE,
+};
+pub use svg::qr_svg;
 
 /// Error-correction level of the QR symbol (ISO/IEC 18004 §6.5.1): the share of
 /// the symbol that can be damaged and still read.
@@ -56,6 +68,10 @@ pub struct QrOptions {
     pub quiet_zone: u32,
     /// Error-correction level; default M.
     pub ecc: Ecc,
+    /// Colour of the dark modules, RGB; default black.
+    pub dark: [u8; 3],
+    /// Colour of the light modules and quiet zone, RGB; default white.
+    pub light: [u8; 3],
 }
 
 impl Default for QrOptions {
@@ -64,6 +80,8 @@ impl Default for QrOptions {
             module_px: 10,
             quiet_zone: 4,
             ecc: Ecc::M,
+            dark: [0, 0, 0],
+            light: [255, 255, 255],
         }
     }
 }
@@ -89,6 +107,15 @@ impl QrOptions {
         self.ecc = ecc;
         self
     }
+
+    /// Sets the dark and light module colours, RGB. Scanners need dark modules
+    /// on a light background with good contrast (ISO/IEC 18004 §6.2).
+    #[must_use]
+    pub const fn colours(mut self, dark: [u8; 3], light: [u8; 3]) -> Self {
+        self.dark = dark;
+        self.light = light;
+        self
+    }
 }
 
 /// Why a QR could not be made.
@@ -105,6 +132,19 @@ pub enum RenderError {
     InvalidOption(&'static str),
     /// The PNG encoder failed (it writes to memory, so this is not expected).
     Png(String),
+    /// The card's payload is not well-formed KHQR (see [`crate::Decoded::parse`]).
+    Decode(crate::Error),
+    /// A field the card shows is missing or unusable.
+    Field {
+        /// The tag: 59 merchant name, 53 currency, 54 amount.
+        tag: u8,
+        /// Why, in words.
+        reason: &'static str,
+    },
+    /// A caller's logo is not a decodable PNG, or is too large.
+    Image(String),
+    /// An embedded font did not parse (not expected: they are fixed at build time).
+    Font(String),
 }
 
 impl fmt::Display for RenderError {
@@ -115,6 +155,10 @@ impl fmt::Display for RenderError {
             }
             RenderError::InvalidOption(what) => write!(f, "invalid option: {what}"),
             RenderError::Png(e) => write!(f, "PNG encoding failed: {e}"),
+            RenderError::Decode(e) => write!(f, "not a KHQR payload: {e}"),
+            RenderError::Field { tag, reason } => write!(f, "tag {tag:02}: {reason}"),
+            RenderError::Image(e) => write!(f, "logo image: {e}"),
+            RenderError::Font(e) => write!(f, "embedded font: {e}"),
         }
     }
 }
@@ -168,8 +212,9 @@ impl fmt::Debug for QrMatrix {
     }
 }
 
-/// Draws `payload` as a QR code PNG: 1-bit greyscale (black modules on white),
-/// `(size + 2 × quiet_zone) × module_px` pixels square.
+/// Draws `payload` as a QR code PNG, `(size + 2 × quiet_zone) × module_px`
+/// pixels square: 1-bit greyscale for the default black on white, 8-bit RGB
+/// when [`QrOptions::dark`] or [`QrOptions::light`] is another colour.
 ///
 /// # Errors
 /// [`RenderError::TooLong`] when the payload does not fit a QR symbol;
@@ -187,7 +232,39 @@ pub fn qr_png(payload: &str, options: &QrOptions) -> Result<Vec<u8>, RenderError
         ));
     }
     let m = QrMatrix::encode(payload, options.ecc)?;
+    if options.dark != [0, 0, 0] || options.light != [255, 255, 255] {
+        return matrix_png_rgb(&m, options);
+    }
     matrix_png(&m, options.module_px as usize, options.quiet_zone as usize)
+}
+
+/// The coloured variant of [`matrix_png`]: 8-bit RGB.
+fn matrix_png_rgb(m: &QrMatrix, options: &QrOptions) -> Result<Vec<u8>, RenderError> {
+    let (px, qz) = (options.module_px as usize, options.quiet_zone as usize);
+    let side = (m.size + 2 * qz) * px;
+    let mut pixels = Vec::with_capacity(side * side * 3);
+    for y in 0..side {
+        for x in 0..side {
+            let dark = (x / px).checked_sub(qz).zip((y / px).checked_sub(qz));
+            let dark = dark.is_some_and(|(mx, my)| m.is_dark(mx, my));
+            pixels.extend_from_slice(if dark { &options.dark } else { &options.light });
+        }
+    }
+    let side32 = u32::try_from(side).map_err(|_| RenderError::InvalidOption("image too large"))?;
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, side32, side32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_compression(png::Compression::Fast);
+        let mut w = enc
+            .write_header()
+            .map_err(|e| RenderError::Png(e.to_string()))?;
+        w.write_image_data(&pixels)
+            .map_err(|e| RenderError::Png(e.to_string()))?;
+        w.finish().map_err(|e| RenderError::Png(e.to_string()))?;
+    }
+    Ok(out)
 }
 
 /// Draws an encoded matrix as a 1-bit PNG with the given scale and quiet zone.

@@ -1,0 +1,870 @@
+//! The KHQR card ("stand"): the branded, print-ready PNG merchants show on a
+//! screen or print, made from the payload string alone.
+//!
+//! Geometry, with `W × H` the card in pixels (`300·scale × 435·scale`, 20:29
+//! portrait) — every box is reported by [`card_layout`]:
+//!
+//! * white card, corners rounded with radius `0.045·H`, transparent outside;
+//! * red header (`#E1232E`) `0.12·H` tall with the "KHQR" wordmark (our own
+//!   vector letterforms, cap height `0.039·H`) or the caller's logo, centred;
+//!   a red dog-ear triangle below it at the right edge;
+//! * merchant name (tag 59; regular, `0.03·H` per em, shrunk to `0.022·H`, then
+//!   cut with "…" at a cluster boundary) and, for a dynamic QR only, the amount
+//!   (tag 54; bold, `0.065·H`) and currency code (tag 53; `0.03·H`),
+//!   left-aligned at `0.08·H`;
+//! * a light grey dashed separator (dash 6, gap 4, 1 pixel thick, times scale);
+//! * the QR at error-correction level H, its 4-module quiet zone included, about
+//!   71% of `W` wide at a whole number of pixels per module (never resampled),
+//!   centred in the space below the separator, with a centre badge about 18% of
+//!   the symbol's width.
+//!
+//! ```
+//! use bakong_khqr::render::{card_layout, card_png, CardOptions};
+//! use bakong_khqr::{Currency, Request};
+//!
+//! let khqr = Request::individual("jonhsmith@nbcq", "Jonh Smith")
+//!     .currency(Currency::Usd)
+//!     .amount("1234.5")
+//!     .expires_in_ms(600_000)
+//!     .generate(1_700_000_000_000)?;
+//! let options = CardOptions::default().scale(1);
+//! let layout = card_layout(khqr.as_str(), &options)?;
+//! assert_eq!((layout.width, layout.height), (300, 435));
+//! assert_eq!(layout.amount_text.as_deref(), Some("1,234.50"));
+//! let png = card_png(khqr.as_str(), &options)?;
+//! assert_eq!(&png[1..4], b"PNG");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use tiny_skia::{
+    Color, FillRule, FilterQuality, IntSize, Mask, Paint, Path, PathBuilder, Pixmap, PixmapPaint,
+    Rect, Transform,
+};
+
+use super::marks;
+use super::text::{self, Fonts, Line, Weight};
+use super::{Ecc, QrMatrix, RenderError};
+use crate::{Currency, Decoded};
+
+/// Card width at scale 1, pixels.
+pub const CARD_WIDTH_1X: u32 = 300;
+/// Card height at scale 1, pixels (20:29 with the width).
+pub const CARD_HEIGHT_1X: u32 = 435;
+/// The largest accepted scale (3000 × 4350 pixels).
+pub const MAX_SCALE: u32 = 10;
+/// Header red, `#E1232E`.
+pub const KHQR_RED: [u8; 3] = [0xE1, 0x23, 0x2E];
+
+const TEXT: [u8; 3] = [0x14, 0x14, 0x14];
+const SEPARATOR: [u8; 3] = [0xC8, 0xC8, 0xC8];
+const BADGE_DARK: [u8; 3] = [0x1C, 0x1C, 0x1C];
+/// Largest side accepted for a caller's logo PNG, pixels.
+const MAX_LOGO_SIDE: u32 = 4096;
+
+/// What sits in the middle of the QR.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CentreIcon {
+    /// A round dark badge with the currency sign in white: `$` for USD, `៛`
+    /// (U+17DB KHMER CURRENCY SYMBOL RIEL) for KHR.
+    #[default]
+    Currency,
+    /// A red (`#E1232E`) badge with the currency sign in white.
+    BakongRed,
+    /// Nothing: the QR is drawn whole.
+    None,
+    /// The caller's PNG (any colour type, at most 4096 pixels a side), scaled to
+    /// fit the badge's square, aspect kept, on a white backing.
+    Custom(Vec<u8>),
+}
+
+/// How to draw the card.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CardOptions {
+    /// Size multiplier, 1–10: scale 1 is 300 × 435 pixels, 2 (the default)
+    /// 600 × 870, 4 is 1200 × 1740 (about A6 at 300 dpi).
+    pub scale: u32,
+    /// Error-correction level; default H (about 30% recoverable), which the
+    /// centre badge needs. Lower levels with a centre icon may not scan.
+    pub ecc: Ecc,
+    /// The centre icon; default [`CentreIcon::Currency`].
+    pub centre_icon: CentreIcon,
+    /// A PNG drawn in the header instead of the "KHQR" wordmark, scaled to fit
+    /// 60% of the header's height and 70% of the card's width, aspect kept.
+    pub header_logo: Option<Vec<u8>>,
+}
+
+impl Default for CardOptions {
+    fn default() -> Self {
+        CardOptions {
+            scale: 2,
+            ecc: Ecc::H,
+            centre_icon: CentreIcon::Currency,
+            header_logo: None,
+        }
+    }
+}
+
+impl CardOptions {
+    /// Sets the scale (1–10; checked when drawing).
+    #[must_use]
+    pub fn scale(mut self, scale: u32) -> Self {
+        self.scale = scale;
+        self
+    }
+
+    /// Sets the error-correction level.
+    #[must_use]
+    pub fn ecc(mut self, ecc: Ecc) -> Self {
+        self.ecc = ecc;
+        self
+    }
+
+    /// Sets the centre icon.
+    #[must_use]
+    pub fn centre_icon(mut self, icon: CentreIcon) -> Self {
+        self.centre_icon = icon;
+        self
+    }
+
+    /// Sets a PNG logo for the header (replaces the wordmark).
+    #[must_use]
+    pub fn header_logo(mut self, png: impl Into<Vec<u8>>) -> Self {
+        self.header_logo = Some(png.into());
+        self
+    }
+}
+
+/// An axis-aligned box in card pixels: `x`, `y` of the top left corner, y down.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PxRect {
+    /// Left edge, pixels from the card's left.
+    pub x: u32,
+    /// Top edge, pixels from the card's top.
+    pub y: u32,
+    /// Width, pixels.
+    pub width: u32,
+    /// Height, pixels.
+    pub height: u32,
+}
+
+impl PxRect {
+    /// One past the right edge, pixels.
+    #[must_use]
+    pub const fn right(&self) -> u32 {
+        self.x + self.width
+    }
+
+    /// One past the bottom edge, pixels.
+    #[must_use]
+    pub const fn bottom(&self) -> u32 {
+        self.y + self.height
+    }
+
+    /// Whether the two boxes share at least one pixel.
+    #[must_use]
+    pub const fn intersects(&self, other: &PxRect) -> bool {
+        self.x < other.right()
+            && other.x < self.right()
+            && self.y < other.bottom()
+            && other.y < self.bottom()
+    }
+
+    /// Whether pixel `(x, y)` is inside.
+    #[must_use]
+    pub const fn contains(&self, x: u32, y: u32) -> bool {
+        x >= self.x && x < self.right() && y >= self.y && y < self.bottom()
+    }
+}
+
+/// Where everything on a card goes, in pixels; what [`card_png`] draws.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct CardLayout {
+    /// Card width, pixels (`300 × scale`).
+    pub width: u32,
+    /// Card height, pixels (`435 × scale`).
+    pub height: u32,
+    /// Corner radius, pixels (`0.045 × height`).
+    pub corner_radius: f32,
+    /// The red header band (full width).
+    pub header: PxRect,
+    /// The box of the wordmark or the caller's header logo.
+    pub header_mark: PxRect,
+    /// Ink box of the merchant name (every pixel the text can touch).
+    pub name: PxRect,
+    /// The name as drawn: tag 59, possibly cut and ending in "…".
+    pub name_text: String,
+    /// Font size of the name, pixels per em.
+    pub name_px: f32,
+    /// Whether the name was cut to fit.
+    pub name_truncated: bool,
+    /// Ink box of the amount digits; `None` for a static QR (no tag 54, or zero).
+    pub amount: Option<PxRect>,
+    /// The amount as drawn, grouped: `1,234.56` (USD, two decimals), `1,250,000` (KHR).
+    pub amount_text: Option<String>,
+    /// Font size of the amount, pixels per em.
+    pub amount_px: Option<f32>,
+    /// Ink box of the currency code after the amount; `None` for a static QR.
+    pub currency: Option<PxRect>,
+    /// The currency code: `USD` or `KHR`.
+    pub currency_code: &'static str,
+    /// The dashed separator line (full width, `scale` pixels thick).
+    pub separator: PxRect,
+    /// The QR with its 4-module quiet zone: `(modules + 8) × module_px` square.
+    pub qr: PxRect,
+    /// Modules per side of the symbol, without quiet zone (21–177).
+    pub modules: u32,
+    /// Pixels per module, a whole number.
+    pub module_px: u32,
+    /// The centre badge's square (its white backing extends a module beyond);
+    /// `None` with [`CentreIcon::None`].
+    pub icon: Option<PxRect>,
+}
+
+/// Everything needed to draw, computed once.
+struct Plan {
+    layout: CardLayout,
+    matrix: QrMatrix,
+    currency: Currency,
+    name: Line,
+    name_origin: (f32, f32),
+    amount: Option<(Line, (f32, f32), Line, (f32, f32))>,
+}
+
+fn field_error(tag: u8, reason: &'static str) -> RenderError {
+    RenderError::Field { tag, reason }
+}
+
+/// Groups digits in threes with commas: `1250000` → `1,250,000`.
+fn group(int: &str) -> String {
+    let mut out = String::with_capacity(int.len() + int.len() / 3);
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Formats tag 54 for reading: USD with two decimals (`1234.5` → `1,234.50`),
+/// KHR whole (`1250000` → `1,250,000`; non-zero decimals kept). `None` for zero.
+fn format_amount(raw: &str, currency: Currency) -> Result<Option<String>, RenderError> {
+    let bad = || field_error(54, "the amount is not a decimal number");
+    let (int, frac) = raw.split_once('.').unwrap_or((raw, ""));
+    if int.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || (raw.contains('.') && frac.is_empty())
+    {
+        return Err(bad());
+    }
+    if raw.len() > crate::MAX_AMOUNT_LEN {
+        return Err(field_error(54, "the amount is longer than 13 characters"));
+    }
+    let int = int.trim_start_matches('0');
+    let int = if int.is_empty() { "0" } else { int };
+    let frac = frac.trim_end_matches('0');
+    if int == "0" && frac.is_empty() {
+        return Ok(None);
+    }
+    let mut out = group(int);
+    match currency {
+        Currency::Usd => {
+            out.push('.');
+            out.push_str(frac);
+            for _ in frac.len()..2 {
+                out.push('0');
+            }
+        }
+        Currency::Khr => {
+            if !frac.is_empty() {
+                out.push('.');
+                out.push_str(frac);
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Ink box of `line` drawn with its pen at `(x, baseline)`; empty at the pen for no ink.
+fn ink_rect(fonts: &Fonts, line: &Line, x: f32, baseline: f32) -> PxRect {
+    let (ox, oy) = (x.round() as i32, baseline.round() as i32);
+    let (l, t, r, b) = line.ink(fonts).unwrap_or((0, 0, 0, 0));
+    let x0 = (ox + l).max(0);
+    let y0 = (oy + t).max(0);
+    PxRect {
+        x: x0.unsigned_abs(),
+        y: y0.unsigned_abs(),
+        width: (ox + r - x0).max(0).unsigned_abs(),
+        height: (oy + b - y0).max(0).unsigned_abs(),
+    }
+}
+
+fn check_options(options: &CardOptions) -> Result<(), RenderError> {
+    if !(1..=MAX_SCALE).contains(&options.scale) {
+        return Err(RenderError::InvalidOption("scale must be 1 to 10"));
+    }
+    Ok(())
+}
+
+fn plan(payload: &str, options: &CardOptions) -> Result<Plan, RenderError> {
+    check_options(options)?;
+    let decoded = Decoded::parse(payload).map_err(RenderError::Decode)?;
+    let name_raw = decoded
+        .merchant_name()
+        .ok_or_else(|| field_error(59, "the payload has no merchant name"))?
+        .trim();
+    if name_raw.is_empty() {
+        return Err(field_error(59, "the merchant name is blank"));
+    }
+    if name_raw.chars().any(char::is_control) {
+        return Err(field_error(59, "the merchant name has control characters"));
+    }
+    let currency = decoded
+        .currency()
+        .ok_or_else(|| field_error(53, "the currency is not 116 (KHR) or 840 (USD)"))?;
+    let amount_text = match decoded.transaction_amount() {
+        Some(raw) => format_amount(raw, currency)?,
+        None => None,
+    };
+    let matrix = QrMatrix::encode(payload, options.ecc)?;
+    let fonts = text::fonts()?;
+
+    let s = options.scale as f32;
+    let (w, h) = (
+        CARD_WIDTH_1X * options.scale,
+        CARD_HEIGHT_1X * options.scale,
+    );
+    let (wf, hf) = (w as f32, h as f32);
+    let header_h = (0.12 * hf).round();
+    let margin = (0.08 * hf).round();
+    let max_text = (wf - 2.0 * margin) as i32;
+    let separator_y = (0.325 * hf).round();
+
+    // Header mark.
+    let header_mark = if let Some(logo) = &options.header_logo {
+        let img = decode_png(logo)?;
+        fit_box(
+            img.width() as f32,
+            img.height() as f32,
+            0.7 * wf,
+            0.6 * header_h,
+            wf / 2.0,
+            header_h / 2.0,
+        )
+    } else {
+        let cap = (0.039 * hf).round();
+        let mw = marks::wordmark_width() * cap;
+        PxRect {
+            x: ((wf - mw) / 2.0).round() as u32,
+            y: ((header_h - cap) / 2.0).round() as u32,
+            width: mw.round() as u32,
+            height: cap as u32,
+        }
+    };
+
+    // Name.
+    let name_fit = text::fit(
+        fonts,
+        name_raw,
+        Weight::Regular,
+        0.03 * hf,
+        0.022 * hf,
+        max_text,
+    );
+    let name_text = text_of(name_raw, &name_fit);
+    let name_line = name_fit.line;
+    let name_baseline = if amount_text.is_some() {
+        header_h + 0.078 * hf
+    } else {
+        ((header_h + separator_y) / 2.0 + 0.3 * name_line.px).round()
+    };
+    let (nl, _) = name_line.extent(fonts);
+    let name_x = margin - nl as f32;
+    let name_box = ink_rect(fonts, &name_line, name_x, name_baseline);
+
+    // Amount and currency code, shrunk together (never cut) to fit.
+    let currency_code = currency.alpha();
+    let mut amount = None;
+    let mut amount_box = None;
+    let mut currency_box = None;
+    let mut amount_px = None;
+    if let Some(t) = &amount_text {
+        let baseline = name_baseline + 0.088 * hf;
+        let mut k = 1.0f32;
+        let mut placed = None;
+        for _ in 0..60 {
+            let a = text::shape(fonts, t, Weight::Bold, 0.065 * hf * k);
+            let c = text::shape(
+                fonts,
+                currency_code,
+                Weight::Regular,
+                0.03 * hf * k.max(0.7),
+            );
+            let (al, ar) = a.extent(fonts);
+            let (cl, cr) = c.extent(fonts);
+            let gap = 0.3 * c.px;
+            let total = (ar - al) as f32 + gap + (cr - cl) as f32;
+            if total <= max_text as f32 {
+                let ax = margin - al as f32;
+                let cx = (margin + (ar - al) as f32 + gap - cl as f32).round();
+                placed = Some((a, ax, c, cx));
+                break;
+            }
+            k *= 0.95;
+        }
+        let (a, ax, c, cx) = placed.ok_or(field_error(54, "the amount does not fit the card"))?;
+        amount_box = Some(ink_rect(fonts, &a, ax, baseline));
+        currency_box = Some(ink_rect(fonts, &c, cx, baseline));
+        amount_px = Some(a.px);
+        amount = Some((a, (ax, baseline), c, (cx, baseline)));
+    }
+
+    let thickness = s.round().max(1.0);
+    let separator = PxRect {
+        x: 0,
+        y: separator_y as u32,
+        width: w,
+        height: thickness as u32,
+    };
+
+    // QR: whole pixels per module, about 71% of the width.
+    let modules = matrix.size() as u32;
+    let total = modules + 8;
+    let top = separator_y + thickness;
+    let avail_h = hf - top - 0.02 * hf;
+    let max_side = (0.86 * wf).min(avail_h);
+    let mut module_px = ((0.71 * wf) / total as f32).round().max(1.0) as u32;
+    while module_px > 1 && (module_px * total) as f32 > max_side {
+        module_px -= 1;
+    }
+    let side = module_px * total;
+    if side as f32 > max_side.max(wf.min(avail_h)) {
+        return Err(RenderError::TooLong {
+            bytes: payload.len(),
+        });
+    }
+    let qr = PxRect {
+        x: (w - side) / 2,
+        y: (top + ((hf - top - side as f32) / 2.0).floor()) as u32,
+        width: side,
+        height: side,
+    };
+    let icon = if options.centre_icon == CentreIcon::None {
+        None
+    } else {
+        let symbol = modules * module_px;
+        let d = ((symbol as f32 * 0.18).round() as u32).max(3);
+        let c2 = qr.x * 2 + side;
+        let c2y = qr.y * 2 + side;
+        Some(PxRect {
+            x: (c2 - d) / 2,
+            y: (c2y - d) / 2,
+            width: d,
+            height: d,
+        })
+    };
+
+    let layout = CardLayout {
+        width: w,
+        height: h,
+        corner_radius: 0.045 * hf,
+        header: PxRect {
+            x: 0,
+            y: 0,
+            width: w,
+            height: header_h as u32,
+        },
+        header_mark,
+        name: name_box,
+        name_text,
+        name_px: name_line.px,
+        name_truncated: name_fit.truncated,
+        amount: amount_box,
+        amount_text,
+        amount_px,
+        currency: currency_box,
+        currency_code,
+        separator,
+        qr,
+        modules,
+        module_px,
+        icon,
+    };
+    Ok(Plan {
+        layout,
+        matrix,
+        currency,
+        name: name_line,
+        name_origin: (name_x, name_baseline),
+        amount,
+    })
+}
+
+/// The text a fitted line shows (the cut prefix plus "…" when truncated).
+fn text_of(raw: &str, fit: &text::Fitted) -> String {
+    if !fit.truncated {
+        return raw.to_owned();
+    }
+    let end = fit.line.glyphs.iter().map(|g| g.cluster).max().unwrap_or(0);
+    // The last glyph is the ellipsis: the text before it is a prefix of `raw`.
+    let mut s = raw.get(..end).unwrap_or_default().trim_end().to_owned();
+    s.push('…');
+    s
+}
+
+/// A box of aspect `iw:ih` fitted into `max_w × max_h`, centred on `(cx, cy)`.
+fn fit_box(iw: f32, ih: f32, max_w: f32, max_h: f32, cx: f32, cy: f32) -> PxRect {
+    let k = (max_w / iw.max(1.0)).min(max_h / ih.max(1.0));
+    let (bw, bh) = ((iw * k).round().max(1.0), (ih * k).round().max(1.0));
+    PxRect {
+        x: (cx - bw / 2.0).round().max(0.0) as u32,
+        y: (cy - bh / 2.0).round().max(0.0) as u32,
+        width: bw as u32,
+        height: bh as u32,
+    }
+}
+
+/// Lays out the card for `payload` without drawing it: the boxes [`card_png`]
+/// fills, in pixels.
+///
+/// # Errors
+/// As [`card_png`].
+pub fn card_layout(payload: &str, options: &CardOptions) -> Result<CardLayout, RenderError> {
+    plan(payload, options).map(|p| p.layout)
+}
+
+fn paint(rgb: [u8; 3]) -> Paint<'static> {
+    let mut p = Paint::default();
+    p.set_color_rgba8(rgb[0], rgb[1], rgb[2], 255);
+    p.anti_alias = true;
+    p
+}
+
+/// A rounded rectangle `w × h` at the origin with corner radius `r`.
+fn rounded_rect(w: f32, h: f32, r: f32) -> Option<Path> {
+    const K: f32 = 0.552_284_8;
+    let r = r.min(w / 2.0).min(h / 2.0);
+    let k = r * K;
+    let mut pb = PathBuilder::new();
+    pb.move_to(r, 0.0);
+    pb.line_to(w - r, 0.0);
+    pb.cubic_to(w - r + k, 0.0, w, r - k, w, r);
+    pb.line_to(w, h - r);
+    pb.cubic_to(w, h - r + k, w - r + k, h, w - r, h);
+    pb.line_to(r, h);
+    pb.cubic_to(r - k, h, 0.0, h - r + k, 0.0, h - r);
+    pb.line_to(0.0, r);
+    pb.cubic_to(0.0, r - k, r - k, 0.0, r, 0.0);
+    pb.close();
+    pb.finish()
+}
+
+/// Decodes a PNG into a premultiplied pixmap.
+fn decode_png(bytes: &[u8]) -> Result<Pixmap, RenderError> {
+    let image = |e: &dyn std::fmt::Display| RenderError::Image(e.to_string());
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(|e| image(&e))?;
+    let (w, h) = (reader.info().width, reader.info().height);
+    if w > MAX_LOGO_SIDE || h > MAX_LOGO_SIDE {
+        return Err(RenderError::Image(format!(
+            "logo of {w}×{h} pixels is larger than {MAX_LOGO_SIDE} a side"
+        )));
+    }
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| RenderError::Image("logo too large".into()))?;
+    let mut buf = vec![0; size];
+    let info = reader.next_frame(&mut buf).map_err(|e| image(&e))?;
+    let channels = info.color_type.samples();
+    let mut rgba = Vec::with_capacity(w as usize * h as usize * 4);
+    for px in buf.chunks_exact(channels).take(w as usize * h as usize) {
+        let (r, g, b, a) = match *px {
+            [v] => (v, v, v, 255),
+            [v, a] => (v, v, v, a),
+            [r, g, b] => (r, g, b, 255),
+            [r, g, b, a] => (r, g, b, a),
+            _ => (0, 0, 0, 0),
+        };
+        let pm = |c: u8| ((u16::from(c) * u16::from(a) + 127) / 255) as u8;
+        rgba.extend_from_slice(&[pm(r), pm(g), pm(b), a]);
+    }
+    let size = IntSize::from_wh(w, h).ok_or_else(|| RenderError::Image("empty logo".into()))?;
+    Pixmap::from_vec(rgba, size).ok_or_else(|| RenderError::Image("logo size mismatch".into()))
+}
+
+/// Draws `img` scaled into `dest` (bicubic: it is a logo, not the QR).
+fn draw_image(canvas: &mut Pixmap, img: &Pixmap, dest: PxRect) {
+    let sx = dest.width as f32 / img.width() as f32;
+    let sy = dest.height as f32 / img.height() as f32;
+    let paint = PixmapPaint {
+        quality: FilterQuality::Bicubic,
+        ..PixmapPaint::default()
+    };
+    let t = Transform::from_row(sx, 0.0, 0.0, sy, dest.x as f32, dest.y as f32);
+    canvas.draw_pixmap(0, 0, img.as_ref(), &paint, t, None);
+}
+
+/// Fills `rgb` through a coverage mask the size of the canvas.
+fn fill_coverage(canvas: &mut Pixmap, coverage: Vec<u8>, rgb: [u8; 3]) -> Result<(), RenderError> {
+    let size = IntSize::from_wh(canvas.width(), canvas.height())
+        .ok_or(RenderError::InvalidOption("empty card"))?;
+    let mask = Mask::from_vec(coverage, size).ok_or(RenderError::InvalidOption("mask size"))?;
+    if let Some(r) = Rect::from_xywh(0.0, 0.0, canvas.width() as f32, canvas.height() as f32) {
+        canvas.fill_rect(r, &paint(rgb), Transform::identity(), Some(&mask));
+    }
+    Ok(())
+}
+
+fn draw_icon(
+    canvas: &mut Pixmap,
+    plan: &Plan,
+    options: &CardOptions,
+    fonts: &Fonts,
+) -> Result<(), RenderError> {
+    let Some(b) = plan.layout.icon else {
+        return Ok(());
+    };
+    let (w, h) = (canvas.width() as usize, canvas.height() as usize);
+    let cx = b.x as f32 + b.width as f32 / 2.0;
+    let cy = b.y as f32 + b.height as f32 / 2.0;
+    let r = b.width as f32 / 2.0;
+    let pad = plan.layout.module_px as f32;
+    let white = paint([255, 255, 255]);
+    let badge = match &options.centre_icon {
+        CentreIcon::None => return Ok(()),
+        CentreIcon::Custom(png) => {
+            let img = decode_png(png)?;
+            if let Some(p) = rounded_rect(
+                b.width as f32 + 2.0 * pad,
+                b.height as f32 + 2.0 * pad,
+                pad * 2.0,
+            ) {
+                let t = Transform::from_translate(b.x as f32 - pad, b.y as f32 - pad);
+                canvas.fill_path(&p, &white, FillRule::Winding, t, None);
+            }
+            let dest = fit_box(
+                img.width() as f32,
+                img.height() as f32,
+                b.width as f32,
+                b.height as f32,
+                cx,
+                cy,
+            );
+            draw_image(canvas, &img, dest);
+            return Ok(());
+        }
+        CentreIcon::BakongRed => KHQR_RED,
+        CentreIcon::Currency => BADGE_DARK,
+    };
+    marks::draw_disc(canvas, cx, cy, r + pad, &white);
+    marks::draw_disc(canvas, cx, cy, r, &paint(badge));
+    // The currency sign, white, its ink centred in the disc, about 55% of it tall.
+    let sign = match plan.currency {
+        Currency::Usd => "$",
+        Currency::Khr => "៛",
+    };
+    let probe = text::shape(fonts, sign, Weight::Bold, 100.0);
+    let Some((l, t, rr, bb)) = probe.ink(fonts) else {
+        return Ok(());
+    };
+    let ink_h = (bb - t).max(1) as f32;
+    let px = 100.0 * (1.1 * r) / ink_h;
+    let line = text::shape(fonts, sign, Weight::Bold, px);
+    let (l, t, rr, bb) = line.ink(fonts).unwrap_or((l, t, rr, bb));
+    let x = cx - (l + rr) as f32 / 2.0;
+    let baseline = cy - (t + bb) as f32 / 2.0;
+    let mut coverage = vec![0u8; w * h];
+    line.draw(fonts, &mut coverage, w, x.round(), baseline.round());
+    fill_coverage(canvas, coverage, [255, 255, 255])
+}
+
+/// Draws the KHQR card for `payload` as an 8-bit RGBA PNG of
+/// `300·scale × 435·scale` pixels (transparent outside the rounded corners).
+/// Identical input gives identical bytes.
+///
+/// The payload is decoded with [`Decoded::parse`]; the card shows tag 59
+/// (merchant name), tag 54 (amount; a static QR — no tag 54, or a zero amount —
+/// shows none) and tag 53 (currency). The QR encodes `payload` exactly, in byte
+/// mode, at `options.ecc` (default H).
+///
+/// # Errors
+/// * [`RenderError::InvalidOption`]: `scale` is not 1–10.
+/// * [`RenderError::Decode`]: the payload is not well-formed KHQR TLV.
+/// * [`RenderError::Field`]: no or a blank merchant name (59); a currency other
+///   than 116 or 840 (53); an amount that is not decimal digits with an
+///   optional fraction, or longer than 13 characters (54).
+/// * [`RenderError::TooLong`]: the payload does not fit a QR symbol at `ecc`.
+/// * [`RenderError::Image`]: a logo is not a PNG, or over 4096 pixels a side.
+/// * [`RenderError::Font`], [`RenderError::Png`]: the embedded fonts or the PNG
+///   encoder failed (not expected).
+pub fn card_png(payload: &str, options: &CardOptions) -> Result<Vec<u8>, RenderError> {
+    let plan = plan(payload, options)?;
+    let fonts = text::fonts()?;
+    let l = &plan.layout;
+    let (w, h) = (l.width, l.height);
+    let (wf, hf) = (w as f32, h as f32);
+    let mut canvas = Pixmap::new(w, h).ok_or(RenderError::InvalidOption("empty card"))?;
+    canvas.fill(Color::WHITE);
+
+    // Header, dog-ear.
+    let red = paint(KHQR_RED);
+    let header_h = l.header.height as f32;
+    if let Some(r) = Rect::from_xywh(0.0, 0.0, wf, header_h) {
+        canvas.fill_rect(r, &red, Transform::identity(), None);
+    }
+    let ear = (0.055 * hf).round();
+    let mut pb = PathBuilder::new();
+    pb.move_to(wf - ear, header_h);
+    pb.line_to(wf, header_h);
+    pb.line_to(wf, header_h + ear);
+    pb.close();
+    if let Some(p) = pb.finish() {
+        canvas.fill_path(&p, &red, FillRule::Winding, Transform::identity(), None);
+    }
+    if let Some(logo) = &options.header_logo {
+        let img = decode_png(logo)?;
+        draw_image(&mut canvas, &img, l.header_mark);
+    } else {
+        marks::draw_wordmark(
+            &mut canvas,
+            l.header_mark.x as f32,
+            l.header_mark.y as f32,
+            l.header_mark.height as f32,
+            &paint([255, 255, 255]),
+        );
+    }
+
+    // Text.
+    let mut coverage = vec![0u8; w as usize * h as usize];
+    let (nx, nb) = plan.name_origin;
+    plan.name
+        .draw(fonts, &mut coverage, w as usize, nx.round(), nb.round());
+    if let Some((a, (ax, ab), c, (cx, cb))) = &plan.amount {
+        a.draw(fonts, &mut coverage, w as usize, ax.round(), ab.round());
+        c.draw(fonts, &mut coverage, w as usize, cx.round(), cb.round());
+    }
+    fill_coverage(&mut canvas, coverage, TEXT)?;
+
+    // Dashed separator: dash 6, gap 4 (× scale), whole pixels.
+    let s = options.scale as f32;
+    let sep = paint(SEPARATOR);
+    let mut x = 0.0;
+    while x < wf {
+        if let Some(r) = Rect::from_xywh(
+            x,
+            l.separator.y as f32,
+            (6.0 * s).min(wf - x),
+            l.separator.height as f32,
+        ) {
+            canvas.fill_rect(r, &sep, Transform::identity(), None);
+        }
+        x += 10.0 * s;
+    }
+
+    // QR modules, written as whole pixels (no resampling, no anti-aliasing).
+    let m = &plan.matrix;
+    let stride = w as usize * 4;
+    let mpx = l.module_px as usize;
+    let data = canvas.data_mut();
+    for my in 0..m.size() {
+        for mx in 0..m.size() {
+            if !m.is_dark(mx, my) {
+                continue;
+            }
+            let x0 = l.qr.x as usize + (mx + 4) * mpx;
+            let y0 = l.qr.y as usize + (my + 4) * mpx;
+            for y in y0..y0 + mpx {
+                let start = y * stride + x0 * 4;
+                if let Some(row) = data.get_mut(start..start + mpx * 4) {
+                    for px in row.chunks_exact_mut(4) {
+                        px.copy_from_slice(&[0, 0, 0, 255]);
+                    }
+                }
+            }
+        }
+    }
+    draw_icon(&mut canvas, &plan, options, fonts)?;
+
+    // Transparent outside the rounded corners.
+    if let Some(p) = rounded_rect(wf, hf, l.corner_radius) {
+        let mut mask = Mask::new(w, h).ok_or(RenderError::InvalidOption("empty card"))?;
+        mask.fill_path(&p, FillRule::Winding, true, Transform::identity());
+        canvas.apply_mask(&mask);
+    }
+    encode_rgba(&canvas)
+}
+
+fn encode_rgba(canvas: &Pixmap) -> Result<Vec<u8>, RenderError> {
+    let mut rgba = Vec::with_capacity(canvas.data().len());
+    for p in canvas.pixels() {
+        let c = p.demultiply();
+        rgba.extend_from_slice(&[c.red(), c.green(), c.blue(), c.alpha()]);
+    }
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, canvas.width(), canvas.height());
+        enc.set_color(png::ColorType::Rgba);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_compression(png::Compression::Balanced);
+        let mut wr = enc
+            .write_header()
+            .map_err(|e| RenderError::Png(e.to_string()))?;
+        wr.write_image_data(&rgba)
+            .map_err(|e| RenderError::Png(e.to_string()))?;
+        wr.finish().map_err(|e| RenderError::Png(e.to_string()))?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_are_grouped_for_reading() {
+        let f = |s, c| format_amount(s, c).unwrap();
+        assert_eq!(f("1234.56", Currency::Usd).as_deref(), Some("1,234.56"));
+        assert_eq!(f("1234.5", Currency::Usd).as_deref(), Some("1,234.50"));
+        assert_eq!(f("1", Currency::Usd).as_deref(), Some("1.00"));
+        assert_eq!(f("0.05", Currency::Usd).as_deref(), Some("0.05"));
+        assert_eq!(f("1250000", Currency::Khr).as_deref(), Some("1,250,000"));
+        assert_eq!(f("100", Currency::Khr).as_deref(), Some("100"));
+        assert_eq!(f("100.00", Currency::Khr).as_deref(), Some("100"));
+        assert_eq!(
+            f("9999999999999", Currency::Khr).as_deref(),
+            Some("9,999,999,999,999")
+        );
+        assert_eq!(f("0", Currency::Khr), None);
+        assert_eq!(f("0.00", Currency::Usd), None);
+        for bad in ["", "1e5", "-1", "1.", ".5", "1,000", " 1", "12345678901234"] {
+            assert!(
+                matches!(
+                    format_amount(bad, Currency::Usd),
+                    Err(RenderError::Field { tag: 54, .. })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn boxes_intersect_only_when_they_share_a_pixel() {
+        let a = PxRect {
+            x: 0,
+            y: 0,
+            width: 10,
+            height: 10,
+        };
+        let b = PxRect { x: 10, ..a };
+        let c = PxRect { x: 9, y: 9, ..a };
+        assert!(!a.intersects(&b));
+        assert!(a.intersects(&c));
+        assert!(a.contains(9, 9));
+        assert!(!a.contains(10, 9));
+    }
+}

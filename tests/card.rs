@@ -1,0 +1,519 @@
+//! The KHQR card PNG: scanned back with an independent reader (rqrr), its text
+//! kept inside the card, its layout boxes checked against the real pixels, and
+//! golden images compared by decoded pixels.
+//!
+//! Regenerate the golden images after an intended change with
+//! `KHQR_BLESS=1 cargo test --all-features --test card`, then look at each file
+//! in `tests/golden/` before committing it.
+
+use bakong_khqr::render::{
+    card_layout, card_png, CardLayout, CardOptions, CentreIcon, PxRect, RenderError,
+};
+use bakong_khqr::{Currency, Request};
+
+const NOW: u64 = 1_700_000_000_000;
+
+/// A decoded PNG: 8-bit RGBA.
+struct Image {
+    width: u32,
+    height: u32,
+    rgba: Vec<u8>,
+}
+
+impl Image {
+    fn decode(png_bytes: &[u8]) -> Image {
+        let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+        decoder.set_transformations(png::Transformations::normalize_to_color8());
+        let mut reader = decoder.read_info().expect("PNG header");
+        let mut buf = vec![0; reader.output_buffer_size().expect("size")];
+        let info = reader.next_frame(&mut buf).expect("PNG data");
+        assert_eq!(info.color_type, png::ColorType::Rgba);
+        buf.truncate(info.buffer_size());
+        Image {
+            width: info.width,
+            height: info.height,
+            rgba: buf,
+        }
+    }
+
+    fn px(&self, x: u32, y: u32) -> [u8; 4] {
+        let i = (y as usize * self.width as usize + x as usize) * 4;
+        [
+            self.rgba[i],
+            self.rgba[i + 1],
+            self.rgba[i + 2],
+            self.rgba[i + 3],
+        ]
+    }
+
+    /// Grey level composited over white (transparent corners read as white).
+    fn grey(&self, x: u32, y: u32) -> u8 {
+        let [r, g, b, a] = self.px(x, y);
+        let lum = (u32::from(r) * 30 + u32::from(g) * 59 + u32::from(b) * 11) / 100;
+        let a = u32::from(a);
+        ((lum * a + 255 * (255 - a)) / 255) as u8
+    }
+
+    fn is_white(&self, x: u32, y: u32) -> bool {
+        self.px(x, y) == [255, 255, 255, 255]
+    }
+
+    /// The QR texts rqrr finds.
+    fn scan(&self) -> Vec<String> {
+        let mut img = rqrr::PreparedImage::prepare_from_greyscale(
+            self.width as usize,
+            self.height as usize,
+            |x, y| self.grey(x as u32, y as u32),
+        );
+        img.detect_grids()
+            .into_iter()
+            .map(|g| g.decode().expect("QR decodes").1)
+            .collect()
+    }
+}
+
+fn dynamic(name: &str, currency: Currency, amount: &str) -> String {
+    Request::individual("jonhsmith@nbcq", name)
+        .merchant_city("Phnom Penh")
+        .currency(currency)
+        .amount(amount)
+        .expires_in_ms(600_000)
+        .generate(NOW)
+        .unwrap()
+        .as_str()
+        .to_owned()
+}
+
+fn static_qr(name: &str, currency: Currency) -> String {
+    Request::individual("jonhsmith@nbcq", name)
+        .currency(currency)
+        .generate(NOW)
+        .unwrap()
+        .as_str()
+        .to_owned()
+}
+
+const KHMER_25: &str = "ហាងកាហ្វេភ្នំពេញស្រីស្អាត";
+
+/// A small RGBA PNG made here: a blue-to-green gradient with a transparent border.
+fn logo_png(w: u32, h: u32) -> Vec<u8> {
+    let mut data = Vec::new();
+    for y in 0..h {
+        for x in 0..w {
+            let border = x < 2 || y < 2 || x >= w - 2 || y >= h - 2;
+            let a = if border { 0 } else { 255 };
+            data.extend_from_slice(&[20, (x * 255 / w) as u8, (y * 255 / h) as u8, a]);
+        }
+    }
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, w, h);
+    enc.set_color(png::ColorType::Rgba);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut wr = enc.write_header().unwrap();
+    wr.write_image_data(&data).unwrap();
+    wr.finish().unwrap();
+    out
+}
+
+/// Checks one card: size, scan, boxes inside the card and apart, and the pixels
+/// against the boxes. Returns the decoded image.
+#[track_caller]
+fn check_card(payload: &str, options: &CardOptions) -> (CardLayout, Image) {
+    let png = card_png(payload, options).unwrap();
+    let layout = card_layout(payload, options).unwrap();
+    let img = Image::decode(&png);
+    let s = options.scale;
+    assert_eq!((img.width, img.height), (300 * s, 435 * s));
+    assert_eq!((layout.width, layout.height), (img.width, img.height));
+
+    // The QR scans back to the exact payload.
+    assert_eq!(img.scan(), vec![payload.to_owned()], "{layout:#?}");
+
+    // Transparent outside the rounded corners, opaque inside.
+    assert_eq!(img.px(0, 0)[3], 0);
+    assert_eq!(img.px(img.width - 1, img.height - 1)[3], 0);
+    assert_eq!(img.px(img.width / 2, img.height / 2)[3], 255);
+    let r = layout.corner_radius;
+    assert!((r - 0.045 * img.height as f32).abs() < 1e-3);
+
+    // Header: red band 0.12·H.
+    assert_eq!(
+        layout.header.height,
+        (0.12 * img.height as f32).round() as u32
+    );
+    assert_eq!(
+        &img.px(img.width / 8, layout.header.height / 2)[..3],
+        &[0xE1, 0x23, 0x2E]
+    );
+
+    // Text boxes: inside the margins, between the header and the separator, apart.
+    let margin = (0.08 * img.height as f32).round() as u32;
+    let mut boxes = vec![("name", layout.name)];
+    boxes.extend(layout.amount.map(|b| ("amount", b)));
+    boxes.extend(layout.currency.map(|b| ("currency", b)));
+    for (what, b) in &boxes {
+        assert!(b.width > 0 && b.height > 0, "{what} box empty: {b:?}");
+        assert!(b.x >= margin, "{what} starts left of the margin: {b:?}");
+        assert!(
+            b.right() <= img.width - margin,
+            "{what} runs past the right margin: {b:?}"
+        );
+        assert!(
+            b.y >= layout.header.bottom(),
+            "{what} overlaps the header: {b:?}"
+        );
+        assert!(
+            b.bottom() <= layout.separator.y,
+            "{what} crosses the separator: {b:?}"
+        );
+    }
+    for (i, (a, ba)) in boxes.iter().enumerate() {
+        for (b, bb) in &boxes[i + 1..] {
+            assert!(!ba.intersects(bb), "{a} {ba:?} overlaps {b} {bb:?}");
+        }
+    }
+
+    // Pixels: between the header and the separator, everything outside the text
+    // boxes (and the dog-ear) is white; every box holds dark ink.
+    let ear = (0.055 * img.height as f32).round() as u32 + 1;
+    for y in layout.header.bottom()..layout.separator.y {
+        for x in 0..img.width {
+            let in_ear = y < layout.header.bottom() + ear && x + ear >= img.width;
+            if in_ear || boxes.iter().any(|(_, b)| b.contains(x, y)) {
+                continue;
+            }
+            assert!(
+                img.is_white(x, y),
+                "stray pixel {:?} at ({x}, {y}) outside the text boxes",
+                img.px(x, y)
+            );
+        }
+    }
+    for (what, b) in &boxes {
+        let dark = (b.y..b.bottom())
+            .flat_map(|y| (b.x..b.right()).map(move |x| (x, y)))
+            .filter(|&(x, y)| img.grey(x, y) < 100)
+            .count();
+        assert!(dark > 0, "{what} box has no ink");
+        // The box is tight: ink within a pixel of its left and top edges.
+        let ink = |x: u32, y: u32| !img.is_white(x, y);
+        assert!(
+            (b.y..b.bottom()).any(|y| ink(b.x, y) || ink(b.x + 1, y)),
+            "{what} left edge"
+        );
+        assert!(
+            (b.x..b.right()).any(|x| ink(x, b.y) || ink(x, b.y + 1)),
+            "{what} top edge"
+        );
+    }
+
+    // Separator: light grey dashes, dash 6 and gap 4 at scale 1.
+    let sy = layout.separator.y;
+    assert_eq!(layout.separator.height, s);
+    assert_eq!(&img.px(margin, sy)[..3], &img.px(margin + 10 * s, sy)[..3]);
+    let dash: Vec<bool> = (0..10 * s).map(|x| !img.is_white(20 * s + x, sy)).collect();
+    assert_eq!(
+        dash.iter().filter(|&&d| d).count() as u32,
+        6 * s,
+        "{dash:?}"
+    );
+
+    // QR: below the separator, inside the card, ~71% of the width, whole modules.
+    let q = layout.qr;
+    assert!(q.y > layout.separator.bottom());
+    assert!(q.bottom() < img.height && q.right() < img.width);
+    assert_eq!(q.width, (layout.modules + 8) * layout.module_px);
+    assert!((q.x * 2 + q.width).abs_diff(img.width) <= 1, "QR centred");
+    let share = q.width as f32 / img.width as f32;
+    assert!((0.55..=0.86).contains(&share), "QR is {share} of the width");
+    // Every module outside the centre badge is one flat colour, black or white.
+    let m = layout.module_px;
+    let icon = layout.icon.map(|b| PxRect {
+        x: b.x.saturating_sub(2 * m),
+        y: b.y.saturating_sub(2 * m),
+        width: b.width + 4 * m,
+        height: b.height + 4 * m,
+    });
+    for my in 0..layout.modules + 8 {
+        for mx in 0..layout.modules + 8 {
+            let (x0, y0) = (q.x + mx * m, q.y + my * m);
+            if icon.is_some_and(|b| {
+                b.intersects(&PxRect {
+                    x: x0,
+                    y: y0,
+                    width: m,
+                    height: m,
+                })
+            }) {
+                continue;
+            }
+            let first = img.px(x0, y0);
+            assert!(first == [0, 0, 0, 255] || first == [255, 255, 255, 255]);
+            for y in y0..y0 + m {
+                for x in x0..x0 + m {
+                    assert_eq!(img.px(x, y), first, "module ({mx}, {my}) not flat");
+                }
+            }
+            if mx < 4 || my < 4 || mx >= layout.modules + 4 || my >= layout.modules + 4 {
+                assert_eq!(
+                    first,
+                    [255, 255, 255, 255],
+                    "quiet zone module ({mx}, {my})"
+                );
+            }
+        }
+    }
+    if let Some(b) = layout.icon {
+        let symbol = (layout.modules * m) as f32;
+        let share = b.width as f32 / symbol;
+        assert!((0.16..=0.20).contains(&share), "icon is {share} of the QR");
+    }
+    (layout, img)
+}
+
+#[test]
+fn card_matrix_scans_and_keeps_text_inside() {
+    let usd = dynamic("Coffee Corner", Currency::Usd, "1234.56");
+    let khr = dynamic("Jonh Smith", Currency::Khr, "1250000");
+    for scale in [1, 2, 4] {
+        let o = CardOptions::default().scale(scale);
+        let (l, _) = check_card(&usd, &o);
+        assert_eq!(l.amount_text.as_deref(), Some("1,234.56"));
+        assert_eq!(l.currency_code, "USD");
+        assert_eq!(l.name_text, "Coffee Corner");
+        assert!(!l.name_truncated);
+        let (l, _) = check_card(&khr, &o);
+        assert_eq!(l.amount_text.as_deref(), Some("1,250,000"));
+        assert_eq!(l.currency_code, "KHR");
+    }
+}
+
+#[test]
+fn static_cards_show_no_amount() {
+    for (currency, scale) in [(Currency::Usd, 1), (Currency::Khr, 2)] {
+        let p = static_qr("Jonh Smith", currency);
+        let (l, _) = check_card(&p, &CardOptions::default().scale(scale));
+        assert_eq!(l.amount, None);
+        assert_eq!(l.amount_text, None);
+        assert_eq!(l.currency, None);
+        // The name sits in the middle of the band between header and separator.
+        let mid = (l.header.bottom() + l.separator.y) / 2;
+        assert!(l.name.y < mid && l.name.bottom() > mid, "{:?}", l.name);
+    }
+}
+
+#[test]
+fn widest_legal_inputs_stay_on_the_card() {
+    let wide = "W".repeat(25);
+    for scale in [1, 2] {
+        let o = CardOptions::default().scale(scale);
+        let p = dynamic(&wide, Currency::Khr, "9999999999999");
+        let (l, _) = check_card(&p, &o);
+        assert_eq!(l.amount_text.as_deref(), Some("9,999,999,999,999"));
+        // 25 W's cannot fit at the minimum size: cut with "…".
+        assert!(l.name_truncated);
+        assert!(l.name_text.ends_with('…') && l.name_text.starts_with("WWWWW"));
+        assert!(l.name_px <= 0.022 * l.height as f32 + 0.01);
+        let amount_px = l.amount_px.unwrap();
+        assert!(amount_px < 0.065 * l.height as f32, "amount shrunk to fit");
+
+        let p = dynamic(KHMER_25, Currency::Usd, "1234567890.99");
+        let (l, _) = check_card(&p, &o);
+        assert_eq!(l.amount_text.as_deref(), Some("1,234,567,890.99"));
+        // A cut Khmer name keeps whole clusters: it is a prefix of the original
+        // ending at a cluster start (no dangling coeng or vowel).
+        let shown = l.name_text.trim_end_matches('…');
+        assert!(KHMER_25.starts_with(shown));
+        let next = KHMER_25[shown.len()..].chars().next();
+        if let Some(c) = next {
+            assert!(
+                !('\u{17B4}'..='\u{17D3}').contains(&c),
+                "cut before mark {c:?}"
+            );
+            assert!(!shown.ends_with('\u{17D2}'));
+        }
+    }
+}
+
+#[test]
+fn khmer_names_render_and_scan() {
+    let p = dynamic("ហាងកាហ្វេ ភ្នំពេញ", Currency::Khr, "15000");
+    let (l, _) = check_card(&p, &CardOptions::default().scale(2));
+    assert_eq!(l.name_text, "ហាងកាហ្វេ ភ្នំពេញ");
+    assert!(!l.name_truncated);
+    // The subscripts reach below the Latin baseline region: the name box is
+    // deeper than a Latin name's at the same size.
+    let latin = card_layout(
+        &dynamic("Jonh Smith", Currency::Khr, "15000"),
+        &CardOptions::default().scale(2),
+    )
+    .unwrap();
+    assert!(l.name.bottom() > latin.name.bottom());
+}
+
+#[test]
+fn icons_and_logos() {
+    let p = dynamic("Logo Shop", Currency::Usd, "5");
+    let logo = logo_png(96, 40);
+    let o = CardOptions::default()
+        .scale(2)
+        .header_logo(logo.clone())
+        .centre_icon(CentreIcon::Custom(logo_png(32, 32)));
+    let (l, img) = check_card(&p, &o);
+    // The header logo's pixels are there (blue-green, not red or white).
+    let c = img.px(
+        l.header_mark.x + l.header_mark.width / 2,
+        l.header_mark.y + l.header_mark.height / 2,
+    );
+    assert!(c[0] < 100 && c[1] > 60, "{c:?}");
+    let b = l.header_mark;
+    assert!(b.height <= (0.6 * l.header.height as f32).ceil() as u32);
+    assert_eq!(b.width * 40 / 96, b.height, "aspect kept: {b:?}");
+
+    for icon in [CentreIcon::BakongRed, CentreIcon::None] {
+        let o = CardOptions::default().scale(1).centre_icon(icon.clone());
+        let (l, img) = check_card(&p, &o);
+        if icon == CentreIcon::None {
+            assert_eq!(l.icon, None);
+        } else {
+            let b = l.icon.unwrap();
+            let c = img.px(b.x + b.width / 2, b.y + b.height / 6);
+            assert_eq!(&c[..3], &[0xE1, 0x23, 0x2E]);
+        }
+    }
+    // The badge is dark by default.
+    let (l, img) = check_card(&p, &CardOptions::default().scale(1));
+    let b = l.icon.unwrap();
+    assert_eq!(
+        &img.px(b.x + b.width / 2, b.y + 1)[..3],
+        &[0x1C, 0x1C, 0x1C]
+    );
+}
+
+#[test]
+fn longest_payload_fits_at_whole_modules() {
+    let p = Request::merchant(
+        format!("{}@abaa", "a".repeat(27)),
+        "ក".repeat(25),
+        "1".repeat(32),
+        "B".repeat(23),
+    )
+    .merchant_city("ភ".repeat(15))
+    .currency(Currency::Khr)
+    .amount("9999999999999")
+    .expires_in_ms(600_000)
+    .bill_number("b".repeat(25))
+    .mobile_number("1".repeat(25))
+    .store_label("ស".repeat(25))
+    .terminal_label("T".repeat(8))
+    .generate(NOW)
+    .unwrap();
+    let (l, _) = check_card(p.as_str(), &CardOptions::default().scale(2));
+    assert!(l.module_px >= 2);
+}
+
+#[test]
+fn identical_input_gives_identical_bytes() {
+    let p = dynamic("ហាងកាហ្វេ", Currency::Khr, "1000");
+    let o = CardOptions::default().scale(1);
+    assert_eq!(card_png(&p, &o).unwrap(), card_png(&p, &o).unwrap());
+}
+
+#[test]
+fn errors_are_typed() {
+    let p = dynamic("Shop", Currency::Usd, "1");
+    for scale in [0, 11] {
+        assert!(matches!(
+            card_png(&p, &CardOptions::default().scale(scale)),
+            Err(RenderError::InvalidOption(_))
+        ));
+    }
+    assert!(matches!(
+        card_png("", &CardOptions::default()),
+        Err(RenderError::Decode(_))
+    ));
+    // No tag 59.
+    assert!(matches!(
+        card_png("00020101021153031165802KH63041234", &CardOptions::default()),
+        Err(RenderError::Field { tag: 59, .. })
+    ));
+    // Currency 999.
+    assert!(matches!(
+        card_png(
+            "000201010211530399958020KH5904Shop63041234"
+                .replace("58020KH", "5802KH")
+                .as_str(),
+            &CardOptions::default()
+        ),
+        Err(RenderError::Field { tag: 53, .. })
+    ));
+    // A non-decimal amount.
+    assert!(matches!(
+        card_png(
+            "0002010102125303840540311e5802KH5904Shop63041234",
+            &CardOptions::default()
+        ),
+        Err(RenderError::Field { tag: 54, .. })
+    ));
+    let bad_logo = CardOptions::default().header_logo(b"not a png".to_vec());
+    assert!(matches!(
+        card_png(&p, &bad_logo),
+        Err(RenderError::Image(_))
+    ));
+}
+
+/// Golden cards, compared by decoded pixels (±2 per channel).
+#[test]
+fn golden_cards() {
+    let cases: Vec<(&str, String, CardOptions)> = vec![
+        (
+            "usd_dynamic_2x",
+            dynamic("Coffee Corner", Currency::Usd, "1234.56"),
+            CardOptions::default(),
+        ),
+        (
+            "khr_khmer_name_2x",
+            dynamic("ហាងកាហ្វេ ភ្នំពេញ", Currency::Khr, "1250000"),
+            CardOptions::default(),
+        ),
+        (
+            "khr_static_1x",
+            static_qr("Jonh Smith", Currency::Khr),
+            CardOptions::default().scale(1),
+        ),
+        (
+            "widest_1x",
+            dynamic(&"W".repeat(25), Currency::Khr, "9999999999999"),
+            CardOptions::default()
+                .scale(1)
+                .centre_icon(CentreIcon::BakongRed),
+        ),
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let bless = std::env::var_os("KHQR_BLESS").is_some();
+    for (name, payload, options) in cases {
+        let png = card_png(&payload, &options).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        if bless {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &png).unwrap();
+            continue;
+        }
+        let want = Image::decode(&std::fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; run KHQR_BLESS=1 cargo test --all-features --test card",
+                path.display()
+            )
+        }));
+        let got = Image::decode(&png);
+        assert_eq!((got.width, got.height), (want.width, want.height), "{name}");
+        let worst = got
+            .rgba
+            .iter()
+            .zip(&want.rgba)
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap_or(0);
+        assert!(worst <= 2, "{name}: pixels differ by up to {worst}");
+    }
+}
