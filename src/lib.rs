@@ -79,7 +79,7 @@
 //! | feature | what it adds | pulls in |
 //! |---|---|---|
 //! | (none) | payloads, MD5, decode, verify | `crc`, `md-5` |
-//! | `render` | [`render`]: the plain QR as PNG | `fast_qr`, `png` |
+//! | `render` | [`render`]: the plain QR as PNG or SVG, the KHQR card PNG | `fast_qr`, `png`, `tiny-skia`, `rustybuzz`, `fontdue` |
 //! | `serde` | [`json`]: requests in the SDK's JSON shape; [`SdkFields`] serialises | `serde`, `serde_json` |
 //! | `status` | [`status`]: Bakong Open API requests and answers, `StatusChecker` | `serde`, `serde_json` |
 //! | `cli` | the `khqr` command-line tool | `render`, `serde`, `clap` |

@@ -6,6 +6,13 @@
 //! `KHQR_BLESS=1 cargo test --all-features --test card`, then look at each file
 //! in `tests/golden/` before committing it.
 
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    clippy::many_single_char_names
+)]
+
 use bakong_khqr::render::{
     card_layout, card_png, CardLayout, CardOptions, CentreIcon, PxRect, RenderError,
 };
@@ -297,7 +304,7 @@ fn static_cards_show_no_amount() {
         assert_eq!(l.amount_text, None);
         assert_eq!(l.currency, None);
         // The name sits in the middle of the band between header and separator.
-        let mid = (l.header.bottom() + l.separator.y) / 2;
+        let mid = u32::midpoint(l.header.bottom(), l.separator.y);
         assert!(l.name.y < mid && l.name.bottom() > mid, "{:?}", l.name);
     }
 }
@@ -516,4 +523,89 @@ fn golden_cards() {
             .unwrap_or(0);
         assert!(worst <= 2, "{name}: pixels differ by up to {worst}");
     }
+}
+
+/// The SVG's single path, read back run by run, gives exactly the matrix's dark
+/// modules, offset by the quiet zone.
+#[test]
+fn svg_path_is_the_matrix() {
+    use bakong_khqr::render::{qr_svg, Ecc, QrMatrix, QrOptions};
+    let p = dynamic("ហាងកាហ្វេ", Currency::Khr, "1000");
+    let options = QrOptions::default()
+        .module_px(3)
+        .colours([0x11, 0x22, 0x33], [0xFF, 0xFE, 0xF0]);
+    let svg = qr_svg(&p, &options).unwrap();
+    let m = QrMatrix::encode(&p, Ecc::M).unwrap();
+    let n = m.size() + 8;
+    assert!(svg.contains(&format!("viewBox=\"0 0 {n} {n}\"")));
+    assert!(svg.contains(&format!("width=\"{}\"", n * 3)));
+    assert!(svg.contains("fill=\"#112233\"") && svg.contains("fill=\"#fffef0\""));
+    assert_eq!(svg.matches("<path").count(), 1);
+    let d = svg
+        .split(" d=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let mut dark = vec![false; m.size() * m.size()];
+    for run in d.split('z').filter(|r| !r.is_empty()) {
+        // M{x} {y}h{len}v1h-{len}
+        let rest = run.strip_prefix('M').unwrap();
+        let (x, rest) = rest.split_once(' ').unwrap();
+        let (y, rest) = rest.split_once('h').unwrap();
+        let (len, back) = rest.split_once("v1h-").unwrap();
+        assert_eq!(len, back);
+        let (x, y, len): (usize, usize, usize) =
+            (x.parse().unwrap(), y.parse().unwrap(), len.parse().unwrap());
+        for i in 0..len {
+            let cell = &mut dark[(y - 4) * m.size() + x - 4 + i];
+            assert!(!*cell, "module drawn twice");
+            *cell = true;
+        }
+    }
+    for y in 0..m.size() {
+        for x in 0..m.size() {
+            assert_eq!(dark[y * m.size() + x], m.is_dark(x, y), "({x}, {y})");
+        }
+    }
+}
+
+/// Coloured plain QRs are 8-bit RGB and still scan; black on white stays 1-bit.
+#[test]
+fn coloured_plain_qr_scans() {
+    use bakong_khqr::render::{qr_png, QrOptions};
+    let p = dynamic("Shop", Currency::Usd, "2.5");
+    let plain = qr_png(&p, &QrOptions::default()).unwrap();
+    let info = png::Decoder::new(std::io::Cursor::new(&plain))
+        .read_info()
+        .unwrap()
+        .info()
+        .clone();
+    assert_eq!(info.bit_depth, png::BitDepth::One);
+    let options = QrOptions::default()
+        .module_px(4)
+        .colours([0x10, 0x20, 0x60], [0xFF, 0xF8, 0xE0]);
+    let png_bytes = qr_png(&p, &options).unwrap();
+    let mut decoder = png::Decoder::new(std::io::Cursor::new(&png_bytes));
+    decoder.set_transformations(png::Transformations::IDENTITY);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(
+        (info.color_type, info.bit_depth),
+        (png::ColorType::Rgb, png::BitDepth::Eight)
+    );
+    // Corner: light; first finder module: dark.
+    assert_eq!(&buf[..3], &[0xFF, 0xF8, 0xE0]);
+    let at = |x: usize, y: usize| &buf[(y * info.width as usize + x) * 3..][..3];
+    assert_eq!(at(16, 16), &[0x10, 0x20, 0x60]);
+    let w = info.width as usize;
+    let mut img = rqrr::PreparedImage::prepare_from_greyscale(w, w, |x, y| at(x, y)[1]);
+    let texts: Vec<String> = img
+        .detect_grids()
+        .into_iter()
+        .map(|g| g.decode().unwrap().1)
+        .collect();
+    assert_eq!(texts, vec![p]);
 }

@@ -171,3 +171,72 @@ fn usage_errors_exit_2() {
     );
     assert_eq!(khqr(&["frobnicate"]).status.code(), Some(2));
 }
+
+#[test]
+fn render_writes_card_svg_and_png() {
+    let dir = std::env::temp_dir().join(format!("khqr-cli-card-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (stand, svg, png) = (dir.join("card.png"), dir.join("qr.svg"), dir.join("qr.png"));
+    let created = khqr(&[
+        "create",
+        "--bakong-id",
+        "merchant@abaa",
+        "--merchant-name",
+        "ហាងកាហ្វេ",
+        "--amount",
+        "1250000",
+        "--now-ms",
+        "1700000000000",
+        "--stand",
+        stand.to_str().unwrap(),
+        "--scale",
+        "1",
+    ]);
+    assert_eq!(created.status.code(), Some(0));
+    let qr = json_of(&created)["qr"].as_str().unwrap().to_owned();
+    let card = std::fs::read(&stand).unwrap();
+    assert_eq!(
+        card,
+        bakong_khqr::render::card_png(&qr, &bakong_khqr::render::CardOptions::default().scale(1))
+            .unwrap()
+    );
+    let o = khqr(&[
+        "render",
+        &qr,
+        "--stand",
+        stand.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
+        "--scale",
+        "2",
+        "--icon",
+        "none",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v = json_of(&o);
+    assert_eq!(v["stand"], stand.display().to_string());
+    assert_eq!(v["svg"], svg.display().to_string());
+    let options = bakong_khqr::render::CardOptions::default()
+        .centre_icon(bakong_khqr::render::CentreIcon::None);
+    assert_eq!(
+        std::fs::read(&stand).unwrap(),
+        bakong_khqr::render::card_png(&qr, &options).unwrap()
+    );
+    let svg_text = std::fs::read_to_string(&svg).unwrap();
+    assert_eq!(
+        svg_text,
+        bakong_khqr::render::qr_svg(&qr, &bakong_khqr::render::QrOptions::default()).unwrap()
+    );
+    // At least one output is required; a bad payload is exit 1.
+    assert_eq!(khqr(&["render", &qr]).status.code(), Some(2));
+    let bad = khqr(&["render", "nonsense", "--stand", stand.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    std::fs::remove_dir_all(&dir).ok();
+}

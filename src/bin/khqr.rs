@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bakong_khqr::json::{request_from_json, Kind};
-use bakong_khqr::render::{qr_png, Ecc, QrOptions};
+use bakong_khqr::render::{card_png, qr_png, qr_svg, CardOptions, CentreIcon, Ecc, QrOptions};
 use bakong_khqr::{Currency, Decoded, Error, Request, SdkFields, VerifyOptions};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
@@ -47,15 +47,18 @@ enum Command {
         #[arg(long)]
         allow_missing_expiration: bool,
     },
-    /// Draw any KHQR string as a QR PNG.
+    /// Draw any KHQR string as a QR PNG, a KHQR card PNG and/or a QR SVG.
+    #[command(group(clap::ArgGroup::new("out").args(["png", "stand", "svg"]).required(true).multiple(true)))]
     Render {
         /// The KHQR string.
         payload: String,
-        /// Where to write the PNG.
+        /// Where to write the plain QR PNG.
         #[arg(long)]
-        png: PathBuf,
+        png: Option<PathBuf>,
         #[command(flatten)]
         image: ImageArgs,
+        #[command(flatten)]
+        card: CardArgs,
     },
 }
 
@@ -81,6 +84,32 @@ struct ImageArgs {
     /// Error-correction level of the QR symbol.
     #[arg(long, value_enum, default_value = "m")]
     ecc: EccArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum IconArg {
+    /// A dark badge with $ or ៛.
+    Currency,
+    /// A red badge with $ or ៛.
+    Bakong,
+    /// No centre icon.
+    None,
+}
+
+#[derive(Args)]
+struct CardArgs {
+    /// Also write the branded KHQR card ("stand") PNG to this file.
+    #[arg(long)]
+    stand: Option<PathBuf>,
+    /// Also write the plain QR as SVG to this file.
+    #[arg(long)]
+    svg: Option<PathBuf>,
+    /// Card size: 1 is 300x435 pixels, 4 about A6 at 300 dpi.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
+    scale: u32,
+    /// The icon in the middle of the card's QR.
+    #[arg(long, value_enum, default_value = "currency")]
+    icon: IconArg,
 }
 
 #[derive(Args)]
@@ -159,6 +188,8 @@ struct CreateArgs {
     png: Option<PathBuf>,
     #[command(flatten)]
     image: ImageArgs,
+    #[command(flatten)]
+    card: CardArgs,
 }
 
 /// A failure: the JSON printed on stdout and the line printed on stderr.
@@ -214,6 +245,36 @@ fn write_png(payload: &str, path: &PathBuf, image: &ImageArgs) -> Result<(), Fai
         qr_png(payload, &qr_options(image)).map_err(|e| io_failure("cannot draw the QR", &e))?;
     std::fs::write(path, png)
         .map_err(|e| io_failure(&format!("cannot write {}", path.display()), &e))
+}
+
+/// Writes the card and the SVG that `card` asks for; returns the files written.
+fn write_card_svg(
+    payload: &str,
+    card: &CardArgs,
+    image: &ImageArgs,
+    out: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<(), Failure> {
+    if let Some(path) = &card.stand {
+        let icon = match card.icon {
+            IconArg::Currency => CentreIcon::Currency,
+            IconArg::Bakong => CentreIcon::BakongRed,
+            IconArg::None => CentreIcon::None,
+        };
+        let options = CardOptions::default().scale(card.scale).centre_icon(icon);
+        let png =
+            card_png(payload, &options).map_err(|e| io_failure("cannot draw the card", &e))?;
+        std::fs::write(path, png)
+            .map_err(|e| io_failure(&format!("cannot write {}", path.display()), &e))?;
+        out.insert("stand".into(), json!(path.display().to_string()));
+    }
+    if let Some(path) = &card.svg {
+        let svg = qr_svg(payload, &qr_options(image))
+            .map_err(|e| io_failure("cannot draw the QR", &e))?;
+        std::fs::write(path, svg)
+            .map_err(|e| io_failure(&format!("cannot write {}", path.display()), &e))?;
+        out.insert("svg".into(), json!(path.display().to_string()));
+    }
+    Ok(())
 }
 
 fn opt(v: Option<&String>) -> Option<std::borrow::Cow<'_, str>> {
@@ -285,6 +346,12 @@ fn create(a: &CreateArgs) -> Result<serde_json::Value, Failure> {
     if let Some(path) = &a.png {
         write_png(khqr.as_str(), path, &a.image)?;
     }
+    write_card_svg(
+        khqr.as_str(),
+        &a.card,
+        &a.image,
+        &mut serde_json::Map::new(),
+    )?;
     serde_json::to_value(CreateOut {
         qr: khqr.as_str(),
         md5: khqr.md5().to_string(),
@@ -370,9 +437,15 @@ fn run(cli: &Cli) -> Result<serde_json::Value, Failure> {
             payload,
             png,
             image,
+            card,
         } => {
-            write_png(payload, png, image)?;
-            Ok(json!({"png": png.display().to_string()}))
+            let mut out = serde_json::Map::new();
+            if let Some(png) = png {
+                write_png(payload, png, image)?;
+                out.insert("png".into(), json!(png.display().to_string()));
+            }
+            write_card_svg(payload, card, image, &mut out)?;
+            Ok(serde_json::Value::Object(out))
         }
     }
 }

@@ -36,6 +36,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+// Pixel geometry: every coordinate is at most 4350 (a 10× card) and glyph
+// metrics are a few hundred pixels, far inside f32's exact integer range; the
+// values cast to unsigned are clamped non-negative first. Short names (x, y,
+// w, h, l, t, r, b) are the usual ones for coordinates.
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    clippy::many_single_char_names
+)]
+
 use tiny_skia::{
     Color, FillRule, FilterQuality, IntSize, Mask, Paint, Path, PathBuilder, Pixmap, PixmapPaint,
     Rect, Transform,
@@ -230,7 +241,15 @@ struct Plan {
     currency: Currency,
     name: Line,
     name_origin: (f32, f32),
-    amount: Option<(Line, (f32, f32), Line, (f32, f32))>,
+    amount: Option<AmountPlan>,
+}
+
+/// The amount and currency code lines with their pen origins `(x, baseline)`.
+struct AmountPlan {
+    amount: Line,
+    amount_at: (f32, f32),
+    code: Line,
+    code_at: (f32, f32),
 }
 
 fn field_error(tag: u8, reason: &'static str) -> RenderError {
@@ -380,7 +399,7 @@ fn plan(payload: &str, options: &CardOptions) -> Result<Plan, RenderError> {
     let name_baseline = if amount_text.is_some() {
         header_h + 0.078 * hf
     } else {
-        ((header_h + separator_y) / 2.0 + 0.3 * name_line.px).round()
+        (f32::midpoint(header_h, separator_y) + 0.3 * name_line.px).round()
     };
     let (nl, _) = name_line.extent(fonts);
     let name_x = margin - nl as f32;
@@ -420,7 +439,12 @@ fn plan(payload: &str, options: &CardOptions) -> Result<Plan, RenderError> {
         amount_box = Some(ink_rect(fonts, &a, ax, baseline));
         currency_box = Some(ink_rect(fonts, &c, cx, baseline));
         amount_px = Some(a.px);
-        amount = Some((a, (ax, baseline), c, (cx, baseline)));
+        amount = Some(AmountPlan {
+            amount: a,
+            amount_at: (ax, baseline),
+            code: c,
+            code_at: (cx, baseline),
+        });
     }
 
     let thickness = s.round().max(1.0);
@@ -609,12 +633,22 @@ fn draw_image(canvas: &mut Pixmap, img: &Pixmap, dest: PxRect) {
     canvas.draw_pixmap(0, 0, img.as_ref(), &paint, t, None);
 }
 
-/// Fills `rgb` through a coverage mask the size of the canvas.
-fn fill_coverage(canvas: &mut Pixmap, coverage: Vec<u8>, rgb: [u8; 3]) -> Result<(), RenderError> {
+/// Fills `rgb` through a coverage mask the size of the canvas, inside `area` only.
+fn fill_coverage(
+    canvas: &mut Pixmap,
+    coverage: Vec<u8>,
+    rgb: [u8; 3],
+    area: PxRect,
+) -> Result<(), RenderError> {
     let size = IntSize::from_wh(canvas.width(), canvas.height())
         .ok_or(RenderError::InvalidOption("empty card"))?;
     let mask = Mask::from_vec(coverage, size).ok_or(RenderError::InvalidOption("mask size"))?;
-    if let Some(r) = Rect::from_xywh(0.0, 0.0, canvas.width() as f32, canvas.height() as f32) {
+    if let Some(r) = Rect::from_xywh(
+        area.x as f32,
+        area.y as f32,
+        area.width as f32,
+        area.height as f32,
+    ) {
         canvas.fill_rect(r, &paint(rgb), Transform::identity(), Some(&mask));
     }
     Ok(())
@@ -680,7 +714,7 @@ fn draw_icon(
     let baseline = cy - (t + bb) as f32 / 2.0;
     let mut coverage = vec![0u8; w * h];
     line.draw(fonts, &mut coverage, w, x.round(), baseline.round());
-    fill_coverage(canvas, coverage, [255, 255, 255])
+    fill_coverage(canvas, coverage, [255, 255, 255], b)
 }
 
 /// Draws the KHQR card for `payload` as an 8-bit RGBA PNG of
@@ -744,11 +778,18 @@ pub fn card_png(payload: &str, options: &CardOptions) -> Result<Vec<u8>, RenderE
     let (nx, nb) = plan.name_origin;
     plan.name
         .draw(fonts, &mut coverage, w as usize, nx.round(), nb.round());
-    if let Some((a, (ax, ab), c, (cx, cb))) = &plan.amount {
-        a.draw(fonts, &mut coverage, w as usize, ax.round(), ab.round());
-        c.draw(fonts, &mut coverage, w as usize, cx.round(), cb.round());
+    if let Some(a) = &plan.amount {
+        for (line, (x, b)) in [(&a.amount, a.amount_at), (&a.code, a.code_at)] {
+            line.draw(fonts, &mut coverage, w as usize, x.round(), b.round());
+        }
     }
-    fill_coverage(&mut canvas, coverage, TEXT)?;
+    let band = PxRect {
+        x: 0,
+        y: l.header.bottom(),
+        width: w,
+        height: l.separator.y.saturating_sub(l.header.bottom()),
+    };
+    fill_coverage(&mut canvas, coverage, TEXT, band)?;
 
     // Dashed separator: dash 6, gap 4 (× scale), whole pixels.
     let s = options.scale as f32;
@@ -794,7 +835,27 @@ pub fn card_png(payload: &str, options: &CardOptions) -> Result<Vec<u8>, RenderE
     if let Some(p) = rounded_rect(wf, hf, l.corner_radius) {
         let mut mask = Mask::new(w, h).ok_or(RenderError::InvalidOption("empty card"))?;
         mask.fill_path(&p, FillRule::Winding, true, Transform::identity());
-        canvas.apply_mask(&mask);
+        // Only the corner squares are partly covered: scale those pixels alone.
+        let r = (l.corner_radius.ceil() as u32 + 1).min(w / 2).min(h / 2);
+        let coverage = mask.data();
+        let data = canvas.data_mut();
+        let rows = (0..r).chain(h - r..h);
+        for y in rows {
+            for x in (0..r).chain(w - r..w) {
+                let i = y as usize * w as usize + x as usize;
+                let Some(&cov) = coverage.get(i) else {
+                    continue;
+                };
+                if cov == 255 {
+                    continue;
+                }
+                if let Some(px) = data.get_mut(i * 4..i * 4 + 4) {
+                    for c in px {
+                        *c = ((u16::from(*c) * u16::from(cov) + 127) / 255) as u8;
+                    }
+                }
+            }
+        }
     }
     encode_rgba(&canvas)
 }
@@ -802,8 +863,12 @@ pub fn card_png(payload: &str, options: &CardOptions) -> Result<Vec<u8>, RenderE
 fn encode_rgba(canvas: &Pixmap) -> Result<Vec<u8>, RenderError> {
     let mut rgba = Vec::with_capacity(canvas.data().len());
     for p in canvas.pixels() {
-        let c = p.demultiply();
-        rgba.extend_from_slice(&[c.red(), c.green(), c.blue(), c.alpha()]);
+        if p.alpha() == 255 {
+            rgba.extend_from_slice(&[p.red(), p.green(), p.blue(), 255]);
+        } else {
+            let c = p.demultiply();
+            rgba.extend_from_slice(&[c.red(), c.green(), c.blue(), c.alpha()]);
+        }
     }
     let mut out = Vec::new();
     {

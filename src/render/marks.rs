@@ -2,6 +2,17 @@
 //! centre badges. Our own geometric letterforms, built from rectangles, polygons
 //! and elliptical rings in a unit box whose height is the cap height.
 
+// Pixel geometry: every coordinate is at most 4350 (a 10× card) and glyph
+// metrics are a few hundred pixels, far inside f32's exact integer range; the
+// values cast to unsigned are clamped non-negative first. Short names (x, y,
+// w, h, l, t, r, b) are the usual ones for coordinates.
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    clippy::many_single_char_names
+)]
+
 use tiny_skia::{FillRule, Paint, Path, PathBuilder, Pixmap, Rect, Transform};
 
 /// Stroke weight of the wordmark letters, in cap heights.

@@ -6,6 +6,17 @@
 //! although they are stored after it (Unicode Standard, ch. 16.4 Khmer). A
 //! one-glyph-per-character renderer gets both wrong.
 
+// Pixel geometry: every coordinate is at most 4350 (a 10× card) and glyph
+// metrics are a few hundred pixels, far inside f32's exact integer range; the
+// values cast to unsigned are clamped non-negative first. Short names (x, y,
+// w, h, l, t, r, b) are the usual ones for coordinates.
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    clippy::many_single_char_names
+)]
+
 use std::sync::OnceLock;
 
 use super::RenderError;
@@ -57,7 +68,7 @@ fn load(data: &'static [u8]) -> Result<Face, String> {
     let shaper = rustybuzz::Face::from_slice(data, 0).ok_or("font does not parse")?;
     let units_per_em = f32::from(u16::try_from(shaper.units_per_em()).unwrap_or(1000));
     let raster = fontdue::Font::from_bytes(data, fontdue::FontSettings::default())
-        .map_err(|e| e.to_string())?;
+        .map_err(ToString::to_string)?;
     Ok(Face {
         shaper,
         raster,
