@@ -239,7 +239,7 @@ fn seed_flow_create_png_check_pay_unauthorized() {
     let (status, ct, card) = h.get(&stand_path);
     assert_eq!((status, ct.as_str()), (200, "image/png"));
     assert_ne!(card, png);
-    assert_eq!(scan(&card), [payload.clone()]);
+    assert_eq!(scan(&card), std::slice::from_ref(payload));
 
     // check by tran: pending
     let (status, ct, body) = h.get(&format!("/khqr/check/{tran}?bakongid=merchant@abaa"));

@@ -378,6 +378,11 @@ fn envelope(resp: &HttpResponse) -> Result<Envelope<'_>, ResponseError> {
     let success = (200..300).contains(&resp.status);
     let parsed = if resp.body.iter().all(u8::is_ascii_whitespace) {
         Err(ResponseError::malformed("empty body"))
+    } else if resp.body.trim_ascii_start().first() != Some(&b'{') {
+        // serde would read a JSON array into the envelope struct field by field.
+        Err(ResponseError::malformed(
+            "not the API's JSON envelope: not a JSON object",
+        ))
     } else {
         serde_json::from_slice::<Envelope<'_>>(&resp.body).map_err(|e| {
             if e.is_eof() {
@@ -826,6 +831,10 @@ mod tests {
             reason(br#"{"responseCode":0,"data":{"hash":"x"}}"#).starts_with("transaction data")
         );
         assert!(reason(&[0xff, 0xfe, 0x00]).starts_with("not the API's JSON envelope"));
+        assert_eq!(
+            reason(br#"[1,"Transaction could not be found.",1,null]"#),
+            "not the API's JSON envelope: not a JSON object"
+        );
     }
 
     #[test]
