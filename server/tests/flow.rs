@@ -17,12 +17,13 @@ use serde_json::{json, Value};
 const HASH: &str = "5f2a8c0e4b7d9136a1c3e5f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b";
 
 /// The fake Bakong: which MD5s are paid (amount text, currency), which token is
-/// valid, and the requests it saw (`User-Agent`, path).
+/// valid, and the requests it saw (`User-Agent`, `Authorization`, how many
+/// `User-Agent` headers).
 #[derive(Default)]
 struct Fake {
     paid: HashMap<String, (String, String)>,
     valid_token: String,
-    seen: Vec<(String, String)>,
+    seen: Vec<(String, String, usize)>,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -40,8 +41,9 @@ async fn fake_check_md5(
             .unwrap_or("")
             .to_owned()
     };
+    let user_agents = headers.get_all("user-agent").iter().count();
     fake.seen
-        .push((header("user-agent"), header("authorization")));
+        .push((header("user-agent"), header("authorization"), user_agents));
     if header("authorization") != format!("Bearer {}", fake.valid_token) {
         return (
             StatusCode::UNAUTHORIZED,
@@ -290,8 +292,9 @@ fn seed_flow_create_png_check_pay_unauthorized() {
     // what the fake saw: our User-Agent, the configured token, behind the prefix
     let seen = h.fake.lock().unwrap().seen.clone();
     assert_eq!(seen.len(), 5);
-    for (ua, auth) in &seen {
+    for (ua, auth, user_agents) in &seen {
         assert!(ua.starts_with("bakong-khqr-rust/"), "{ua}");
+        assert_eq!(*user_agents, 1, "one User-Agent header, ours");
         assert_eq!(auth, "Bearer good.token.sig");
     }
 }
