@@ -609,3 +609,82 @@ fn coloured_plain_qr_scans() {
         .collect();
     assert_eq!(texts, vec![p]);
 }
+
+/// Every real bank-app sample restyles into a card that scans back exactly.
+#[test]
+fn real_bank_qrs_restyle() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/vectors/real-samples.jsonl");
+    let text = std::fs::read_to_string(path).expect("vectors");
+    let mut n = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let qr = v["qr"].as_str().unwrap();
+        let (l, _) = check_card(qr, &CardOptions::default().scale(1));
+        assert_eq!(
+            l.name_text,
+            bakong_khqr::decode(qr).unwrap().merchant_name().unwrap()
+        );
+        n += 1;
+    }
+    assert!(n >= 4, "{n} samples");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Any merchant name of 1–99 BMP characters (Latin, Khmer, marks, spaces,
+    /// symbols) lays out inside the margins or fails with a typed error.
+    #[test]
+    fn any_name_stays_inside(name in "[a-zA-Z0-9 …W\u{1780}-\u{17FF}\u{19E0}-\u{19FF}\u{0300}-\u{036F}\u{4E00}-\u{4E20}]{1,99}") {
+        let len = name.chars().count();
+        let payload = format!("000201010211530384059{len:02}{name}5802KH63040000");
+        match card_layout(&payload, &CardOptions::default().scale(1)) {
+            Ok(l) => {
+                let margin = (0.08 * l.height as f32).round() as u32;
+                proptest::prop_assert!(l.name.x >= margin);
+                proptest::prop_assert!(l.name.right() <= l.width - margin, "{:?}", l.name);
+                proptest::prop_assert!(l.name.y >= l.header.bottom());
+                proptest::prop_assert!(l.name.bottom() <= l.separator.y, "{:?}", l.name);
+            }
+            Err(e) => proptest::prop_assert!(
+                matches!(e, RenderError::Field { tag: 59, .. }),
+                "{e}"
+            ),
+        }
+    }
+}
+
+/// Every vector payload, valid or not, lays out or fails with a typed error —
+/// never a panic — and a layout keeps its text inside the margins.
+#[test]
+fn every_vector_lays_out_or_fails_typed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors");
+    let (mut ok, mut refused) = (0, 0);
+    for name in ["verify.jsonl", "generate.jsonl", "real-samples.jsonl"] {
+        let text = std::fs::read_to_string(dir.join(name)).expect("vectors");
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let Some(qr) = v["qr"].as_str().or(v["expect"]["qr"].as_str()) else {
+                continue;
+            };
+            match card_layout(qr, &CardOptions::default().scale(1)) {
+                Ok(l) => {
+                    let margin = (0.08 * l.height as f32).round() as u32;
+                    for b in [Some(l.name), l.amount, l.currency].into_iter().flatten() {
+                        assert!(b.x >= margin && b.right() <= l.width - margin, "{qr}");
+                        assert!(b.bottom() <= l.separator.y, "{qr}");
+                    }
+                    ok += 1;
+                }
+                Err(
+                    RenderError::Decode(_)
+                    | RenderError::Field { .. }
+                    | RenderError::TooLong { .. },
+                ) => refused += 1,
+                Err(e) => panic!("{qr}: unexpected {e}"),
+            }
+        }
+    }
+    assert!(ok > 100, "{ok} laid out, {refused} refused");
+}

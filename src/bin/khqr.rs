@@ -29,7 +29,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a KHQR: prints {"qr","md5","tran"}; --png also writes the QR image.
+    /// Create a KHQR: prints {"qr","md5","tran"}; --png, --stand, --svg also write the QR, the card, the SVG.
     Create(Box<CreateArgs>),
     /// Decode a KHQR string: the official SDK's 25 fields plus every raw tag.
     Decode {
