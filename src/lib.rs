@@ -81,6 +81,7 @@
 //! | (none) | payloads, MD5, decode, verify | `crc`, `md-5` |
 //! | `render` | [`render`]: the plain QR as PNG or SVG, the KHQR card PNG | `fast_qr`, `png`, `tiny-skia`, `rustybuzz`, `fontdue` |
 //! | `serde` | [`json`]: requests in the SDK's JSON shape; [`SdkFields`] serialises | `serde`, `serde_json` |
+//! | `status` | [`status`]: Bakong Open API requests and answers, `StatusChecker` | `serde`, `serde_json` |
 //! | `cli` | the `khqr` command-line tool | `render`, `serde`, `clap` |
 
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
@@ -105,6 +106,8 @@ pub mod json;
 pub mod render;
 #[cfg(feature = "serde")]
 mod serde_impls;
+#[cfg(feature = "status")]
+pub mod status;
 
 pub use amount::{Amount, Currency, MAX_AMOUNT_LEN};
 pub use decode::{Decoded, Entry, MerchantType, SdkFields};

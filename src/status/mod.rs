@@ -1,0 +1,75 @@
+//! Payment status over Bakong's Open API, sans-I/O (feature `status`).
+//!
+//! "Was this KHQR paid?" is answered by Bakong's Open API
+//! (`POST /v1/check_transaction_by_md5` with the MD5 of the exact payload). This
+//! module does everything except move the bytes:
+//!
+//! * [`Api`] builds each request as plain data ([`HttpRequest`]: method, URL,
+//!   headers, JSON body bytes) from a base URL you choose
+//!   ([`PRODUCTION_BASE_URL`], [`TEST_BASE_URL`], or a relay with a path prefix)
+//!   and your [`Token`];
+//! * the `parse_*` functions read every answer the API gives — HTTP status,
+//!   headers and body bytes ([`HttpResponse`]) — into a typed outcome:
+//!   [`TransactionStatus::Pending`] (Bakong's `errorCode` 1, the normal state of
+//!   an unpaid QR) is an outcome, not an error; an expired token, a geo-block's
+//!   HTML 403, a 429 with `Retry-After`, a 5xx or a truncated body are each a
+//!   distinct [`ResponseError`];
+//! * [`StatusChecker`] (blocking) and [`AsyncStatusChecker`] are the one seam
+//!   you implement with the HTTP client of your choice; [`check_md5`],
+//!   [`check_khqr`] and [`wait_for_payment`] drive them, and [`Poller`] is the
+//!   same polling logic as a state machine for any other event loop;
+//! * [`Token::expires_at_ms`] reads a JWT's `exp` without verifying it, so you
+//!   can renew ([`Api::renew_token`]) before it lapses;
+//! * [`seed_json`] writes a status exactly as the hosted service this crate
+//!   replaces answers its `/khqr/check` and `/check_by_md5`.
+//!
+//! Nothing here opens a socket, sleeps or reads the clock: `now_ms`
+//! (milliseconds since the Unix epoch) and sleeping come from the caller.
+//!
+//! Endpoints, bodies and error codes follow the public Bakong Open API document
+//! as summarised in the project notes (§10); the official JavaScript SDK only
+//! calls two of them, and sends neither a token nor the deep link's
+//! `sourceInfo` (it validates it, then drops it) — [`Api`] sends both.
+//!
+//! ```
+//! use bakong_khqr::status::{Api, HttpResponse, Token, TransactionStatus, parse_transaction};
+//! use bakong_khqr::Md5;
+//!
+//! let api = Api::new("https://sit-api-bakong.nbc.gov.kh")?
+//!     .with_token(Token::new("eyJhbGciOiJIUzI1NiJ9.e30.c2ln")?);
+//! let md5 = Md5::of("00020101021229180014jonhsmith@nbcq5204599953031165802KH5910Jonh Smith6010Phnom Penh6304856B");
+//! let request = api.check_transaction_by_md5(&md5)?;
+//! assert_eq!(request.url, "https://sit-api-bakong.nbc.gov.kh/v1/check_transaction_by_md5");
+//! assert!(format!("{request:?}").contains("Bearer <redacted>"));
+//!
+//! // ... send it with any HTTP client, then:
+//! let answer = HttpResponse::new(
+//!     200,
+//!     br#"{"responseCode":1,"responseMessage":"Transaction could not be found.","errorCode":1,"data":null}"#.to_vec(),
+//! );
+//! assert_eq!(parse_transaction(&answer)?, TransactionStatus::Pending);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod checker;
+mod jwt;
+mod request;
+mod response;
+mod seed;
+
+pub use checker::{
+    check_khqr, check_khqr_async, check_md5, check_md5_async, wait_for_payment,
+    wait_for_payment_async, AsyncStatusChecker, CheckError, Clock, PollOutcome, PollStep, Poller,
+    StatusChecker, DEFAULT_POLL_INTERVAL_MS,
+};
+pub use jwt::{jwt_expiration_ms, JwtError};
+pub use request::{
+    Api, HttpRequest, Method, RequestError, SourceInfo, Token, MAX_MD5_LIST_LEN,
+    PRODUCTION_BASE_URL, TEST_BASE_URL, USER_AGENT,
+};
+pub use response::{
+    parse_account, parse_deeplink, parse_renew_token, parse_transaction, parse_transaction_list,
+    AccountStatus, ApiError, ApiErrorCode, HttpResponse, ListEntry, ResponseError, RetryAfter,
+    Transaction, TransactionStatus,
+};
+pub use seed::{amount_with_currency_decimals, seed_json};

@@ -1,0 +1,156 @@
+//! A status in the JSON of the hosted service this crate replaces.
+
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::status::TransactionStatus;
+use crate::Currency;
+
+/// Writes `status` exactly as the hosted service answers `/khqr/check/:tran_id`
+/// and `/check_by_md5`:
+///
+/// * paid: `{"responseCode":0,"responseMessage":"Success","data":{"status":"SUCCESS","amount":10.00,"currency":"USD","hash":"…"}}`
+///   — the amount a JSON number written from its decimal text with the
+///   currency's decimals ([`amount_with_currency_decimals`]), never a float;
+/// * pending: `{"responseCode":1,"responseMessage":"Transaction not found","data":null}`;
+/// * failed and static QR (not in the hosted service's documentation; same
+///   shape, our messages): `"Transaction failed"`,
+///   `"Static KHQR cannot be checked"`.
+///
+/// ```
+/// use bakong_khqr::status::{seed_json, TransactionStatus};
+/// assert_eq!(
+///     seed_json(&TransactionStatus::Pending),
+///     r#"{"responseCode":1,"responseMessage":"Transaction not found","data":null}"#
+/// );
+/// ```
+#[must_use]
+pub fn seed_json(status: &TransactionStatus) -> String {
+    #[derive(Serialize)]
+    struct Envelope<'a> {
+        #[serde(rename = "responseCode")]
+        response_code: u8,
+        #[serde(rename = "responseMessage")]
+        response_message: &'a str,
+        data: Option<Data<'a>>,
+    }
+    #[derive(Serialize)]
+    struct Data<'a> {
+        status: &'a str,
+        amount: &'a RawValue,
+        currency: &'a str,
+        hash: &'a str,
+    }
+    let not_paid = |message| Envelope {
+        response_code: 1,
+        response_message: message,
+        data: None,
+    };
+    let amount;
+    let envelope = match status {
+        TransactionStatus::Paid(tx) => {
+            let text = amount_with_currency_decimals(&tx.amount, &tx.currency);
+            // The parser only lets plain decimal text through; anything else is
+            // written as a JSON string rather than as invalid JSON.
+            amount = RawValue::from_string(text.clone())
+                .or_else(|_| RawValue::from_string(serde_json::Value::from(text).to_string()));
+            match &amount {
+                Ok(raw) => Envelope {
+                    response_code: 0,
+                    response_message: "Success",
+                    data: Some(Data {
+                        status: "SUCCESS",
+                        amount: raw,
+                        currency: &tx.currency,
+                        hash: &tx.hash,
+                    }),
+                },
+                Err(_) => not_paid("Amount unreadable"),
+            }
+        }
+        TransactionStatus::Pending => not_paid("Transaction not found"),
+        TransactionStatus::Failed => not_paid("Transaction failed"),
+        TransactionStatus::StaticQrUnsupported => not_paid("Static KHQR cannot be checked"),
+    };
+    serde_json::to_string(&envelope).unwrap_or_default()
+}
+
+/// Decimal text written with the decimals of `currency` (ISO 4217 letters or
+/// numeric code): two for USD (`10` → `10.00`, `1.5` → `1.50`), none for KHR
+/// (`100.0` → `100`). Text that would need rounding (`1.505` USD), an unknown
+/// currency or text that is not plain decimal is returned unchanged: digits are
+/// only padded or trailing zeros dropped, never rounded.
+///
+/// ```
+/// use bakong_khqr::status::amount_with_currency_decimals;
+/// assert_eq!(amount_with_currency_decimals("10", "USD"), "10.00");
+/// assert_eq!(amount_with_currency_decimals("100.0", "KHR"), "100");
+/// assert_eq!(amount_with_currency_decimals("1.505", "USD"), "1.505");
+/// ```
+#[must_use]
+pub fn amount_with_currency_decimals(text: &str, currency: &str) -> String {
+    let Ok(currency) = Currency::parse(currency) else {
+        return text.into();
+    };
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    let plain = !int.is_empty()
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+        && !(text.contains('.') && frac.is_empty());
+    let decimals = currency.decimals() as usize;
+    let significant = frac.trim_end_matches('0');
+    if !plain || significant.len() > decimals {
+        return text.into();
+    }
+    let mut out = String::from(int);
+    if decimals > 0 {
+        out.push('.');
+        out.push_str(significant);
+        out.extend(core::iter::repeat_n('0', decimals - significant.len()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{parse_transaction, HttpResponse};
+
+    fn paid(amount: &str, currency: &str) -> TransactionStatus {
+        let body = format!(
+            r#"{{"responseCode":0,"responseMessage":"ok","errorCode":null,"data":{{"hash":"83jhd7","currency":"{currency}","amount":{amount}}}}}"#
+        );
+        parse_transaction(&HttpResponse::new(200, body.into_bytes())).unwrap()
+    }
+
+    #[test]
+    fn seed_shapes() {
+        assert_eq!(
+            seed_json(&paid("10", "USD")),
+            r#"{"responseCode":0,"responseMessage":"Success","data":{"status":"SUCCESS","amount":10.00,"currency":"USD","hash":"83jhd7"}}"#
+        );
+        assert_eq!(
+            seed_json(&paid("25000", "KHR")),
+            r#"{"responseCode":0,"responseMessage":"Success","data":{"status":"SUCCESS","amount":25000,"currency":"KHR","hash":"83jhd7"}}"#
+        );
+        assert_eq!(
+            seed_json(&paid("90071992547409.9", "USD")),
+            r#"{"responseCode":0,"responseMessage":"Success","data":{"status":"SUCCESS","amount":90071992547409.90,"currency":"USD","hash":"83jhd7"}}"#
+        );
+        assert_eq!(
+            seed_json(&TransactionStatus::Failed),
+            r#"{"responseCode":1,"responseMessage":"Transaction failed","data":null}"#
+        );
+    }
+
+    #[test]
+    fn decimals() {
+        assert_eq!(amount_with_currency_decimals("1.5", "840"), "1.50");
+        assert_eq!(amount_with_currency_decimals("1.500", "USD"), "1.50");
+        assert_eq!(amount_with_currency_decimals("7", "usd"), "7.00");
+        assert_eq!(amount_with_currency_decimals("7.10", "KHR"), "7.10");
+        assert_eq!(amount_with_currency_decimals("7", "EUR"), "7");
+        assert_eq!(amount_with_currency_decimals("1.", "USD"), "1.");
+        assert_eq!(amount_with_currency_decimals("abc", "USD"), "abc");
+    }
+}
