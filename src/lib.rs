@@ -1,6 +1,7 @@
-//! Bakong KHQR payments, offline: build the payload, its MD5, decode and verify
-//! any KHQR string, and draw it as a QR PNG — with no network, no clock and no
-//! files inside the library.
+//! Bakong KHQR payments, offline: build the payload and its MD5, draw its QR and
+//! its printable card, decode and verify any KHQR string, and check payment
+//! status through Bakong's Open API — with no network, no clock and no files
+//! inside the library: the caller passes the time and moves the bytes.
 //!
 //! KHQR is Cambodia's national payment QR (National Bank of Cambodia), a profile
 //! of EMVCo's *QR Code Specification for Payment Systems: Merchant-Presented
@@ -12,7 +13,10 @@
 //! Data Field Template (62), Merchant Information — Language Template (64), the
 //! KHQR timestamps (99) and the CRC (63).
 //!
-//! # Create, check, verify
+//! # 1. Create a KHQR
+//!
+//! A [`Request`] carries every field of the official SDK; [`Request::generate`]
+//! checks them in the SDK's order and returns the payload and its [`Md5`].
 //!
 //! ```
 //! use bakong_khqr::{Currency, Request};
@@ -26,13 +30,13 @@
 //!     .expires_in_ms(10 * 60 * 1000)
 //!     .generate(now_ms)?;
 //!
-//! // Put `khqr.as_str()` in a QR symbol; poll Bakong with `khqr.md5()`.
 //! assert_eq!(
 //!     khqr.as_str(),
 //!     "00020101021229180014jonhsmith@nbcq52045999530384054041.505802KH5910Jonh Smith\
 //!      6010Phnom Penh9934001317000000000000113170000060000063046070"
 //! );
-//! assert_eq!(khqr.md5().to_string().len(), 32);
+//! assert_eq!(khqr.md5().to_string(), bakong_khqr::Md5::of(khqr.as_str()).to_string());
+//! assert_eq!(khqr.tran_id().len(), 8); // a short id for URLs, from the MD5
 //!
 //! // Anyone can read it back, and check it.
 //! let decoded = bakong_khqr::verify(khqr.as_str(), now_ms)?;
@@ -40,6 +44,56 @@
 //! assert_eq!(decoded.encode(), khqr.as_str());
 //! # Ok::<(), bakong_khqr::Error>(())
 //! ```
+//!
+//! # 2. Draw the QR, and 3. the card (feature `render`)
+//!
+//! [`render::qr_png`] draws the plain QR (byte mode, error correction M, a
+//! 4-module quiet zone, whole pixels per module); [`render::card_png`] draws the
+//! branded KHQR card merchants print or show, from the payload alone.
+//!
+//! ```
+//! # #[cfg(feature = "render")] {
+//! use bakong_khqr::render::{card_png, qr_png, CardOptions, QrOptions};
+//! # let payload = "00020101021129180014jonhsmith@nbcq5204599953031165802KH5910Jonh Smith6010Phnom Penh6304856B";
+//! let qr: Vec<u8> = qr_png(payload, &QrOptions::default())?;     // 1-bit PNG
+//! let card: Vec<u8> = card_png(payload, &CardOptions::default())?; // 600×870 px RGBA PNG
+//! assert_eq!(&qr[1..4], b"PNG");
+//! assert_eq!(&card[1..4], b"PNG");
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # 4. Was it paid? (feature `status`)
+//!
+//! [`status::Api`] builds Bakong's Open API requests as plain data and the
+//! `status::parse_*` functions read the answers; you implement
+//! [`status::StatusChecker`] with your HTTP client, and [`status::wait_for_payment`]
+//! polls until the QR is paid or expires (tag 99), on your clock.
+//!
+//! ```
+//! # #[cfg(feature = "status")] {
+//! use bakong_khqr::status::{check_khqr, Api, HttpRequest, HttpResponse, StatusChecker, Token, TransactionStatus, TEST_BASE_URL};
+//!
+//! struct MyClient; // wraps reqwest, ureq, hyper, a test double…
+//! impl StatusChecker for MyClient {
+//!     type Error = std::io::Error;
+//!     fn send(&self, request: HttpRequest) -> Result<HttpResponse, Self::Error> {
+//!         // POST request.body to request.url with request.headers, then:
+//!         # let _ = request;
+//!         Ok(HttpResponse::new(200, br#"{"responseCode":1,"responseMessage":"Transaction could not be found.","errorCode":1,"data":null}"#.to_vec()))
+//!     }
+//! }
+//!
+//! let api = Api::new(TEST_BASE_URL)?.with_token(Token::new("your.bakong.jwt")?);
+//! # let payload = "00020101021129180014jonhsmith@nbcq5204599953031165802KH5910Jonh Smith6010Phnom Penh6304856B";
+//! let status = check_khqr(&MyClient, &api, payload)?;
+//! assert_eq!(status, TransactionStatus::Pending); // not paid yet: not an error
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! `examples/pos.rs` runs the whole flow: a dynamic KHR QR with a 10-minute
+//! expiry, its card, and polling through a toy checker.
 //!
 //! # Scope
 //!
@@ -82,7 +136,8 @@
 //! | `render` | [`render`]: the plain QR as PNG or SVG, the KHQR card PNG | `fast_qr`, `png`, `tiny-skia`, `rustybuzz`, `fontdue` |
 //! | `serde` | [`json`]: requests in the SDK's JSON shape; [`SdkFields`] serialises | `serde`, `serde_json` |
 //! | `status` | [`status`]: Bakong Open API requests and answers, `StatusChecker` | `serde`, `serde_json` |
-//! | `cli` | the `khqr` command-line tool | `render`, `serde`, `clap` |
+//! | `std` (default) | `std::error::Error` through `core`; without it the core is `no_std` + `alloc` | — |
+//! | `cli` | the `khqr` command-line tool | `render`, `serde`, `clap`, `humantime` |
 
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![forbid(unsafe_code)]
