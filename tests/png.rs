@@ -125,3 +125,29 @@ fn bad_options_and_oversized_payloads_are_errors() {
         RenderError::TooLong { bytes: 3000 }
     );
 }
+
+#[test]
+fn huge_images_are_refused_before_allocating() {
+    use bakong_khqr::render::{RenderError, MAX_SIDE_PX};
+    let long = "x".repeat(2000);
+    let opts = QrOptions::default().module_px(100).quiet_zone(100);
+    assert!(matches!(
+        qr_png(&long, &opts),
+        Err(RenderError::InvalidOption(_))
+    ));
+    let coloured = opts.colours([0, 0, 128], [255, 255, 255]);
+    assert!(matches!(
+        qr_png(&long, &coloured),
+        Err(RenderError::InvalidOption(_))
+    ));
+    // Version 1 (21 modules) at 100 px: a quiet zone of 30 modules makes
+    // 8 100 px, within the limit; 31 makes 8 300 px, over it.
+    assert_eq!(QrMatrix::encode("x", Ecc::M).unwrap().size(), 21);
+    const { assert!(MAX_SIDE_PX >= 8100 && MAX_SIDE_PX < 8300) };
+    let at = QrOptions::default().module_px(100);
+    assert!(qr_png("x", &at.quiet_zone(30)).is_ok());
+    assert!(matches!(
+        qr_png("x", &at.quiet_zone(31)),
+        Err(RenderError::InvalidOption(_))
+    ));
+}

@@ -212,15 +212,12 @@ impl fmt::Debug for QrMatrix {
     }
 }
 
-/// Draws `payload` as a QR code PNG, `(size + 2 × quiet_zone) × module_px`
-/// pixels square: 1-bit greyscale for the default black on white, 8-bit RGB
-/// when [`QrOptions::dark`] or [`QrOptions::light`] is another colour.
-///
-/// # Errors
-/// [`RenderError::TooLong`] when the payload does not fit a QR symbol;
-/// [`RenderError::InvalidOption`] when `module_px` is not 1–100 or `quiet_zone`
-/// is over 100.
-pub fn qr_png(payload: &str, options: &QrOptions) -> Result<Vec<u8>, RenderError> {
+/// The largest side, in pixels, of a plain QR image: 8 192 (a 1-bit PNG of
+/// that size needs 8 MiB of pixels, an RGB one 192 MiB).
+pub const MAX_SIDE_PX: usize = 8192;
+
+/// Checks the ranges of [`QrOptions`] shared by the PNG and SVG renderers.
+pub(crate) fn check_options(options: &QrOptions) -> Result<(), RenderError> {
     if !(1..=100).contains(&options.module_px) {
         return Err(RenderError::InvalidOption(
             "module_px must be 1 to 100 pixels",
@@ -231,6 +228,61 @@ pub fn qr_png(payload: &str, options: &QrOptions) -> Result<Vec<u8>, RenderError
             "quiet_zone must be at most 100 modules",
         ));
     }
+    Ok(())
+}
+
+/// The image side in pixels, refused before anything is allocated when it is
+/// over [`MAX_SIDE_PX`].
+fn image_side(m: &QrMatrix, module_px: usize, quiet_zone: usize) -> Result<usize, RenderError> {
+    if module_px == 0 {
+        return Err(RenderError::InvalidOption("module_px must be at least 1"));
+    }
+    quiet_zone
+        .checked_mul(2)
+        .and_then(|q| q.checked_add(m.size))
+        .and_then(|n| n.checked_mul(module_px))
+        .filter(|&side| side <= MAX_SIDE_PX)
+        .ok_or(RenderError::InvalidOption(
+            "the image would be over 8192 pixels square: lower module_px or quiet_zone",
+        ))
+}
+
+/// Writes `pixels` (rows of `side` pixels, packed as `color`/`depth` say) as a
+/// PNG: unfiltered, fast deflate.
+fn encode_png(
+    pixels: &[u8],
+    side: usize,
+    color: png::ColorType,
+    depth: png::BitDepth,
+) -> Result<Vec<u8>, RenderError> {
+    let side32 = u32::try_from(side).map_err(|_| RenderError::InvalidOption("image too large"))?;
+    let mut out = Vec::with_capacity(pixels.len() / 8 + 128);
+    {
+        let mut enc = png::Encoder::new(&mut out, side32, side32);
+        enc.set_color(color);
+        enc.set_depth(depth);
+        enc.set_filter(png::Filter::NoFilter);
+        enc.set_compression(png::Compression::Fast);
+        let mut w = enc
+            .write_header()
+            .map_err(|e| RenderError::Png(e.to_string()))?;
+        w.write_image_data(pixels)
+            .map_err(|e| RenderError::Png(e.to_string()))?;
+        w.finish().map_err(|e| RenderError::Png(e.to_string()))?;
+    }
+    Ok(out)
+}
+
+/// Draws `payload` as a QR code PNG, `(size + 2 × quiet_zone) × module_px`
+/// pixels square: 1-bit greyscale for the default black on white, 8-bit RGB
+/// when [`QrOptions::dark`] or [`QrOptions::light`] is another colour.
+///
+/// # Errors
+/// [`RenderError::TooLong`] when the payload does not fit a QR symbol;
+/// [`RenderError::InvalidOption`] when `module_px` is not 1–100, `quiet_zone`
+/// is over 100, or the image would be over [`MAX_SIDE_PX`] pixels square.
+pub fn qr_png(payload: &str, options: &QrOptions) -> Result<Vec<u8>, RenderError> {
+    check_options(options)?;
     let m = QrMatrix::encode(payload, options.ecc)?;
     if options.dark != [0, 0, 0] || options.light != [255, 255, 255] {
         return matrix_png_rgb(&m, options);
@@ -241,7 +293,7 @@ pub fn qr_png(payload: &str, options: &QrOptions) -> Result<Vec<u8>, RenderError
 /// The coloured variant of [`matrix_png`]: 8-bit RGB.
 fn matrix_png_rgb(m: &QrMatrix, options: &QrOptions) -> Result<Vec<u8>, RenderError> {
     let (px, qz) = (options.module_px as usize, options.quiet_zone as usize);
-    let side = (m.size + 2 * qz) * px;
+    let side = image_side(m, px, qz)?;
     let mut pixels = Vec::with_capacity(side * side * 3);
     for y in 0..side {
         for x in 0..side {
@@ -250,38 +302,21 @@ fn matrix_png_rgb(m: &QrMatrix, options: &QrOptions) -> Result<Vec<u8>, RenderEr
             pixels.extend_from_slice(if dark { &options.dark } else { &options.light });
         }
     }
-    let side32 = u32::try_from(side).map_err(|_| RenderError::InvalidOption("image too large"))?;
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, side32, side32);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::Fast);
-        let mut w = enc
-            .write_header()
-            .map_err(|e| RenderError::Png(e.to_string()))?;
-        w.write_image_data(&pixels)
-            .map_err(|e| RenderError::Png(e.to_string()))?;
-        w.finish().map_err(|e| RenderError::Png(e.to_string()))?;
-    }
-    Ok(out)
+    encode_png(&pixels, side, png::ColorType::Rgb, png::BitDepth::Eight)
 }
 
-/// Draws an encoded matrix as a 1-bit PNG with the given scale and quiet zone.
+/// Draws an encoded matrix as a 1-bit PNG with the given scale (pixels per
+/// module) and quiet zone (modules).
 ///
 /// # Errors
-/// [`RenderError::InvalidOption`] for a `module_px` of 0; [`RenderError::Png`]
-/// if the encoder fails.
+/// [`RenderError::InvalidOption`] for a `module_px` of 0 or an image over
+/// [`MAX_SIDE_PX`] pixels square; [`RenderError::Png`] if the encoder fails.
 pub fn matrix_png(
     m: &QrMatrix,
     module_px: usize,
     quiet_zone: usize,
 ) -> Result<Vec<u8>, RenderError> {
-    if module_px == 0 {
-        return Err(RenderError::InvalidOption("module_px must be at least 1"));
-    }
-    let modules = m.size + 2 * quiet_zone;
-    let side = modules * module_px;
+    let side = image_side(m, module_px, quiet_zone)?;
     let stride = side.div_ceil(8);
     // White (1 bits) everywhere, then clear the dark modules' bits.
     let mut pixels = vec![0xFFu8; stride * side];
@@ -302,20 +337,5 @@ pub fn matrix_png(
         }
     }
     // Bits past the right edge of each row stay set; PNG ignores them.
-    let side32 = u32::try_from(side).map_err(|_| RenderError::InvalidOption("image too large"))?;
-    let mut out = Vec::with_capacity(pixels.len() / 8 + 128);
-    {
-        let mut enc = png::Encoder::new(&mut out, side32, side32);
-        enc.set_color(png::ColorType::Grayscale);
-        enc.set_depth(png::BitDepth::One);
-        enc.set_filter(png::Filter::NoFilter);
-        enc.set_compression(png::Compression::Fast);
-        let mut w = enc
-            .write_header()
-            .map_err(|e| RenderError::Png(e.to_string()))?;
-        w.write_image_data(&pixels)
-            .map_err(|e| RenderError::Png(e.to_string()))?;
-        w.finish().map_err(|e| RenderError::Png(e.to_string()))?;
-    }
-    Ok(out)
+    encode_png(&pixels, side, png::ColorType::Grayscale, png::BitDepth::One)
 }

@@ -27,16 +27,7 @@ fn hex(rgb: [u8; 3]) -> String {
 /// [`RenderError::InvalidOption`] when `module_px` is not 1–100 or `quiet_zone`
 /// is over 100.
 pub fn qr_svg(payload: &str, options: &QrOptions) -> Result<String, RenderError> {
-    if !(1..=100).contains(&options.module_px) {
-        return Err(RenderError::InvalidOption(
-            "module_px must be 1 to 100 pixels",
-        ));
-    }
-    if options.quiet_zone > 100 {
-        return Err(RenderError::InvalidOption(
-            "quiet_zone must be at most 100 modules",
-        ));
-    }
+    super::check_options(options)?;
     let m = QrMatrix::encode(payload, options.ecc)?;
     let qz = options.quiet_zone as usize;
     let n = m.size() + 2 * qz;

@@ -193,8 +193,13 @@ pub struct Poller {
     deadline_ms: u64,
     interval_ms: u64,
     next_ms: u64,
+    last_check_ms: Option<u64>,
     outcome: Option<PollOutcome>,
 }
+
+/// The shortest pause between two checks a [`Poller`] makes: 1 000 ms (a
+/// smaller `interval_ms` is raised to it, so a mistake cannot flood Bakong).
+pub const MIN_POLL_INTERVAL_MS: u64 = 1_000;
 
 impl Poller {
     /// Polls the QR `payload` until its expiration (tag 99 sub-tag 01), checking
@@ -215,14 +220,17 @@ impl Poller {
         Ok(Self::until(Md5::of(payload), deadline, interval_ms))
     }
 
-    /// Polls the QR with this MD5 until `deadline_ms` (ms since the Unix epoch).
+    /// Polls the QR with this MD5 until `deadline_ms` (ms since the Unix epoch),
+    /// checking every `interval_ms` milliseconds (at least
+    /// [`MIN_POLL_INTERVAL_MS`]).
     #[must_use]
     pub fn until(md5: Md5, deadline_ms: u64, interval_ms: u64) -> Self {
         Poller {
             md5,
             deadline_ms,
-            interval_ms,
+            interval_ms: interval_ms.max(MIN_POLL_INTERVAL_MS),
             next_ms: 0,
+            last_check_ms: None,
             outcome: None,
         }
     }
@@ -233,8 +241,12 @@ impl Poller {
         self.deadline_ms
     }
 
-    /// The next step at `now_ms` (milliseconds since the Unix epoch). A check
-    /// exactly at the deadline is still made; after it, [`PollOutcome::Expired`].
+    /// The next step at `now_ms` (milliseconds since the Unix epoch).
+    ///
+    /// Checks come every interval, and one last check is always made at (or, if
+    /// the caller was late, after) the deadline, so that a payment made in the
+    /// last seconds is seen; only when that check too says "not paid" is the
+    /// outcome [`PollOutcome::Expired`].
     ///
     /// # Errors
     /// [`RequestError`] if the request cannot be built (no token).
@@ -242,21 +254,24 @@ impl Poller {
         if let Some(done) = &self.outcome {
             return Ok(PollStep::Done(done.clone()));
         }
-        if now_ms > self.deadline_ms {
-            let done = PollOutcome::Expired {
-                expired_at_ms: self.deadline_ms,
-            };
-            self.outcome = Some(done.clone());
-            return Ok(PollStep::Done(done));
-        }
-        if now_ms < self.next_ms {
+        if now_ms >= self.deadline_ms {
+            if self.last_check_ms.is_some_and(|t| t >= self.deadline_ms) {
+                let done = PollOutcome::Expired {
+                    expired_at_ms: self.deadline_ms,
+                };
+                self.outcome = Some(done.clone());
+                return Ok(PollStep::Done(done));
+            }
+        } else if now_ms < self.next_ms {
             return Ok(PollStep::Wait {
-                until_ms: self.next_ms.min(self.deadline_ms.saturating_add(1)),
+                until_ms: self.next_ms.min(self.deadline_ms),
             });
         }
+        let request = api.check_transaction_by_md5(&self.md5)?;
         // Until an answer comes, a repeated poll waits one interval.
         self.next_ms = now_ms.saturating_add(self.interval_ms);
-        api.check_transaction_by_md5(&self.md5).map(PollStep::Send)
+        self.last_check_ms = Some(now_ms);
+        Ok(PollStep::Send(request))
     }
 
     /// Takes the answer to the last [`PollStep::Send`], received at `now_ms`.
@@ -533,9 +548,47 @@ mod tests {
                 expired_at_ms: NOW + 20_000
             }
         );
-        // Checks at +0, +6 s, +12 s, +18 s; then past the deadline.
-        assert_eq!(script.seen.borrow().len(), 4);
-        assert_eq!(clock.now, NOW + 20_001);
+        // Checks at +0, +6 s, +12 s, +18 s, and a last one at the deadline.
+        assert_eq!(script.seen.borrow().len(), 5);
+        assert_eq!(clock.now, NOW + 20_000);
+    }
+
+    #[test]
+    fn a_payment_in_the_last_seconds_is_seen() {
+        // Interval 7 s, deadline +20 s, paid at +19 s: the checks at +0, +7,
+        // +14 s say pending; the last check, at the deadline, sees the payment.
+        let k = khqr();
+        let paid = HttpResponse::new(
+            200,
+            br#"{"responseCode":0,"responseMessage":"Success","errorCode":null,"data":{"hash":"h","currency":"USD","amount":1.5}}"#.to_vec(),
+        );
+        let script = Script::new(vec![Ok(pending()), Ok(pending()), Ok(pending()), Ok(paid)]);
+        let mut clock = FakeClock {
+            now: NOW,
+            slept: vec![],
+        };
+        let mut poller = Poller::for_khqr(k.as_str(), 7_000).unwrap();
+        let outcome = wait_for_payment(&script, &api(), &mut poller, &mut clock).unwrap();
+        assert!(
+            matches!(outcome, PollOutcome::Paid(ref tx) if tx.amount == "1.5"),
+            "{outcome:?}"
+        );
+        assert_eq!(clock.now, NOW + 20_000);
+        assert_eq!(clock.slept, vec![7_000, 7_000, 6_000]);
+    }
+
+    #[test]
+    fn the_interval_has_a_floor() {
+        let k = khqr();
+        let script = Script::new((0..100).map(|_| Ok(pending())).collect());
+        let mut clock = FakeClock {
+            now: NOW,
+            slept: vec![],
+        };
+        let mut poller = Poller::for_khqr(k.as_str(), 0).unwrap();
+        wait_for_payment(&script, &api(), &mut poller, &mut clock).unwrap();
+        // 20 s at 1 s a check: +0 … +19 s, then the deadline.
+        assert_eq!(script.seen.borrow().len(), 21);
     }
 
     #[test]
@@ -568,11 +621,12 @@ mod tests {
             45
         );
         assert_eq!(Poller::for_khqr("", 1_000).unwrap_err().code().number(), 8);
+        // A deadline of now: one check, then expired.
         let mut p = Poller::until(static_qr.md5(), NOW, 1_000);
         assert!(matches!(p.poll(&api(), NOW), Ok(PollStep::Send(_))));
         assert_eq!(
             p.poll(&api(), NOW),
-            Ok(PollStep::Wait { until_ms: NOW + 1 })
+            Ok(PollStep::Done(PollOutcome::Expired { expired_at_ms: NOW }))
         );
     }
 

@@ -60,7 +60,7 @@ mod seed;
 pub use checker::{
     check_khqr, check_khqr_async, check_md5, check_md5_async, wait_for_payment,
     wait_for_payment_async, AsyncStatusChecker, CheckError, Clock, PollOutcome, PollStep, Poller,
-    StatusChecker, DEFAULT_POLL_INTERVAL_MS,
+    StatusChecker, DEFAULT_POLL_INTERVAL_MS, MIN_POLL_INTERVAL_MS,
 };
 pub use jwt::{jwt_expiration_ms, JwtError};
 pub use request::{

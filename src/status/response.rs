@@ -447,8 +447,52 @@ struct TransactionWire<'a> {
     instruction_ref: Option<String>,
 }
 
-/// The decimal text of a JSON amount: a number token (`1.5`) or a string
-/// (`"1.50"`), digits with an optional fraction; no sign or exponent.
+/// Rewrites a JSON number in exponent form (`1.0E7`, `2.5e-1`: how Java's
+/// `Double.toString` writes large and small values) as plain decimal text
+/// (`10000000`, `0.25`), moving the decimal point in the text — no float
+/// arithmetic. `None` if `text` is not digits, an optional fraction and an
+/// exponent of at most ±30.
+fn expand_exponent(text: &str) -> Option<String> {
+    let (mantissa, exp) = text.split_once(['e', 'E'])?;
+    let exp: i32 = exp.strip_prefix('+').unwrap_or(exp).parse().ok()?;
+    if !(-30..=30).contains(&exp) {
+        return None;
+    }
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digit_run = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() || !digit_run(int) || !digit_run(frac) {
+        return None;
+    }
+    let digits = format!("{int}{frac}");
+    let point = i32::try_from(int.len()).ok()? + exp;
+    let len = i32::try_from(digits.len()).ok()?;
+    let mut out = if point <= 0 {
+        format!("0.{}{digits}", "0".repeat(usize::try_from(-point).ok()?))
+    } else if point >= len {
+        format!("{digits}{}", "0".repeat(usize::try_from(point - len).ok()?))
+    } else {
+        let (a, b) = digits.split_at(usize::try_from(point).ok()?);
+        format!("{a}.{b}")
+    };
+    if out.contains('.') {
+        while out.ends_with('0') {
+            out.pop();
+        }
+        if out.ends_with('.') {
+            out.pop();
+        }
+    }
+    let trimmed = out.trim_start_matches('0');
+    Some(if trimmed.is_empty() || trimmed.starts_with('.') {
+        format!("0{trimmed}")
+    } else {
+        trimmed.to_owned()
+    })
+}
+
+/// The decimal text of a JSON amount: a number token (`1.5`, or `1.0E7` in
+/// exponent form, rewritten as `10000000`) or a string (`"1.50"`), digits with an
+/// optional fraction; no sign.
 fn amount_text(raw: &RawValue) -> Result<String, ResponseError> {
     let text = raw.get();
     let text = if text.starts_with('"') {
@@ -456,6 +500,7 @@ fn amount_text(raw: &RawValue) -> Result<String, ResponseError> {
     } else {
         text.to_owned()
     };
+    let text = expand_exponent(&text).unwrap_or(text);
     let (int, frac) = match text.split_once('.') {
         Some((i, f)) => (i, Some(f)),
         None => (text.as_str(), None),
@@ -639,6 +684,31 @@ pub fn parse_renew_token(resp: &HttpResponse) -> Result<Token, ResponseError> {
 }
 
 #[cfg(test)]
+mod exponent_tests {
+    use super::expand_exponent;
+
+    #[test]
+    fn exponent_forms_become_plain_decimals() {
+        for (given, want) in [
+            ("1.0E7", Some("10000000")),
+            ("1e2", Some("100")),
+            ("1.25E1", Some("12.5")),
+            ("2.5e-1", Some("0.25")),
+            ("1E-2", Some("0.01")),
+            ("1.5E+3", Some("1500")),
+            ("0.0E0", Some("0")),
+            ("1.5", None),
+            ("-1e2", None),
+            ("1e31", None),
+            ("e2", None),
+            ("1.e2", Some("100")),
+        ] {
+            assert_eq!(expand_exponent(given).as_deref(), want, "{given}");
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -700,7 +770,16 @@ mod tests {
         assert_eq!(minor_units("10", Currency::Usd), Some(1000));
         assert_eq!(minor_units("10.0", Currency::Khr), Some(10));
         assert_eq!(minor_units("10.5", Currency::Khr), None);
-        for bad in ["-1.5", "1e3", "\"abc\"", "1.", "null"] {
+        // Exponent form, as Java writes doubles ≥ 10⁷, is read exactly.
+        let Ok(TransactionStatus::Paid(tx)) = parse_transaction(&ok(&paid_body("1.0E7", "KHR")))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (tx.amount.as_str(), tx.minor_units()),
+            ("10000000", Some(10_000_000))
+        );
+        for bad in ["-1.5", "-1e3", "\"abc\"", "1.", "null", "1e99"] {
             let err = parse_transaction(&ok(&paid_body(bad, "USD"))).unwrap_err();
             assert!(
                 matches!(err, ResponseError::Malformed { .. }),
