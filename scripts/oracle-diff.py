@@ -20,7 +20,7 @@ import argparse, json, os, random, subprocess, sys, collections
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 GEN = os.path.join(ROOT, "..", "shared", "oracle", "gen.js")
-KHQR = os.path.join(ROOT, "target", "release", "khqr")
+KHQR = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "khqr")
 
 KHMER = "កខគឃងចឆជឈញដឋឌឍណតថទធនបផពភមយរលវសហឡអ"
 def text(rng, lo, hi, alphabet):

@@ -122,8 +122,9 @@ pub const MAX_AMOUNT_LEN: usize = 13;
 ///
 /// Written as the official SDK writes it: KHR as whole riel (`"100"`), USD
 /// without decimals when given without a decimal point (`"1"`) and with exactly
-/// two when given with one (`"1.5"` → `"1.50"`). Leading zeros are dropped
-/// (`"007"` → `"7"`).
+/// two when given with one (`"1.5"` → `"1.50"`). Leading zeros go where the
+/// SDK drops them (KHR `"007"` → `"7"`, USD `"00.10"` → `"0.10"`) and stay where
+/// it keeps them (USD `"007"` → `"007"`).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Amount {
     buf: [u8; MAX_AMOUNT_LEN],
@@ -187,7 +188,14 @@ impl Amount {
             len = end;
             Ok(())
         };
-        push(int.as_bytes())?;
+        // The SDK writes a USD amount without a decimal point as given, leading
+        // zeros included; everything else from the number's value.
+        let verbatim = currency == Currency::Usd && frac.is_none();
+        push(if verbatim {
+            s.as_bytes()
+        } else {
+            int.as_bytes()
+        })?;
         let mut cents = 0u64;
         match (currency, frac) {
             (Currency::Khr, Some(f)) if f.bytes().any(|b| b != b'0') => {
@@ -351,6 +359,9 @@ mod tests {
         assert_eq!(ok("9999999999999", Khr), "9999999999999");
         assert_eq!(ok("100.00", Khr), "100");
         assert_eq!(ok("007", Khr), "7");
+        assert_eq!(ok("007", Usd), "007");
+        assert_eq!(ok("00.10", Usd), "0.10");
+        assert_eq!(Amount::parse("007", Usd).unwrap().minor_units(), 700);
         assert_eq!(ok("0.00", Usd), "0.00");
         assert!(Amount::parse("0.00", Usd).unwrap().is_zero());
         assert_eq!(Amount::parse("12.34", Usd).unwrap().minor_units(), 1234);

@@ -103,8 +103,14 @@ fn invalid(field: Field, why: &'static str) -> Error {
 /// fractional, negative or non-numeric expiration); the currency's own errors
 /// (19, 28). Everything else is checked by [`Request::generate`].
 pub fn request_from_json(kind: Kind, json: &str) -> Result<Request<'static>, Error> {
-    let v: Value =
-        serde_json::from_str(json).map_err(|_| invalid(Field::Request, "is not valid JSON"))?;
+    let v: Value = serde_json::from_str(json).map_err(|e| {
+        Error::reason_with(
+            ErrorCode::InvalidRequest,
+            Field::Request,
+            "is not valid JSON",
+            &e.to_string(),
+        )
+    })?;
     request_from_value(kind, &v)
 }
 

@@ -35,8 +35,9 @@
 //!     "00020101021229180014jonhsmith@nbcq52045999530384054041.505802KH5910Jonh Smith\
 //!      6010Phnom Penh9934001317000000000000113170000060000063046070"
 //! );
-//! assert_eq!(khqr.md5().to_string(), bakong_khqr::Md5::of(khqr.as_str()).to_string());
-//! assert_eq!(khqr.tran_id().len(), 8); // a short id for URLs, from the MD5
+//! // The MD5 is what Bakong's check_transaction_by_md5 looks the payment up by.
+//! assert_eq!(khqr.md5().to_string(), "01316d9aa167cbf345617fd5b31b2cf5");
+//! assert_eq!(khqr.tran_id().as_str(), "kCjDdYtX"); // a short id for URLs, from the MD5
 //!
 //! // Anyone can read it back, and check it.
 //! let decoded = bakong_khqr::verify(khqr.as_str(), now_ms)?;

@@ -13,6 +13,8 @@
     clippy::many_single_char_names
 )]
 
+mod common;
+
 use bakong_khqr::render::{
     card_layout, card_png, CardLayout, CardOptions, CentreIcon, PxRect, RenderError,
 };
@@ -613,8 +615,7 @@ fn coloured_plain_qr_scans() {
 /// Every real bank-app sample restyles into a card that scans back exactly.
 #[test]
 fn real_bank_qrs_restyle() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/vectors/real-samples.jsonl");
+    let path = common::vectors_dir().join("real-samples.jsonl");
     let text = std::fs::read_to_string(path).expect("vectors");
     let mut n = 0;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -659,7 +660,7 @@ proptest::proptest! {
 /// never a panic — and a layout keeps its text inside the margins.
 #[test]
 fn every_vector_lays_out_or_fails_typed() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors");
+    let dir = common::vectors_dir();
     let (mut ok, mut refused) = (0, 0);
     for name in ["verify.jsonl", "generate.jsonl", "real-samples.jsonl"] {
         let text = std::fs::read_to_string(dir.join(name)).expect("vectors");

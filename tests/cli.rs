@@ -240,3 +240,45 @@ fn render_writes_card_svg_and_png() {
     assert_eq!(bad.status.code(), Some(1));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn payloads_from_stdin_and_render_refuses_non_khqr() {
+    let good = "00020101021129180014jonhsmith@nbcq5204599953031165802KH5910Jonh Smith6010Phnom Penh6304856B";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_khqr"))
+        .args(["verify", "-", "--now-ms", "1700000000000"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{good}\n").as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success());
+    assert_eq!(json_of(&o), serde_json::json!({"valid": true}));
+
+    let dir = std::env::temp_dir().join(format!("khqr-render-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join("g.png");
+    let o = khqr(&["render", "garbage", "--png", png.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let bad_crc = good.replace("856B", "856C");
+    let o = khqr(&["render", &bad_crc, "--png", png.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(json_of(&o)["error"]["code"], 8);
+    assert!(!png.exists(), "nothing is written for a non-KHQR");
+    std::fs::remove_dir_all(&dir).ok();
+
+    let o = khqr(&["create", "--request", "{\"bakongAccountID\":"]);
+    assert_eq!(o.status.code(), Some(1));
+    let msg = json_of(&o)["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        msg.starts_with(
+            "request is not valid JSON: \"EOF while parsing a value at line 1 column 19\""
+        ),
+        "{msg}"
+    );
+}

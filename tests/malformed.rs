@@ -3,13 +3,15 @@
 //! payload are tried; verify must refuse each, decode must either refuse it or
 //! give back the exact string.
 
+mod common;
+
 use bakong_khqr::{decode, verify, ErrorCode};
 use serde_json::Value;
 
 const NOW: u64 = 1_700_000_000_000;
 
 fn vector_payloads() -> Vec<String> {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors");
+    let dir = common::vectors_dir();
     let mut out = Vec::new();
     for name in ["verify.jsonl", "real-samples.jsonl", "generate.jsonl"] {
         let text = std::fs::read_to_string(dir.join(name)).expect("vectors");

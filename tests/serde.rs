@@ -1,14 +1,14 @@
 //! `serde` round trips with the official SDK's field names.
 
+mod common;
+
 use bakong_khqr::{Currency, Decoded, Khqr, Request, SdkFields};
 use serde_json::{json, Value};
 
 const NOW: u64 = 1_700_000_000_000;
 
 fn vectors(name: &str) -> Vec<Value> {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/vectors")
-        .join(name);
+    let path = common::vectors_dir().join(name);
     std::fs::read_to_string(path)
         .expect("vectors")
         .lines()

@@ -4,21 +4,14 @@
 //! The folder is found at `$KHQR_VECTORS` or `../shared/vectors` beside the
 //! crate. A missing folder fails the tests: they are the crate's reference.
 
-use std::path::PathBuf;
+mod common;
 
 use bakong_khqr::json::{request_from_value, Kind};
 use bakong_khqr::{crc, decode, verify, verify_with, Md5, VerifyOptions};
 use serde_json::Value;
 
-fn vectors_dir() -> PathBuf {
-    std::env::var_os("KHQR_VECTORS").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"),
-        PathBuf::from,
-    )
-}
-
 fn load(name: &str) -> Vec<Value> {
-    let path = vectors_dir().join(name);
+    let path = common::vectors_dir().join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e} (set KHQR_VECTORS)", path.display()));
     let rows: Vec<Value> = text

@@ -33,12 +33,12 @@ enum Command {
     Create(Box<CreateArgs>),
     /// Decode a KHQR string: the official SDK's 25 fields plus every raw tag.
     Decode {
-        /// The KHQR string.
+        /// The KHQR string (`-` reads it from stdin).
         payload: String,
     },
     /// Verify a KHQR string: {"valid":true} or the reason it is invalid.
     Verify {
-        /// The KHQR string.
+        /// The KHQR string (`-` reads it from stdin).
         payload: String,
         /// The time to check expiry against, in ms since the Unix epoch (default: now).
         #[arg(long)]
@@ -50,7 +50,7 @@ enum Command {
     /// Draw any KHQR string as a QR PNG, a KHQR card PNG and/or a QR SVG.
     #[command(group(clap::ArgGroup::new("out").args(["png", "stand", "svg"]).required(true).multiple(true)))]
     Render {
-        /// The KHQR string.
+        /// The KHQR string (`-` reads it from stdin).
         payload: String,
         /// Where to write the plain QR PNG.
         #[arg(long)]
@@ -415,17 +415,56 @@ fn decode_json(d: &Decoded<'_>) -> serde_json::Value {
     .unwrap_or(serde_json::Value::Null)
 }
 
+/// The payload argument; `-` reads it from stdin, without the line ending that
+/// `echo` adds.
+fn payload_arg(arg: &str) -> Result<String, Failure> {
+    if arg != "-" {
+        return Ok(arg.to_owned());
+    }
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| io_failure("cannot read the payload from stdin", &e))?;
+    let trimmed = s.strip_suffix('\n').unwrap_or(&s);
+    Ok(trimmed.strip_suffix('\r').unwrap_or(trimmed).to_owned())
+}
+
+/// Refuses to draw text that is not a KHQR: it must decode and carry a correct
+/// CRC (expired or otherwise imperfect bank QRs may still be restyled).
+fn check_drawable(payload: &str) -> Result<(), Failure> {
+    bakong_khqr::decode(payload)?;
+    let n = payload.len();
+    let crc_ok = n >= 8
+        && payload.is_char_boundary(n - 8)
+        && payload[n - 8..].starts_with("6304")
+        && bakong_khqr::crc::parse_hex4(&payload[n - 4..])
+            == Some(bakong_khqr::crc::checksum(&payload.as_bytes()[..n - 4]));
+    if crc_ok {
+        Ok(())
+    } else {
+        let message = "not a KHQR: the string does not end with a correct CRC (tag 63)".to_owned();
+        Err(Failure {
+            json: json!({"error": {"code": 8, "name": "KHQR_INVALID", "message": message}}),
+            message,
+        })
+    }
+}
+
 fn run(cli: &Cli) -> Result<serde_json::Value, Failure> {
     match &cli.command {
         Command::Create(a) => create(a),
-        Command::Decode { payload } => Ok(decode_json(&bakong_khqr::decode(payload)?)),
+        Command::Decode { payload } => {
+            let payload = payload_arg(payload)?;
+            Ok(decode_json(&bakong_khqr::decode(&payload)?))
+        }
         Command::Verify {
             payload,
             now_ms,
             allow_missing_expiration,
         } => {
             let options = VerifyOptions::new().allow_missing_expiration(*allow_missing_expiration);
-            match bakong_khqr::verify_with(payload, now_ms.unwrap_or_else(clock_ms), &options) {
+            let payload = payload_arg(payload)?;
+            match bakong_khqr::verify_with(&payload, now_ms.unwrap_or_else(clock_ms), &options) {
                 Ok(_) => Ok(json!({"valid": true})),
                 Err(e) => Err(Failure {
                     json: json!({"valid": false, "error": error_json(&e)}),
@@ -439,12 +478,14 @@ fn run(cli: &Cli) -> Result<serde_json::Value, Failure> {
             image,
             card,
         } => {
+            let payload = payload_arg(payload)?;
+            check_drawable(&payload)?;
             let mut out = serde_json::Map::new();
             if let Some(png) = png {
-                write_png(payload, png, image)?;
+                write_png(&payload, png, image)?;
                 out.insert("png".into(), json!(png.display().to_string()));
             }
-            write_card_svg(payload, card, image, &mut out)?;
+            write_card_svg(&payload, card, image, &mut out)?;
             Ok(serde_json::Value::Object(out))
         }
     }
