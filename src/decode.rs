@@ -39,6 +39,70 @@ impl MerchantType {
     }
 }
 
+/// Storage for up to `N` items inline, more on the heap: decoding a KHQR (at
+/// most 16 top-level data objects and 20 template sub-objects) allocates nothing,
+/// and a longer string still decodes.
+#[derive(Clone)]
+enum Slots<T: Copy, const N: usize> {
+    Inline { items: [T; N], len: usize },
+    Heap(Vec<T>),
+}
+
+impl<T: Copy, const N: usize> Slots<T, N> {
+    const fn new(fill: T) -> Self {
+        Slots::Inline {
+            items: [fill; N],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, item: T) {
+        match self {
+            Slots::Inline { items, len } => {
+                if let Some(slot) = items.get_mut(*len) {
+                    *slot = item;
+                    *len += 1;
+                } else {
+                    let mut v = Vec::with_capacity(2 * N);
+                    v.extend_from_slice(items);
+                    v.push(item);
+                    *self = Slots::Heap(v);
+                }
+            }
+            Slots::Heap(v) => v.push(item),
+        }
+    }
+
+    fn as_slice(&self) -> &[T] {
+        match self {
+            Slots::Inline { items, len } => items.get(..*len).unwrap_or(&[]),
+            Slots::Heap(v) => v,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn truncate(&mut self, n: usize) {
+        match self {
+            Slots::Inline { len, .. } => *len = n.min(*len),
+            Slots::Heap(v) => v.truncate(n),
+        }
+    }
+}
+
+impl<T: Copy + PartialEq, const N: usize> PartialEq for Slots<T, N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl<T: Copy + Eq, const N: usize> Eq for Slots<T, N> {}
+
+const TOP_INLINE: usize = 16;
+const SUBS_INLINE: usize = 20;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Element<'a> {
     object: DataObject<'a>,
@@ -71,8 +135,8 @@ struct Element<'a> {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Decoded<'a> {
     payload: &'a str,
-    top: Vec<Element<'a>>,
-    subs: Vec<DataObject<'a>>,
+    top: Slots<Element<'a>, TOP_INLINE>,
+    subs: Slots<DataObject<'a>, SUBS_INLINE>,
 }
 
 /// One top-level data object of a [`Decoded`] payload, with its sub-objects when
@@ -145,8 +209,11 @@ impl<'a> Decoded<'a> {
         if payload.is_empty() {
             return Err(Error::missing(ErrorCode::KhqrInvalid, Field::Payload));
         }
-        let mut top = Vec::with_capacity(16);
-        let mut subs = Vec::with_capacity(16);
+        let mut top = Slots::new(Element {
+            object: DataObject::EMPTY,
+            children: None,
+        });
+        let mut subs = Slots::new(DataObject::EMPTY);
         for object in Reader::new(payload) {
             let object = object.map_err(|e| malformed(Field::Payload, e))?;
             let id = object.id();
@@ -186,7 +253,7 @@ impl<'a> Decoded<'a> {
     /// The top-level data objects, in order.
     #[must_use]
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Entry<'_, 'a>> + '_ {
-        self.top.iter().map(|e| self.entry(e))
+        self.top.as_slice().iter().map(|e| self.entry(e))
     }
 
     fn entry(&self, e: &Element<'a>) -> Entry<'_, 'a> {
@@ -194,7 +261,7 @@ impl<'a> Decoded<'a> {
             object: e.object,
             children: e
                 .children
-                .and_then(|(s, t)| self.subs.get(s as usize..t as usize)),
+                .and_then(|(s, t)| self.subs.as_slice().get(s as usize..t as usize)),
         }
     }
 
@@ -202,6 +269,7 @@ impl<'a> Decoded<'a> {
     #[must_use]
     pub fn get(&self, id: u8) -> Option<Entry<'_, 'a>> {
         self.top
+            .as_slice()
             .iter()
             .find(|e| e.object.id() == id)
             .map(|e| self.entry(e))
@@ -211,6 +279,7 @@ impl<'a> Decoded<'a> {
     #[must_use]
     pub fn value(&self, id: u8) -> Option<&'a str> {
         self.top
+            .as_slice()
             .iter()
             .find(|e| e.object.id() == id)
             .map(|e| e.object.value())
@@ -225,7 +294,11 @@ impl<'a> Decoded<'a> {
     /// How many top-level data objects have this ID.
     #[must_use]
     pub fn count(&self, id: u8) -> usize {
-        self.top.iter().filter(|e| e.object.id() == id).count()
+        self.top
+            .as_slice()
+            .iter()
+            .filter(|e| e.object.id() == id)
+            .count()
     }
 
     /// Writes the payload back: identical to the decoded string.
@@ -239,7 +312,7 @@ impl<'a> Decoded<'a> {
     /// Appends the payload, data object by data object, to `out`.
     pub fn encode_into(&self, out: &mut String) {
         let mut w = Writer::new(out);
-        for e in &self.top {
+        for e in self.top.as_slice() {
             let o = e.object;
             // Lengths read from two digits are ≤ 99: this cannot fail.
             let _ = w.write_with_length(o.id(), usize::from(o.length()), o.value());
@@ -251,11 +324,14 @@ impl<'a> Decoded<'a> {
     /// Tag 29 or 30, whichever comes first.
     #[must_use]
     pub fn merchant_type(&self) -> Option<MerchantType> {
-        self.top.iter().find_map(|e| match e.object.id() {
-            tag::INDIVIDUAL_ACCOUNT => Some(MerchantType::Individual),
-            tag::MERCHANT_ACCOUNT => Some(MerchantType::Merchant),
-            _ => None,
-        })
+        self.top
+            .as_slice()
+            .iter()
+            .find_map(|e| match e.object.id() {
+                tag::INDIVIDUAL_ACCOUNT => Some(MerchantType::Individual),
+                tag::MERCHANT_ACCOUNT => Some(MerchantType::Merchant),
+                _ => None,
+            })
     }
 
     fn account(&self, sub: u8) -> Option<&'a str> {
@@ -599,5 +675,28 @@ impl<'a> SdkFields<'a> {
             self.crc,
         ];
         core::array::from_fn(|i| (Self::KEYS[i], v[i]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn more_objects_than_inline_slots_still_round_trip() {
+        // 40 top-level objects and 3 templates of 24 sub-objects each: past the
+        // inline capacity of both stores.
+        let mut s = "0100".repeat(37);
+        for id in [80, 81, 82] {
+            s.push_str(&format!("{id}96{}", "0500".repeat(24)));
+        }
+        let d = Decoded::parse(&s).unwrap();
+        assert_eq!(d.iter().len(), 40);
+        assert_eq!(d.count(1), 37);
+        let kids = d.get(82).unwrap().children.unwrap();
+        assert_eq!(kids.len(), 24);
+        assert_eq!(kids[23].offset(), s.len() - 4);
+        assert_eq!(d.encode(), s);
+        assert_eq!(Decoded::parse(&d.encode()).unwrap(), d);
     }
 }

@@ -56,6 +56,14 @@ pub struct DataObject<'a> {
 }
 
 impl<'a> DataObject<'a> {
+    /// A placeholder for unused inline storage slots (ID 0, empty value).
+    pub(crate) const EMPTY: Self = DataObject {
+        id: 0,
+        length: 0,
+        value: "",
+        offset: 0,
+    };
+
     /// The ID, 0–99 (written as two digits).
     #[must_use]
     pub const fn id(&self) -> u8 {

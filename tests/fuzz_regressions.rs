@@ -63,7 +63,10 @@ fn seeds_pass_every_oracle() {
         let n = replay(&payloads, *oracle);
         assert!(n >= 130, "{name}: only {n} payload seeds");
     }
-    let n = replay(&fuzz_dir().join("seeds/build_request"), oracles::build_oracle);
+    let n = replay(
+        &fuzz_dir().join("seeds/build_request"),
+        oracles::build_oracle,
+    );
     assert!(n >= 120, "build_request: only {n} seeds");
 }
 

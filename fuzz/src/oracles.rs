@@ -51,7 +51,11 @@ pub fn verify_oracle(data: &[u8]) {
     for now in [NOW_MS, 0, u64::MAX] {
         match verify(s, now) {
             Ok(d) => {
-                assert_eq!(d.encode(), s, "verify accepted a payload that does not re-encode");
+                assert_eq!(
+                    d.encode(),
+                    s,
+                    "verify accepted a payload that does not re-encode"
+                );
                 assert!(decode(s).is_ok(), "verify accepted what decode refuses");
                 assert!(
                     verify_with(s, now, &lenient).is_ok(),
@@ -281,7 +285,10 @@ fn check_fields(req: &Request<'_>, d: &Decoded<'_>, now_ms: u64) {
             acquiring_bank,
         } => {
             assert_eq!(d.merchant_type(), Some(MerchantType::Individual));
-            assert_eq!(d.account_information(), present(account_information.as_ref()));
+            assert_eq!(
+                d.account_information(),
+                present(account_information.as_ref())
+            );
             assert_eq!(d.acquiring_bank(), present(acquiring_bank.as_ref()));
         }
         Account::Merchant {
@@ -319,7 +326,10 @@ fn check_fields(req: &Request<'_>, d: &Decoded<'_>, now_ms: u64) {
     );
     if d.is_dynamic() {
         let amount = d.transaction_amount().expect("dynamic KHQR without amount");
-        assert!(amount.bytes().any(|b| b != b'0' && b != b'.'), "zero amount {amount}");
+        assert!(
+            amount.bytes().any(|b| b != b'0' && b != b'.'),
+            "zero amount {amount}"
+        );
         assert_eq!(d.creation_timestamp_ms(), Some(now_ms));
         assert!(d.expiration_timestamp_ms().is_some_and(|e| e >= now_ms));
     } else {
@@ -422,9 +432,11 @@ pub fn build_seed(req: &Request<'_>, now_ms: u64) -> Option<Vec<u8>> {
         }
         joined.push_str(v);
     }
-    Some(BuildInput {
-        header,
-        text: &joined,
-    }
-    .to_bytes())
+    Some(
+        BuildInput {
+            header,
+            text: &joined,
+        }
+        .to_bytes(),
+    )
 }
