@@ -1,4 +1,5 @@
 //! The plain QR PNG (`render::qr_png`) against the QR encode alone
+#![allow(missing_docs)] // criterion_group! and criterion_main! write undocumented items
 //! (`render::QrMatrix::encode`), on the official SDK's dynamic benchmark payload.
 
 use std::hint::black_box;

@@ -209,21 +209,25 @@ impl<'a> Decoded<'a> {
         if payload.is_empty() {
             return Err(Error::missing(ErrorCode::KhqrInvalid, Field::Payload));
         }
-        let mut top = Slots::new(Element {
-            object: DataObject::EMPTY,
-            children: None,
-        });
-        let mut subs = Slots::new(DataObject::EMPTY);
+        // Built in place and returned as is: no copy of the inline storage.
+        let mut d = Decoded {
+            payload,
+            top: Slots::new(Element {
+                object: DataObject::EMPTY,
+                children: None,
+            }),
+            subs: Slots::new(DataObject::EMPTY),
+        };
         for object in Reader::new(payload) {
             let object = object.map_err(|e| malformed(Field::Payload, e))?;
             let id = object.id();
             let mut children = None;
             if tag::is_template(id) {
-                let start = subs.len();
+                let start = d.subs.len();
                 let mut ok = true;
                 for sub in object.children() {
                     match sub {
-                        Ok(s) => subs.push(s),
+                        Ok(s) => d.subs.push(s),
                         Err(e) if tag::is_khqr_template(id) => {
                             return Err(malformed(template_field(id), e));
                         }
@@ -234,14 +238,23 @@ impl<'a> Decoded<'a> {
                     }
                 }
                 if ok {
-                    children = Some((start as u32, subs.len() as u32));
+                    children = Some((start as u32, d.subs.len() as u32));
                 } else {
-                    subs.truncate(start);
+                    d.subs.truncate(start);
                 }
             }
-            top.push(Element { object, children });
+            d.top.push(Element { object, children });
         }
-        Ok(Decoded { payload, top, subs })
+        Ok(d)
+    }
+
+    /// ID and value of each top-level data object, in order (cheaper than
+    /// [`Decoded::iter`] when the sub-objects are not needed).
+    pub(crate) fn top_level(&self) -> impl Iterator<Item = (u8, &'a str)> + '_ {
+        self.top
+            .as_slice()
+            .iter()
+            .map(|e| (e.object.id(), e.object.value()))
     }
 
     /// The string that was decoded.
@@ -550,10 +563,13 @@ impl<'a> Decoded<'a> {
 }
 
 pub(crate) fn parse_ms(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    // At most 19 digits: below u64::MAX, so no overflow.
+    if s.is_empty() || s.len() > 19 {
         return None;
     }
-    s.parse().ok()
+    s.bytes().try_fold(0u64, |n, b| {
+        b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
+    })
 }
 
 impl fmt::Debug for Decoded<'_> {
