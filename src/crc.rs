@@ -43,11 +43,11 @@ pub fn hex4(v: u16) -> [u8; 4] {
 /// Parses four hex digits (either case) into the CRC value.
 #[must_use]
 pub fn parse_hex4(s: &str) -> Option<u16> {
-    if s.len() == 4 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        u16::from_str_radix(s, 16).ok()
-    } else {
-        None
-    }
+    let [a, b, c, d] = *s.as_bytes() else {
+        return None;
+    };
+    let hex = |x: u8| char::from(x).to_digit(16).map(|v| v as u16);
+    Some(hex(a)? << 12 | hex(b)? << 8 | hex(c)? << 4 | hex(d)?)
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ impl MerchantType {
 }
 
 /// Storage for up to `N` items inline, more on the heap: decoding a KHQR (at
-/// most 16 top-level data objects and 20 template sub-objects) allocates nothing,
+/// most 16 top-level data objects and 16 template sub-objects) allocates nothing,
 /// and a longer string still decodes.
 #[derive(Clone)]
 enum Slots<T: Copy, const N: usize> {
@@ -56,6 +56,7 @@ impl<T: Copy, const N: usize> Slots<T, N> {
         }
     }
 
+    #[inline]
     fn push(&mut self, item: T) {
         match self {
             Slots::Inline { items, len } => {
@@ -73,6 +74,7 @@ impl<T: Copy, const N: usize> Slots<T, N> {
         }
     }
 
+    #[inline]
     fn as_slice(&self) -> &[T] {
         match self {
             Slots::Inline { items, len } => items.get(..*len).unwrap_or(&[]),
@@ -101,7 +103,7 @@ impl<T: Copy + PartialEq, const N: usize> PartialEq for Slots<T, N> {
 impl<T: Copy + Eq, const N: usize> Eq for Slots<T, N> {}
 
 const TOP_INLINE: usize = 16;
-const SUBS_INLINE: usize = 20;
+const SUBS_INLINE: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Element<'a> {
@@ -209,6 +211,81 @@ impl<'a> Decoded<'a> {
         if payload.is_empty() {
             return Err(Error::missing(ErrorCode::KhqrInvalid, Field::Payload));
         }
+        let mut d = Decoded {
+            payload,
+            top: Slots::new(Element {
+                object: DataObject::EMPTY,
+                children: None,
+            }),
+            subs: Slots::new(DataObject::EMPTY),
+        };
+        if d.read_ascii().is_some() {
+            return Ok(d);
+        }
+        Self::parse_general(payload)
+    }
+
+    /// The fast path for the usual payload: ASCII, well-formed. Fills `self`
+    /// (empty) with exactly what [`Decoded::parse_general`] gives, or returns
+    /// `None` (not ASCII, or any error: the general path then finds and
+    /// reports it).
+    fn read_ascii(&mut self) -> Option<()> {
+        fn two(a: u8, b: u8) -> Option<u8> {
+            let (a, b) = (a.wrapping_sub(b'0'), b.wrapping_sub(b'0'));
+            (a < 10 && b < 10).then(|| a * 10 + b)
+        }
+        /// The data object at `at` in `payload` (all ASCII), and where it ends.
+        fn read_at(payload: &str, at: usize, end: usize) -> Option<(DataObject<'_>, usize)> {
+            let b = payload.as_bytes().get(at..at + 4)?;
+            let (id, length) = (two(b[0], b[1])?, two(b[2], b[3])?);
+            let stop = at + 4 + usize::from(length);
+            if stop > end {
+                return None;
+            }
+            let value = payload.get(at + 4..stop)?;
+            Some((DataObject::new(id, length, value, at), stop))
+        }
+        let payload = self.payload;
+        if !payload.is_ascii() {
+            return None;
+        }
+        let d = self;
+        let len = payload.len();
+        let mut at = 0;
+        while at < len {
+            let (object, next) = read_at(payload, at, len)?;
+            let id = object.id();
+            let mut children = None;
+            if tag::is_template(id) {
+                let start = d.subs.len();
+                let mut sub_at = at + 4;
+                let mut ok = true;
+                while sub_at < next {
+                    if let Some((sub, sub_next)) = read_at(payload, sub_at, next) {
+                        d.subs.push(sub);
+                        sub_at = sub_next;
+                    } else if tag::is_khqr_template(id) {
+                        return None;
+                    } else {
+                        ok = false;
+                        break;
+                    }
+                }
+                if ok {
+                    children = Some((start as u32, d.subs.len() as u32));
+                } else {
+                    d.subs.truncate(start);
+                }
+            }
+            d.top.push(Element { object, children });
+            at = next;
+        }
+        Some(())
+    }
+
+    /// Decodes any payload with [`Reader`] (UTF-16 length units, errors with
+    /// their place).
+    fn parse_general(payload: &'a str) -> Result<Self, Error> {
         // Built in place and returned as is: no copy of the inline storage.
         let mut d = Decoded {
             payload,

@@ -790,12 +790,11 @@ pub(crate) fn check_account_id(id: &str) -> Result<(), Error> {
         ErrorCode::BakongAccountIdLengthInvalid,
         Field::BakongAccountId,
     )?;
-    let ok = match id.split_once('@') {
-        Some((user, bank)) => {
-            !user.is_empty() && !bank.is_empty() && !bank.contains('@') && !has_whitespace(id)
-        }
-        None => false,
-    };
+    // Exactly one '@', not first, not last (one pass over the bytes: '@' is
+    // ASCII and never part of a multi-byte character).
+    let b = id.as_bytes();
+    let ats = b.iter().filter(|&&c| c == b'@').count();
+    let ok = ats == 1 && b.first() != Some(&b'@') && b.last() != Some(&b'@') && !has_whitespace(id);
     if ok {
         Ok(())
     } else {

@@ -64,6 +64,16 @@ impl<'a> DataObject<'a> {
         offset: 0,
     };
 
+    /// A data object as read at byte `offset` (for decoders beside [`Reader`]).
+    pub(crate) const fn new(id: u8, length: u8, value: &'a str, offset: usize) -> Self {
+        DataObject {
+            id,
+            length,
+            value,
+            offset,
+        }
+    }
+
     /// The ID, 0–99 (written as two digits).
     #[must_use]
     pub const fn id(&self) -> u8 {
