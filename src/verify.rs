@@ -158,7 +158,9 @@ fn scan_decoded(d: &Decoded<'_>) -> Scan {
 /// 4. if reading stopped early: malformed TLV → 54; the same tag twice in a row →
 ///    58. A merchant account template that is not data objects → 5; another
 ///    broken KHQR template (62, 64, 99) → 54.
-/// 5. a tag anywhere twice → 58; both 29 and 30 → 59.
+/// 5. the final `6304` and CRC are not a data object of their own (they end the
+///    value of another data object) → 8; a tag anywhere twice → 58; both 29 and
+///    30 → 59.
 /// 6. each field's rules, in tag order: 00 over 2 → 16, not `01` → 56; 01 over 2 →
 ///    17, not `11`/`12` → 48; 29/30 without readable sub-tags → 5, account ID empty
 ///    → 1, over 32 → 6, not `name@bank` → 3, account information / merchant ID
@@ -266,6 +268,19 @@ pub fn verify_with<'a>(
     }
     // The scan found no top-level error, so a decode error is in a template.
     let d = decoded?;
+    // The final `6304` and CRC must be a data object of their own, not the end
+    // of a longer value (`6312…6304ABCD` reads as one tag 63 of 12 characters).
+    let crc_object_last = d
+        .iter()
+        .last()
+        .is_some_and(|e| e.id() == tag::CRC && e.object.offset() + 8 == payload.len());
+    if !crc_object_last {
+        return Err(Error::reason(
+            ErrorCode::KhqrInvalid,
+            Field::Crc,
+            "is not a data object of its own at the end: the final 6304 and four hex digits are inside another value",
+        ));
+    }
     let mut counts = [0u8; 100];
     for (id, _) in d.top_level() {
         let c = &mut counts[usize::from(id)];
