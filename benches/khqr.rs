@@ -66,7 +66,7 @@ fn generate(c: &mut Criterion) {
     ] {
         // `Request::generate`: the payload in a new `String`, and its MD5.
         g.bench_function(name, |b| {
-            b.iter(|| black_box(&req).generate(black_box(NOW_MS)).map(|k| k.md5()))
+            b.iter(|| black_box(&req).generate(black_box(NOW_MS)).map(|k| k.md5()));
         });
         // `Request::write` into the caller's buffer, then `Md5::of`: no allocation.
         let mut buf = String::with_capacity(512);
@@ -76,7 +76,7 @@ fn generate(c: &mut Criterion) {
                 black_box(&req)
                     .write(black_box(NOW_MS), &mut buf)
                     .map(|()| Md5::of(&buf))
-            })
+            });
         });
     }
     g.finish();
@@ -85,7 +85,7 @@ fn generate(c: &mut Criterion) {
 fn md5(c: &mut Criterion) {
     let dynamic = dynamic_request().generate(NOW_MS).expect("valid");
     c.bench_function("md5/dynamic", |b| {
-        b.iter(|| Md5::of(black_box(dynamic.as_str())))
+        b.iter(|| Md5::of(black_box(dynamic.as_str())));
     });
 }
 
@@ -101,14 +101,14 @@ fn decode_and_verify(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode");
     for (name, k) in &payloads {
         g.bench_function(*name, |b| {
-            b.iter(|| decode(black_box(k.as_str())).map(|d| d.crc()))
+            b.iter(|| decode(black_box(k.as_str())).map(|d| d.crc()));
         });
     }
     g.finish();
     let mut g = c.benchmark_group("verify");
     for (name, k) in &payloads {
         g.bench_function(*name, |b| {
-            b.iter(|| verify(black_box(k.as_str()), black_box(NOW_MS)).is_ok())
+            b.iter(|| verify(black_box(k.as_str()), black_box(NOW_MS)).is_ok());
         });
     }
     g.finish();

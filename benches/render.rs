@@ -23,11 +23,11 @@ fn render(c: &mut Criterion) {
     let payload = khqr.as_str();
     let mut g = c.benchmark_group("qr");
     g.bench_function("encode_dynamic", |b| {
-        b.iter(|| QrMatrix::encode(black_box(payload), Ecc::M).map(|m| m.size()))
+        b.iter(|| QrMatrix::encode(black_box(payload), Ecc::M).map(|m| m.size()));
     });
     let options = QrOptions::default();
     g.bench_function("png_dynamic", |b| {
-        b.iter(|| qr_png(black_box(payload), &options).map(|p| p.len()))
+        b.iter(|| qr_png(black_box(payload), &options).map(|p| p.len()));
     });
     g.finish();
 }

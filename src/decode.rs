@@ -781,7 +781,9 @@ mod tests {
         // inline capacity of both stores.
         let mut s = "0100".repeat(37);
         for id in [80, 81, 82] {
-            s.push_str(&format!("{id}96{}", "0500".repeat(24)));
+            s.push_str(&id.to_string());
+            s.push_str("96");
+            s.push_str(&"0500".repeat(24));
         }
         let d = Decoded::parse(&s).unwrap();
         assert_eq!(d.iter().len(), 40);

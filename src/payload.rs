@@ -793,8 +793,11 @@ pub(crate) fn check_account_id(id: &str) -> Result<(), Error> {
     // Exactly one '@', not first, not last (one pass over the bytes: '@' is
     // ASCII and never part of a multi-byte character).
     let b = id.as_bytes();
-    let ats = b.iter().filter(|&&c| c == b'@').count();
-    let ok = ats == 1 && b.first() != Some(&b'@') && b.last() != Some(&b'@') && !has_whitespace(id);
+    let ok = b.iter().position(|&c| c == b'@') == b.iter().rposition(|&c| c == b'@')
+        && b.contains(&b'@')
+        && b.first() != Some(&b'@')
+        && b.last() != Some(&b'@')
+        && !has_whitespace(id);
     if ok {
         Ok(())
     } else {

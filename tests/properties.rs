@@ -181,23 +181,20 @@ proptest! {
             f.language.as_ref().map(|l| l.1.as_str())
         );
         prop_assert_eq!(d.merchant_city_alternate_language(), f.city_alt.as_deref());
-        match f.amount_minor {
-            Some(m) => {
-                prop_assert!(d.is_dynamic());
-                let amount = d.transaction_amount().expect("amount");
-                let minor: u64 = match amount.split_once('.') {
-                    Some((i, c)) => i.parse::<u64>().unwrap() * 100 + c.parse::<u64>().unwrap(),
-                    None if f.usd => amount.parse::<u64>().unwrap() * 100,
-                    None => amount.parse().unwrap(),
-                };
-                prop_assert_eq!(minor, m);
-                prop_assert_eq!(d.creation_timestamp_ms(), Some(NOW_MS));
-                prop_assert_eq!(d.expiration_timestamp_ms(), Some(NOW_MS + f.expires_in_ms));
-            }
-            None => {
-                prop_assert_eq!(d.point_of_initiation_method(), Some("11"));
-                prop_assert_eq!(d.transaction_amount(), None);
-            }
+        if let Some(m) = f.amount_minor {
+            prop_assert!(d.is_dynamic());
+            let amount = d.transaction_amount().expect("amount");
+            let minor: u64 = match amount.split_once('.') {
+                Some((i, c)) => i.parse::<u64>().unwrap() * 100 + c.parse::<u64>().unwrap(),
+                None if f.usd => amount.parse::<u64>().unwrap() * 100,
+                None => amount.parse().unwrap(),
+            };
+            prop_assert_eq!(minor, m);
+            prop_assert_eq!(d.creation_timestamp_ms(), Some(NOW_MS));
+            prop_assert_eq!(d.expiration_timestamp_ms(), Some(NOW_MS + f.expires_in_ms));
+        } else {
+            prop_assert_eq!(d.point_of_initiation_method(), Some("11"));
+            prop_assert_eq!(d.transaction_amount(), None);
         }
     }
 

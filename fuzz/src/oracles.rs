@@ -189,7 +189,7 @@ impl<'a> BuildInput<'a> {
 
     /// The inverse of [`BuildInput::from_bytes`], for writing seeds.
     #[must_use]
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub fn to_bytes(self) -> Vec<u8> {
         let mut v = self.header.to_vec();
         v.extend_from_slice(self.text.as_bytes());
         v
@@ -292,27 +292,24 @@ pub fn build_oracle(data: &[u8]) {
 pub fn check_request(req: &Request<'_>, now_ms: u64) {
     let mut out = String::from("kept");
     let generated = req.generate(now_ms);
-    match req.write(now_ms, &mut out) {
-        Err(e) => {
-            assert_eq!(out, "kept", "a failed write changed the buffer");
-            assert!(ErrorCode::from_number(e.code().number()).is_some());
-            assert!(!e.to_string().is_empty());
-            let g = generated.expect_err("write failed but generate succeeded");
-            assert_eq!(g.code(), e.code());
-        }
-        Ok(()) => {
-            let s = &out[4..];
-            let khqr = generated.expect("write succeeded but generate failed");
-            assert_eq!(khqr.as_str(), s);
-            assert_eq!(khqr.md5(), Md5::of(s));
-            let d = match verify(s, now_ms) {
-                Ok(d) => d,
-                Err(e) => panic!("generated payload fails verify ({e}): {s:?} from {req:?}"),
-            };
-            assert_eq!(d.encode(), s);
-            check_fields(req, &d, now_ms);
-        }
+    if let Err(e) = req.write(now_ms, &mut out) {
+        assert_eq!(out, "kept", "a failed write changed the buffer");
+        assert!(ErrorCode::from_number(e.code().number()).is_some());
+        assert!(!e.to_string().is_empty());
+        let g = generated.expect_err("write failed but generate succeeded");
+        assert_eq!(g.code(), e.code());
+        return;
     }
+    let s = &out[4..];
+    let khqr = generated.expect("write succeeded but generate failed");
+    assert_eq!(khqr.as_str(), s);
+    assert_eq!(khqr.md5(), Md5::of(s));
+    let d = match verify(s, now_ms) {
+        Ok(d) => d,
+        Err(e) => panic!("generated payload fails verify ({e}): {s:?} from {req:?}"),
+    };
+    assert_eq!(d.encode(), s);
+    check_fields(req, &d, now_ms);
 }
 
 fn check_fields(req: &Request<'_>, d: &Decoded<'_>, now_ms: u64) {
