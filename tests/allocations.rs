@@ -119,6 +119,20 @@ fn allocations_per_operation() {
     for (name, expected, measured) in &rows {
         println!("{name:<48} {expected:>8} {measured:>8}");
     }
+    // The QR symbol and PNG allocate inside fast_qr and png: reported, not pinned.
+    #[cfg(feature = "render")]
+    {
+        use bakong_khqr::render::{qr_png, Ecc, QrMatrix, QrOptions};
+        let encode = allocations_per_call(|| {
+            std::hint::black_box(QrMatrix::encode(&payload, Ecc::M).expect("fits"));
+        });
+        let png = allocations_per_call(|| {
+            std::hint::black_box(qr_png(&payload, &QrOptions::default()).expect("fits"));
+        });
+        println!("{:<48} {:>8} {encode:>8}", "render::QrMatrix::encode", "-");
+        println!("{:<48} {:>8} {png:>8}", "render::qr_png", "-");
+        assert!(png >= encode, "qr_png encodes the matrix too");
+    }
     for (name, expected, measured) in rows {
         assert_eq!(measured, expected, "allocations of {name}");
     }
