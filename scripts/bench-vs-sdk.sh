@@ -72,7 +72,7 @@ for (const [op, id, target] of rows) {
   const s = sdk[op].median_us, o = ours(id), r = s / o;
   const verdict = target === null ? "" : r >= target ? `>= ${target}x ok` : `>= ${target}x MISSED`;
   if (target !== null && r < target) fail++;
-  console.log(`${pad(op, 56)} ${lpad(s.toFixed(2), 8)}  ${pad(id, 34)} ${lpad(o.toFixed(3), 8)} ${lpad(r.toFixed(0) + "x", 8)}  ${verdict}`);
+  console.log(`${pad(op, 56)} ${lpad(s.toFixed(2), 8)}  ${pad(id, 34)} ${lpad(o.toFixed(3), 8)} ${lpad(r.toFixed(1) + "x", 8)}  ${verdict}`);
 }
 console.log();
 console.log(`${pad("ours only (criterion median)", 56)} ${lpad("µs", 8)}`);

@@ -286,7 +286,6 @@ impl<'a> Decoded<'a> {
     /// Decodes any payload with [`Reader`] (UTF-16 length units, errors with
     /// their place).
     fn parse_general(payload: &'a str) -> Result<Self, Error> {
-        // Built in place and returned as is: no copy of the inline storage.
         let mut d = Decoded {
             payload,
             top: Slots::new(Element {
