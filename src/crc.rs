@@ -43,11 +43,11 @@ pub fn hex4(v: u16) -> [u8; 4] {
 /// Parses four hex digits (either case) into the CRC value.
 #[must_use]
 pub fn parse_hex4(s: &str) -> Option<u16> {
-    if s.len() == 4 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        u16::from_str_radix(s, 16).ok()
-    } else {
-        None
-    }
+    let digits: &[u8; 4] = s.as_bytes().try_into().ok()?;
+    digits.iter().try_fold(0u16, |acc, &x| {
+        let v = char::from(x).to_digit(16)?;
+        Some(acc << 4 | v as u16)
+    })
 }
 
 #[cfg(test)]

@@ -39,6 +39,72 @@ impl MerchantType {
     }
 }
 
+/// Storage for up to `N` items inline, more on the heap: decoding a KHQR (at
+/// most 16 top-level data objects and 16 template sub-objects) allocates nothing,
+/// and a longer string still decodes.
+#[derive(Clone)]
+enum Slots<T: Copy, const N: usize> {
+    Inline { items: [T; N], len: usize },
+    Heap(Vec<T>),
+}
+
+impl<T: Copy, const N: usize> Slots<T, N> {
+    const fn new(fill: T) -> Self {
+        Slots::Inline {
+            items: [fill; N],
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, item: T) {
+        match self {
+            Slots::Inline { items, len } => {
+                if let Some(slot) = items.get_mut(*len) {
+                    *slot = item;
+                    *len += 1;
+                } else {
+                    let mut v = Vec::with_capacity(2 * N);
+                    v.extend_from_slice(items);
+                    v.push(item);
+                    *self = Slots::Heap(v);
+                }
+            }
+            Slots::Heap(v) => v.push(item),
+        }
+    }
+
+    #[inline]
+    fn as_slice(&self) -> &[T] {
+        match self {
+            Slots::Inline { items, len } => items.get(..*len).unwrap_or(&[]),
+            Slots::Heap(v) => v,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn truncate(&mut self, n: usize) {
+        match self {
+            Slots::Inline { len, .. } => *len = n.min(*len),
+            Slots::Heap(v) => v.truncate(n),
+        }
+    }
+}
+
+impl<T: Copy + PartialEq, const N: usize> PartialEq for Slots<T, N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl<T: Copy + Eq, const N: usize> Eq for Slots<T, N> {}
+
+const TOP_INLINE: usize = 16;
+const SUBS_INLINE: usize = 16;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Element<'a> {
     object: DataObject<'a>,
@@ -71,8 +137,8 @@ struct Element<'a> {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Decoded<'a> {
     payload: &'a str,
-    top: Vec<Element<'a>>,
-    subs: Vec<DataObject<'a>>,
+    top: Slots<Element<'a>, TOP_INLINE>,
+    subs: Slots<DataObject<'a>, SUBS_INLINE>,
 }
 
 /// One top-level data object of a [`Decoded`] payload, with its sub-objects when
@@ -145,18 +211,99 @@ impl<'a> Decoded<'a> {
         if payload.is_empty() {
             return Err(Error::missing(ErrorCode::KhqrInvalid, Field::Payload));
         }
-        let mut top = Vec::with_capacity(16);
-        let mut subs = Vec::with_capacity(16);
+        let mut d = Decoded {
+            payload,
+            top: Slots::new(Element {
+                object: DataObject::EMPTY,
+                children: None,
+            }),
+            subs: Slots::new(DataObject::EMPTY),
+        };
+        if d.read_ascii().is_some() {
+            return Ok(d);
+        }
+        Self::parse_general(payload)
+    }
+
+    /// The fast path for the usual payload: ASCII, well-formed. Fills `self`
+    /// (empty) with exactly what [`Decoded::parse_general`] gives, or returns
+    /// `None` (not ASCII, or any error: the general path then finds and
+    /// reports it).
+    fn read_ascii(&mut self) -> Option<()> {
+        fn two(a: u8, b: u8) -> Option<u8> {
+            let (a, b) = (a.wrapping_sub(b'0'), b.wrapping_sub(b'0'));
+            (a < 10 && b < 10).then(|| a * 10 + b)
+        }
+        /// The data object at `at` in `payload` (all ASCII), and where it ends.
+        fn read_at(payload: &str, at: usize, end: usize) -> Option<(DataObject<'_>, usize)> {
+            let b = payload.as_bytes().get(at..at + 4)?;
+            let (id, length) = (two(b[0], b[1])?, two(b[2], b[3])?);
+            let stop = at + 4 + usize::from(length);
+            if stop > end {
+                return None;
+            }
+            let value = payload.get(at + 4..stop)?;
+            Some((DataObject::new(id, length, value, at), stop))
+        }
+        let payload = self.payload;
+        if !payload.is_ascii() {
+            return None;
+        }
+        let d = self;
+        let len = payload.len();
+        let mut at = 0;
+        while at < len {
+            let (object, next) = read_at(payload, at, len)?;
+            let id = object.id();
+            let mut children = None;
+            if tag::is_template(id) {
+                let start = d.subs.len();
+                let mut sub_at = at + 4;
+                let mut ok = true;
+                while sub_at < next {
+                    if let Some((sub, sub_next)) = read_at(payload, sub_at, next) {
+                        d.subs.push(sub);
+                        sub_at = sub_next;
+                    } else if tag::is_khqr_template(id) {
+                        return None;
+                    } else {
+                        ok = false;
+                        break;
+                    }
+                }
+                if ok {
+                    children = Some((start as u32, d.subs.len() as u32));
+                } else {
+                    d.subs.truncate(start);
+                }
+            }
+            d.top.push(Element { object, children });
+            at = next;
+        }
+        Some(())
+    }
+
+    /// Decodes any payload with [`Reader`] (UTF-16 length units, errors with
+    /// their place).
+    fn parse_general(payload: &'a str) -> Result<Self, Error> {
+        let mut d = Decoded {
+            payload,
+            top: Slots::new(Element {
+                object: DataObject::EMPTY,
+                children: None,
+            }),
+            subs: Slots::new(DataObject::EMPTY),
+        };
         for object in Reader::new(payload) {
             let object = object.map_err(|e| malformed(Field::Payload, e))?;
             let id = object.id();
             let mut children = None;
             if tag::is_template(id) {
-                let start = subs.len();
+                let start = d.subs.len();
                 let mut ok = true;
                 for sub in object.children() {
                     match sub {
-                        Ok(s) => subs.push(s),
+                        Ok(s) => d.subs.push(s),
                         Err(e) if tag::is_khqr_template(id) => {
                             return Err(malformed(template_field(id), e));
                         }
@@ -167,14 +314,23 @@ impl<'a> Decoded<'a> {
                     }
                 }
                 if ok {
-                    children = Some((start as u32, subs.len() as u32));
+                    children = Some((start as u32, d.subs.len() as u32));
                 } else {
-                    subs.truncate(start);
+                    d.subs.truncate(start);
                 }
             }
-            top.push(Element { object, children });
+            d.top.push(Element { object, children });
         }
-        Ok(Decoded { payload, top, subs })
+        Ok(d)
+    }
+
+    /// ID and value of each top-level data object, in order (cheaper than
+    /// [`Decoded::iter`] when the sub-objects are not needed).
+    pub(crate) fn top_level(&self) -> impl Iterator<Item = (u8, &'a str)> + '_ {
+        self.top
+            .as_slice()
+            .iter()
+            .map(|e| (e.object.id(), e.object.value()))
     }
 
     /// The string that was decoded.
@@ -186,7 +342,7 @@ impl<'a> Decoded<'a> {
     /// The top-level data objects, in order.
     #[must_use]
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Entry<'_, 'a>> + '_ {
-        self.top.iter().map(|e| self.entry(e))
+        self.top.as_slice().iter().map(|e| self.entry(e))
     }
 
     fn entry(&self, e: &Element<'a>) -> Entry<'_, 'a> {
@@ -194,7 +350,7 @@ impl<'a> Decoded<'a> {
             object: e.object,
             children: e
                 .children
-                .and_then(|(s, t)| self.subs.get(s as usize..t as usize)),
+                .and_then(|(s, t)| self.subs.as_slice().get(s as usize..t as usize)),
         }
     }
 
@@ -202,6 +358,7 @@ impl<'a> Decoded<'a> {
     #[must_use]
     pub fn get(&self, id: u8) -> Option<Entry<'_, 'a>> {
         self.top
+            .as_slice()
             .iter()
             .find(|e| e.object.id() == id)
             .map(|e| self.entry(e))
@@ -211,6 +368,7 @@ impl<'a> Decoded<'a> {
     #[must_use]
     pub fn value(&self, id: u8) -> Option<&'a str> {
         self.top
+            .as_slice()
             .iter()
             .find(|e| e.object.id() == id)
             .map(|e| e.object.value())
@@ -225,7 +383,11 @@ impl<'a> Decoded<'a> {
     /// How many top-level data objects have this ID.
     #[must_use]
     pub fn count(&self, id: u8) -> usize {
-        self.top.iter().filter(|e| e.object.id() == id).count()
+        self.top
+            .as_slice()
+            .iter()
+            .filter(|e| e.object.id() == id)
+            .count()
     }
 
     /// Writes the payload back: identical to the decoded string.
@@ -239,7 +401,7 @@ impl<'a> Decoded<'a> {
     /// Appends the payload, data object by data object, to `out`.
     pub fn encode_into(&self, out: &mut String) {
         let mut w = Writer::new(out);
-        for e in &self.top {
+        for e in self.top.as_slice() {
             let o = e.object;
             // Lengths read from two digits are ≤ 99: this cannot fail.
             let _ = w.write_with_length(o.id(), usize::from(o.length()), o.value());
@@ -251,11 +413,14 @@ impl<'a> Decoded<'a> {
     /// Tag 29 or 30, whichever comes first.
     #[must_use]
     pub fn merchant_type(&self) -> Option<MerchantType> {
-        self.top.iter().find_map(|e| match e.object.id() {
-            tag::INDIVIDUAL_ACCOUNT => Some(MerchantType::Individual),
-            tag::MERCHANT_ACCOUNT => Some(MerchantType::Merchant),
-            _ => None,
-        })
+        self.top
+            .as_slice()
+            .iter()
+            .find_map(|e| match e.object.id() {
+                tag::INDIVIDUAL_ACCOUNT => Some(MerchantType::Individual),
+                tag::MERCHANT_ACCOUNT => Some(MerchantType::Merchant),
+                _ => None,
+            })
     }
 
     fn account(&self, sub: u8) -> Option<&'a str> {
@@ -474,10 +639,13 @@ impl<'a> Decoded<'a> {
 }
 
 pub(crate) fn parse_ms(s: &str) -> Option<u64> {
-    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    // At most 19 digits: below u64::MAX, so no overflow.
+    if s.is_empty() || s.len() > 19 {
         return None;
     }
-    s.parse().ok()
+    s.bytes().try_fold(0u64, |n, b| {
+        b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
+    })
 }
 
 impl fmt::Debug for Decoded<'_> {
@@ -599,5 +767,30 @@ impl<'a> SdkFields<'a> {
             self.crc,
         ];
         core::array::from_fn(|i| (Self::KEYS[i], v[i]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn more_objects_than_inline_slots_still_round_trip() {
+        // 40 top-level objects and 3 templates of 24 sub-objects each: past the
+        // inline capacity of both stores.
+        let mut s = "0100".repeat(37);
+        for id in [80, 81, 82] {
+            s.push_str(&id.to_string());
+            s.push_str("96");
+            s.push_str(&"0500".repeat(24));
+        }
+        let d = Decoded::parse(&s).unwrap();
+        assert_eq!(d.iter().len(), 40);
+        assert_eq!(d.count(1), 37);
+        let kids = d.get(82).unwrap().children.unwrap();
+        assert_eq!(kids.len(), 24);
+        assert_eq!(kids[23].offset(), s.len() - 4);
+        assert_eq!(d.encode(), s);
+        assert_eq!(Decoded::parse(&d.encode()).unwrap(), d);
     }
 }

@@ -641,24 +641,28 @@ impl<'a> Request<'a> {
                 Account::Individual {
                     account_information,
                     acquiring_bank,
-                } => w.write_template(tag::INDIVIDUAL_ACCOUNT, |t| {
-                    t.write(tag::sub::BAKONG_ACCOUNT_ID, &self.bakong_account_id)?;
-                    if let Some(a) = non_empty(account_information) {
-                        t.write(tag::sub::ACCOUNT_INFORMATION, a)?;
-                    }
-                    if let Some(b) = non_empty(acquiring_bank) {
-                        t.write(tag::sub::ACQUIRING_BANK, b)?;
-                    }
-                    Ok(())
-                })?,
+                } => w.write_template_parts(
+                    tag::INDIVIDUAL_ACCOUNT,
+                    &[
+                        (tag::sub::BAKONG_ACCOUNT_ID, Some(&self.bakong_account_id)),
+                        (
+                            tag::sub::ACCOUNT_INFORMATION,
+                            non_empty(account_information),
+                        ),
+                        (tag::sub::ACQUIRING_BANK, non_empty(acquiring_bank)),
+                    ],
+                )?,
                 Account::Merchant {
                     merchant_id,
                     acquiring_bank,
-                } => w.write_template(tag::MERCHANT_ACCOUNT, |t| {
-                    t.write(tag::sub::BAKONG_ACCOUNT_ID, &self.bakong_account_id)?;
-                    t.write(tag::sub::MERCHANT_ID, merchant_id)?;
-                    t.write(tag::sub::ACQUIRING_BANK, acquiring_bank)
-                })?,
+                } => w.write_template_parts(
+                    tag::MERCHANT_ACCOUNT,
+                    &[
+                        (tag::sub::BAKONG_ACCOUNT_ID, Some(&self.bakong_account_id)),
+                        (tag::sub::MERCHANT_ID, Some(merchant_id)),
+                        (tag::sub::ACQUIRING_BANK, Some(acquiring_bank)),
+                    ],
+                )?,
             }
             w.write(tag::MERCHANT_CATEGORY_CODE, plan.mcc)?;
             w.write(tag::TRANSACTION_CURRENCY, self.currency.numeric_str())?;
@@ -679,33 +683,37 @@ impl<'a> Request<'a> {
                 ),
             ];
             if additional.iter().any(|(_, v)| v.is_some()) {
-                w.write_template(tag::ADDITIONAL_DATA, |t| {
-                    for (id, v) in additional {
-                        if let Some(v) = v {
-                            t.write(id, v)?;
-                        }
-                    }
-                    Ok(())
-                })?;
+                w.write_template_parts(tag::ADDITIONAL_DATA, &additional)?;
             }
             if plan.name_alt.is_some() || plan.city_alt.is_some() {
-                w.write_template(tag::LANGUAGE_TEMPLATE, |t| {
-                    if let (Some(p), Some(n)) = (plan.pref, plan.name_alt) {
-                        t.write(tag::sub::LANGUAGE_PREFERENCE, p)?;
-                        t.write(tag::sub::NAME_ALTERNATE_LANGUAGE, n)?;
-                    }
-                    if let Some(c) = plan.city_alt {
-                        t.write(tag::sub::CITY_ALTERNATE_LANGUAGE, c)?;
-                    }
-                    Ok(())
-                })?;
+                let (pref, name) = match (plan.pref, plan.name_alt) {
+                    (Some(p), Some(n)) => (Some(p), Some(n)),
+                    _ => (None, None),
+                };
+                w.write_template_parts(
+                    tag::LANGUAGE_TEMPLATE,
+                    &[
+                        (tag::sub::LANGUAGE_PREFERENCE, pref),
+                        (tag::sub::NAME_ALTERNATE_LANGUAGE, name),
+                        (tag::sub::CITY_ALTERNATE_LANGUAGE, plan.city_alt),
+                    ],
+                )?;
             }
             if let Some(exp) = plan.expiration_ms {
-                w.write_template(tag::TIMESTAMPS, |t| {
-                    let mut buf = [0u8; 20];
-                    t.write(tag::sub::CREATION_TIMESTAMP, decimal(now_ms, &mut buf))?;
-                    t.write(tag::sub::EXPIRATION_TIMESTAMP, decimal(exp, &mut buf))
-                })?;
+                let (mut created_buf, mut exp_buf) = ([0u8; 20], [0u8; 20]);
+                w.write_template_parts(
+                    tag::TIMESTAMPS,
+                    &[
+                        (
+                            tag::sub::CREATION_TIMESTAMP,
+                            Some(decimal(now_ms, &mut created_buf)),
+                        ),
+                        (
+                            tag::sub::EXPIRATION_TIMESTAMP,
+                            Some(decimal(exp, &mut exp_buf)),
+                        ),
+                    ],
+                )?;
             }
             Ok(())
         })();
@@ -812,12 +820,14 @@ fn account_id_invalid(id: &str) -> Error {
 /// Account ID, our rule on top of the SDK's: 3 unless exactly one `@` with text
 /// on both sides and no whitespace (the SDK accepts `@`, `a@`, `a@b@c`).
 pub(crate) fn check_account_id_strict(id: &str) -> Result<(), Error> {
-    let ok = id.split_once('@').is_some_and(|(user, bank)| {
-        !user.is_empty()
-            && !bank.is_empty()
-            && !bank.contains('@')
-            && !id.chars().any(char::is_whitespace)
-    });
+    // One pass over the bytes: '@' is ASCII and never part of a multi-byte
+    // character.
+    let b = id.as_bytes();
+    let ok = b.iter().position(|&c| c == b'@') == b.iter().rposition(|&c| c == b'@')
+        && b.contains(&b'@')
+        && b.first() != Some(&b'@')
+        && b.last() != Some(&b'@')
+        && !has_whitespace(id);
     if ok {
         Ok(())
     } else {
@@ -829,6 +839,14 @@ pub(crate) fn check_account_id_strict(id: &str) -> Result<(), Error> {
 pub(crate) fn check_account_id(id: &str) -> Result<(), Error> {
     check_account_id_sdk(id)?;
     check_account_id_strict(id)
+}
+
+fn has_whitespace(s: &str) -> bool {
+    if s.is_ascii() {
+        s.bytes().any(|b| b.is_ascii_whitespace() || b == 0x0B)
+    } else {
+        s.chars().any(char::is_whitespace)
+    }
 }
 
 fn mcc_invalid(mcc: &str) -> Error {
@@ -884,7 +902,12 @@ pub(crate) fn check_not_blank(
     required_code: ErrorCode,
     field: Field,
 ) -> Result<(), Error> {
-    if v.chars().all(char::is_whitespace) {
+    // Blank: nothing but white space and invisible format characters (zero-width
+    // space, joiners, word joiner, byte-order mark). Any visible ASCII ends it.
+    let invisible = |c: char| {
+        c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+    };
+    if !v.bytes().any(|b| b.is_ascii_graphic()) && v.chars().all(invisible) {
         return Err(Error::reason(required_code, field, "is blank"));
     }
     Ok(())
@@ -904,6 +927,11 @@ pub(crate) fn check_name(
 
 /// 53 for a control character or a character outside the BMP.
 pub(crate) fn check_chars(v: &str, field: Field) -> Result<(), Error> {
+    let b = v.as_bytes();
+    // Fast path: printable ASCII has neither (one branch-free pass).
+    if b.iter().fold(true, |ok, &c| ok & (0x20..0x7F).contains(&c)) {
+        return Ok(());
+    }
     if let Some(c) = v.chars().find(|c| c.is_control()) {
         return Err(Error::reason_with(
             ErrorCode::InvalidCharacter,

@@ -56,6 +56,24 @@ pub struct DataObject<'a> {
 }
 
 impl<'a> DataObject<'a> {
+    /// A placeholder for unused inline storage slots (ID 0, empty value).
+    pub(crate) const EMPTY: Self = DataObject {
+        id: 0,
+        length: 0,
+        value: "",
+        offset: 0,
+    };
+
+    /// A data object as read at byte `offset` (for decoders beside [`Reader`]).
+    pub(crate) const fn new(id: u8, length: u8, value: &'a str, offset: usize) -> Self {
+        DataObject {
+            id,
+            length,
+            value,
+            offset,
+        }
+    }
+
     /// The ID, 0–99 (written as two digits).
     #[must_use]
     pub const fn id(&self) -> u8 {
@@ -133,6 +151,7 @@ impl fmt::Display for TlvError {
 
 impl core::error::Error for TlvError {}
 
+#[inline]
 fn two_digits(bytes: &[u8]) -> Option<u8> {
     match bytes {
         [a @ b'0'..=b'9', b @ b'0'..=b'9'] => Some((a - b'0') * 10 + (b - b'0')),
@@ -143,14 +162,16 @@ fn two_digits(bytes: &[u8]) -> Option<u8> {
 /// Number of UTF-16 code units of `s` (the length unit of KHQR writers).
 #[must_use]
 pub fn utf16_len(s: &str) -> usize {
+    let bytes = s.as_bytes();
+    if bytes.is_ascii() {
+        return bytes.len();
+    }
     // Every UTF-8 lead byte starts one scalar value; 4-byte sequences need a
-    // surrogate pair. Counting bytes is faster than decoding chars.
-    s.bytes()
-        .map(|b| match b {
-            0x80..=0xBF => 0,
-            0xF0..=0xFF => 2,
-            _ => 1,
-        })
+    // surrogate pair. Counting bytes is faster than decoding chars (and the
+    // loop has no branches, so it vectorises).
+    bytes
+        .iter()
+        .map(|&b| usize::from(!(0x80..0xC0).contains(&b)) + usize::from(b >= 0xF0))
         .sum()
 }
 
@@ -189,6 +210,8 @@ pub struct Reader<'a> {
     rest: &'a str,
     offset: usize,
     failed: bool,
+    /// The whole input is ASCII: a length of n units is n bytes.
+    ascii: bool,
 }
 
 impl<'a> Reader<'a> {
@@ -205,6 +228,7 @@ impl<'a> Reader<'a> {
             rest: input,
             offset: base,
             failed: false,
+            ascii: input.is_ascii(),
         }
     }
 
@@ -214,22 +238,32 @@ impl<'a> Reader<'a> {
         self.rest
     }
 
+    #[inline]
     fn read(&mut self) -> Result<DataObject<'a>, TlvError> {
-        let bytes = self.rest.as_bytes();
         let offset = self.offset;
         let err = |kind, id| TlvError { kind, offset, id };
-        let id = match bytes.get(..2) {
-            Some(d) => two_digits(d).ok_or(err(TlvErrorKind::InvalidId, None))?,
-            None => return Err(err(TlvErrorKind::Truncated, None)),
-        };
-        let length = match bytes.get(2..4) {
-            Some(d) => two_digits(d).ok_or(err(TlvErrorKind::InvalidLength, Some(id)))?,
-            None => return Err(err(TlvErrorKind::Truncated, Some(id))),
+        let (id, length) = match *self.rest.as_bytes() {
+            [a, b, c, d, ..] => {
+                let id = two_digits(&[a, b]).ok_or(err(TlvErrorKind::InvalidId, None))?;
+                let length =
+                    two_digits(&[c, d]).ok_or(err(TlvErrorKind::InvalidLength, Some(id)))?;
+                (id, length)
+            }
+            [a, b, ..] => {
+                let id = two_digits(&[a, b]).ok_or(err(TlvErrorKind::InvalidId, None))?;
+                return Err(err(TlvErrorKind::Truncated, Some(id)));
+            }
+            _ => return Err(err(TlvErrorKind::Truncated, None)),
         };
         // bytes 0..4 are ASCII digits, so 4 is a char boundary.
-        let body = &self.rest[4..];
-        let end = split_units(body, usize::from(length))
-            .ok_or(err(TlvErrorKind::LengthPastEnd, Some(id)))?;
+        let body = self.rest.get(4..).unwrap_or("");
+        let n = usize::from(length);
+        let end = if self.ascii {
+            (n <= body.len()).then_some(n)
+        } else {
+            split_units(body, n)
+        }
+        .ok_or(err(TlvErrorKind::LengthPastEnd, Some(id)))?;
         let (value, rest) = body.split_at(end);
         self.rest = rest;
         self.offset += 4 + end;
@@ -245,6 +279,7 @@ impl<'a> Reader<'a> {
 impl<'a> Iterator for Reader<'a> {
     type Item = Result<DataObject<'a>, TlvError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed || self.rest.is_empty() {
             return None;
@@ -311,9 +346,41 @@ impl<'b> Writer<'b> {
         if length > MAX_LENGTH {
             return Err(TooLong { id, length });
         }
+        self.out.reserve(4 + value.len());
         push2(self.out, id);
         push2(self.out, length as u8);
         self.out.push_str(value);
+        Ok(())
+    }
+
+    /// Appends a template whose sub-objects are `parts` (`(ID, value)`, absent
+    /// values skipped), computing its length first: no patching afterwards.
+    /// Errors and output as [`Writer::write_template`] writing the same parts.
+    pub(crate) fn write_template_parts(
+        &mut self,
+        id: u8,
+        parts: &[(u8, Option<&str>)],
+    ) -> Result<(), TooLong> {
+        let mut total = 0;
+        for &(sub, value) in parts {
+            if let Some(v) = value {
+                let n = utf16_len(v);
+                if n > MAX_LENGTH {
+                    return Err(TooLong { id: sub, length: n });
+                }
+                total += 4 + n;
+            }
+        }
+        if total > MAX_LENGTH {
+            return Err(TooLong { id, length: total });
+        }
+        push2(self.out, id);
+        push2(self.out, total as u8);
+        for &(sub, value) in parts {
+            if let Some(v) = value {
+                self.write_with_length(sub, utf16_len(v), v)?;
+            }
+        }
         Ok(())
     }
 
@@ -363,10 +430,13 @@ impl<'b> Writer<'b> {
     }
 }
 
+/// "00" to "99", two characters each.
+const TWO_DIGITS: &str = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+
 fn push2(out: &mut String, n: u8) {
     debug_assert!(n <= 99, "TLV IDs and lengths are two digits");
-    out.push(char::from(b'0' + (n / 10) % 10));
-    out.push(char::from(b'0' + n % 10));
+    let i = usize::from(n.min(99)) * 2;
+    out.push_str(TWO_DIGITS.get(i..i + 2).unwrap_or("00"));
 }
 
 #[cfg(test)]

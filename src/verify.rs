@@ -110,6 +110,30 @@ fn scan(payload: &str) -> Scan {
     s
 }
 
+/// [`scan`] of a payload that decoded: the same top-level data objects, so the
+/// same result (a top-level TLV error would have failed the decode).
+fn scan_decoded(d: &Decoded<'_>) -> Scan {
+    let mut s = Scan {
+        seen: [false; 100],
+        poi: None,
+        stop: None,
+    };
+    let mut last = None;
+    for (id, value) in d.top_level() {
+        if last == Some(id) {
+            s.stop = Some(Stop::Repeat(id));
+            break;
+        }
+        last = Some(id);
+        s.seen[usize::from(id)] = true;
+        if id == tag::POINT_OF_INITIATION_METHOD && s.poi.is_none() {
+            let v = value.as_bytes();
+            s.poi = Some(if v.len() == 2 { [v[0], v[1]] } else { [0, 0] });
+        }
+    }
+    s
+}
+
 /// Verifies `payload` at time `now_ms` (milliseconds since the Unix epoch).
 ///
 /// Applies the official SDK's `verify` rules (khqr-notes §6) in its order, so the
@@ -134,7 +158,9 @@ fn scan(payload: &str) -> Scan {
 /// 4. if reading stopped early: malformed TLV → 54; the same tag twice in a row →
 ///    58. A merchant account template that is not data objects → 5; another
 ///    broken KHQR template (62, 64, 99) → 54.
-/// 5. a tag anywhere twice → 58; both 29 and 30 → 59.
+/// 5. the final `6304` and CRC are not a data object of their own (they end the
+///    value of another data object) → 8; a tag anywhere twice → 58; both 29 and
+///    30 → 59.
 /// 6. each field's rules, in tag order: 00 over 2 → 16, not `01` → 56; 01 over 2 →
 ///    17, not `11`/`12` → 48; 29/30 without readable sub-tags → 5, account ID empty
 ///    → 1, over 32 → 6, not `name@bank` → 3, account information / merchant ID
@@ -157,7 +183,14 @@ pub fn verify_with<'a>(
     options: &VerifyOptions,
 ) -> Result<Decoded<'a>, Error> {
     check_form(payload)?;
-    let s = scan(payload);
+    // One pass when the payload decodes (the usual case): the SDK-order scan is
+    // read off the decoded top level. Otherwise scan as the SDK reads, so the
+    // first error is the one the SDK would report.
+    let decoded = Decoded::parse(payload);
+    let s = match &decoded {
+        Ok(d) => scan_decoded(d),
+        Err(_) => scan(payload),
+    };
     let dynamic = s.poi == Some(*b"12");
     let has_amount = s.seen[usize::from(tag::TRANSACTION_AMOUNT)];
     if dynamic && !has_amount {
@@ -233,16 +266,30 @@ pub fn verify_with<'a>(
         }
         None => {}
     }
-    let d = Decoded::parse(payload)?;
+    // The scan found no top-level error, so a decode error is in a template.
+    let d = decoded?;
+    // The final `6304` and CRC must be a data object of their own, not the end
+    // of a longer value (`6312…6304ABCD` reads as one tag 63 of 12 characters).
+    let crc_object_last = d
+        .iter()
+        .last()
+        .is_some_and(|e| e.id() == tag::CRC && e.object.offset() + 8 == payload.len());
+    if !crc_object_last {
+        return Err(Error::reason(
+            ErrorCode::KhqrInvalid,
+            Field::Crc,
+            "is not a data object of its own at the end: the final 6304 and four hex digits are inside another value",
+        ));
+    }
     let mut counts = [0u8; 100];
-    for e in d.iter() {
-        let c = &mut counts[usize::from(e.id())];
+    for (id, _) in d.top_level() {
+        let c = &mut counts[usize::from(id)];
         *c = c.saturating_add(1);
         if *c > 1 {
             return Err(Error::new(
                 ErrorCode::DuplicateTag,
                 Field::Payload,
-                Detail::Duplicate(e.id()),
+                Detail::Duplicate(id),
             ));
         }
     }
@@ -532,6 +579,9 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
 /// Control characters are refused; text outside the BMP is accepted when reading
 /// (bank apps print emoji; the lengths were checked as written).
 fn check_chars_bmp_ok(v: &str, field: Field) -> Result<(), Error> {
+    if v.bytes().fold(true, |ok, c| ok & (0x20..0x7F).contains(&c)) {
+        return Ok(());
+    }
     if v.chars().any(char::is_control) {
         return check_chars(v, field);
     }

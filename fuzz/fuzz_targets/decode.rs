@@ -1,0 +1,6 @@
+//! Fuzz target `decode`: see `bakong_khqr_fuzz::oracles::decode_oracle`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| bakong_khqr_fuzz::oracles::decode_oracle(data));
