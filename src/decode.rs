@@ -165,11 +165,14 @@ impl<'a> Entry<'_, 'a> {
         self.object.value()
     }
 
-    /// The value of the first sub-object `sub`, if this is a template that has one.
+    /// The value of sub-object `sub`, if this is a template that has one; of a
+    /// repeated sub-tag, the last (as the official SDK reads it; [`crate::verify`]
+    /// refuses repeats).
     #[must_use]
     pub fn sub_value(&self, sub: u8) -> Option<&'a str> {
         self.children?
             .iter()
+            .rev()
             .find(|o| o.id() == sub)
             .map(DataObject::value)
     }
@@ -354,27 +357,31 @@ impl<'a> Decoded<'a> {
         }
     }
 
-    /// The first top-level data object with this ID.
+    /// The top-level data object with this ID; of a repeated tag, the last (as
+    /// the official SDK reads it; [`crate::verify`] refuses repeats).
     #[must_use]
     pub fn get(&self, id: u8) -> Option<Entry<'_, 'a>> {
         self.top
             .as_slice()
             .iter()
+            .rev()
             .find(|e| e.object.id() == id)
             .map(|e| self.entry(e))
     }
 
-    /// The value of the first top-level data object with this ID.
+    /// The value of the top-level data object with this ID (the last, if repeated).
     #[must_use]
     pub fn value(&self, id: u8) -> Option<&'a str> {
         self.top
             .as_slice()
             .iter()
+            .rev()
             .find(|e| e.object.id() == id)
             .map(|e| e.object.value())
     }
 
-    /// The value of sub-object `sub` of the first template `id`.
+    /// The value of sub-object `sub` of template `id` (the last of each, if
+    /// repeated).
     #[must_use]
     pub fn sub_value(&self, id: u8, sub: u8) -> Option<&'a str> {
         self.get(id)?.sub_value(sub)
@@ -410,12 +417,14 @@ impl<'a> Decoded<'a> {
 
     // ----- typed accessors -------------------------------------------------
 
-    /// Tag 29 or 30, whichever comes first.
+    /// Tag 29 or 30, whichever comes last (the SDK's reading of a payload with
+    /// both, which [`crate::verify`] refuses).
     #[must_use]
     pub fn merchant_type(&self) -> Option<MerchantType> {
         self.top
             .as_slice()
             .iter()
+            .rev()
             .find_map(|e| match e.object.id() {
                 tag::INDIVIDUAL_ACCOUNT => Some(MerchantType::Individual),
                 tag::MERCHANT_ACCOUNT => Some(MerchantType::Merchant),
@@ -674,35 +683,59 @@ impl fmt::Debug for Decoded<'_> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
-#[allow(missing_docs)]
 pub struct SdkFields<'a> {
+    /// `merchantType`: `"29"` (individual) or `"30"` (merchant).
     pub merchant_type: Option<&'a str>,
     #[cfg_attr(feature = "serde", serde(rename = "bakongAccountID"))]
+    /// `bakongAccountID`: tag 29/30 sub-tag 00.
     pub bakong_account_id: Option<&'a str>,
+    /// `accountInformation`: tag 29 sub-tag 01.
     pub account_information: Option<&'a str>,
     #[cfg_attr(feature = "serde", serde(rename = "merchantID"))]
+    /// `merchantID`: tag 30 sub-tag 01.
     pub merchant_id: Option<&'a str>,
+    /// `acquiringBank`: tag 29/30 sub-tag 02.
     pub acquiring_bank: Option<&'a str>,
+    /// `billNumber`: tag 62 sub-tag 01.
     pub bill_number: Option<&'a str>,
+    /// `mobileNumber`: tag 62 sub-tag 02.
     pub mobile_number: Option<&'a str>,
+    /// `storeLabel`: tag 62 sub-tag 03.
     pub store_label: Option<&'a str>,
+    /// `terminalLabel`: tag 62 sub-tag 07.
     pub terminal_label: Option<&'a str>,
+    /// `purposeOfTransaction`: tag 62 sub-tag 08.
     pub purpose_of_transaction: Option<&'a str>,
+    /// `languagePreference`: tag 64 sub-tag 00.
     pub language_preference: Option<&'a str>,
+    /// `merchantNameAlternateLanguage`: tag 64 sub-tag 01.
     pub merchant_name_alternate_language: Option<&'a str>,
+    /// `merchantCityAlternateLanguage`: tag 64 sub-tag 02.
     pub merchant_city_alternate_language: Option<&'a str>,
+    /// `creationTimestamp`: tag 99 sub-tag 00, milliseconds since the Unix epoch as text.
     pub creation_timestamp: Option<&'a str>,
+    /// `expirationTimestamp`: tag 99 sub-tag 01, milliseconds since the Unix epoch as text.
     pub expiration_timestamp: Option<&'a str>,
+    /// `payloadFormatIndicator`: tag 00.
     pub payload_format_indicator: Option<&'a str>,
     #[cfg_attr(feature = "serde", serde(rename = "pointofInitiationMethod"))]
+    /// `pointofInitiationMethod` (the SDK's spelling): tag 01, `"11"` static, `"12"` dynamic.
     pub point_of_initiation_method: Option<&'a str>,
+    /// `unionPayMerchant`: tag 15.
     pub union_pay_merchant: Option<&'a str>,
+    /// `merchantCategoryCode`: tag 52.
     pub merchant_category_code: Option<&'a str>,
+    /// `transactionCurrency`: tag 53, `"116"` or `"840"`.
     pub transaction_currency: Option<&'a str>,
+    /// `transactionAmount`: tag 54, decimal text as written.
     pub transaction_amount: Option<&'a str>,
+    /// `countryCode`: tag 58.
     pub country_code: Option<&'a str>,
+    /// `merchantName`: tag 59.
     pub merchant_name: Option<&'a str>,
+    /// `merchantCity`: tag 60.
     pub merchant_city: Option<&'a str>,
+    /// `crc`: tag 63, four hex digits as written.
     pub crc: Option<&'a str>,
 }
 

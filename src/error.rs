@@ -358,6 +358,8 @@ pub(crate) enum Detail {
     Expired { expiration_ms: u64, now_ms: u64 },
     /// The same tag twice.
     Duplicate(u8),
+    /// The same sub-tag twice in a template: (template, sub-tag).
+    DuplicateSub(u8, u8),
 }
 
 /// A request or payload was refused.
@@ -457,6 +459,9 @@ impl fmt::Display for Error {
                 "KHQR expired at {expiration_ms} ms since the Unix epoch; now is {now_ms}"
             ),
             Detail::Duplicate(tag) => write!(f, "tag {tag:02} appears more than once"),
+            Detail::DuplicateSub(tag, sub) => {
+                write!(f, "tag {tag:02} sub-tag {sub:02} appears more than once")
+            }
         }
     }
 }

@@ -329,7 +329,9 @@ impl<'a> Request<'a> {
     /// never hide an error the SDK would report): an expiration on a static KHQR
     /// (55); an account ID that is not exactly one `@` with text on both sides and
     /// no whitespace (3); an MCC that is not exactly 4 digits (51); a blank
-    /// merchant name (2); a control character or a character outside the Basic
+    /// merchant name (2), merchant ID (30) or acquiring bank (31), where blank
+    /// means only white space or invisible format characters; a control
+    /// character or a character outside the Basic
     /// Multilingual Plane in any text (53); a template over 99 characters (52).
     /// (Amounts are the exception: every amount refusal has code 4 at the amount's
     /// place in the order.)
@@ -572,6 +574,22 @@ impl<'a> Request<'a> {
             ErrorCode::MerchantNameRequired,
             Field::MerchantName,
         )?;
+        if let Account::Merchant {
+            merchant_id,
+            acquiring_bank,
+        } = &self.account
+        {
+            check_not_blank(
+                merchant_id,
+                ErrorCode::MerchantIdRequired,
+                Field::MerchantId,
+            )?;
+            check_not_blank(
+                acquiring_bank,
+                ErrorCode::AcquiringBankRequired,
+                Field::AcquiringBank,
+            )?;
+        }
         let mut texts: [(Option<&str>, Field); 15] = [
             (Some(&self.bakong_account_id), Field::BakongAccountId),
             (None, Field::AccountInformation),

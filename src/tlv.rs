@@ -15,11 +15,11 @@
 //! number of characters for all text in the Basic Multilingual Plane (Latin,
 //! Khmer, Thai, CJK …) and counts 2 for a character outside it (an emoji such as
 //! `😀`). Other writers count Unicode scalar values. [`Writer`] always writes
-//! UTF-16 units; [`Reader`] reads UTF-16 units and, when that count would end in
-//! the middle of a character outside the BMP, reads the length as a count of
-//! characters instead — so payloads from both conventions decode, and the length
-//! digits as written are kept in [`DataObject::length`] so that re-encoding is
-//! byte-for-byte lossless.
+//! UTF-16 units; [`Reader`] accepts both: where the two counts differ (a value
+//! with text outside the BMP) it takes the one that ends on a character boundary
+//! and is followed by the end of the input or by another data object, UTF-16
+//! first. The length digits as written are kept in [`DataObject::length`] so that
+//! re-encoding is byte-for-byte lossless.
 //!
 //! # Examples
 //!
@@ -177,27 +177,49 @@ pub fn utf16_len(s: &str) -> usize {
 
 /// Byte length of the first `n` length units of `rest` (see the module docs),
 /// or `None` if `rest` is too short.
+///
+/// Text outside the BMP makes the two conventions differ: `n` UTF-16 code units
+/// and `n` characters end at different places. Where only one of them ends on a
+/// character boundary within `rest`, that one is taken; where both do, the one
+/// after which the rest is empty or starts like a data object (four ASCII
+/// digits) is taken, UTF-16 first.
 fn split_units(rest: &str, n: usize) -> Option<usize> {
     let bytes = rest.as_bytes();
     if bytes.len() >= n && bytes[..n].is_ascii() {
         return Some(n);
     }
-    let mut units = 0;
+    let mut by_utf16 = None;
+    let mut by_chars = None;
+    let (mut units, mut chars) = (0, 0);
     for (i, c) in rest.char_indices() {
-        if units == n {
-            return Some(i);
+        if units == n && by_utf16.is_none() {
+            by_utf16 = Some(i);
+        }
+        if chars == n {
+            by_chars = Some(i);
+            break;
         }
         units += c.len_utf16();
-        if units > n {
-            // The UTF-16 count ends inside a surrogate pair: this writer counted
-            // characters (Unicode scalar values).
-            return match rest.char_indices().nth(n) {
-                Some((i, _)) => Some(i),
-                None => (rest.chars().count() == n).then_some(rest.len()),
-            };
-        }
+        chars += 1;
     }
-    (units == n).then_some(rest.len())
+    if by_utf16.is_none() && units == n {
+        by_utf16 = Some(rest.len());
+    }
+    if by_chars.is_none() && chars == n {
+        by_chars = Some(rest.len());
+    }
+    let plausible = |end: usize| {
+        let next = &bytes[end..];
+        next.is_empty()
+            || next
+                .get(..4)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_digit))
+    };
+    match (by_utf16, by_chars) {
+        (Some(u), Some(c)) if u != c && !plausible(u) && plausible(c) => Some(c),
+        (Some(u), _) => Some(u),
+        (None, c) => c,
+    }
 }
 
 /// A zero-copy iterator over the data objects of a TLV string.
@@ -465,11 +487,22 @@ mod tests {
         // Characters: the emoji counts 1; 6 UTF-16 units would split it.
         assert_eq!(read_all("5906Shop 😀").unwrap(), vec![(59, 6, "Shop 😀")]);
         assert_eq!(read_all("5902😀").unwrap(), vec![(59, 2, "😀")]);
+        // "x" cannot start a data object; as 2 characters the value is "😀x".
+        assert_eq!(read_all("5902😀x").unwrap(), vec![(59, 2, "😀x")]);
         assert_eq!(
-            read_all("5902😀x").unwrap_err().kind,
-            TlvErrorKind::Truncated
+            read_all("5902😀xy").unwrap_err().kind,
+            TlvErrorKind::InvalidId
         );
         assert_eq!(read_all("5901😀").unwrap(), vec![(59, 1, "😀")]);
+        // Both counts end on a boundary: the one followed by a data object wins.
+        assert_eq!(
+            read_all("5904😀abc6002PP").unwrap(),
+            vec![(59, 4, "😀abc"), (60, 2, "PP")]
+        );
+        assert_eq!(
+            read_all("5904😀ab6002PP").unwrap(),
+            vec![(59, 4, "😀ab"), (60, 2, "PP")]
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use alloc::borrow::ToOwned;
 
+use crate::amount::Currency;
 use crate::crc;
 use crate::decode::{parse_ms, Decoded};
 use crate::error::{Detail, Error, ErrorCode, Field};
@@ -293,6 +294,24 @@ pub fn verify_with<'a>(
             ));
         }
     }
+    // A repeated sub-tag in a KHQR template: readers disagree on which one
+    // counts (the SDK takes the last), so a payee or an expiry could be hidden.
+    for e in d.iter() {
+        if let (true, Some(children)) = (tag::is_khqr_template(e.id()), e.children) {
+            let mut seen = [false; 100];
+            for o in children {
+                let s = &mut seen[usize::from(o.id())];
+                if *s {
+                    return Err(Error::new(
+                        ErrorCode::DuplicateTag,
+                        crate::decode::template_field(e.id()),
+                        Detail::DuplicateSub(e.id(), o.id()),
+                    ));
+                }
+                *s = true;
+            }
+        }
+    }
     if counts[29] > 0 && counts[30] > 0 {
         return Err(Error::reason(
             ErrorCode::MerchantTypeConflict,
@@ -446,6 +465,7 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
                     v,
                 ));
             }
+            tag::TRANSACTION_AMOUNT => check_amount_for_currency(d, v)?,
             tag::COUNTRY_CODE => {
                 sub_len(
                     v,
@@ -584,6 +604,39 @@ fn check_chars_bmp_ok(v: &str, field: Field) -> Result<(), Error> {
     }
     if v.chars().any(char::is_control) {
         return check_chars(v, field);
+    }
+    Ok(())
+}
+
+/// An amount as its currency allows: whole riel for KHR (a zero fraction such as
+/// `5000.0` is accepted, as bank apps print it), at most two decimals for USD;
+/// and not zero in a dynamic KHQR (code 47: there is nothing to pay).
+fn check_amount_for_currency(d: &Decoded<'_>, v: &str) -> Result<(), Error> {
+    let frac = v.split_once('.').map_or("", |(_, f)| f);
+    let why = match d.currency() {
+        Some(Currency::Khr) if frac.bytes().any(|b| b != b'0') => {
+            Some("has a fraction; KHR amounts are whole riel")
+        }
+        Some(Currency::Usd) if frac.len() > 2 => {
+            Some("has more than 2 decimals; USD amounts are cents")
+        }
+        _ => None,
+    };
+    if let Some(why) = why {
+        return Err(Error::reason_with(
+            ErrorCode::TransactionAmountInvalid,
+            Field::TransactionAmount,
+            why,
+            v,
+        ));
+    }
+    if d.is_dynamic() && v.bytes().all(|b| b == b'0' || b == b'.') {
+        return Err(Error::reason_with(
+            ErrorCode::InvalidDynamicKhqr,
+            Field::TransactionAmount,
+            "is zero in a dynamic KHQR",
+            v,
+        ));
     }
     Ok(())
 }

@@ -30,6 +30,8 @@ fn generation_messages() {
             "Bakong account ID (tag 29/30 sub-tag 00) must be name@bank: exactly one '@' with text on both sides and no whitespace: \"a@b@c\"",
         ),
         (Request::individual("a@b", "   "), 2, "merchant name (tag 59) is blank"),
+        (Request::individual("a@b", "\u{200B}"), 2, "merchant name (tag 59) is blank"),
+        (Request::merchant("a@b", "Shop", " ", "Bank"), 30, "merchant ID (tag 30 sub-tag 01) is blank"),
         (
             base().merchant_city("C".repeat(16)),
             21,
@@ -144,4 +146,63 @@ fn public_types_are_send_and_sync() {
     check::<bakong_khqr::Decoded<'static>>();
     check::<bakong_khqr::Md5>();
     check::<bakong_khqr::Amount>();
+}
+
+/// Payloads with a correct CRC, built by hand.
+fn with_crc(body: &str) -> String {
+    let mut s = format!("{body}6304");
+    let crc = bakong_khqr::crc::checksum_hex(s.as_bytes());
+    s.push_str(std::str::from_utf8(&crc).unwrap());
+    s
+}
+
+#[test]
+fn verify_refuses_repeated_sub_tags_and_amounts_generate_refuses() {
+    let head = "000201010212";
+    let tail = "5802KH5910Jonh Smith6010Phnom Penh99340013170000000000001131700000060000";
+    // A second Bakong account ID inside tag 29: the SDK would pay the last one.
+    let two_payees = with_crc(&format!(
+        "{head}29310014jonhsmith@nbcq0009evil@hack52045999530384054041.50{tail}"
+    ));
+    let e = verify(&two_payees, NOW).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::DuplicateTag);
+    assert_eq!(e.to_string(), "tag 29 sub-tag 00 appears more than once");
+    // Decode reads it as the SDK does: the last one.
+    assert_eq!(
+        bakong_khqr::decode(&two_payees)
+            .unwrap()
+            .bakong_account_id(),
+        Some("evil@hack")
+    );
+    // Two expirations in tag 99.
+    let two_expiries = with_crc(
+        "00020101021229180014jonhsmith@nbcq52045999530384054041.505802KH5910Jonh Smith6010Phnom Penh\
+         9951001317000000000000113199999999999901131600000000000",
+    );
+    assert_eq!(
+        verify(&two_expiries, NOW).unwrap_err().code(),
+        ErrorCode::DuplicateTag
+    );
+
+    let amount = |currency: &str, amount: &str| {
+        with_crc(&format!(
+            "{head}29180014jonhsmith@nbcq52045999530{}{currency}54{:02}{amount}{tail}",
+            currency.len(),
+            amount.len()
+        ))
+    };
+    assert!(verify(&amount("840", "1.50"), NOW).is_ok());
+    assert!(
+        verify(&amount("116", "5000.0"), NOW).is_ok(),
+        "a zero fraction in KHR is whole riel"
+    );
+    for (cur, amt, code) in [
+        ("840", "1.005", 4),
+        ("116", "0.5", 4),
+        ("840", "0", 47),
+        ("116", "0.00", 47),
+    ] {
+        let e = verify(&amount(cur, amt), NOW).unwrap_err();
+        assert_eq!(e.code().number(), code, "{cur} {amt}: {e}");
+    }
 }
