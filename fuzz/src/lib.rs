@@ -4,6 +4,9 @@
 #[path = "oracles.rs"]
 pub mod oracles;
 
+#[path = "feature_oracles.rs"]
+pub mod feature_oracles;
+
 /// The `build` target's input as `arbitrary` reads it: 8 header bytes, then the
 /// rest of the data as the text fields (see [`oracles::BuildInput`]).
 #[derive(Clone, Copy, Debug, arbitrary::Arbitrary)]

@@ -373,6 +373,12 @@ fn envelope(resp: &HttpResponse) -> Result<Envelope<'_>, ResponseError> {
                 status: resp.status,
             })
         }
+        // 1xx and 3xx are never final answers of the API.
+        100..=199 | 300..=399 => {
+            return Err(ResponseError::UnexpectedStatus {
+                status: resp.status,
+            })
+        }
         _ => {}
     }
     let success = (200..300).contains(&resp.status);
@@ -403,6 +409,12 @@ fn envelope(resp: &HttpResponse) -> Result<Envelope<'_>, ResponseError> {
     };
     if env.error_code == Some(6) {
         return Err(ResponseError::Unauthorized {
+            status: resp.status,
+        });
+    }
+    if !success && env.response_code == 0 {
+        // "Success" under an error status is not an answer to trust.
+        return Err(ResponseError::UnexpectedStatus {
             status: resp.status,
         });
     }
