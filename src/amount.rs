@@ -249,24 +249,26 @@ impl Amount {
     /// assert_eq!(Amount::from_minor_units(50_000, Currency::Khr).unwrap().as_str(), "50000");
     /// ```
     pub fn from_minor_units(minor: u64, currency: Currency) -> Result<Self, Error> {
-        let mut text = [0u8; 24];
-        let mut w = Cursor {
-            buf: &mut text,
-            len: 0,
-        };
+        let mut digits = [0u8; 20];
         match currency {
-            Currency::Khr => w.num(minor),
-            Currency::Usd if minor % 100 == 0 => w.num(minor / 100),
+            Currency::Khr => Amount::parse(decimal(minor, &mut digits), currency),
+            Currency::Usd if minor % 100 == 0 => {
+                Amount::parse(decimal(minor / 100, &mut digits), currency)
+            }
             Currency::Usd => {
-                w.num(minor / 100);
-                w.byte(b'.');
-                w.byte(b'0' + (minor % 100 / 10) as u8);
-                w.byte(b'0' + (minor % 10) as u8);
+                let whole = decimal(minor / 100, &mut digits).as_bytes();
+                let mut text = [0u8; 23];
+                text[..whole.len()].copy_from_slice(whole);
+                let cents = [
+                    b'.',
+                    b'0' + (minor % 100 / 10) as u8,
+                    b'0' + (minor % 10) as u8,
+                ];
+                text[whole.len()..whole.len() + 3].copy_from_slice(&cents);
+                let s = core::str::from_utf8(&text[..whole.len() + 3]).unwrap_or("");
+                Amount::parse(s, currency)
             }
         }
-        let len = w.len;
-        let s = core::str::from_utf8(&text[..len]).unwrap_or("");
-        Amount::parse(s, currency)
     }
 
     /// The text of tag 54, e.g. `"1.50"`.
@@ -294,34 +296,19 @@ impl Amount {
     }
 }
 
-struct Cursor<'a> {
-    buf: &'a mut [u8; 24],
-    len: usize,
-}
-
-impl Cursor<'_> {
-    fn byte(&mut self, b: u8) {
-        if let Some(slot) = self.buf.get_mut(self.len) {
-            *slot = b;
-            self.len += 1;
+/// `n` in decimal digits, written at the end of `buf` (20 bytes hold any `u64`).
+pub(crate) fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
     }
-    fn num(&mut self, n: u64) {
-        let mut tmp = [0u8; 20];
-        let mut i = tmp.len();
-        let mut n = n;
-        loop {
-            i -= 1;
-            tmp[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        for &b in &tmp[i..] {
-            self.byte(b);
-        }
-    }
+    core::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
 impl fmt::Display for Amount {

@@ -5,7 +5,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use core::fmt;
 
-use crate::amount::{Amount, Currency};
+use crate::amount::{decimal, Amount, Currency};
 use crate::crc;
 use crate::error::{Error, ErrorCode, Field};
 use crate::hash::{Md5, TranId};
@@ -755,20 +755,6 @@ struct Plan<'p> {
     name_alt: Option<&'p str>,
     city_alt: Option<&'p str>,
     expiration_ms: Option<u64>,
-}
-
-fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    core::str::from_utf8(&buf[i..]).unwrap_or("0")
 }
 
 fn too_long_error(e: TooLong) -> Error {
