@@ -458,12 +458,17 @@ fn png_response(bytes: Vec<u8>) -> Response {
         .into_response()
 }
 
-async fn qr(State(state): State<Arc<AppState>>, Path(tran): Path<String>) -> Response {
-    let payload = match lookup(&state, &tran, |e| e.payload.clone()) {
+/// Draws the stored QR `tran` with `draw` as a PNG answer (404 if unknown).
+fn image(
+    state: &AppState,
+    tran: &str,
+    draw: impl FnOnce(&str) -> Result<Vec<u8>, bakong_khqr::render::RenderError>,
+) -> Response {
+    let payload = match lookup(state, tran, |e| e.payload.clone()) {
         Ok(p) => p,
         Err(r) => return r,
     };
-    match qr_png(&payload, &QrOptions::default()) {
+    match draw(&payload) {
         Ok(png) => png_response(png),
         Err(e) => bad(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -473,19 +478,12 @@ async fn qr(State(state): State<Arc<AppState>>, Path(tran): Path<String>) -> Res
     }
 }
 
+async fn qr(State(state): State<Arc<AppState>>, Path(tran): Path<String>) -> Response {
+    image(&state, &tran, |p| qr_png(p, &QrOptions::default()))
+}
+
 async fn stand(State(state): State<Arc<AppState>>, Path(tran): Path<String>) -> Response {
-    let payload = match lookup(&state, &tran, |e| e.payload.clone()) {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    match card_png(&payload, &CardOptions::default()) {
-        Ok(png) => png_response(png),
-        Err(e) => bad(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::InternalServer,
-            &e.to_string(),
-        ),
-    }
+    image(&state, &tran, |p| card_png(p, &CardOptions::default()))
 }
 
 fn require_bakong_id(p: &HashMap<String, String>) -> Result<&str, Response> {
