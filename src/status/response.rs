@@ -97,6 +97,39 @@ impl Transaction {
     pub fn minor_units(&self) -> Option<u64> {
         minor_units(&self.amount, self.currency()?)
     }
+
+    /// Whether this payment settles the KHQR `payload`: same currency (tag 53)
+    /// and, for a QR with an amount (tag 54), exactly that amount in minor units.
+    /// A static QR (no amount) accepts any amount in its currency. `false` when
+    /// the payload does not decode. Bakong finds the transaction by the QR's MD5;
+    /// this is the caller's second look before handing over the goods.
+    ///
+    /// ```
+    /// # use bakong_khqr::status::{parse_transaction, HttpResponse, TransactionStatus};
+    /// let qr = "00020101021229180014jonhsmith@nbcq52045999530384054041.505802KH5910Jonh Smith6010Phnom Penh9934001317000000000000113170000006000063044947";
+    /// let body = br#"{"responseCode":0,"responseMessage":"Success","errorCode":null,"data":{"hash":"h","currency":"USD","amount":1.5}}"#;
+    /// let TransactionStatus::Paid(tx) = parse_transaction(&HttpResponse::new(200, body.to_vec()))? else { panic!() };
+    /// assert!(tx.pays(qr));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn pays(&self, payload: &str) -> bool {
+        let Ok(decoded) = crate::Decoded::parse(payload) else {
+            return false;
+        };
+        let Some(currency) = decoded.currency() else {
+            return false;
+        };
+        if self.currency() != Some(currency) {
+            return false;
+        }
+        match decoded.transaction_amount() {
+            None => true,
+            Some(text) => {
+                minor_units(text, currency).is_some_and(|want| self.minor_units() == Some(want))
+            }
+        }
+    }
 }
 
 /// Converts decimal text to minor units of `currency`, exactly (see
@@ -693,6 +726,34 @@ pub fn parse_renew_token(resp: &HttpResponse) -> Result<Token, ResponseError> {
         .map_err(|e| ResponseError::malformed(format_args!("token data: {e}")))?;
     Token::new(d.token)
         .map_err(|_| ResponseError::malformed("token has characters not allowed in a header"))
+}
+
+#[cfg(test)]
+mod pays_tests {
+    use super::*;
+
+    fn tx(currency: &str, amount: &str) -> Transaction {
+        let body = format!(
+            r#"{{"responseCode":0,"responseMessage":"Success","errorCode":null,"data":{{"hash":"h","currency":"{currency}","amount":{amount}}}}}"#
+        );
+        match parse_transaction(&HttpResponse::new(200, body.into_bytes())) {
+            Ok(TransactionStatus::Paid(t)) => t,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_payment_must_match_the_qr_amount_and_currency() {
+        let usd_150 = "00020101021229180014jonhsmith@nbcq52045999530384054041.505802KH5910Jonh Smith6010Phnom Penh9934001317000000000000113170000006000063044947";
+        assert!(tx("USD", "1.5").pays(usd_150));
+        assert!(tx("USD", "1.50").pays(usd_150));
+        assert!(!tx("USD", "1.49").pays(usd_150));
+        assert!(!tx("KHR", "25000").pays(usd_150));
+        assert!(!tx("USD", "1.5").pays("not a khqr"));
+        let static_khr = "00020101021129180014jonhsmith@nbcq5204599953031165802KH5910Jonh Smith6010Phnom Penh6304856B";
+        assert!(tx("KHR", "25000").pays(static_khr));
+        assert!(!tx("USD", "2").pays(static_khr));
+    }
 }
 
 #[cfg(test)]
