@@ -125,9 +125,10 @@
 //! * Decoding and verifying never hang (the SDK loops forever on some malformed
 //!   lengths) and never panic.
 //! * `verify` also requires Payload Format Indicator `01`, Country Code `KH`,
-//!   decimal amounts, two-digit lengths, no repeated tag, not both 29 and 30, and
-//!   checks the expiration wherever tag 99 stands (the SDK skips it when tag 99
-//!   comes before tag 01).
+//!   decimal amounts within the currency's decimals, two-digit lengths, no
+//!   repeated tag or template sub-tag, not both 29 and 30, and checks the
+//!   expiration wherever tag 99 stands (the SDK skips it when tag 99 comes before
+//!   tag 01).
 //!
 //! # Features
 //!
