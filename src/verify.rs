@@ -160,14 +160,15 @@ fn scan_decoded(d: &Decoded<'_>) -> Scan {
 ///    58. A merchant account template that is not data objects → 5; another
 ///    broken KHQR template (62, 64, 99) → 54.
 /// 5. the final `6304` and CRC are not a data object of their own (they end the
-///    value of another data object) → 8; a tag anywhere twice → 58; both 29 and
-///    30 → 59.
+///    value of another data object) → 8; a tag anywhere twice, or a sub-tag twice
+///    in 29/30/62/64/99 → 58; both 29 and 30 → 59.
 /// 6. each field's rules, in tag order: 00 over 2 → 16, not `01` → 56; 01 over 2 →
 ///    17, not `11`/`12` → 48; 29/30 without readable sub-tags → 5, account ID empty
 ///    → 1, over 32 → 6, not `name@bank` → 3, account information / merchant ID
 ///    empty or over 32 → 35 / 32, acquiring bank empty → 31, over 32 → 33; 52 over
-///    4 → 18, not 4 digits → 51; 53 over 3 → 19, not 116/840 → 28; 54 over 13 or
-///    not decimal digits → 4; 58 empty or over 3 → 20, not `KH` → 57; 59 empty or
+///    4 → 18, not 4 digits → 51; 53 over 3 → 19, not 116/840 → 28; 54 over 13,
+///    not decimal digits, a non-zero fraction in KHR or over 2 decimals in USD →
+///    4, zero in a dynamic KHQR → 47; 58 empty or over 3 → 20, not `KH` → 57; 59 empty or
 ///    blank → 2, over 25 → 7; 60 empty → 27, over 15 → 21; 62 sub-tags 01, 02, 03,
 ///    07, 08 empty or over 25 → 10, 34, 11, 12, 42; 64: a name without a
 ///    preference → 38, a preference without a name → 39, preference over 2 → 38,
