@@ -252,7 +252,7 @@ impl Amount {
         let mut digits = [0u8; 20];
         match currency {
             Currency::Khr => Amount::parse(decimal(minor, &mut digits), currency),
-            Currency::Usd if minor % 100 == 0 => {
+            Currency::Usd if minor.is_multiple_of(100) => {
                 Amount::parse(decimal(minor / 100, &mut digits), currency)
             }
             Currency::Usd => {
