@@ -395,7 +395,7 @@ pub fn build_seed(req: &Request<'_>, now_ms: u64) -> Option<Vec<u8>> {
     let mut header = [0u8; 8];
     let offset = match now_ms.checked_sub(NOW_MS).map(u32::try_from) {
         Some(Ok(off)) => off,
-        _ if now_ms % 1_000_000 == 0 => {
+        _ if now_ms.is_multiple_of(1_000_000) => {
             header[0] |= 0x40;
             u32::try_from(now_ms / 1_000_000).ok()?
         }
