@@ -497,6 +497,18 @@ fn require_bakong_id(p: &HashMap<String, String>) -> Result<&str, Response> {
     }
 }
 
+/// The parameters of a status check (query, JSON body or form) and the
+/// `bakongid` every check requires.
+fn check_params(
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(HashMap<String, String>, String), Response> {
+    let p = params(query, headers, body)?;
+    let id = require_bakong_id(&p)?.to_owned();
+    Ok((p, id))
+}
+
 async fn check_tran(
     State(state): State<Arc<AppState>>,
     Path(tran): Path<String>,
@@ -504,12 +516,8 @@ async fn check_tran(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = match params(query.as_deref(), &headers, &body) {
+    let (_, id) = match check_params(query.as_deref(), &headers, &body) {
         Ok(p) => p,
-        Err(r) => return r,
-    };
-    let id = match require_bakong_id(&p) {
-        Ok(id) => id,
         Err(r) => return r,
     };
     let md5 = match lookup(&state, &tran, |e| (e.md5, e.bakong_id == id)) {
@@ -532,13 +540,10 @@ async fn check_by_md5(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = match params(query.as_deref(), &headers, &body) {
+    let (p, _) = match check_params(query.as_deref(), &headers, &body) {
         Ok(p) => p,
         Err(r) => return r,
     };
-    if let Err(r) = require_bakong_id(&p) {
-        return r;
-    }
     let Some(md5) = p.get("md5").and_then(|m| Md5::from_hex(m.trim())) else {
         return bad(
             StatusCode::BAD_REQUEST,
