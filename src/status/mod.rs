@@ -56,6 +56,7 @@ mod jwt;
 mod request;
 mod response;
 mod seed;
+mod transport;
 
 pub use checker::{
     check_khqr, check_khqr_async, check_md5, check_md5_async, wait_for_payment,
@@ -73,3 +74,4 @@ pub use response::{
     Transaction, TransactionStatus,
 };
 pub use seed::{amount_with_currency_decimals, seed_json};
+pub use transport::{TransportConfig, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS};
