@@ -139,6 +139,7 @@
 //! | `serde` | [`json`]: requests in the SDK's JSON shape; [`SdkFields`] serialises | `serde`, `serde_json` |
 //! | `status` | [`status`]: Bakong Open API requests and answers, `StatusChecker` | `serde`, `serde_json` |
 //! | `std` (default) | `std::error::Error` through `core`; without it the core is `no_std` + `alloc` | — |
+//! | `webhook` | [`webhook`]: sign and verify payment webhooks (HMAC-SHA256) | `hmac`, `sha2`, `hex` |
 //! | `cli` | the `khqr` command-line tool | `render`, `serde`, `clap`, `humantime` |
 
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
@@ -165,6 +166,8 @@ pub mod render;
 mod serde_impls;
 #[cfg(feature = "status")]
 pub mod status;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
 pub use amount::{Amount, Currency, MAX_AMOUNT_LEN};
 pub use decode::{Decoded, Entry, MerchantType, SdkFields};
