@@ -148,6 +148,8 @@
 extern crate alloc;
 
 mod amount;
+#[cfg(feature = "std")]
+mod clock;
 pub mod crc;
 mod decode;
 mod error;
@@ -169,7 +171,9 @@ pub mod status;
 pub use amount::{Amount, Currency, MAX_AMOUNT_LEN};
 pub use decode::{Decoded, Entry, MerchantType, SdkFields};
 pub use error::{Error, ErrorCode, Field};
-pub use hash::{Md5, TranId};
+pub use hash::{Md5, ParseIdError, TranId};
+#[cfg(feature = "std")]
+pub use clock::now_ms;
 pub use payload::{Account, AmountInput, Expiration, Khqr, Request, DEFAULT_CITY, DEFAULT_MCC};
 pub use verify::{verify, verify_with, VerifyOptions};
 

@@ -52,6 +52,8 @@
 //! ```
 
 mod checker;
+#[cfg(feature = "http")]
+mod http_interop;
 mod jwt;
 mod request;
 mod response;
@@ -61,7 +63,7 @@ mod transport;
 pub use checker::{
     check_khqr, check_khqr_async, check_md5, check_md5_async, wait_for_payment,
     wait_for_payment_async, AsyncStatusChecker, CheckError, Clock, PollOutcome, PollStep, Poller,
-    StatusChecker, DEFAULT_POLL_INTERVAL_MS, MIN_POLL_INTERVAL_MS,
+    StatusChecker, SystemClock, DEFAULT_POLL_INTERVAL_MS, MIN_POLL_INTERVAL_MS,
 };
 pub use jwt::{jwt_expiration_ms, JwtError};
 pub use request::{
@@ -75,3 +77,5 @@ pub use response::{
 };
 pub use seed::{amount_with_currency_decimals, seed_json};
 pub use transport::{TransportConfig, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS};
+#[cfg(feature = "ureq")]
+pub use transport::{UreqError, UreqTransport};
