@@ -222,9 +222,19 @@ mod tests {
         let m = Md5::of("abc");
         assert_eq!(m.to_hex(), *b"900150983cd24fb0d6963f7d28e17f72");
         assert_eq!("900150983cd24fb0d6963f7d28e17f72".parse::<Md5>(), Ok(m));
-        for bad in ["", "900150983cd24fb0d6963f7d28e17f7", "900150983cd24fb0d6963f7d28e17f722", " 900150983cd24fb0d6963f7d28e17f7", "900150983cd24fb0d6963f7d28e17f7\u{e9}"] {
+        for bad in [
+            "",
+            "900150983cd24fb0d6963f7d28e17f7",
+            "900150983cd24fb0d6963f7d28e17f722",
+            " 900150983cd24fb0d6963f7d28e17f7",
+            "900150983cd24fb0d6963f7d28e17f7\u{e9}",
+        ] {
             assert_eq!(Md5::from_hex(bad), None, "{bad:?}");
-            assert!(bad.parse::<Md5>().unwrap_err().to_string().contains("32 hex digits"));
+            assert!(bad
+                .parse::<Md5>()
+                .unwrap_err()
+                .to_string()
+                .contains("32 hex digits"));
         }
     }
 }

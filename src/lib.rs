@@ -169,11 +169,11 @@ mod serde_impls;
 pub mod status;
 
 pub use amount::{Amount, Currency, MAX_AMOUNT_LEN};
+#[cfg(feature = "std")]
+pub use clock::now_ms;
 pub use decode::{Decoded, Entry, MerchantType, SdkFields};
 pub use error::{Error, ErrorCode, Field};
 pub use hash::{Md5, ParseIdError, TranId};
-#[cfg(feature = "std")]
-pub use clock::now_ms;
 pub use payload::{Account, AmountInput, Expiration, Khqr, Request, DEFAULT_CITY, DEFAULT_MCC};
 pub use verify::{verify, verify_with, VerifyOptions};
 

@@ -100,7 +100,10 @@ fn wrong_amount_or_currency_is_not_paid() {
         &bakong_khqr::Md5::of(&qr()),
     );
     fake.finish();
-    assert!(matches!(status, Ok(TransactionStatus::Paid(_))), "{status:?}");
+    assert!(
+        matches!(status, Ok(TransactionStatus::Paid(_))),
+        "{status:?}"
+    );
 }
 
 #[test]
@@ -108,7 +111,9 @@ fn expired_token_401_is_typed() {
     let reply = Reply::new(401, r#"{"message":"jwt expired"}"#);
     assert!(matches!(
         check(reply),
-        Err(CheckError::Response(ResponseError::Unauthorized { status: 401 }))
+        Err(CheckError::Response(ResponseError::Unauthorized {
+            status: 401
+        }))
     ));
 }
 
@@ -166,8 +171,10 @@ fn redirects_are_not_followed() {
     );
     // Take the second reply ourselves: had the transport followed the
     // redirect, the fake would have seen /forged/paid instead.
-    let mut s = std::net::TcpStream::connect(fake.base_url().trim_start_matches("http://")).unwrap();
-    s.write_all(b"GET /done HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut s =
+        std::net::TcpStream::connect(fake.base_url().trim_start_matches("http://")).unwrap();
+    s.write_all(b"GET /done HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut sink = Vec::new();
     let _ = s.read_to_end(&mut sink);
     let paths: Vec<String> = fake.finish().into_iter().map(|r| r.path).collect();
@@ -249,9 +256,13 @@ fn polls_on_the_system_clock_until_paid() {
     ]);
     let mut poller = Poller::for_khqr(&payload, 1_000).unwrap();
     let started = Instant::now();
-    let outcome =
-        wait_for_payment(&UreqTransport::new(), &api(&fake), &mut poller, &mut SystemClock)
-            .unwrap();
+    let outcome = wait_for_payment(
+        &UreqTransport::new(),
+        &api(&fake),
+        &mut poller,
+        &mut SystemClock,
+    )
+    .unwrap();
     assert!(matches!(outcome, PollOutcome::Paid(ref tx) if tx.minor_units() == Some(150)));
     // Two pauses of the 1 000 ms interval, on the real clock.
     assert!(started.elapsed() >= Duration::from_millis(2_000));
@@ -259,9 +270,16 @@ fn polls_on_the_system_clock_until_paid() {
     // A wrong amount ends polling as a mismatch.
     let fake = FakeBakong::start(vec![Reply::paid("1", "USD")]);
     let mut poller = Poller::for_khqr(&payload, 1_000).unwrap();
-    let outcome =
-        wait_for_payment(&UreqTransport::new(), &api(&fake), &mut poller, &mut SystemClock)
-            .unwrap();
+    let outcome = wait_for_payment(
+        &UreqTransport::new(),
+        &api(&fake),
+        &mut poller,
+        &mut SystemClock,
+    )
+    .unwrap();
     fake.finish();
-    assert!(matches!(outcome, PollOutcome::AmountMismatch(_)), "{outcome:?}");
+    assert!(
+        matches!(outcome, PollOutcome::AmountMismatch(_)),
+        "{outcome:?}"
+    );
 }

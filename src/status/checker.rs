@@ -288,6 +288,24 @@ impl Poller {
         Ok(poller)
     }
 
+    /// Polls the QR `payload` until `deadline_ms` (ms since the Unix epoch),
+    /// whatever its own expiration: for a QR without tag 99 (a bank's dynamic
+    /// QR). As [`Poller::for_khqr`], a payment whose amount or currency is not
+    /// the QR's ends polling with [`PollOutcome::AmountMismatch`].
+    ///
+    /// # Errors
+    /// The payload's decode error (e.g. 8, empty).
+    pub fn for_khqr_until(
+        payload: &str,
+        deadline_ms: u64,
+        interval_ms: u64,
+    ) -> Result<Self, Error> {
+        Decoded::parse(payload)?;
+        let mut poller = Self::until(Md5::of(payload), deadline_ms, interval_ms);
+        poller.payload = Some(payload.to_owned());
+        Ok(poller)
+    }
+
     /// Polls the QR with this MD5 until `deadline_ms` (ms since the Unix epoch),
     /// checking every `interval_ms` milliseconds (at least
     /// [`MIN_POLL_INTERVAL_MS`]).

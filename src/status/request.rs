@@ -685,7 +685,10 @@ mod tests {
         assert_eq!(format!("{t:?}"), "Token(<redacted, 11 bytes>)");
         assert_eq!(format!("{t}"), "<redacted token, 11 bytes>");
         assert_eq!("abc.def.ghi".parse::<Token>(), Ok(t.clone()));
-        assert_eq!(format!("{:?}", api()), format!("{:?}", api()).replace("secret", "?"));
+        assert_eq!(
+            format!("{:?}", api()),
+            format!("{:?}", api()).replace("secret", "?")
+        );
         let dbg = format!(
             "{:?}",
             api().check_transaction_by_md5(&Md5::of("x")).unwrap()

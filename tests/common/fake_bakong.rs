@@ -48,7 +48,9 @@ impl Reply {
 
     /// Bakong's answer for a QR nobody has paid (errorCode 1).
     pub fn pending() -> Self {
-        Reply::json(r#"{"responseCode":1,"responseMessage":"Transaction could not be found. Please check and try again.","errorCode":1,"data":null}"#)
+        Reply::json(
+            r#"{"responseCode":1,"responseMessage":"Transaction could not be found. Please check and try again.","errorCode":1,"data":null}"#,
+        )
     }
 
     /// Bakong's answer for a payment of `amount` (JSON number text) `currency`.
@@ -129,7 +131,9 @@ impl FakeBakong {
 fn serve(stream: TcpStream, reply: &Reply) -> Option<Seen> {
     stream.set_nonblocking(false).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream.set_write_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .ok()?;
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
