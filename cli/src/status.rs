@@ -25,6 +25,8 @@ pub const EXIT_FAILED: u8 = 5;
 /// No usable answer: token refused, geo-block, rate limit, server or network error.
 pub const EXIT_NO_ANSWER: u8 = 6;
 
+// The field docs are clap's --help text, where backticks would show.
+#[allow(clippy::doc_markdown)]
 #[derive(Args)]
 #[command(after_help = "\
 The token is read from the file given with --token-file, else from the BAKONG_TOKEN \

@@ -290,7 +290,7 @@ fn payloads_from_stdin_and_render_refuses_non_khqr() {
     );
 }
 
-/// Runs khqr with `env` set (BAKONG_TOKEN removed unless given) and `stdin`.
+/// Runs khqr with `env` set (`BAKONG_TOKEN` removed unless given) and `stdin`.
 fn khqr_with(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_khqr"));
     cmd.args(args)
@@ -330,7 +330,7 @@ fn usd_qr(expires_in: &str) -> String {
     json_of(&o)["qr"].as_str().unwrap().to_owned()
 }
 
-/// `khqr status QR --base-url FAKE` with the token in BAKONG_TOKEN.
+/// `khqr status QR --base-url FAKE` with the token in `BAKONG_TOKEN`.
 fn status(fake: &FakeBakong, payload: &str, extra: &[&str]) -> Output {
     let url = fake.base_url();
     let mut args = vec!["status", payload, "--base-url", &url];

@@ -651,7 +651,7 @@ mod tests {
         let k = khqr();
         let paid = HttpResponse::new(
             200,
-            br#"{"responseCode":0,"responseMessage":"Success","errorCode":null,"data":{"hash":"h","currency":"USD","amount":1.5}}"#.to_vec(),
+            br#"{"responseCode":0,"responseMessage":"Success","errorCode":null,"data":{"hash":"h","currency":"USD","amount":2.5}}"#.to_vec(),
         );
         let script = Script::new(vec![Ok(pending()), Ok(pending()), Ok(pending()), Ok(paid)]);
         let mut clock = FakeClock {
@@ -661,7 +661,7 @@ mod tests {
         let mut poller = Poller::for_khqr(k.as_str(), 7_000).unwrap();
         let outcome = wait_for_payment(&script, &api(), &mut poller, &mut clock).unwrap();
         assert!(
-            matches!(outcome, PollOutcome::Paid(ref tx) if tx.amount == "1.5"),
+            matches!(outcome, PollOutcome::Paid(ref tx) if tx.amount == "2.5"),
             "{outcome:?}"
         );
         assert_eq!(clock.now, NOW + 20_000);
@@ -718,6 +718,51 @@ mod tests {
         assert_eq!(
             p.poll(&api(), NOW),
             Ok(PollStep::Done(PollOutcome::Expired { expired_at_ms: NOW }))
+        );
+    }
+
+    #[test]
+    fn a_wrong_amount_is_not_paid() {
+        let k = khqr(); // USD 2.50
+        let wrong = |amount: &str, currency: &str| {
+            Ok(HttpResponse::new(
+                200,
+                format!(r#"{{"responseCode":0,"responseMessage":"ok","errorCode":null,"data":{{"hash":"h","currency":"{currency}","amount":{amount}}}}}"#).into_bytes(),
+            ))
+        };
+        let script = Script::new(vec![
+            wrong("2.49", "USD"),
+            wrong("2.5", "KHR"),
+            wrong("2.50", "USD"),
+            wrong("2.49", "USD"),
+        ]);
+        for _ in 0..2 {
+            let status = check_khqr(&script, &api(), k.as_str()).unwrap();
+            assert!(
+                matches!(status, TransactionStatus::AmountMismatch(_)),
+                "{status:?}"
+            );
+        }
+        assert!(matches!(
+            check_khqr(&script, &api(), k.as_str()),
+            Ok(TransactionStatus::Paid(_))
+        ));
+        // A poller that knows the QR ends on the mismatch; one that knows only
+        // the MD5 cannot compare.
+        let mut clock = FakeClock {
+            now: NOW,
+            slept: vec![],
+        };
+        let mut poller = Poller::for_khqr_until(k.as_str(), NOW + 5_000, 1_000).unwrap();
+        let outcome = wait_for_payment(&script, &api(), &mut poller, &mut clock).unwrap();
+        assert!(matches!(outcome, PollOutcome::AmountMismatch(ref tx) if tx.amount == "2.49"));
+        assert_eq!(poller.deadline_ms(), NOW + 5_000);
+        assert_eq!(
+            Poller::for_khqr_until("", NOW, 1_000)
+                .unwrap_err()
+                .code()
+                .number(),
+            8
         );
     }
 

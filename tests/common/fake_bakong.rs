@@ -164,7 +164,10 @@ fn serve(stream: TcpStream, reply: &Reply) -> Option<Seen> {
         reply.body.len()
     );
     for (n, v) in &reply.headers {
-        out.push_str(&format!("{n}: {v}\r\n"));
+        out.push_str(n);
+        out.push_str(": ");
+        out.push_str(v);
+        out.push_str("\r\n");
     }
     out.push_str("\r\n");
     let mut stream = stream;
