@@ -15,6 +15,11 @@ use crate::status::Token;
 use crate::Currency;
 
 /// One HTTP answer, as received: status code, headers, body bytes.
+///
+/// Plain data with public fields (not `#[non_exhaustive]`): these three are all
+/// an HTTP/1.1 answer has for the parsers, and a transport may build one with a
+/// struct literal. From an `http::Response<Vec<u8>>`: `HttpResponse::from`
+/// (feature `http`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpResponse {
     /// The HTTP status code, e.g. 200.
