@@ -2,9 +2,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use common::{json_of, khqr, khqr_with};
 
 #[test]
@@ -57,20 +54,11 @@ fn create_from_sdk_json_and_stdin() {
         "00020101021229180014jonhsmith@nbcq52045999530384054041.505802KH5910Jonh Smith\
          6010Phnom Penh9934001317000000000000113170000006000063044947"
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_khqr"))
-        .args(["create", "--kind", "merchant", "--request", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(br#"{"bakongAccountID":"jonhsmith@nbcq","merchantName":"Jonh Smith","merchantCity":"Siem Reap","merchantID":"123456","acquiringBank":"Dev Bank"}"#)
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = khqr_with(
+        &["create", "--kind", "merchant", "--request", "-"],
+        &[],
+        r#"{"bakongAccountID":"jonhsmith@nbcq","merchantName":"Jonh Smith","merchantCity":"Siem Reap","merchantID":"123456","acquiringBank":"Dev Bank"}"#,
+    );
     assert!(o.status.success());
     assert_eq!(
         json_of(&o)["qr"],
@@ -230,19 +218,11 @@ fn render_writes_card_svg_and_png() {
 #[test]
 fn payloads_from_stdin_and_render_refuses_non_khqr() {
     let good = "00020101021129180014jonhsmith@nbcq5204599953031165802KH5910Jonh Smith6010Phnom Penh6304856B";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_khqr"))
-        .args(["verify", "-", "--now-ms", "1700000000000"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{good}\n").as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = khqr_with(
+        &["verify", "-", "--now-ms", "1700000000000"],
+        &[],
+        &format!("{good}\n"),
+    );
     assert!(o.status.success());
     assert_eq!(json_of(&o), serde_json::json!({"valid": true}));
 
