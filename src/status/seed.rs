@@ -71,6 +71,7 @@ pub fn seed_json(status: &TransactionStatus) -> String {
         TransactionStatus::Pending => not_paid("Transaction not found"),
         TransactionStatus::Failed => not_paid("Transaction failed"),
         TransactionStatus::StaticQrUnsupported => not_paid("Static KHQR cannot be checked"),
+        TransactionStatus::AmountMismatch(_) => not_paid("Paid amount or currency is not the QR's"),
     };
     serde_json::to_string(&envelope).unwrap_or_default()
 }
