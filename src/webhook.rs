@@ -249,7 +249,9 @@ mod tests {
     // The primitive against RFC 4231 test case 2 (key "Jefe"); the header
     // format against the same primitive over "<t>.<body>".
     fn hex_of(bytes: &[u8]) -> alloc::string::String {
-        bytes.iter().map(|b| alloc::format!("{b:02x}")).collect()
+        let mut digits = alloc::vec![0u8; bytes.len() * 2];
+        hex::encode_to_slice(bytes, &mut digits).unwrap();
+        alloc::string::String::from_utf8(digits).unwrap()
     }
 
     #[test]
