@@ -39,6 +39,7 @@ use serde_json::{Map, Value};
 
 use crate::amount::Currency;
 use crate::error::{Error, ErrorCode, Field};
+use crate::fields::json_key;
 use crate::payload::{Account, AmountInput, Expiration, Request};
 
 /// Which SDK class the JSON stands for.
@@ -62,34 +63,16 @@ impl Kind {
     }
 }
 
-const KEYS: &[(&str, Field)] = &[
-    ("bakongAccountID", Field::BakongAccountId),
-    ("merchantName", Field::MerchantName),
-    ("merchantCity", Field::MerchantCity),
-    ("merchantID", Field::MerchantId),
-    ("acquiringBank", Field::AcquiringBank),
-    ("accountInformation", Field::AccountInformation),
-    ("currency", Field::TransactionCurrency),
-    ("amount", Field::TransactionAmount),
-    ("expirationTimestamp", Field::ExpirationTimestamp),
-    ("expiresInMs", Field::ExpirationTimestamp),
-    ("billNumber", Field::BillNumber),
-    ("mobileNumber", Field::MobileNumber),
-    ("storeLabel", Field::StoreLabel),
-    ("terminalLabel", Field::TerminalLabel),
-    ("purposeOfTransaction", Field::PurposeOfTransaction),
-    ("languagePreference", Field::LanguagePreference),
-    (
-        "merchantNameAlternateLanguage",
-        Field::MerchantNameAlternateLanguage,
-    ),
-    (
-        "merchantCityAlternateLanguage",
-        Field::MerchantCityAlternateLanguage,
-    ),
-    ("upiMerchantAccount", Field::UnionPayMerchantAccount),
-    ("merchantCategoryCode", Field::MerchantCategoryCode),
-];
+/// Our own key beside the SDK's: an expiration relative to `now`.
+pub(crate) const EXPIRES_IN_MS: &str = "expiresInMs";
+
+/// The field of a request key: the SDK's keys from the field table, and ours.
+fn key_field(key: &str) -> Option<Field> {
+    if key == EXPIRES_IN_MS {
+        return Some(Field::ExpirationTimestamp);
+    }
+    Field::from_json_key(key)
+}
 
 fn invalid(field: Field, why: &'static str) -> Error {
     Error::reason(ErrorCode::InvalidRequest, field, why)
@@ -144,7 +127,7 @@ pub fn request_from_value(kind: Kind, v: &Value) -> Result<Request<'static>, Err
         }
     }
     for k in flat.keys() {
-        if !KEYS.iter().any(|(name, _)| name == k) {
+        if key_field(k).is_none() {
             return Err(Error::reason_with(
                 ErrorCode::InvalidRequest,
                 Field::Request,
@@ -153,44 +136,39 @@ pub fn request_from_value(kind: Kind, v: &Value) -> Result<Request<'static>, Err
             ));
         }
     }
-    let field = |name: &str| {
-        KEYS.iter()
-            .find(|(n, _)| *n == name)
-            .map_or(Field::Request, |(_, f)| *f)
-    };
-    let text = |name: &str| -> Result<Option<Cow<'static, str>>, Error> {
-        match flat.get(name) {
+    let text = |field: Field| -> Result<Option<Cow<'static, str>>, Error> {
+        match field.json_key().and_then(|k| flat.get(k)) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
             Some(Value::String(s)) => Ok(Some(Cow::Owned(s.clone()))),
             Some(Value::Number(n)) => Ok(Some(Cow::Owned(number_text(n)))),
-            Some(_) => Err(invalid(field(name), "must be text")),
+            Some(_) => Err(invalid(field, "must be text")),
         }
     };
-    let id = text("bakongAccountID")?.unwrap_or_default();
-    let name = text("merchantName")?.unwrap_or_default();
+    let id = text(Field::BakongAccountId)?.unwrap_or_default();
+    let name = text(Field::MerchantName)?.unwrap_or_default();
     let mut req = match kind {
         Kind::Individual => {
             let mut r = Request::individual(id, name);
             r.account = Account::Individual {
-                account_information: text("accountInformation")?,
-                acquiring_bank: text("acquiringBank")?,
+                account_information: text(Field::AccountInformation)?,
+                acquiring_bank: text(Field::AcquiringBank)?,
             };
             r
         }
         Kind::Merchant => Request::merchant(
             id,
             name,
-            text("merchantID")?.unwrap_or_default(),
-            text("acquiringBank")?.unwrap_or_default(),
+            text(Field::MerchantId)?.unwrap_or_default(),
+            text(Field::AcquiringBank)?.unwrap_or_default(),
         ),
     };
-    req.merchant_city = text("merchantCity")?;
-    if let Some(c) = text("currency")? {
+    req.merchant_city = text(Field::MerchantCity)?;
+    if let Some(c) = text(Field::TransactionCurrency)? {
         req.currency = Currency::parse(&c)?;
     }
-    req.amount = text("amount")?.map(AmountInput::Text);
-    req.expiration = match flat.get("expirationTimestamp") {
+    req.amount = text(Field::TransactionAmount)?.map(AmountInput::Text);
+    req.expiration = match flat.get(json_key!(Field::ExpirationTimestamp)) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
         Some(Value::Number(n)) => Some(Expiration::AtMs(n.as_u64().ok_or_else(|| {
@@ -211,7 +189,7 @@ pub fn request_from_value(kind: Kind, v: &Value) -> Result<Request<'static>, Err
             ))
         }
     };
-    if let Some(v) = flat.get("expiresInMs").filter(|v| !v.is_null()) {
+    if let Some(v) = flat.get(EXPIRES_IN_MS).filter(|v| !v.is_null()) {
         if req.expiration.is_some() {
             return Err(invalid(
                 Field::ExpirationTimestamp,
@@ -226,16 +204,16 @@ pub fn request_from_value(kind: Kind, v: &Value) -> Result<Request<'static>, Err
         })?;
         req.expiration = Some(Expiration::AfterMs(ms));
     }
-    req.bill_number = text("billNumber")?;
-    req.mobile_number = text("mobileNumber")?;
-    req.store_label = text("storeLabel")?;
-    req.terminal_label = text("terminalLabel")?;
-    req.purpose_of_transaction = text("purposeOfTransaction")?;
-    req.language_preference = text("languagePreference")?;
-    req.merchant_name_alternate_language = text("merchantNameAlternateLanguage")?;
-    req.merchant_city_alternate_language = text("merchantCityAlternateLanguage")?;
-    req.upi_merchant_account = text("upiMerchantAccount")?;
-    req.merchant_category_code = text("merchantCategoryCode")?;
+    req.bill_number = text(Field::BillNumber)?;
+    req.mobile_number = text(Field::MobileNumber)?;
+    req.store_label = text(Field::StoreLabel)?;
+    req.terminal_label = text(Field::TerminalLabel)?;
+    req.purpose_of_transaction = text(Field::PurposeOfTransaction)?;
+    req.language_preference = text(Field::LanguagePreference)?;
+    req.merchant_name_alternate_language = text(Field::MerchantNameAlternateLanguage)?;
+    req.merchant_city_alternate_language = text(Field::MerchantCityAlternateLanguage)?;
+    req.upi_merchant_account = text(Field::UnionPayMerchantAccount)?;
+    req.merchant_category_code = text(Field::MerchantCategoryCode)?;
     Ok(req)
 }
 

@@ -21,6 +21,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::amount::Amount;
 use crate::decode::Decoded;
+use crate::fields::{json_key, Field};
 use crate::hash::Md5;
 use crate::json::{request_from_value, Kind};
 use crate::payload::{non_empty, Account, AmountInput, Expiration, Khqr, Request};
@@ -28,60 +29,79 @@ use crate::payload::{non_empty, Account, AmountInput, Expiration, Khqr, Request}
 impl Serialize for Request<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("bakongAccountID", &*self.bakong_account_id)?;
-        m.serialize_entry("merchantName", &*self.merchant_name)?;
+        m.serialize_entry(json_key!(Field::BakongAccountId), &*self.bakong_account_id)?;
+        m.serialize_entry(json_key!(Field::MerchantName), &*self.merchant_name)?;
         match &self.account {
             Account::Individual {
                 account_information,
                 acquiring_bank,
             } => {
                 if let Some(v) = non_empty(account_information) {
-                    m.serialize_entry("accountInformation", v)?;
+                    m.serialize_entry(json_key!(Field::AccountInformation), v)?;
                 }
                 if let Some(v) = non_empty(acquiring_bank) {
-                    m.serialize_entry("acquiringBank", v)?;
+                    m.serialize_entry(json_key!(Field::AcquiringBank), v)?;
                 }
             }
             Account::Merchant {
                 merchant_id,
                 acquiring_bank,
             } => {
-                m.serialize_entry("merchantID", &**merchant_id)?;
-                m.serialize_entry("acquiringBank", &**acquiring_bank)?;
+                m.serialize_entry(json_key!(Field::MerchantId), &**merchant_id)?;
+                m.serialize_entry(json_key!(Field::AcquiringBank), &**acquiring_bank)?;
             }
         }
-        m.serialize_entry("currency", &self.currency.numeric())?;
+        m.serialize_entry(
+            json_key!(Field::TransactionCurrency),
+            &self.currency.numeric(),
+        )?;
         match &self.amount {
             None => {}
-            Some(AmountInput::Text(t)) => m.serialize_entry("amount", &**t)?,
+            Some(AmountInput::Text(t)) => {
+                m.serialize_entry(json_key!(Field::TransactionAmount), &**t)?
+            }
             Some(AmountInput::MinorUnits(n)) => {
                 let a = Amount::from_minor_units(*n, self.currency).map_err(S::Error::custom)?;
-                m.serialize_entry("amount", a.as_str())?;
+                m.serialize_entry(json_key!(Field::TransactionAmount), a.as_str())?;
             }
         }
         match self.expiration {
             None => {}
-            Some(Expiration::AtMs(ms)) => m.serialize_entry("expirationTimestamp", &ms)?,
-            Some(Expiration::AfterMs(ms)) => m.serialize_entry("expiresInMs", &ms)?,
+            Some(Expiration::AtMs(ms)) => {
+                m.serialize_entry(json_key!(Field::ExpirationTimestamp), &ms)?
+            }
+            Some(Expiration::AfterMs(ms)) => m.serialize_entry(crate::json::EXPIRES_IN_MS, &ms)?,
         }
         let optional = [
-            ("merchantCity", &self.merchant_city),
-            ("billNumber", &self.bill_number),
-            ("mobileNumber", &self.mobile_number),
-            ("storeLabel", &self.store_label),
-            ("terminalLabel", &self.terminal_label),
-            ("purposeOfTransaction", &self.purpose_of_transaction),
-            ("languagePreference", &self.language_preference),
+            (json_key!(Field::MerchantCity), &self.merchant_city),
+            (json_key!(Field::BillNumber), &self.bill_number),
+            (json_key!(Field::MobileNumber), &self.mobile_number),
+            (json_key!(Field::StoreLabel), &self.store_label),
+            (json_key!(Field::TerminalLabel), &self.terminal_label),
             (
-                "merchantNameAlternateLanguage",
+                json_key!(Field::PurposeOfTransaction),
+                &self.purpose_of_transaction,
+            ),
+            (
+                json_key!(Field::LanguagePreference),
+                &self.language_preference,
+            ),
+            (
+                json_key!(Field::MerchantNameAlternateLanguage),
                 &self.merchant_name_alternate_language,
             ),
             (
-                "merchantCityAlternateLanguage",
+                json_key!(Field::MerchantCityAlternateLanguage),
                 &self.merchant_city_alternate_language,
             ),
-            ("upiMerchantAccount", &self.upi_merchant_account),
-            ("merchantCategoryCode", &self.merchant_category_code),
+            (
+                json_key!(Field::UnionPayMerchantAccount),
+                &self.upi_merchant_account,
+            ),
+            (
+                json_key!(Field::MerchantCategoryCode),
+                &self.merchant_category_code,
+            ),
         ];
         for (key, value) in optional {
             if let Some(v) = non_empty(value) {
@@ -95,7 +115,10 @@ impl Serialize for Request<'_> {
 impl<'de> Deserialize<'de> for Request<'static> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = serde_json::Value::deserialize(d)?;
-        let kind = if v.get("merchantID").is_some_and(|m| !m.is_null()) {
+        let kind = if v
+            .get(json_key!(Field::MerchantId))
+            .is_some_and(|m| !m.is_null())
+        {
             Kind::Merchant
         } else {
             Kind::Individual
