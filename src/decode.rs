@@ -178,6 +178,27 @@ impl<'a> Entry<'_, 'a> {
     }
 }
 
+/// Where and why [`Decoded::read`] stopped short of a clean read.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Stop {
+    /// The first KHQR template (29, 30, 62, 64, 99) whose value is not data
+    /// objects: its tag and the error inside it.
+    pub template: Option<(u8, TlvError)>,
+    /// The top-level data object that could not be read (the reading ended there).
+    pub top: Option<TlvError>,
+}
+
+impl Stop {
+    /// The error [`Decoded::parse`] reports: the first in the string.
+    pub(crate) fn first_error(&self) -> Option<Error> {
+        match (self.template, self.top) {
+            (Some((id, e)), _) => Some(malformed(template_field(id), e)),
+            (None, Some(e)) => Some(malformed(Field::Payload, e)),
+            (None, None) => None,
+        }
+    }
+}
+
 pub(crate) fn template_field(id: u8) -> Field {
     match id {
         tag::INDIVIDUAL_ACCOUNT | tag::MERCHANT_ACCOUNT => Field::MerchantAccountInformation,
@@ -214,117 +235,69 @@ impl<'a> Decoded<'a> {
         if payload.is_empty() {
             return Err(Error::missing(ErrorCode::KhqrInvalid, Field::Payload));
         }
-        let mut d = Decoded {
+        let mut d = Decoded::empty(payload);
+        let stop = d.read();
+        if let Some(e) = stop.first_error() {
+            return Err(e);
+        }
+        Ok(d)
+    }
+
+    /// Nothing read yet from `payload`.
+    pub(crate) const fn empty(payload: &'a str) -> Self {
+        Decoded {
             payload,
             top: Slots::new(Element {
                 object: DataObject::EMPTY,
                 children: None,
             }),
             subs: Slots::new(DataObject::EMPTY),
-        };
-        if d.read_ascii().is_some() {
-            return Ok(d);
         }
-        Self::parse_general(payload)
     }
 
-    /// The fast path for the usual payload: ASCII, well-formed. Fills `self`
-    /// (empty) with exactly what [`Decoded::parse_general`] gives, or returns
-    /// `None` (not ASCII, or any error: the general path then finds and
-    /// reports it).
-    fn read_ascii(&mut self) -> Option<()> {
-        fn two(a: u8, b: u8) -> Option<u8> {
-            let (a, b) = (a.wrapping_sub(b'0'), b.wrapping_sub(b'0'));
-            (a < 10 && b < 10).then(|| a * 10 + b)
-        }
-        /// The data object at `at` in `payload` (all ASCII), and where it ends.
-        fn read_at(payload: &str, at: usize, end: usize) -> Option<(DataObject<'_>, usize)> {
-            let b = payload.as_bytes().get(at..at + 4)?;
-            let (id, length) = (two(b[0], b[1])?, two(b[2], b[3])?);
-            let stop = at + 4 + usize::from(length);
-            if stop > end {
-                return None;
-            }
-            let value = payload.get(at + 4..stop)?;
-            Some((DataObject::new(id, length, value, at), stop))
-        }
-        let payload = self.payload;
-        if !payload.is_ascii() {
-            return None;
-        }
-        let d = self;
-        let len = payload.len();
-        let mut at = 0;
-        while at < len {
-            let (object, next) = read_at(payload, at, len)?;
+    /// Reads the payload into `self` (empty) in one pass of [`Reader`], and
+    /// says where and why it stopped. A KHQR template that is not data objects
+    /// is recorded and the reading goes on (verify reads the top level the way
+    /// the SDK does, past such a template); a top-level data object that is not
+    /// well-formed ends it.
+    pub(crate) fn read(&mut self) -> Stop {
+        let mut stop = Stop::default();
+        let mut reader = Reader::new(self.payload);
+        while let Some(object) = reader.next() {
+            let object = match object {
+                Ok(o) => o,
+                Err(e) => {
+                    stop.top = Some(e);
+                    break;
+                }
+            };
             let id = object.id();
             let mut children = None;
             if tag::is_template(id) {
-                let start = d.subs.len();
-                let mut sub_at = at + 4;
-                let mut ok = true;
-                while sub_at < next {
-                    if let Some((sub, sub_next)) = read_at(payload, sub_at, next) {
-                        d.subs.push(sub);
-                        sub_at = sub_next;
-                    } else if tag::is_khqr_template(id) {
-                        return None;
-                    } else {
-                        ok = false;
-                        break;
-                    }
-                }
-                if ok {
-                    children = Some((start as u32, d.subs.len() as u32));
-                } else {
-                    d.subs.truncate(start);
-                }
-            }
-            d.top.push(Element { object, children });
-            at = next;
-        }
-        Some(())
-    }
-
-    /// Decodes any payload with [`Reader`] (UTF-16 length units, errors with
-    /// their place).
-    fn parse_general(payload: &'a str) -> Result<Self, Error> {
-        let mut d = Decoded {
-            payload,
-            top: Slots::new(Element {
-                object: DataObject::EMPTY,
-                children: None,
-            }),
-            subs: Slots::new(DataObject::EMPTY),
-        };
-        for object in Reader::new(payload) {
-            let object = object.map_err(|e| malformed(Field::Payload, e))?;
-            let id = object.id();
-            let mut children = None;
-            if tag::is_template(id) {
-                let start = d.subs.len();
-                let mut ok = true;
-                for sub in object.children() {
+                let start = self.subs.len();
+                let mut broken = None;
+                for sub in reader.template(&object) {
                     match sub {
-                        Ok(s) => d.subs.push(s),
-                        Err(e) if tag::is_khqr_template(id) => {
-                            return Err(malformed(template_field(id), e));
-                        }
-                        Err(_) => {
-                            ok = false;
+                        Ok(s) => self.subs.push(s),
+                        Err(e) => {
+                            broken = Some(e);
                             break;
                         }
                     }
                 }
-                if ok {
-                    children = Some((start as u32, d.subs.len() as u32));
-                } else {
-                    d.subs.truncate(start);
+                match broken {
+                    None => children = Some((start as u32, self.subs.len() as u32)),
+                    Some(e) => {
+                        self.subs.truncate(start);
+                        if tag::is_khqr_template(id) && stop.template.is_none() {
+                            stop.template = Some((id, e));
+                        }
+                    }
                 }
             }
-            d.top.push(Element { object, children });
+            self.top.push(Element { object, children });
         }
-        Ok(d)
+        stop
     }
 
     /// ID and value of each top-level data object, in order (cheaper than

@@ -64,16 +64,6 @@ impl<'a> DataObject<'a> {
         offset: 0,
     };
 
-    /// A data object as read at byte `offset` (for decoders beside [`Reader`]).
-    pub(crate) const fn new(id: u8, length: u8, value: &'a str, offset: usize) -> Self {
-        DataObject {
-            id,
-            length,
-            value,
-            offset,
-        }
-    }
-
     /// The ID, 0–99 (written as two digits).
     #[must_use]
     pub const fn id(&self) -> u8 {
@@ -251,6 +241,19 @@ impl<'a> Reader<'a> {
             offset: base,
             failed: false,
             ascii: input.is_ascii(),
+        }
+    }
+
+    /// A reader over the value of `object` (read by this reader) as a template,
+    /// with offsets relative to the whole input; knows the value is ASCII when
+    /// the whole input is, without looking again.
+    #[must_use]
+    pub(crate) fn template(&self, object: &DataObject<'a>) -> Reader<'a> {
+        Reader {
+            rest: object.value,
+            offset: object.offset + 4,
+            failed: false,
+            ascii: self.ascii || object.value.is_ascii(),
         }
     }
 

@@ -4,11 +4,11 @@ use alloc::borrow::ToOwned;
 
 use crate::amount::Currency;
 use crate::crc;
-use crate::decode::{parse_ms, Decoded};
+use crate::decode::{parse_ms, Decoded, Stop};
 use crate::error::{Detail, Error, ErrorCode, Field};
 use crate::payload::{check_account_id, check_chars, check_mcc, check_name, max_len};
 use crate::tag;
-use crate::tlv::{utf16_len, Reader, TlvError};
+use crate::tlv::utf16_len;
 
 /// Options for [`verify_with`]. `Default` is the strict rule set of [`verify`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -63,77 +63,59 @@ pub fn verify(payload: &str, now_ms: u64) -> Result<Decoded<'_>, Error> {
     verify_with(payload, now_ms, &VerifyOptions::default())
 }
 
-/// What the top-level scan saw before it stopped, as the SDK's parser would.
-struct Scan {
-    seen: [bool; 100],
+/// What the SDK's parser sees of the top level before it stops, read off one
+/// decode: the tags it saw (a bit per tag), the point of initiation method, and
+/// the tag it stopped at for being the same as the one before.
+struct TopLevel {
+    seen: u128,
     poi: Option<[u8; 2]>,
-    stop: Option<Stop>,
+    repeat: Option<u8>,
 }
 
-enum Stop {
-    Tlv(TlvError),
-    /// The same tag twice in a row (the SDK stops reading there).
-    Repeat(u8),
-}
-
-fn scan(payload: &str) -> Scan {
-    let mut s = Scan {
-        seen: [false; 100],
-        poi: None,
-        stop: None,
-    };
-    let mut last = None;
-    for o in Reader::new(payload) {
-        match o {
-            Ok(o) => {
-                let id = o.id();
-                if last == Some(id) {
-                    s.stop = Some(Stop::Repeat(id));
-                    break;
-                }
-                last = Some(id);
-                s.seen[usize::from(id)] = true;
-                if id == tag::POINT_OF_INITIATION_METHOD && s.poi.is_none() {
-                    let v = o.value().as_bytes();
-                    s.poi = Some(if v.len() == 2 { [v[0], v[1]] } else { [0, 0] });
-                }
+impl TopLevel {
+    fn of(d: &Decoded<'_>, stop: &Stop) -> Self {
+        let mut t = TopLevel {
+            seen: 0,
+            poi: None,
+            repeat: None,
+        };
+        let mut last = None;
+        for (id, value) in d.top_level() {
+            if last == Some(id) {
+                t.repeat = Some(id);
+                return t;
             }
-            Err(e) => {
-                if let Some(id) = e.id {
-                    // Its ID was read: the SDK counts the tag as present.
-                    s.seen[usize::from(id)] = true;
-                }
-                s.stop = Some(Stop::Tlv(e));
-                break;
+            last = Some(id);
+            t.seen |= 1 << id;
+            if id == tag::POINT_OF_INITIATION_METHOD && t.poi.is_none() {
+                let v = value.as_bytes();
+                t.poi = Some(if v.len() == 2 { [v[0], v[1]] } else { [0, 0] });
             }
         }
+        if let Some(id) = stop.top.and_then(|e| e.id) {
+            // Its ID was read: the SDK counts the tag as present.
+            t.seen |= 1 << id;
+        }
+        t
     }
-    s
+
+    fn has(&self, id: u8) -> bool {
+        self.seen & (1 << id) != 0
+    }
 }
 
-/// [`scan`] of a payload that decoded: the same top-level data objects, so the
-/// same result (a top-level TLV error would have failed the decode).
-fn scan_decoded(d: &Decoded<'_>) -> Scan {
-    let mut s = Scan {
-        seen: [false; 100],
-        poi: None,
-        stop: None,
-    };
-    let mut last = None;
-    for (id, value) in d.top_level() {
-        if last == Some(id) {
-            s.stop = Some(Stop::Repeat(id));
-            break;
-        }
-        last = Some(id);
-        s.seen[usize::from(id)] = true;
-        if id == tag::POINT_OF_INITIATION_METHOD && s.poi.is_none() {
-            let v = value.as_bytes();
-            s.poi = Some(if v.len() == 2 { [v[0], v[1]] } else { [0, 0] });
-        }
-    }
-    s
-}
+/// The data objects a KHQR must have, in the order verify asks for them (the
+/// SDK's), with the code of each from the field table.
+const REQUIRED: [(u8, Field); 8] = [
+    (tag::PAYLOAD_FORMAT_INDICATOR, Field::PayloadFormatIndicator),
+    (tag::INDIVIDUAL_ACCOUNT, Field::MerchantAccountInformation),
+    (tag::MERCHANT_CATEGORY_CODE, Field::MerchantCategoryCode),
+    (tag::TRANSACTION_CURRENCY, Field::TransactionCurrency),
+    (tag::COUNTRY_CODE, Field::CountryCode),
+    (tag::MERCHANT_NAME, Field::MerchantName),
+    (tag::MERCHANT_CITY, Field::MerchantCity),
+    (tag::CRC, Field::Crc),
+];
 
 /// Verifies `payload` at time `now_ms` (milliseconds since the Unix epoch).
 ///
@@ -185,16 +167,11 @@ pub fn verify_with<'a>(
     options: &VerifyOptions,
 ) -> Result<Decoded<'a>, Error> {
     check_form(payload)?;
-    // One pass when the payload decodes (the usual case): the SDK-order scan is
-    // read off the decoded top level. Otherwise scan as the SDK reads, so the
-    // first error is the one the SDK would report.
-    let decoded = Decoded::parse(payload);
-    let s = match &decoded {
-        Ok(d) => scan_decoded(d),
-        Err(_) => scan(payload),
-    };
-    let dynamic = s.poi == Some(*b"12");
-    let has_amount = s.seen[usize::from(tag::TRANSACTION_AMOUNT)];
+    let mut d = Decoded::empty(payload);
+    let stop = d.read();
+    let top = TopLevel::of(&d, &stop);
+    let dynamic = top.poi == Some(*b"12");
+    let has_amount = top.has(tag::TRANSACTION_AMOUNT);
     if dynamic && !has_amount {
         return Err(Error::reason(
             ErrorCode::InvalidDynamicKhqr,
@@ -202,74 +179,34 @@ pub fn verify_with<'a>(
             "is required when the point of initiation method is 12 (dynamic)",
         ));
     }
-    if (dynamic || has_amount)
-        && !s.seen[usize::from(tag::TIMESTAMPS)]
-        && !options.allow_missing_expiration
-    {
+    if (dynamic || has_amount) && !top.has(tag::TIMESTAMPS) && !options.allow_missing_expiration {
         return Err(Error::reason(
             ErrorCode::ExpirationTimestampRequired,
             Field::ExpirationTimestamp,
             "is required for a dynamic KHQR (one with an amount); tag 99 is missing",
         ));
     }
-    let required = [
-        (
-            tag::PAYLOAD_FORMAT_INDICATOR,
-            ErrorCode::PayloadFormatIndicatorTagRequired,
-            Field::PayloadFormatIndicator,
-        ),
-        (
-            tag::INDIVIDUAL_ACCOUNT,
-            ErrorCode::MerchantTypeRequired,
-            Field::MerchantAccountInformation,
-        ),
-        (
-            tag::MERCHANT_CATEGORY_CODE,
-            ErrorCode::MerchantCategoryTagRequired,
-            Field::MerchantCategoryCode,
-        ),
-        (
-            tag::TRANSACTION_CURRENCY,
-            ErrorCode::CurrencyTypeRequired,
-            Field::TransactionCurrency,
-        ),
-        (
-            tag::COUNTRY_CODE,
-            ErrorCode::CountryCodeTagRequired,
-            Field::CountryCode,
-        ),
-        (
-            tag::MERCHANT_NAME,
-            ErrorCode::MerchantNameRequired,
-            Field::MerchantName,
-        ),
-        (
-            tag::MERCHANT_CITY,
-            ErrorCode::MerchantCityTagRequired,
-            Field::MerchantCity,
-        ),
-        (tag::CRC, ErrorCode::CrcTagRequired, Field::Crc),
-    ];
-    for (id, code, field) in required {
-        let present = s.seen[usize::from(id)]
-            || (id == tag::INDIVIDUAL_ACCOUNT && s.seen[usize::from(tag::MERCHANT_ACCOUNT)]);
-        if !present {
+    for (id, field) in REQUIRED {
+        let present =
+            top.has(id) || (id == tag::INDIVIDUAL_ACCOUNT && top.has(tag::MERCHANT_ACCOUNT));
+        if let (false, Some(code)) = (present, field.absent_code()) {
             return Err(Error::missing(code, field));
         }
     }
-    match s.stop {
-        Some(Stop::Tlv(e)) => return Err(crate::decode::malformed(Field::Payload, e)),
-        Some(Stop::Repeat(id)) => {
-            return Err(Error::new(
-                ErrorCode::DuplicateTag,
-                Field::Payload,
-                Detail::Duplicate(id),
-            ))
-        }
-        None => {}
+    if let Some(e) = stop.top {
+        return Err(crate::decode::malformed(Field::Payload, e));
     }
-    // The scan found no top-level error, so a decode error is in a template.
-    let d = decoded?;
+    if let Some(id) = top.repeat {
+        return Err(Error::new(
+            ErrorCode::DuplicateTag,
+            Field::Payload,
+            Detail::Duplicate(id),
+        ));
+    }
+    // No top-level error: an error left is in a template.
+    if let Some(e) = stop.first_error() {
+        return Err(e);
+    }
     // The final `6304` and CRC must be a data object of their own, not the end
     // of a longer value (`6312…6304ABCD` reads as one tag 63 of 12 characters).
     let crc_object_last = d
@@ -283,46 +220,53 @@ pub fn verify_with<'a>(
             "is not a data object of its own at the end: the final 6304 and four hex digits are inside another value",
         ));
     }
-    let mut counts = [0u8; 100];
-    for (id, _) in d.top_level() {
-        let c = &mut counts[usize::from(id)];
-        *c = c.saturating_add(1);
-        if *c > 1 {
+    check_repeats(&d)?;
+    check_fields(&d)?;
+    check_timestamps(&d, dynamic || has_amount, now_ms, *options)?;
+    Ok(d)
+}
+
+/// A tag anywhere twice, a sub-tag twice in a KHQR template (readers disagree
+/// on which one counts, the SDK takes the last, so a payee or an expiry could be
+/// hidden), or both account templates.
+fn check_repeats(d: &Decoded<'_>) -> Result<(), Error> {
+    let mut seen = 0u128;
+    for e in d.iter() {
+        let id = e.id();
+        if seen & (1 << id) != 0 {
             return Err(Error::new(
                 ErrorCode::DuplicateTag,
                 Field::Payload,
                 Detail::Duplicate(id),
             ));
         }
+        seen |= 1 << id;
     }
-    // A repeated sub-tag in a KHQR template: readers disagree on which one
-    // counts (the SDK takes the last), so a payee or an expiry could be hidden.
     for e in d.iter() {
-        if let (true, Some(children)) = (tag::is_khqr_template(e.id()), e.children) {
-            let mut seen = [false; 100];
+        let id = e.id();
+        if let (true, Some(children)) = (tag::is_khqr_template(id), e.children) {
+            let mut subs = 0u128;
             for o in children {
-                let s = &mut seen[usize::from(o.id())];
-                if *s {
+                if subs & (1 << o.id()) != 0 {
                     return Err(Error::new(
                         ErrorCode::DuplicateTag,
-                        crate::decode::template_field(e.id()),
-                        Detail::DuplicateSub(e.id(), o.id()),
+                        crate::decode::template_field(id),
+                        Detail::DuplicateSub(id, o.id()),
                     ));
                 }
-                *s = true;
+                subs |= 1 << o.id();
             }
         }
     }
-    if counts[29] > 0 && counts[30] > 0 {
+    let both = (1 << tag::INDIVIDUAL_ACCOUNT) | (1 << tag::MERCHANT_ACCOUNT);
+    if seen & both == both {
         return Err(Error::reason(
             ErrorCode::MerchantTypeConflict,
             Field::MerchantAccountInformation,
             "has both tag 29 (individual) and tag 30 (merchant)",
         ));
     }
-    check_fields(&d)?;
-    check_timestamps(&d, dynamic || has_amount, now_ms, *options)?;
-    Ok(d)
+    Ok(())
 }
 
 fn check_form(payload: &str) -> Result<(), Error> {
