@@ -199,13 +199,12 @@ impl Stop {
     }
 }
 
+/// The field of a template (29, 30, 62, 64, 99) by its tag; the payload for any other tag.
 pub(crate) fn template_field(id: u8) -> Field {
-    match id {
-        tag::INDIVIDUAL_ACCOUNT | tag::MERCHANT_ACCOUNT => Field::MerchantAccountInformation,
-        tag::ADDITIONAL_DATA => Field::AdditionalDataFieldTemplate,
-        tag::LANGUAGE_TEMPLATE => Field::MerchantInformationLanguageTemplate,
-        tag::TIMESTAMPS => Field::Timestamps,
-        _ => Field::Payload,
+    if tag::is_khqr_template(id) {
+        Field::of_tag(id)
+    } else {
+        Field::Payload
     }
 }
 

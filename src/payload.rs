@@ -363,12 +363,7 @@ impl<'a> Request<'a> {
     fn check(&self, now_ms: u64) -> Result<Plan<'_>, Error> {
         let upi = non_empty(&self.upi_merchant_account);
         if let Some(u) = upi {
-            max_len(
-                u,
-                99,
-                ErrorCode::UpiAccountInformationLengthInvalid,
-                Field::UnionPayMerchantAccount,
-            )?;
+            Field::UnionPayMerchantAccount.check_length(u)?;
         }
         check_account_id_sdk(&self.bakong_account_id)?;
         match &self.account {
@@ -381,43 +376,23 @@ impl<'a> Request<'a> {
                     ErrorCode::MerchantIdRequired,
                     Field::MerchantId,
                 )?;
-                max_len(
-                    merchant_id,
-                    32,
-                    ErrorCode::MerchantIdLengthInvalid,
-                    Field::MerchantId,
-                )?;
+                Field::MerchantId.check_length(merchant_id)?;
                 required(
                     acquiring_bank,
                     ErrorCode::AcquiringBankRequired,
                     Field::AcquiringBank,
                 )?;
-                max_len(
-                    acquiring_bank,
-                    32,
-                    ErrorCode::AcquiringBankLengthInvalid,
-                    Field::AcquiringBank,
-                )?;
+                Field::AcquiringBank.check_length(acquiring_bank)?;
             }
             Account::Individual {
                 account_information,
                 acquiring_bank,
             } => {
                 if let Some(a) = non_empty(account_information) {
-                    max_len(
-                        a,
-                        32,
-                        ErrorCode::AccountInformationLengthInvalid,
-                        Field::AccountInformation,
-                    )?;
+                    Field::AccountInformation.check_length(a)?;
                 }
                 if let Some(b) = non_empty(acquiring_bank) {
-                    max_len(
-                        b,
-                        32,
-                        ErrorCode::AcquiringBankLengthInvalid,
-                        Field::AcquiringBank,
-                    )?;
+                    Field::AcquiringBank.check_length(b)?;
                 }
             }
         }
@@ -445,41 +420,16 @@ impl<'a> Request<'a> {
             Field::MerchantName,
         )?;
         let city = non_empty(&self.merchant_city).unwrap_or(DEFAULT_CITY);
-        max_len(
-            city,
-            15,
-            ErrorCode::MerchantCityLengthInvalid,
-            Field::MerchantCity,
-        )?;
-        for (v, code, field) in [
-            (
-                &self.bill_number,
-                ErrorCode::BillNumberLengthInvalid,
-                Field::BillNumber,
-            ),
-            (
-                &self.mobile_number,
-                ErrorCode::MobileNumberLengthInvalid,
-                Field::MobileNumber,
-            ),
-            (
-                &self.store_label,
-                ErrorCode::StoreLabelLengthInvalid,
-                Field::StoreLabel,
-            ),
-            (
-                &self.terminal_label,
-                ErrorCode::TerminalLabelLengthInvalid,
-                Field::TerminalLabel,
-            ),
-            (
-                &self.purpose_of_transaction,
-                ErrorCode::PurposeOfTransactionLengthInvalid,
-                Field::PurposeOfTransaction,
-            ),
+        Field::MerchantCity.check_length(city)?;
+        for (v, field) in [
+            (&self.bill_number, Field::BillNumber),
+            (&self.mobile_number, Field::MobileNumber),
+            (&self.store_label, Field::StoreLabel),
+            (&self.terminal_label, Field::TerminalLabel),
+            (&self.purpose_of_transaction, Field::PurposeOfTransaction),
         ] {
             if let Some(v) = non_empty(v) {
-                max_len(v, 25, code, field)?;
+                field.check_length(v)?;
             }
         }
         let pref = non_empty(&self.language_preference);
@@ -503,28 +453,13 @@ impl<'a> Request<'a> {
             _ => {}
         }
         if let Some(p) = pref {
-            max_len(
-                p,
-                2,
-                ErrorCode::LanguagePreferenceLengthInvalid,
-                Field::LanguagePreference,
-            )?;
+            Field::LanguagePreference.check_length(p)?;
         }
         if let Some(n) = name_alt {
-            max_len(
-                n,
-                25,
-                ErrorCode::MerchantNameAlternateLanguageLengthInvalid,
-                Field::MerchantNameAlternateLanguage,
-            )?;
+            Field::MerchantNameAlternateLanguage.check_length(n)?;
         }
         if let Some(c) = city_alt {
-            max_len(
-                c,
-                15,
-                ErrorCode::MerchantCityAlternateLanguageLengthInvalid,
-                Field::MerchantCityAlternateLanguage,
-            )?;
+            Field::MerchantCityAlternateLanguage.check_length(c)?;
         }
         let expiration_ms =
             match (amount.is_some(), self.expiration) {
@@ -758,13 +693,7 @@ struct Plan<'p> {
 }
 
 fn too_long_error(e: TooLong) -> Error {
-    let field = match e.id {
-        tag::INDIVIDUAL_ACCOUNT | tag::MERCHANT_ACCOUNT => Field::MerchantAccountInformation,
-        tag::ADDITIONAL_DATA => Field::AdditionalDataFieldTemplate,
-        tag::LANGUAGE_TEMPLATE => Field::MerchantInformationLanguageTemplate,
-        tag::TIMESTAMPS => Field::Timestamps,
-        _ => Field::Payload,
-    };
+    let field = crate::decode::template_field(e.id);
     Error::too_long(ErrorCode::TemplateTooLong, field, e.length, 99)
 }
 
@@ -799,12 +728,7 @@ pub(crate) fn check_account_id_sdk(id: &str) -> Result<(), Error> {
         ErrorCode::BakongAccountIdRequired,
         Field::BakongAccountId,
     )?;
-    max_len(
-        id,
-        32,
-        ErrorCode::BakongAccountIdLengthInvalid,
-        Field::BakongAccountId,
-    )?;
+    Field::BakongAccountId.check_length(id)?;
     if id.contains('@') {
         Ok(())
     } else {
@@ -864,12 +788,7 @@ fn mcc_invalid(mcc: &str) -> Error {
 
 /// MCC, the SDK's rules: 18 if over 4 characters, 51 unless all ASCII digits.
 pub(crate) fn check_mcc_sdk(mcc: &str) -> Result<(), Error> {
-    max_len(
-        mcc,
-        4,
-        ErrorCode::MerchantCodeLengthInvalid,
-        Field::MerchantCategoryCode,
-    )?;
+    Field::MerchantCategoryCode.check_length(mcc)?;
     if !mcc.is_empty() && mcc.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {

@@ -309,12 +309,7 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
         let v = e.value();
         match e.id() {
             tag::PAYLOAD_FORMAT_INDICATOR => {
-                sub_len(
-                    v,
-                    2,
-                    ErrorCode::PayloadFormatIndicatorLengthInvalid,
-                    Field::PayloadFormatIndicator,
-                )?;
+                Field::PayloadFormatIndicator.check_present(v)?;
                 if v != "01" {
                     return Err(Error::reason_with(
                         ErrorCode::PayloadFormatIndicatorInvalid,
@@ -325,12 +320,7 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
                 }
             }
             tag::POINT_OF_INITIATION_METHOD => {
-                max_len(
-                    v,
-                    2,
-                    ErrorCode::PointInitiationLengthInvalid,
-                    Field::PointOfInitiationMethod,
-                )?;
+                Field::PointOfInitiationMethod.check_length(v)?;
                 if v != "11" && v != "12" {
                     return Err(Error::reason_with(
                         ErrorCode::PointOfInitiationMethodInvalid,
@@ -341,12 +331,7 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
                 }
             }
             tag::UNIONPAY_MERCHANT_ACCOUNT => {
-                max_len(
-                    v,
-                    99,
-                    ErrorCode::UpiAccountInformationLengthInvalid,
-                    Field::UnionPayMerchantAccount,
-                )?;
+                Field::UnionPayMerchantAccount.check_length(v)?;
             }
             id @ (tag::INDIVIDUAL_ACCOUNT | tag::MERCHANT_ACCOUNT) => {
                 let known = e.children.is_some_and(|c| c.iter().any(|o| o.id() <= 2));
@@ -360,12 +345,7 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
                 check_account_id(e.sub_value(tag::sub::BAKONG_ACCOUNT_ID).unwrap_or(""))?;
                 if let Some(a) = e.sub_value(1) {
                     if id == tag::INDIVIDUAL_ACCOUNT {
-                        sub_len(
-                            a,
-                            32,
-                            ErrorCode::AccountInformationLengthInvalid,
-                            Field::AccountInformation,
-                        )?;
+                        Field::AccountInformation.check_present(a)?;
                     } else {
                         sub_len(a, 32, ErrorCode::MerchantIdLengthInvalid, Field::MerchantId)?;
                     }
@@ -377,22 +357,12 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
                             Field::AcquiringBank,
                         ));
                     }
-                    max_len(
-                        b,
-                        32,
-                        ErrorCode::AcquiringBankLengthInvalid,
-                        Field::AcquiringBank,
-                    )?;
+                    Field::AcquiringBank.check_length(b)?;
                 }
             }
             tag::MERCHANT_CATEGORY_CODE => check_mcc(v)?,
             tag::TRANSACTION_CURRENCY => {
-                max_len(
-                    v,
-                    3,
-                    ErrorCode::TransactionCurrencyLengthInvalid,
-                    Field::TransactionCurrency,
-                )?;
+                Field::TransactionCurrency.check_length(v)?;
                 if v != "116" && v != "840" {
                     return Err(Error::reason_with(
                         ErrorCode::UnsupportedCurrency,
@@ -412,12 +382,7 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
             }
             tag::TRANSACTION_AMOUNT => check_amount_for_currency(d, v)?,
             tag::COUNTRY_CODE => {
-                sub_len(
-                    v,
-                    3,
-                    ErrorCode::CountryCodeLengthInvalid,
-                    Field::CountryCode,
-                )?;
+                Field::CountryCode.check_present(v)?;
                 if v != "KH" {
                     return Err(Error::reason_with(
                         ErrorCode::CountryCodeInvalid,
@@ -444,45 +409,23 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
                         Field::MerchantCity,
                     ));
                 }
-                max_len(
-                    v,
-                    15,
-                    ErrorCode::MerchantCityLengthInvalid,
-                    Field::MerchantCity,
-                )?;
+                Field::MerchantCity.check_length(v)?;
                 check_chars_bmp_ok(v, Field::MerchantCity)?;
             }
             tag::ADDITIONAL_DATA => {
                 let rules = [
-                    (
-                        tag::sub::BILL_NUMBER,
-                        ErrorCode::BillNumberLengthInvalid,
-                        Field::BillNumber,
-                    ),
-                    (
-                        tag::sub::MOBILE_NUMBER,
-                        ErrorCode::MobileNumberLengthInvalid,
-                        Field::MobileNumber,
-                    ),
-                    (
-                        tag::sub::STORE_LABEL,
-                        ErrorCode::StoreLabelLengthInvalid,
-                        Field::StoreLabel,
-                    ),
-                    (
-                        tag::sub::TERMINAL_LABEL,
-                        ErrorCode::TerminalLabelLengthInvalid,
-                        Field::TerminalLabel,
-                    ),
+                    (tag::sub::BILL_NUMBER, Field::BillNumber),
+                    (tag::sub::MOBILE_NUMBER, Field::MobileNumber),
+                    (tag::sub::STORE_LABEL, Field::StoreLabel),
+                    (tag::sub::TERMINAL_LABEL, Field::TerminalLabel),
                     (
                         tag::sub::PURPOSE_OF_TRANSACTION,
-                        ErrorCode::PurposeOfTransactionLengthInvalid,
                         Field::PurposeOfTransaction,
                     ),
                 ];
-                for (sub, code, field) in rules {
+                for (sub, field) in rules {
                     if let Some(x) = e.sub_value(sub) {
-                        sub_len(x, 25, code, field)?;
+                        field.check_present(x)?;
                         check_chars_bmp_ok(x, field)?;
                     }
                 }
@@ -509,29 +452,14 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
                     _ => {}
                 }
                 if let Some(p) = pref {
-                    sub_len(
-                        p,
-                        2,
-                        ErrorCode::LanguagePreferenceLengthInvalid,
-                        Field::LanguagePreference,
-                    )?;
+                    Field::LanguagePreference.check_present(p)?;
                 }
                 if let Some(n) = name {
-                    sub_len(
-                        n,
-                        25,
-                        ErrorCode::MerchantNameAlternateLanguageLengthInvalid,
-                        Field::MerchantNameAlternateLanguage,
-                    )?;
+                    Field::MerchantNameAlternateLanguage.check_present(n)?;
                     check_chars_bmp_ok(n, Field::MerchantNameAlternateLanguage)?;
                 }
                 if let Some(c) = city {
-                    sub_len(
-                        c,
-                        15,
-                        ErrorCode::MerchantCityAlternateLanguageLengthInvalid,
-                        Field::MerchantCityAlternateLanguage,
-                    )?;
+                    Field::MerchantCityAlternateLanguage.check_present(c)?;
                     check_chars_bmp_ok(c, Field::MerchantCityAlternateLanguage)?;
                 }
             }
