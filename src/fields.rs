@@ -431,6 +431,25 @@ impl Field {
         }
     }
 
+    /// The sub-fields of template `template` in the table, as `(sub-tag, field)`
+    /// in sub-tag order; `N` must be their number (checked at compile time).
+    pub(crate) const fn subs_of<const N: usize>(template: u8) -> [(u8, Field); N] {
+        let mut out = [(0, Field::Payload); N];
+        let (mut i, mut n) = (0, 0);
+        while i < ALL.len() {
+            if let Place::Sub(t, s) = ALL[i].place() {
+                if t == template {
+                    assert!(n < N, "more sub-fields than N");
+                    out[n] = (s, ALL[i]);
+                    n += 1;
+                }
+            }
+            i += 1;
+        }
+        assert!(n == N, "fewer sub-fields than N");
+        out
+    }
+
     /// Refuses `v` if it is over the field's length limit (UTF-16 code units).
     pub(crate) fn check_length(self, v: &str) -> Result<(), Error> {
         if let Some((max, code)) = self.limit() {

@@ -836,18 +836,6 @@ pub(crate) fn check_not_blank(
     Ok(())
 }
 
-/// A required name: the SDK's rules, then not blank.
-pub(crate) fn check_name(
-    v: &str,
-    max: usize,
-    required_code: ErrorCode,
-    length: ErrorCode,
-    field: Field,
-) -> Result<(), Error> {
-    check_name_sdk(v, max, required_code, length, field)?;
-    check_not_blank(v, required_code, field)
-}
-
 /// 53 for a control character or a character outside the BMP.
 pub(crate) fn check_chars(v: &str, field: Field) -> Result<(), Error> {
     let b = v.as_bytes();

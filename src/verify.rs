@@ -2,11 +2,11 @@
 
 use alloc::borrow::ToOwned;
 
-use crate::amount::Currency;
+use crate::amount::{decimal_parts, fraction_refusal, Amount, Currency, MAX_AMOUNT_LEN};
 use crate::crc;
-use crate::decode::{parse_ms, Decoded, Stop};
+use crate::decode::{parse_ms, Decoded, Entry, Stop};
 use crate::error::{Detail, Error, ErrorCode, Field};
-use crate::payload::{check_account_id, check_chars, check_mcc, check_name, max_len};
+use crate::payload::{check_account_id, check_chars, check_mcc, check_not_blank};
 use crate::tag;
 use crate::tlv::utf16_len;
 
@@ -297,174 +297,164 @@ fn check_form(payload: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn sub_len(v: &str, max: usize, code: ErrorCode, field: Field) -> Result<(), Error> {
-    if v.is_empty() {
-        return Err(Error::missing(code, field));
+/// Refuses `v` unless it is one of `allowed`.
+fn expect(
+    v: &str,
+    allowed: &[&str],
+    code: ErrorCode,
+    field: Field,
+    why: &'static str,
+) -> Result<(), Error> {
+    if allowed.contains(&v) {
+        Ok(())
+    } else {
+        Err(Error::reason_with(code, field, why, v))
     }
-    max_len(v, max, code, field)
 }
 
+/// Each field's rules, in the order the payload carries the fields (the SDK's
+/// order). Lengths and their codes come from the field table.
 fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
     for e in d.iter() {
         let v = e.value();
         match e.id() {
             tag::PAYLOAD_FORMAT_INDICATOR => {
-                Field::PayloadFormatIndicator.check_present(v)?;
-                if v != "01" {
-                    return Err(Error::reason_with(
-                        ErrorCode::PayloadFormatIndicatorInvalid,
-                        Field::PayloadFormatIndicator,
-                        "must be 01",
-                        v,
-                    ));
-                }
+                let f = Field::PayloadFormatIndicator;
+                f.check_present(v)?;
+                expect(
+                    v,
+                    &["01"],
+                    ErrorCode::PayloadFormatIndicatorInvalid,
+                    f,
+                    "must be 01",
+                )?;
             }
             tag::POINT_OF_INITIATION_METHOD => {
-                Field::PointOfInitiationMethod.check_length(v)?;
-                if v != "11" && v != "12" {
-                    return Err(Error::reason_with(
-                        ErrorCode::PointOfInitiationMethodInvalid,
-                        Field::PointOfInitiationMethod,
-                        "must be 11 (static) or 12 (dynamic)",
-                        v,
-                    ));
-                }
+                let f = Field::PointOfInitiationMethod;
+                f.check_length(v)?;
+                let why = "must be 11 (static) or 12 (dynamic)";
+                expect(
+                    v,
+                    &["11", "12"],
+                    ErrorCode::PointOfInitiationMethodInvalid,
+                    f,
+                    why,
+                )?;
             }
-            tag::UNIONPAY_MERCHANT_ACCOUNT => {
-                Field::UnionPayMerchantAccount.check_length(v)?;
-            }
-            id @ (tag::INDIVIDUAL_ACCOUNT | tag::MERCHANT_ACCOUNT) => {
-                let known = e.children.is_some_and(|c| c.iter().any(|o| o.id() <= 2));
-                if !known {
-                    return Err(Error::reason(
-                        ErrorCode::MerchantTypeRequired,
-                        Field::MerchantAccountInformation,
-                        "has no Bakong account ID, account information or acquiring bank sub-tag",
-                    ));
-                }
-                check_account_id(e.sub_value(tag::sub::BAKONG_ACCOUNT_ID).unwrap_or(""))?;
-                if let Some(a) = e.sub_value(1) {
-                    if id == tag::INDIVIDUAL_ACCOUNT {
-                        Field::AccountInformation.check_present(a)?;
-                    } else {
-                        sub_len(a, 32, ErrorCode::MerchantIdLengthInvalid, Field::MerchantId)?;
-                    }
-                }
-                if let Some(b) = e.sub_value(tag::sub::ACQUIRING_BANK) {
-                    if b.is_empty() {
-                        return Err(Error::missing(
-                            ErrorCode::AcquiringBankRequired,
-                            Field::AcquiringBank,
-                        ));
-                    }
-                    Field::AcquiringBank.check_length(b)?;
-                }
-            }
+            tag::UNIONPAY_MERCHANT_ACCOUNT => Field::UnionPayMerchantAccount.check_length(v)?,
+            tag::INDIVIDUAL_ACCOUNT | tag::MERCHANT_ACCOUNT => check_account(&e)?,
             tag::MERCHANT_CATEGORY_CODE => check_mcc(v)?,
             tag::TRANSACTION_CURRENCY => {
-                Field::TransactionCurrency.check_length(v)?;
-                if v != "116" && v != "840" {
-                    return Err(Error::reason_with(
-                        ErrorCode::UnsupportedCurrency,
-                        Field::TransactionCurrency,
-                        "must be 116 (KHR) or 840 (USD)",
-                        v,
-                    ));
-                }
+                let f = Field::TransactionCurrency;
+                f.check_length(v)?;
+                let why = "must be 116 (KHR) or 840 (USD)";
+                expect(v, &["116", "840"], ErrorCode::UnsupportedCurrency, f, why)?;
             }
-            tag::TRANSACTION_AMOUNT if utf16_len(v) > 13 || !is_decimal(v) => {
-                return Err(Error::reason_with(
-                    ErrorCode::TransactionAmountInvalid,
-                    Field::TransactionAmount,
-                    "must be decimal digits with an optional fraction, at most 13 characters",
-                    v,
-                ));
-            }
-            tag::TRANSACTION_AMOUNT => check_amount_for_currency(d, v)?,
+            tag::TRANSACTION_AMOUNT => check_amount(d, v)?,
             tag::COUNTRY_CODE => {
                 Field::CountryCode.check_present(v)?;
-                if v != "KH" {
-                    return Err(Error::reason_with(
-                        ErrorCode::CountryCodeInvalid,
-                        Field::CountryCode,
-                        "must be KH",
-                        v,
-                    ));
-                }
-            }
-            tag::MERCHANT_NAME => {
-                check_name(
+                expect(
                     v,
-                    25,
-                    ErrorCode::MerchantNameRequired,
-                    ErrorCode::MerchantNameLengthInvalid,
-                    Field::MerchantName,
+                    &["KH"],
+                    ErrorCode::CountryCodeInvalid,
+                    Field::CountryCode,
+                    "must be KH",
                 )?;
-                check_chars_bmp_ok(v, Field::MerchantName)?;
             }
-            tag::MERCHANT_CITY => {
-                if v.is_empty() {
-                    return Err(Error::missing(
-                        ErrorCode::MerchantCityTagRequired,
-                        Field::MerchantCity,
-                    ));
-                }
-                Field::MerchantCity.check_length(v)?;
-                check_chars_bmp_ok(v, Field::MerchantCity)?;
-            }
+            tag::MERCHANT_NAME => check_text(Field::MerchantName, v)?,
+            tag::MERCHANT_CITY => check_text(Field::MerchantCity, v)?,
             tag::ADDITIONAL_DATA => {
-                let rules = [
-                    (tag::sub::BILL_NUMBER, Field::BillNumber),
-                    (tag::sub::MOBILE_NUMBER, Field::MobileNumber),
-                    (tag::sub::STORE_LABEL, Field::StoreLabel),
-                    (tag::sub::TERMINAL_LABEL, Field::TerminalLabel),
-                    (
-                        tag::sub::PURPOSE_OF_TRANSACTION,
-                        Field::PurposeOfTransaction,
-                    ),
-                ];
-                for (sub, field) in rules {
+                for (sub, field) in ADDITIONAL_DATA {
                     if let Some(x) = e.sub_value(sub) {
-                        field.check_present(x)?;
-                        check_chars_bmp_ok(x, field)?;
+                        check_text(field, x)?;
                     }
                 }
             }
-            tag::LANGUAGE_TEMPLATE => {
-                let pref = e.sub_value(tag::sub::LANGUAGE_PREFERENCE);
-                let name = e.sub_value(tag::sub::NAME_ALTERNATE_LANGUAGE);
-                let city = e.sub_value(tag::sub::CITY_ALTERNATE_LANGUAGE);
-                match (pref, name) {
-                    (None, Some(_)) => {
-                        return Err(Error::reason(
-                            ErrorCode::LanguagePreferenceLengthInvalid,
-                            Field::LanguagePreference,
-                            "is missing beside a merchant name in the alternate language",
-                        ))
-                    }
-                    (Some(_), None) => {
-                        return Err(Error::reason(
-                            ErrorCode::MerchantNameAlternateLanguageRequired,
-                            Field::MerchantNameAlternateLanguage,
-                            "is missing beside a language preference",
-                        ))
-                    }
-                    _ => {}
-                }
-                if let Some(p) = pref {
-                    Field::LanguagePreference.check_present(p)?;
-                }
-                if let Some(n) = name {
-                    Field::MerchantNameAlternateLanguage.check_present(n)?;
-                    check_chars_bmp_ok(n, Field::MerchantNameAlternateLanguage)?;
-                }
-                if let Some(c) = city {
-                    Field::MerchantCityAlternateLanguage.check_present(c)?;
-                    check_chars_bmp_ok(c, Field::MerchantCityAlternateLanguage)?;
-                }
-            }
+            tag::LANGUAGE_TEMPLATE => check_language(&e)?,
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// The text fields of the additional data template (62), from the field table.
+const ADDITIONAL_DATA: [(u8, Field); 5] = Field::subs_of(tag::ADDITIONAL_DATA);
+
+/// A text field: present (not empty), within its limit, not blank where the table
+/// says it is required, no control characters.
+fn check_text(field: Field, v: &str) -> Result<(), Error> {
+    field.check_present(v)?;
+    if field == Field::MerchantName {
+        check_not_blank(v, ErrorCode::MerchantNameRequired, field)?;
+    }
+    check_chars_bmp_ok(v, field)
+}
+
+/// The merchant account template (29 or 30): known sub-tags, the account ID's
+/// rules, the account information or merchant ID, the acquiring bank.
+fn check_account(e: &Entry<'_, '_>) -> Result<(), Error> {
+    let known = e.children.is_some_and(|c| c.iter().any(|o| o.id() <= 2));
+    if !known {
+        return Err(Error::reason(
+            ErrorCode::MerchantTypeRequired,
+            Field::MerchantAccountInformation,
+            "has no Bakong account ID, account information or acquiring bank sub-tag",
+        ));
+    }
+    check_account_id(e.sub_value(tag::sub::BAKONG_ACCOUNT_ID).unwrap_or(""))?;
+    if e.id() == tag::INDIVIDUAL_ACCOUNT {
+        if let Some(a) = e.sub_value(tag::sub::ACCOUNT_INFORMATION) {
+            Field::AccountInformation.check_present(a)?;
+        }
+    } else if let Some(m) = e.sub_value(tag::sub::MERCHANT_ID) {
+        // Unlike generate (30), verify reports an empty merchant ID with the
+        // length code, as the SDK's verify does.
+        if m.is_empty() {
+            return Err(Error::missing(
+                ErrorCode::MerchantIdLengthInvalid,
+                Field::MerchantId,
+            ));
+        }
+        Field::MerchantId.check_length(m)?;
+    }
+    if let Some(b) = e.sub_value(tag::sub::ACQUIRING_BANK) {
+        Field::AcquiringBank.check_present(b)?;
+    }
+    Ok(())
+}
+
+/// The language template (64): name and preference go together (a name without
+/// a preference is 38, a preference without a name 39), then each sub-field's
+/// own rules.
+fn check_language(e: &Entry<'_, '_>) -> Result<(), Error> {
+    let pref = e.sub_value(tag::sub::LANGUAGE_PREFERENCE);
+    let name = e.sub_value(tag::sub::NAME_ALTERNATE_LANGUAGE);
+    let city = e.sub_value(tag::sub::CITY_ALTERNATE_LANGUAGE);
+    match (pref, name) {
+        (None, Some(_)) => {
+            return Err(Error::reason(
+                ErrorCode::LanguagePreferenceLengthInvalid,
+                Field::LanguagePreference,
+                "is missing beside a merchant name in the alternate language",
+            ))
+        }
+        (Some(_), None) => {
+            return Err(Error::reason(
+                ErrorCode::MerchantNameAlternateLanguageRequired,
+                Field::MerchantNameAlternateLanguage,
+                "is missing beside a language preference",
+            ))
+        }
+        _ => {}
+    }
+    if let Some(p) = pref {
+        Field::LanguagePreference.check_present(p)?;
+    }
+    if let Some(n) = name {
+        check_text(Field::MerchantNameAlternateLanguage, n)?;
+    }
+    if let Some(c) = city {
+        check_text(Field::MerchantCityAlternateLanguage, c)?;
     }
     Ok(())
 }
@@ -481,29 +471,31 @@ fn check_chars_bmp_ok(v: &str, field: Field) -> Result<(), Error> {
     Ok(())
 }
 
-/// An amount as its currency allows: whole riel for KHR (a zero fraction such as
-/// `5000.0` is accepted, as bank apps print it), at most two decimals for USD;
-/// and not zero in a dynamic KHQR (code 47: there is nothing to pay).
-fn check_amount_for_currency(d: &Decoded<'_>, v: &str) -> Result<(), Error> {
-    let frac = v.split_once('.').map_or("", |(_, f)| f);
-    let why = match d.currency() {
-        Some(Currency::Khr) if frac.bytes().any(|b| b != b'0') => {
-            Some("has a fraction; KHR amounts are whole riel")
-        }
-        Some(Currency::Usd) if frac.len() > 2 => {
-            Some("has more than 2 decimals; USD amounts are cents")
-        }
-        _ => None,
-    };
-    if let Some(why) = why {
+/// The amount (54): decimal text of at most 13 characters, read as its currency
+/// allows (whole riel for KHR, a zero fraction such as `5000.0` accepted as bank
+/// apps print it; at most two decimals written for USD), and not zero in a
+/// dynamic KHQR (47: there is nothing to pay).
+fn check_amount(d: &Decoded<'_>, v: &str) -> Result<(), Error> {
+    let Some((_, frac)) = decimal_parts(v).filter(|_| utf16_len(v) <= MAX_AMOUNT_LEN) else {
         return Err(Error::reason_with(
             ErrorCode::TransactionAmountInvalid,
             Field::TransactionAmount,
-            why,
+            "must be decimal digits with an optional fraction, at most 13 characters",
             v,
         ));
-    }
-    if d.is_dynamic() && v.bytes().all(|b| b == b'0' || b == b'.') {
+    };
+    let minor = match d.currency() {
+        Some(c @ Currency::Usd) if frac.is_some_and(|f| f.len() > 2) => Err(Error::reason_with(
+            ErrorCode::TransactionAmountInvalid,
+            Field::TransactionAmount,
+            fraction_refusal(c),
+            v,
+        )),
+        Some(c) => Amount::read_minor_units(v, c).map(Some),
+        None => Ok(None),
+    }?;
+    let zero = minor.map_or_else(|| v.bytes().all(|b| b == b'0' || b == b'.'), |m| m == 0);
+    if d.is_dynamic() && zero {
         return Err(Error::reason_with(
             ErrorCode::InvalidDynamicKhqr,
             Field::TransactionAmount,
@@ -512,15 +504,6 @@ fn check_amount_for_currency(d: &Decoded<'_>, v: &str) -> Result<(), Error> {
         ));
     }
     Ok(())
-}
-
-fn is_decimal(v: &str) -> bool {
-    let (int, frac) = match v.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (v, None),
-    };
-    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
-    digits(int) && frac.is_none_or(digits)
 }
 
 fn check_timestamps(
