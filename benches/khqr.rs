@@ -37,12 +37,12 @@ fn dynamic_request() -> Request<'static> {
 /// A merchant KHQR with every additional-data field and the Khmer language
 /// template (tag 64): about 300 UTF-8 bytes.
 fn khmer_request() -> Request<'static> {
-    Request::merchant(
-        "coffee.shop@aclb",
-        "Srey Mom Coffee",
-        "MID-000123",
-        "ACLEDA Bank",
-    )
+    Request::merchant(bakong_khqr::MerchantInfo {
+        bakong_account_id: "coffee.shop@aclb",
+        merchant_name: "Srey Mom Coffee",
+        merchant_id: "MID-000123",
+        acquiring_bank: "ACLEDA Bank",
+    })
     .merchant_city("Phnom Penh")
     .currency(Currency::Khr)
     .amount("25000")

@@ -23,6 +23,10 @@
 //! [`SdkFields`]: crate::SdkFields
 //! [`Decoded`]: crate::Decoded
 
+// The table writes tags and sub-tags with two digits, as they are on the wire
+// (`sub 01`); they are decimal.
+#![allow(clippy::zero_prefixed_literal)]
+
 use crate::decode::{Decoded, MerchantType};
 use crate::error::{Error, ErrorCode};
 use crate::tlv::utf16_len;

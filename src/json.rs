@@ -40,7 +40,7 @@ use serde_json::{Map, Value};
 use crate::amount::Currency;
 use crate::error::{Error, ErrorCode, Field};
 use crate::fields::json_key;
-use crate::payload::{Account, AmountInput, Expiration, Request};
+use crate::payload::{AmountInput, Expiration, MerchantInfo, Request};
 
 /// Which SDK class the JSON stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -150,25 +150,30 @@ pub fn request_from_value(kind: Kind, v: &Value) -> Result<Request<'static>, Err
     let mut req = match kind {
         Kind::Individual => {
             let mut r = Request::individual(id, name);
-            r.account = Account::Individual {
-                account_information: text(Field::AccountInformation)?,
-                acquiring_bank: text(Field::AcquiringBank)?,
-            };
+            for f in [Field::AccountInformation, Field::AcquiringBank] {
+                if let Some(t) = text(f)? {
+                    r = r.set(f, t);
+                }
+            }
             r
         }
-        Kind::Merchant => Request::merchant(
-            id,
-            name,
-            text(Field::MerchantId)?.unwrap_or_default(),
-            text(Field::AcquiringBank)?.unwrap_or_default(),
-        ),
+        Kind::Merchant => Request::merchant(MerchantInfo {
+            bakong_account_id: id,
+            merchant_name: name,
+            merchant_id: text(Field::MerchantId)?.unwrap_or_default(),
+            acquiring_bank: text(Field::AcquiringBank)?.unwrap_or_default(),
+        }),
     };
-    req.merchant_city = text(Field::MerchantCity)?;
-    if let Some(c) = text(Field::TransactionCurrency)? {
-        req.currency = Currency::parse(&c)?;
+    if let Some(c) = text(Field::MerchantCity)? {
+        req = req.merchant_city(c);
     }
-    req.amount = text(Field::TransactionAmount)?.map(AmountInput::Text);
-    req.expiration = match flat.get(json_key!(Field::ExpirationTimestamp)) {
+    if let Some(c) = text(Field::TransactionCurrency)? {
+        req = req.currency(Currency::parse(&c)?);
+    }
+    if let Some(a) = text(Field::TransactionAmount)? {
+        req = req.amount(AmountInput::Text(a));
+    }
+    let mut expiration = match flat.get(json_key!(Field::ExpirationTimestamp)) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
         Some(Value::Number(n)) => Some(Expiration::AtMs(n.as_u64().ok_or_else(|| {
@@ -190,7 +195,7 @@ pub fn request_from_value(kind: Kind, v: &Value) -> Result<Request<'static>, Err
         }
     };
     if let Some(v) = flat.get(EXPIRES_IN_MS).filter(|v| !v.is_null()) {
-        if req.expiration.is_some() {
+        if expiration.is_some() {
             return Err(invalid(
                 Field::ExpirationTimestamp,
                 "has both expirationTimestamp and expiresInMs",
@@ -202,18 +207,25 @@ pub fn request_from_value(kind: Kind, v: &Value) -> Result<Request<'static>, Err
                 "expiresInMs must be a whole, non-negative number of milliseconds",
             )
         })?;
-        req.expiration = Some(Expiration::AfterMs(ms));
+        expiration = Some(Expiration::AfterMs(ms));
     }
-    req.bill_number = text(Field::BillNumber)?;
-    req.mobile_number = text(Field::MobileNumber)?;
-    req.store_label = text(Field::StoreLabel)?;
-    req.terminal_label = text(Field::TerminalLabel)?;
-    req.purpose_of_transaction = text(Field::PurposeOfTransaction)?;
-    req.language_preference = text(Field::LanguagePreference)?;
-    req.merchant_name_alternate_language = text(Field::MerchantNameAlternateLanguage)?;
-    req.merchant_city_alternate_language = text(Field::MerchantCityAlternateLanguage)?;
-    req.upi_merchant_account = text(Field::UnionPayMerchantAccount)?;
-    req.merchant_category_code = text(Field::MerchantCategoryCode)?;
+    req = req.expiration_at(expiration);
+    for f in [
+        Field::BillNumber,
+        Field::MobileNumber,
+        Field::StoreLabel,
+        Field::TerminalLabel,
+        Field::PurposeOfTransaction,
+        Field::LanguagePreference,
+        Field::MerchantNameAlternateLanguage,
+        Field::MerchantCityAlternateLanguage,
+        Field::UnionPayMerchantAccount,
+        Field::MerchantCategoryCode,
+    ] {
+        if let Some(t) = text(f)? {
+            req = req.set(f, t);
+        }
+    }
     Ok(req)
 }
 
@@ -239,10 +251,10 @@ mod tests {
             r#"{"bakongAccountID":"a@b","merchantName":1234,"optional":{"currency":"USD","amount":100.0,"expirationTimestamp":"1700000060000"}}"#,
         )
         .unwrap();
-        assert_eq!(r.merchant_name, "1234");
-        assert_eq!(r.currency, Currency::Usd);
-        assert_eq!(r.amount, Some(AmountInput::Text("100".into())));
-        assert_eq!(r.expiration, Some(Expiration::AtMs(1_700_000_060_000)));
+        assert_eq!(r.text(Field::MerchantName), Some("1234"));
+        assert_eq!(r.currency_code(), Currency::Usd);
+        assert_eq!(r.amount_input(), Some(&AmountInput::Text("100".into())));
+        assert_eq!(r.expiration(), Some(Expiration::AtMs(1_700_000_060_000)));
         for bad in [
             r#"{"bakongAccountID":{}}"#,
             r#"{"ammount":"1"}"#,

@@ -172,7 +172,9 @@ pub use decode::{Decoded, Entry, MerchantType};
 pub use error::{Error, ErrorCode};
 pub use fields::{Field, SdkFields};
 pub use hash::{Md5, TranId};
-pub use payload::{Account, AmountInput, Expiration, Khqr, Request, DEFAULT_CITY, DEFAULT_MCC};
+pub use payload::{
+    Account, AmountInput, Expiration, Khqr, MerchantInfo, Request, DEFAULT_CITY, DEFAULT_MCC,
+};
 pub use verify::{verify, verify_with, VerifyOptions};
 
 /// Decodes a KHQR string; shorthand for [`Decoded::parse`].

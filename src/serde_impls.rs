@@ -24,87 +24,68 @@ use crate::decode::Decoded;
 use crate::fields::{json_key, Field};
 use crate::hash::Md5;
 use crate::json::{request_from_value, Kind};
-use crate::payload::{non_empty, Account, AmountInput, Expiration, Khqr, Request};
+use crate::payload::{Account, AmountInput, Expiration, Khqr, Request};
+
+/// `[(request key, field)]` for fields that have a request key (checked at
+/// compile time).
+macro_rules! keyed {
+    ($($f:ident),* $(,)?) => { [$((json_key!(Field::$f), Field::$f)),*] };
+}
 
 impl Serialize for Request<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry(json_key!(Field::BakongAccountId), &*self.bakong_account_id)?;
-        m.serialize_entry(json_key!(Field::MerchantName), &*self.merchant_name)?;
-        match &self.account {
-            Account::Individual {
-                account_information,
-                acquiring_bank,
-            } => {
-                if let Some(v) = non_empty(account_information) {
-                    m.serialize_entry(json_key!(Field::AccountInformation), v)?;
-                }
-                if let Some(v) = non_empty(acquiring_bank) {
-                    m.serialize_entry(json_key!(Field::AcquiringBank), v)?;
-                }
-            }
-            Account::Merchant {
-                merchant_id,
-                acquiring_bank,
-            } => {
-                m.serialize_entry(json_key!(Field::MerchantId), &**merchant_id)?;
-                m.serialize_entry(json_key!(Field::AcquiringBank), &**acquiring_bank)?;
+        let individual = matches!(self.account(), Account::Individual { .. });
+        let head = keyed![
+            BakongAccountId,
+            MerchantName,
+            AccountInformation,
+            MerchantId,
+            AcquiringBank
+        ];
+        for (key, f) in head {
+            // An individual's account information and bank are optional, as
+            // the SDK's `optional` keys; everything else here is always written.
+            let optional =
+                individual && matches!(f, Field::AccountInformation | Field::AcquiringBank);
+            if let Some(v) = self.text(f).filter(|v| !optional || !v.is_empty()) {
+                m.serialize_entry(key, v)?;
             }
         }
-        m.serialize_entry(
-            json_key!(Field::TransactionCurrency),
-            &self.currency.numeric(),
-        )?;
-        match &self.amount {
+        let currency = self.currency_code();
+        m.serialize_entry(json_key!(Field::TransactionCurrency), &currency.numeric())?;
+        match self.amount_input() {
             None => {}
             Some(AmountInput::Text(t)) => {
-                m.serialize_entry(json_key!(Field::TransactionAmount), &**t)?
+                m.serialize_entry(json_key!(Field::TransactionAmount), &**t)?;
             }
             Some(AmountInput::MinorUnits(n)) => {
-                let a = Amount::from_minor_units(*n, self.currency).map_err(S::Error::custom)?;
+                let a = Amount::from_minor_units(*n, currency).map_err(S::Error::custom)?;
                 m.serialize_entry(json_key!(Field::TransactionAmount), a.as_str())?;
             }
         }
-        match self.expiration {
+        match self.expiration() {
             None => {}
             Some(Expiration::AtMs(ms)) => {
-                m.serialize_entry(json_key!(Field::ExpirationTimestamp), &ms)?
+                m.serialize_entry(json_key!(Field::ExpirationTimestamp), &ms)?;
             }
             Some(Expiration::AfterMs(ms)) => m.serialize_entry(crate::json::EXPIRES_IN_MS, &ms)?,
         }
-        let optional = [
-            (json_key!(Field::MerchantCity), &self.merchant_city),
-            (json_key!(Field::BillNumber), &self.bill_number),
-            (json_key!(Field::MobileNumber), &self.mobile_number),
-            (json_key!(Field::StoreLabel), &self.store_label),
-            (json_key!(Field::TerminalLabel), &self.terminal_label),
-            (
-                json_key!(Field::PurposeOfTransaction),
-                &self.purpose_of_transaction,
-            ),
-            (
-                json_key!(Field::LanguagePreference),
-                &self.language_preference,
-            ),
-            (
-                json_key!(Field::MerchantNameAlternateLanguage),
-                &self.merchant_name_alternate_language,
-            ),
-            (
-                json_key!(Field::MerchantCityAlternateLanguage),
-                &self.merchant_city_alternate_language,
-            ),
-            (
-                json_key!(Field::UnionPayMerchantAccount),
-                &self.upi_merchant_account,
-            ),
-            (
-                json_key!(Field::MerchantCategoryCode),
-                &self.merchant_category_code,
-            ),
+        let optional = keyed![
+            MerchantCity,
+            BillNumber,
+            MobileNumber,
+            StoreLabel,
+            TerminalLabel,
+            PurposeOfTransaction,
+            LanguagePreference,
+            MerchantNameAlternateLanguage,
+            MerchantCityAlternateLanguage,
+            UnionPayMerchantAccount,
+            MerchantCategoryCode,
         ];
-        for (key, value) in optional {
-            if let Some(v) = non_empty(value) {
+        for (key, f) in optional {
+            if let Some(v) = self.text(f).filter(|v| !v.is_empty()) {
                 m.serialize_entry(key, v)?;
             }
         }
