@@ -261,8 +261,7 @@ impl Amount {
                     b'0' + (minor % 10) as u8,
                 ];
                 text[whole.len()..whole.len() + 3].copy_from_slice(&cents);
-                let s = core::str::from_utf8(&text[..whole.len() + 3]).unwrap_or("");
-                Amount::parse(s, currency)
+                Amount::parse(ascii(&text[..whole.len() + 3]), currency)
             }
         }
     }
@@ -270,7 +269,7 @@ impl Amount {
     /// The text of tag 54, e.g. `"1.50"`.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
+        ascii(&self.buf[..usize::from(self.len)])
     }
 
     /// The amount in minor units: riel for KHR, cents for USD.
@@ -412,7 +411,14 @@ pub(crate) fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
             break;
         }
     }
-    core::str::from_utf8(&buf[i..]).unwrap_or("0")
+    ascii(&buf[i..])
+}
+
+/// Bytes this module wrote as ASCII digits and points, as text.
+fn ascii(bytes: &[u8]) -> &str {
+    let text = core::str::from_utf8(bytes);
+    debug_assert!(text.is_ok(), "amount text is ASCII by construction");
+    text.unwrap_or_default()
 }
 
 impl fmt::Display for Amount {

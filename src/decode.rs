@@ -12,6 +12,7 @@ use crate::tlv::{DataObject, Reader, TlvError, Writer};
 
 /// Which Merchant Account Information template a KHQR carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum MerchantType {
     /// Tag 29: an individual's account.
     Individual,

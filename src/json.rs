@@ -44,6 +44,7 @@ use crate::payload::{AmountInput, Expiration, MerchantInfo, Request};
 
 /// Which SDK class the JSON stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Kind {
     /// `IndividualInfo`: tag 29.
     Individual,

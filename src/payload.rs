@@ -14,6 +14,7 @@ use crate::tlv::{TooLong, Writer};
 
 /// The merchant account template and what goes in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Account<'a> {
     /// An individual's account: Merchant Account Information tag 29.
     Individual {
@@ -33,6 +34,7 @@ pub enum Account<'a> {
 
 /// When a dynamic KHQR expires (tag 99 sub-tag 01).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Expiration {
     /// At this instant, in milliseconds since the Unix epoch (13 digits).
     AtMs(u64),
@@ -43,6 +45,7 @@ pub enum Expiration {
 /// An amount as the caller gave it; read for the request's currency at
 /// generation time.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AmountInput<'a> {
     /// Decimal text, `^[0-9]+(\.[0-9]+)?$` (see [`Amount::parse`]).
     Text(Cow<'a, str>),

@@ -281,7 +281,7 @@ impl<'a> Reader<'a> {
             _ => return Err(err(TlvErrorKind::Truncated, None)),
         };
         // bytes 0..4 are ASCII digits, so 4 is a char boundary.
-        let body = self.rest.get(4..).unwrap_or("");
+        let body = &self.rest[4..];
         let n = usize::from(length);
         let end = if self.ascii {
             (n <= body.len()).then_some(n)
@@ -427,14 +427,9 @@ impl<'b> Writer<'b> {
         let length = utf16_len(&self.out[start + 4..]);
         match r {
             Ok(()) if length <= MAX_LENGTH => {
-                let mut digits = [0u8; 2];
-                digits[0] = b'0' + (length / 10) as u8;
-                digits[1] = b'0' + (length % 10) as u8;
                 // Two ASCII digits replace two ASCII digits: no reallocation.
-                self.out.replace_range(
-                    start + 2..start + 4,
-                    core::str::from_utf8(&digits).unwrap_or("00"),
-                );
+                self.out
+                    .replace_range(start + 2..start + 4, two_digits_text(length as u8));
                 Ok(())
             }
             Ok(()) => {
@@ -458,10 +453,16 @@ impl<'b> Writer<'b> {
 /// "00" to "99", two characters each.
 const TWO_DIGITS: &str = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
 
-fn push2(out: &mut String, n: u8) {
+/// `n` (0–99) as two ASCII digits.
+fn two_digits_text(n: u8) -> &'static str {
     debug_assert!(n <= 99, "TLV IDs and lengths are two digits");
     let i = usize::from(n.min(99)) * 2;
-    out.push_str(TWO_DIGITS.get(i..i + 2).unwrap_or("00"));
+    // i + 2 <= 200 = TWO_DIGITS.len(), at ASCII boundaries: in bounds.
+    &TWO_DIGITS[i..i + 2]
+}
+
+fn push2(out: &mut String, n: u8) {
+    out.push_str(two_digits_text(n));
 }
 
 #[cfg(test)]

@@ -335,6 +335,7 @@ fn check_fields(req: &Request<'_>, d: &Decoded<'_>, now_ms: u64) {
             assert_eq!(d.merchant_id(), Some(merchant_id.as_ref()));
             assert_eq!(d.acquiring_bank(), Some(acquiring_bank.as_ref()));
         }
+        other => panic!("no oracle for the account kind {other:?}"),
     }
     assert_eq!(d.bill_number(), present(req.text(Field::BillNumber)));
     assert_eq!(d.mobile_number(), present(req.text(Field::MobileNumber)));
@@ -411,6 +412,7 @@ pub fn build_seed(req: &Request<'_>, now_ms: u64) -> Option<Vec<u8>> {
             f[3] = Some(merchant_id.as_ref().to_owned());
             f[4] = Some(acquiring_bank.as_ref().to_owned());
         }
+        _ => return None,
     }
     if req.currency_code() == Currency::Usd {
         header[0] |= 2;
@@ -425,6 +427,7 @@ pub fn build_seed(req: &Request<'_>, now_ms: u64) -> Option<Vec<u8>> {
             header[0] |= 2 << 2;
             f[5] = Some(m.to_string());
         }
+        Some(_) => return None,
     }
     match req.expiration() {
         None => {}
@@ -440,6 +443,7 @@ pub fn build_seed(req: &Request<'_>, now_ms: u64) -> Option<Vec<u8>> {
             header[0] |= 2 << 4;
             header[5..8].copy_from_slice(&secs.to_le_bytes()[..3]);
         }
+        Some(_) => return None,
     }
     for (i, field) in TEXT_SLOTS {
         f[i] = req.text(field).map(str::to_owned);

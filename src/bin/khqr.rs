@@ -300,13 +300,13 @@ fn create(a: &CreateArgs) -> Result<serde_json::Value, Failure> {
         let id = a.bakong_id.as_deref().unwrap_or_default();
         let name = a.merchant_name.as_deref().unwrap_or_default();
         let mut r = match kind {
-            Kind::Individual => Request::individual(id, name),
             Kind::Merchant => Request::merchant(MerchantInfo {
                 bakong_account_id: id,
                 merchant_name: name,
                 merchant_id: a.merchant_id.as_deref().unwrap_or_default(),
                 acquiring_bank: a.acquiring_bank.as_deref().unwrap_or_default(),
             }),
+            _ => Request::individual(id, name),
         };
         if let (Kind::Individual, Some(b)) = (kind, &a.acquiring_bank) {
             r = r.acquiring_bank(b.as_str());
