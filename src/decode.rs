@@ -106,11 +106,16 @@ impl<T: Copy + Eq, const N: usize> Eq for Slots<T, N> {}
 const TOP_INLINE: usize = 16;
 const SUBS_INLINE: usize = 16;
 
+/// [`Element::children`] of a data object without sub-objects (an empty
+/// range would be a template with none).
+const NO_CHILDREN: (u32, u32) = (u32::MAX, 0);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Element<'a> {
     object: DataObject<'a>,
-    /// Range of this template's sub-objects in `Decoded::subs`, when it has any.
-    children: Option<(u32, u32)>,
+    /// Range of this template's sub-objects in `Decoded::subs`; [`NO_CHILDREN`]
+    /// when it is not a template that reads as data objects.
+    children: (u32, u32),
 }
 
 /// A decoded KHQR: every data object of the string, in order, borrowed from it.
@@ -249,7 +254,7 @@ impl<'a> Decoded<'a> {
             payload,
             top: Slots::new(Element {
                 object: DataObject::EMPTY,
-                children: None,
+                children: NO_CHILDREN,
             }),
             subs: Slots::new(DataObject::EMPTY),
         }
@@ -272,7 +277,7 @@ impl<'a> Decoded<'a> {
                 }
             };
             let id = object.id();
-            let mut children = None;
+            let mut children = NO_CHILDREN;
             if tag::is_template(id) {
                 let start = self.subs.len();
                 let mut broken = None;
@@ -286,7 +291,7 @@ impl<'a> Decoded<'a> {
                     }
                 }
                 match broken {
-                    None => children = Some((start as u32, self.subs.len() as u32)),
+                    None => children = (start as u32, self.subs.len() as u32),
                     Some(e) => {
                         self.subs.truncate(start);
                         if tag::is_khqr_template(id) && stop.template.is_none() {
@@ -324,9 +329,10 @@ impl<'a> Decoded<'a> {
     fn entry(&self, e: &Element<'a>) -> Entry<'_, 'a> {
         Entry {
             object: e.object,
-            children: e
-                .children
-                .and_then(|(s, t)| self.subs.as_slice().get(s as usize..t as usize)),
+            children: self
+                .subs
+                .as_slice()
+                .get(e.children.0 as usize..e.children.1 as usize),
         }
     }
 

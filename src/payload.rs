@@ -518,7 +518,17 @@ impl<'a> Request<'a> {
         let mut w = Writer::new(out);
         if let Err(e) = self.emit_objects(plan, now_ms, &mut w) {
             out.truncate(start);
+            // The character rule comes first in our order.
+            check_characters(self, plan)?;
             return Err(too_long_error(e));
+        }
+        // The character rule (53), folded into one scan of what was written:
+        // only when that finds a suspect character are the fields looked at.
+        if !printable_ascii(&out[start..]) {
+            if let Err(e) = check_characters(self, plan) {
+                out.truncate(start);
+                return Err(e);
+            }
         }
         out.push_str("6304");
         let crc = crc::checksum_hex(&out.as_bytes()[start..]);
@@ -632,11 +642,14 @@ const SDK_ORDER: [Rule; 11] = [
 ];
 
 /// Our own rules, after every check the SDK makes.
-const OUR_ORDER: [OurRule; 4] = [
+///
+/// The last of them, no control character and nothing outside the BMP in any
+/// text (53, [`check_characters`]), runs as one scan of the written payload in
+/// [`Request::write`], before a template's length is refused (52).
+const OUR_ORDER: [OurRule; 3] = [
     |r, _| check_account_id_strict(&r.bakong_account_id),
     |_, p| check_mcc(p.mcc),
     |r, _| check_blanks(r),
-    check_characters,
 ];
 
 /// The text fields of the additional data template (62), from the field table.
@@ -866,14 +879,20 @@ fn account_id_invalid(id: &str) -> Error {
 /// Account ID, our rule on top of the SDK's: 3 unless exactly one `@` with text
 /// on both sides and no whitespace (the SDK accepts `@`, `a@`, `a@b@c`).
 pub(crate) fn check_account_id_strict(id: &str) -> Result<(), Error> {
-    // One pass over the bytes: '@' is ASCII and never part of a multi-byte
-    // character.
+    // One pass over the bytes for ASCII ('@' is ASCII and never part of a
+    // multi-byte character): count the '@', look for white space.
     let b = id.as_bytes();
-    let ok = b.iter().position(|&c| c == b'@') == b.iter().rposition(|&c| c == b'@')
-        && b.contains(&b'@')
+    let (ats, space) = b.iter().fold((0usize, false), |(ats, space), &c| {
+        (
+            ats + usize::from(c == b'@'),
+            space || c.is_ascii_whitespace() || c == 0x0B,
+        )
+    });
+    let ok = ats == 1
         && b.first() != Some(&b'@')
         && b.last() != Some(&b'@')
-        && !has_whitespace(id);
+        && !space
+        && (b.is_ascii() || !id.chars().any(char::is_whitespace));
     if ok {
         Ok(())
     } else {
@@ -885,14 +904,6 @@ pub(crate) fn check_account_id_strict(id: &str) -> Result<(), Error> {
 pub(crate) fn check_account_id(id: &str) -> Result<(), Error> {
     check_account_id_sdk(id)?;
     check_account_id_strict(id)
-}
-
-fn has_whitespace(s: &str) -> bool {
-    if s.is_ascii() {
-        s.bytes().any(|b| b.is_ascii_whitespace() || b == 0x0B)
-    } else {
-        s.chars().any(char::is_whitespace)
-    }
 }
 
 fn mcc_invalid(mcc: &str) -> Error {
@@ -948,11 +959,16 @@ pub(crate) fn check_not_blank(
     Ok(())
 }
 
+/// Whether `v` is all printable ASCII (then no text in it can break the
+/// character rule). One branch-free pass.
+fn printable_ascii(v: &str) -> bool {
+    v.bytes().fold(true, |ok, c| ok & (0x20..0x7F).contains(&c))
+}
+
 /// 53 for a control character or a character outside the BMP.
 pub(crate) fn check_chars(v: &str, field: Field) -> Result<(), Error> {
-    let b = v.as_bytes();
-    // Fast path: printable ASCII has neither (one branch-free pass).
-    if b.iter().fold(true, |ok, &c| ok & (0x20..0x7F).contains(&c)) {
+    // Fast path: printable ASCII has neither.
+    if printable_ascii(v) {
         return Ok(());
     }
     if let Some(c) = v.chars().find(|c| c.is_control()) {

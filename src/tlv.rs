@@ -263,8 +263,35 @@ impl<'a> Reader<'a> {
         self.rest
     }
 
+    /// Reads the next data object. The fast path (the usual KHQR: ASCII input,
+    /// four digits, a value within the input) is a few comparisons; anything
+    /// else goes to [`Reader::read_slow`], which also says what is wrong.
     #[inline]
     fn read(&mut self) -> Result<DataObject<'a>, TlvError> {
+        if let [a, b, c, d, ..] = *self.rest.as_bytes() {
+            let digit = |x: u8| x.wrapping_sub(b'0');
+            let (a, b, c, d) = (digit(a), digit(b), digit(c), digit(d));
+            let end = 4 + usize::from(c) * 10 + usize::from(d);
+            let digits = a.max(b).max(c).max(d) < 10;
+            if self.ascii && digits && end <= self.rest.len() {
+                // ASCII input: every index is a character boundary.
+                let (object, rest) = self.rest.split_at(end);
+                let offset = self.offset;
+                self.rest = rest;
+                self.offset += end;
+                return Ok(DataObject {
+                    id: a * 10 + b,
+                    length: (end - 4) as u8,
+                    value: &object[4..],
+                    offset,
+                });
+            }
+        }
+        self.read_slow()
+    }
+
+    #[cold]
+    fn read_slow(&mut self) -> Result<DataObject<'a>, TlvError> {
         let offset = self.offset;
         let err = |kind, id| TlvError { kind, offset, id };
         let (id, length) = match *self.rest.as_bytes() {

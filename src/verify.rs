@@ -66,8 +66,26 @@ pub fn verify(payload: &str, now_ms: u64) -> Result<Decoded<'_>, Error> {
 /// What the SDK's parser sees of the top level before it stops, read off one
 /// decode: the tags it saw (a bit per tag), the point of initiation method, and
 /// the tag it stopped at for being the same as the one before.
+/// A set of tags or sub-tags (0–99), a bit each.
+#[derive(Clone, Copy, Default)]
+struct IdSet([u64; 2]);
+
+impl IdSet {
+    /// Adds `id`; whether it was there already.
+    fn insert(&mut self, id: u8) -> bool {
+        let (word, bit) = (usize::from(id >> 6) & 1, 1u64 << (id & 63));
+        let there = self.0[word] & bit != 0;
+        self.0[word] |= bit;
+        there
+    }
+
+    fn contains(self, id: u8) -> bool {
+        self.0[usize::from(id >> 6) & 1] & (1u64 << (id & 63)) != 0
+    }
+}
+
 struct TopLevel {
-    seen: u128,
+    seen: IdSet,
     poi: Option<[u8; 2]>,
     repeat: Option<u8>,
 }
@@ -75,7 +93,7 @@ struct TopLevel {
 impl TopLevel {
     fn of(d: &Decoded<'_>, stop: &Stop) -> Self {
         let mut t = TopLevel {
-            seen: 0,
+            seen: IdSet::default(),
             poi: None,
             repeat: None,
         };
@@ -86,7 +104,7 @@ impl TopLevel {
                 return t;
             }
             last = Some(id);
-            t.seen |= 1 << id;
+            t.seen.insert(id);
             if id == tag::POINT_OF_INITIATION_METHOD && t.poi.is_none() {
                 let v = value.as_bytes();
                 t.poi = Some(if v.len() == 2 { [v[0], v[1]] } else { [0, 0] });
@@ -94,13 +112,13 @@ impl TopLevel {
         }
         if let Some(id) = stop.top.and_then(|e| e.id) {
             // Its ID was read: the SDK counts the tag as present.
-            t.seen |= 1 << id;
+            t.seen.insert(id);
         }
         t
     }
 
     fn has(&self, id: u8) -> bool {
-        self.seen & (1 << id) != 0
+        self.seen.contains(id)
     }
 }
 
@@ -230,36 +248,32 @@ pub fn verify_with<'a>(
 /// on which one counts, the SDK takes the last, so a payee or an expiry could be
 /// hidden), or both account templates.
 fn check_repeats(d: &Decoded<'_>) -> Result<(), Error> {
-    let mut seen = 0u128;
-    for e in d.iter() {
-        let id = e.id();
-        if seen & (1 << id) != 0 {
+    let mut seen = IdSet::default();
+    for (id, _) in d.top_level() {
+        if seen.insert(id) {
             return Err(Error::new(
                 ErrorCode::DuplicateTag,
                 Field::Payload,
                 Detail::Duplicate(id),
             ));
         }
-        seen |= 1 << id;
     }
     for e in d.iter() {
         let id = e.id();
         if let (true, Some(children)) = (tag::is_khqr_template(id), e.children) {
-            let mut subs = 0u128;
+            let mut subs = IdSet::default();
             for o in children {
-                if subs & (1 << o.id()) != 0 {
+                if subs.insert(o.id()) {
                     return Err(Error::new(
                         ErrorCode::DuplicateTag,
                         crate::decode::template_field(id),
                         Detail::DuplicateSub(id, o.id()),
                     ));
                 }
-                subs |= 1 << o.id();
             }
         }
     }
-    let both = (1 << tag::INDIVIDUAL_ACCOUNT) | (1 << tag::MERCHANT_ACCOUNT);
-    if seen & both == both {
+    if seen.contains(tag::INDIVIDUAL_ACCOUNT) && seen.contains(tag::MERCHANT_ACCOUNT) {
         return Err(Error::reason(
             ErrorCode::MerchantTypeConflict,
             Field::MerchantAccountInformation,
