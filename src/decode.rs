@@ -171,6 +171,18 @@ impl<'a> Entry<'_, 'a> {
         self.object.value()
     }
 
+    /// The values of the sub-objects `subs` (one pass over the sub-objects); of
+    /// a repeated sub-tag, the last, as [`Entry::sub_value`].
+    pub(crate) fn sub_values<const N: usize>(&self, subs: [u8; N]) -> [Option<&'a str>; N] {
+        let mut out = [None; N];
+        for o in self.children.unwrap_or(&[]) {
+            if let Some(i) = subs.iter().position(|&s| s == o.id()) {
+                out[i] = Some(o.value());
+            }
+        }
+        out
+    }
+
     /// The value of sub-object `sub`, if this is a template that has one; of a
     /// repeated sub-tag, the last (as the official SDK reads it; [`crate::verify`]
     /// refuses repeats).

@@ -272,7 +272,8 @@ impl<'a> Reader<'a> {
             let digit = |x: u8| x.wrapping_sub(b'0');
             let (a, b, c, d) = (digit(a), digit(b), digit(c), digit(d));
             let end = 4 + usize::from(c) * 10 + usize::from(d);
-            let digits = a.max(b).max(c).max(d) < 10;
+            let digits =
+                u8::from(a < 10) & u8::from(b < 10) & u8::from(c < 10) & u8::from(d < 10) == 1;
             if self.ascii && digits && end <= self.rest.len() {
                 // ASCII input: every index is a character boundary.
                 let (object, rest) = self.rest.split_at(end);

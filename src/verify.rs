@@ -85,6 +85,9 @@ impl IdSet {
 }
 
 struct TopLevel {
+    /// The first tag read a second time, not right after itself (the SDK reads
+    /// on; verify refuses it later, code 58).
+    duplicate: Option<u8>,
     seen: IdSet,
     poi: Option<[u8; 2]>,
     repeat: Option<u8>,
@@ -93,6 +96,7 @@ struct TopLevel {
 impl TopLevel {
     fn of(d: &Decoded<'_>, stop: &Stop) -> Self {
         let mut t = TopLevel {
+            duplicate: None,
             seen: IdSet::default(),
             poi: None,
             repeat: None,
@@ -104,7 +108,9 @@ impl TopLevel {
                 return t;
             }
             last = Some(id);
-            t.seen.insert(id);
+            if t.seen.insert(id) && t.duplicate.is_none() {
+                t.duplicate = Some(id);
+            }
             if id == tag::POINT_OF_INITIATION_METHOD && t.poi.is_none() {
                 let v = value.as_bytes();
                 t.poi = Some(if v.len() == 2 { [v[0], v[1]] } else { [0, 0] });
@@ -238,7 +244,7 @@ pub fn verify_with<'a>(
             "is not a data object of its own at the end: the final 6304 and four hex digits are inside another value",
         ));
     }
-    check_repeats(&d)?;
+    check_repeats(&d, &top)?;
     check_fields(&d)?;
     check_timestamps(&d, dynamic || has_amount, now_ms, *options)?;
     Ok(d)
@@ -247,16 +253,13 @@ pub fn verify_with<'a>(
 /// A tag anywhere twice, a sub-tag twice in a KHQR template (readers disagree
 /// on which one counts, the SDK takes the last, so a payee or an expiry could be
 /// hidden), or both account templates.
-fn check_repeats(d: &Decoded<'_>) -> Result<(), Error> {
-    let mut seen = IdSet::default();
-    for (id, _) in d.top_level() {
-        if seen.insert(id) {
-            return Err(Error::new(
-                ErrorCode::DuplicateTag,
-                Field::Payload,
-                Detail::Duplicate(id),
-            ));
-        }
+fn check_repeats(d: &Decoded<'_>, top: &TopLevel) -> Result<(), Error> {
+    if let Some(id) = top.duplicate {
+        return Err(Error::new(
+            ErrorCode::DuplicateTag,
+            Field::Payload,
+            Detail::Duplicate(id),
+        ));
     }
     for e in d.iter() {
         let id = e.id();
@@ -273,7 +276,7 @@ fn check_repeats(d: &Decoded<'_>) -> Result<(), Error> {
             }
         }
     }
-    if seen.contains(tag::INDIVIDUAL_ACCOUNT) && seen.contains(tag::MERCHANT_ACCOUNT) {
+    if top.has(tag::INDIVIDUAL_ACCOUNT) && top.has(tag::MERCHANT_ACCOUNT) {
         return Err(Error::reason(
             ErrorCode::MerchantTypeConflict,
             Field::MerchantAccountInformation,
@@ -378,9 +381,10 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
             tag::MERCHANT_NAME => check_text(Field::MerchantName, v)?,
             tag::MERCHANT_CITY => check_text(Field::MerchantCity, v)?,
             tag::ADDITIONAL_DATA => {
-                for (sub, field) in ADDITIONAL_DATA {
-                    if let Some(x) = e.sub_value(sub) {
-                        check_text(field, x)?;
+                let values = e.sub_values(ADDITIONAL_DATA.map(|(sub, _)| sub));
+                for ((_, field), value) in ADDITIONAL_DATA.iter().zip(values) {
+                    if let Some(x) = value {
+                        check_text(*field, x)?;
                     }
                 }
             }
@@ -415,12 +419,17 @@ fn check_account(e: &Entry<'_, '_>) -> Result<(), Error> {
             "has no Bakong account ID, account information or acquiring bank sub-tag",
         ));
     }
-    check_account_id(e.sub_value(tag::sub::BAKONG_ACCOUNT_ID).unwrap_or(""))?;
+    let [id, second, bank] = e.sub_values([
+        tag::sub::BAKONG_ACCOUNT_ID,
+        tag::sub::ACCOUNT_INFORMATION,
+        tag::sub::ACQUIRING_BANK,
+    ]);
+    check_account_id(id.unwrap_or(""))?;
     if e.id() == tag::INDIVIDUAL_ACCOUNT {
-        if let Some(a) = e.sub_value(tag::sub::ACCOUNT_INFORMATION) {
+        if let Some(a) = second {
             Field::AccountInformation.check_present(a)?;
         }
-    } else if let Some(m) = e.sub_value(tag::sub::MERCHANT_ID) {
+    } else if let Some(m) = second {
         // Unlike generate (30), verify reports an empty merchant ID with the
         // length code, as the SDK's verify does.
         if m.is_empty() {
@@ -431,7 +440,7 @@ fn check_account(e: &Entry<'_, '_>) -> Result<(), Error> {
         }
         Field::MerchantId.check_length(m)?;
     }
-    if let Some(b) = e.sub_value(tag::sub::ACQUIRING_BANK) {
+    if let Some(b) = bank {
         Field::AcquiringBank.check_present(b)?;
     }
     Ok(())
@@ -441,9 +450,11 @@ fn check_account(e: &Entry<'_, '_>) -> Result<(), Error> {
 /// a preference is 38, a preference without a name 39), then each sub-field's
 /// own rules.
 fn check_language(e: &Entry<'_, '_>) -> Result<(), Error> {
-    let pref = e.sub_value(tag::sub::LANGUAGE_PREFERENCE);
-    let name = e.sub_value(tag::sub::NAME_ALTERNATE_LANGUAGE);
-    let city = e.sub_value(tag::sub::CITY_ALTERNATE_LANGUAGE);
+    let [pref, name, city] = e.sub_values([
+        tag::sub::LANGUAGE_PREFERENCE,
+        tag::sub::NAME_ALTERNATE_LANGUAGE,
+        tag::sub::CITY_ALTERNATE_LANGUAGE,
+    ]);
     match (pref, name) {
         (None, Some(_)) => {
             return Err(Error::reason(
@@ -529,7 +540,9 @@ fn check_timestamps(
     let Some(t) = d.get(tag::TIMESTAMPS) else {
         return Ok(());
     };
-    let Some(exp) = t.sub_value(tag::sub::EXPIRATION_TIMESTAMP) else {
+    let [created, exp] =
+        t.sub_values([tag::sub::CREATION_TIMESTAMP, tag::sub::EXPIRATION_TIMESTAMP]);
+    let Some(exp) = exp else {
         if dynamic && !options.allow_missing_expiration {
             return Err(Error::reason(
                 ErrorCode::ExpirationTimestampRequired,
@@ -547,7 +560,7 @@ fn check_timestamps(
             exp,
         )
     })?;
-    if let Some(created) = t.sub_value(tag::sub::CREATION_TIMESTAMP).and_then(parse_ms) {
+    if let Some(created) = created.and_then(parse_ms) {
         if exp_ms < created {
             return Err(Error::reason_with(
                 ErrorCode::ExpirationTimestampInThePast,
