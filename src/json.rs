@@ -40,7 +40,7 @@ use serde_json::{Map, Value};
 use crate::amount::Currency;
 use crate::error::{Error, ErrorCode, Field};
 use crate::fields::json_key;
-use crate::payload::{AmountInput, Expiration, MerchantInfo, Request};
+use crate::payload::{AmountInput, Expiration, MerchantInfo, Request, OPTIONAL_TEXT_FIELDS};
 
 /// Which SDK class the JSON stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -211,18 +211,7 @@ pub fn request_from_value(kind: Kind, v: &Value) -> Result<Request<'static>, Err
         expiration = Some(Expiration::AfterMs(ms));
     }
     req = req.expiration_at(expiration);
-    for f in [
-        Field::BillNumber,
-        Field::MobileNumber,
-        Field::StoreLabel,
-        Field::TerminalLabel,
-        Field::PurposeOfTransaction,
-        Field::LanguagePreference,
-        Field::MerchantNameAlternateLanguage,
-        Field::MerchantCityAlternateLanguage,
-        Field::UnionPayMerchantAccount,
-        Field::MerchantCategoryCode,
-    ] {
+    for f in OPTIONAL_TEXT_FIELDS {
         if let Some(t) = text(f)? {
             req = req.set(f, t);
         }

@@ -655,13 +655,9 @@ const OUR_ORDER: [OurRule; 3] = [
 /// The text fields of the additional data template (62), from the field table.
 const ADDITIONAL_DATA: [(u8, Field); 5] = Field::subs_of(tag::ADDITIONAL_DATA);
 
-/// Every text field a request carries, for the character rule.
-const TEXT_FIELDS: [Field; 15] = [
-    Field::BakongAccountId,
-    Field::AccountInformation,
-    Field::AcquiringBank,
-    Field::MerchantName,
-    Field::MerchantCity,
+/// The optional text fields every request can carry, in the SDK's order of
+/// its `optional` object (the account template's own sub-fields aside).
+pub(crate) const OPTIONAL_TEXT_FIELDS: [Field; 10] = [
     Field::BillNumber,
     Field::MobileNumber,
     Field::StoreLabel,
@@ -671,7 +667,7 @@ const TEXT_FIELDS: [Field; 15] = [
     Field::MerchantNameAlternateLanguage,
     Field::MerchantCityAlternateLanguage,
     Field::UnionPayMerchantAccount,
-    Field::MerchantId,
+    Field::MerchantCategoryCode,
 ];
 
 /// Merchant: ID and bank required and within 32; individual: account
@@ -830,7 +826,17 @@ fn check_blanks(r: &Request<'_>) -> Result<(), Error> {
 
 /// Ours: no control character and nothing outside the BMP in any text (53).
 fn check_characters(r: &Request<'_>, plan: &Plan<'_>) -> Result<(), Error> {
-    for f in TEXT_FIELDS {
+    // Every text field but the MCC (digits, checked before), in the order of
+    // the request's fields.
+    let head = [
+        Field::BakongAccountId,
+        Field::AccountInformation,
+        Field::AcquiringBank,
+        Field::MerchantName,
+        Field::MerchantCity,
+    ];
+    let optional = OPTIONAL_TEXT_FIELDS.iter().take(9);
+    for &f in head.iter().chain(optional).chain(&[Field::MerchantId]) {
         let v = if f == Field::MerchantCity {
             Some(plan.city)
         } else {
