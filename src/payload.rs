@@ -967,7 +967,7 @@ pub(crate) fn check_not_blank(
 
 /// Whether `v` is all printable ASCII (then no text in it can break the
 /// character rule). One branch-free pass.
-fn printable_ascii(v: &str) -> bool {
+pub(crate) fn printable_ascii(v: &str) -> bool {
     v.bytes().fold(true, |ok, c| ok & (0x20..0x7F).contains(&c))
 }
 

@@ -6,7 +6,7 @@ use crate::amount::{decimal_parts, fraction_refusal, Amount, Currency, MAX_AMOUN
 use crate::crc;
 use crate::decode::{parse_ms, Decoded, Entry, Stop};
 use crate::error::{Detail, Error, ErrorCode, Field};
-use crate::payload::{check_account_id, check_chars, check_mcc, check_not_blank};
+use crate::payload::{check_account_id, check_chars, check_mcc, check_not_blank, printable_ascii};
 use crate::tag;
 use crate::tlv::utf16_len;
 
@@ -332,6 +332,13 @@ fn expect(
 /// Each field's rules, in the order the payload carries the fields (the SDK's
 /// order). Lengths and their codes come from the field table.
 fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
+    // The character rule, folded into one scan of the whole payload: when it
+    // is all printable ASCII, no field can break it.
+    let text = if printable_ascii(d.payload()) {
+        check_length_only
+    } else {
+        check_text
+    };
     for e in d.iter() {
         let v = e.value();
         match e.id() {
@@ -378,17 +385,17 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
                     "must be KH",
                 )?;
             }
-            tag::MERCHANT_NAME => check_text(Field::MerchantName, v)?,
-            tag::MERCHANT_CITY => check_text(Field::MerchantCity, v)?,
+            tag::MERCHANT_NAME => text(Field::MerchantName, v)?,
+            tag::MERCHANT_CITY => text(Field::MerchantCity, v)?,
             tag::ADDITIONAL_DATA => {
                 let values = e.sub_values(ADDITIONAL_DATA.map(|(sub, _)| sub));
                 for ((_, field), value) in ADDITIONAL_DATA.iter().zip(values) {
                     if let Some(x) = value {
-                        check_text(*field, x)?;
+                        text(*field, x)?;
                     }
                 }
             }
-            tag::LANGUAGE_TEMPLATE => check_language(&e)?,
+            tag::LANGUAGE_TEMPLATE => check_language(&e, text)?,
             _ => {}
         }
     }
@@ -401,11 +408,18 @@ const ADDITIONAL_DATA: [(u8, Field); 5] = Field::subs_of(tag::ADDITIONAL_DATA);
 /// A text field: present (not empty), within its limit, not blank where the table
 /// says it is required, no control characters.
 fn check_text(field: Field, v: &str) -> Result<(), Error> {
+    check_length_only(field, v)?;
+    check_chars_bmp_ok(v, field)
+}
+
+/// [`check_text`] without the character rule (for a payload already known to
+/// be printable ASCII).
+fn check_length_only(field: Field, v: &str) -> Result<(), Error> {
     field.check_present(v)?;
     if field == Field::MerchantName {
         check_not_blank(v, ErrorCode::MerchantNameRequired, field)?;
     }
-    check_chars_bmp_ok(v, field)
+    Ok(())
 }
 
 /// The merchant account template (29 or 30): known sub-tags, the account ID's
@@ -449,7 +463,10 @@ fn check_account(e: &Entry<'_, '_>) -> Result<(), Error> {
 /// The language template (64): name and preference go together (a name without
 /// a preference is 38, a preference without a name 39), then each sub-field's
 /// own rules.
-fn check_language(e: &Entry<'_, '_>) -> Result<(), Error> {
+fn check_language(
+    e: &Entry<'_, '_>,
+    text: fn(Field, &str) -> Result<(), Error>,
+) -> Result<(), Error> {
     let [pref, name, city] = e.sub_values([
         tag::sub::LANGUAGE_PREFERENCE,
         tag::sub::NAME_ALTERNATE_LANGUAGE,
@@ -476,10 +493,10 @@ fn check_language(e: &Entry<'_, '_>) -> Result<(), Error> {
         Field::LanguagePreference.check_present(p)?;
     }
     if let Some(n) = name {
-        check_text(Field::MerchantNameAlternateLanguage, n)?;
+        text(Field::MerchantNameAlternateLanguage, n)?;
     }
     if let Some(c) = city {
-        check_text(Field::MerchantCityAlternateLanguage, c)?;
+        text(Field::MerchantCityAlternateLanguage, c)?;
     }
     Ok(())
 }
@@ -487,7 +504,7 @@ fn check_language(e: &Entry<'_, '_>) -> Result<(), Error> {
 /// Control characters are refused; text outside the BMP is accepted when reading
 /// (bank apps print emoji; the lengths were checked as written).
 fn check_chars_bmp_ok(v: &str, field: Field) -> Result<(), Error> {
-    if v.bytes().fold(true, |ok, c| ok & (0x20..0x7F).contains(&c)) {
+    if printable_ascii(v) {
         return Ok(());
     }
     if v.chars().any(char::is_control) {
