@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use bakong_khqr::{decode, verify, Currency, Md5, Request};
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 
 /// bench.js's clock does not matter for verify: its expiration is far ahead.
 const NOW_MS: u64 = 1_700_000_000_000;
@@ -37,12 +37,12 @@ fn dynamic_request() -> Request<'static> {
 /// A merchant KHQR with every additional-data field and the Khmer language
 /// template (tag 64): about 300 UTF-8 bytes.
 fn khmer_request() -> Request<'static> {
-    Request::merchant(
-        "coffee.shop@aclb",
-        "Srey Mom Coffee",
-        "MID-000123",
-        "ACLEDA Bank",
-    )
+    Request::merchant(bakong_khqr::MerchantInfo {
+        bakong_account_id: "coffee.shop@aclb",
+        merchant_name: "Srey Mom Coffee",
+        merchant_id: "MID-000123",
+        acquiring_bank: "ACLEDA Bank",
+    })
     .merchant_city("Phnom Penh")
     .currency(Currency::Khr)
     .amount("25000")
@@ -89,6 +89,17 @@ fn md5(c: &mut Criterion) {
         b.iter(|| Md5::of(black_box(dynamic.as_str())));
     });
     g.finish();
+    // The floor of generate + MD5: the MD5 of the payload and the CRC-16 of
+    // the same bytes, which every generate must compute. `generate/
+    // dynamic_md5_into_buffer` is measured against it (target <= 1.5x).
+    let mut g = c.benchmark_group("floor");
+    g.bench_function("md5_crc_dynamic", |b| {
+        b.iter(|| {
+            let s = black_box(dynamic.as_str());
+            (Md5::of(s), bakong_khqr::crc::checksum(s.as_bytes()))
+        });
+    });
+    g.finish();
 }
 
 fn decode_and_verify(c: &mut Criterion) {
@@ -123,4 +134,47 @@ criterion_group! {
         .measurement_time(Duration::from_secs(3));
     targets = generate, md5, decode_and_verify
 }
-criterion_main!(benches);
+
+/// `KHQR_COUNT=<operation>:<n>` runs one operation `n` times and exits, for
+/// instruction counts under `valgrind --tool=callgrind` (the difference of two
+/// runs, `n` and 0, divided by `n`: see `scripts/bench-vs-sdk.sh`). Operations:
+/// `generate_dynamic` (into a buffer, with MD5), `floor_dynamic` (MD5 + CRC of
+/// the same payload), `decode_dynamic`, `verify_dynamic`.
+fn count(spec: &str) {
+    let (op, n) = spec.split_once(':').expect("KHQR_COUNT=<operation>:<n>");
+    let n: usize = n.parse().expect("a count");
+    let req = dynamic_request();
+    let payload = req.generate(NOW_MS).expect("valid").into_string();
+    let mut buf = String::with_capacity(512);
+    for _ in 0..n {
+        match op {
+            "generate_dynamic" => {
+                buf.clear();
+                black_box(&req)
+                    .write(black_box(NOW_MS), &mut buf)
+                    .expect("valid");
+                black_box(Md5::of(&buf));
+            }
+            "floor_dynamic" => {
+                let s = black_box(payload.as_str());
+                black_box((Md5::of(s), bakong_khqr::crc::checksum(s.as_bytes())));
+            }
+            "decode_dynamic" => {
+                black_box(decode(black_box(&payload)).map(|d| d.crc()).ok());
+            }
+            "verify_dynamic" => {
+                black_box(verify(black_box(&payload), black_box(NOW_MS)).is_ok());
+            }
+            _ => panic!("unknown operation {op}"),
+        }
+    }
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("KHQR_COUNT") {
+        count(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -67,14 +67,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_or_else(std::env::temp_dir, PathBuf::from);
     let now_ms = 1_700_000_000_000; // a real POS passes the system clock here
 
-    let khqr = Request::merchant("coffee@abaa", "ហាងកាហ្វេ Coffee", "POS-001", "ABA Bank")
-        .merchant_city("Phnom Penh")
-        .currency(Currency::Khr)
-        .amount("12500")
-        .bill_number("INV-0042")
-        .terminal_label("Till 1")
-        .expires_in_ms(10 * 60 * 1000)
-        .generate(now_ms)?;
+    let khqr = Request::merchant(bakong_khqr::MerchantInfo {
+        bakong_account_id: "coffee@abaa",
+        merchant_name: "ហាងកាហ្វេ Coffee",
+        merchant_id: "POS-001",
+        acquiring_bank: "ABA Bank",
+    })
+    .merchant_city("Phnom Penh")
+    .currency(Currency::Khr)
+    .amount("12500")
+    .bill_number("INV-0042")
+    .terminal_label("Till 1")
+    .expires_in_ms(10 * 60 * 1000)
+    .generate(now_ms)?;
     println!("KHQR  {}", khqr.as_str());
     println!("MD5   {}", khqr.md5());
     println!("tran  {}", khqr.tran_id());

@@ -3,6 +3,7 @@
 //! Money is never a float here: an amount is read from decimal text or from
 //! integer minor units, and kept as the exact text that goes on the wire.
 
+use alloc::string::String;
 use core::fmt;
 use core::str::FromStr;
 
@@ -77,17 +78,26 @@ impl Currency {
                 s,
             ));
         }
-        match s {
-            "116" => Ok(Currency::Khr),
-            "840" => Ok(Currency::Usd),
-            _ if s.eq_ignore_ascii_case("KHR") => Ok(Currency::Khr),
-            _ if s.eq_ignore_ascii_case("USD") => Ok(Currency::Usd),
-            _ => Err(Error::reason_with(
+        match Currency::from_numeric_text(s) {
+            Some(c) => Ok(c),
+            None if s.eq_ignore_ascii_case("KHR") => Ok(Currency::Khr),
+            None if s.eq_ignore_ascii_case("USD") => Ok(Currency::Usd),
+            None => Err(Error::reason_with(
                 ErrorCode::UnsupportedCurrency,
                 Field::TransactionCurrency,
                 "must be 116 (KHR) or 840 (USD)",
                 s,
             )),
+        }
+    }
+
+    /// The currency for the text of tag 53, `"116"` or `"840"` exactly.
+    #[must_use]
+    pub fn from_numeric_text(s: &str) -> Option<Self> {
+        match s {
+            "116" => Some(Currency::Khr),
+            "840" => Some(Currency::Usd),
+            _ => None,
         }
     }
 
@@ -164,17 +174,9 @@ impl Amount {
     /// assert_eq!(Amount::parse("1e3", Currency::Usd).unwrap_err().code().number(), 4);
     /// ```
     pub fn parse(s: &str, currency: Currency) -> Result<Self, Error> {
-        let (int, frac) = match s.split_once('.') {
-            Some((i, f)) => (i, Some(f)),
-            None => (s, None),
-        };
-        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
-        if !digits(int) || frac.is_some_and(|f| !digits(f)) {
-            return Err(amount_error(
-                "must be plain decimal digits with an optional fraction",
-                s,
-            ));
-        }
+        let (int, frac) = decimal_parts(s).ok_or_else(|| {
+            amount_error("must be plain decimal digits with an optional fraction", s)
+        })?;
         let int = int.trim_start_matches('0');
         let int = if int.is_empty() { "0" } else { int };
         let mut out = [0u8; MAX_AMOUNT_LEN];
@@ -199,17 +201,11 @@ impl Amount {
         let mut cents = 0u64;
         match (currency, frac) {
             (Currency::Khr, Some(f)) if f.bytes().any(|b| b != b'0') => {
-                return Err(amount_error(
-                    "has a fraction; KHR amounts are whole riel",
-                    s,
-                ));
+                return Err(amount_error(fraction_refusal(currency), s));
             }
             (Currency::Khr, _) | (Currency::Usd, None) => {}
             (Currency::Usd, Some(f)) if f.len() > 2 => {
-                return Err(amount_error(
-                    "has more than 2 decimals; USD amounts are cents",
-                    s,
-                ));
+                return Err(amount_error(fraction_refusal(currency), s));
             }
             (Currency::Usd, Some(f)) => {
                 let mut two = [b'0'; 2];
@@ -265,8 +261,7 @@ impl Amount {
                     b'0' + (minor % 10) as u8,
                 ];
                 text[whole.len()..whole.len() + 3].copy_from_slice(&cents);
-                let s = core::str::from_utf8(&text[..whole.len() + 3]).unwrap_or("");
-                Amount::parse(s, currency)
+                Amount::parse(ascii(&text[..whole.len() + 3]), currency)
             }
         }
     }
@@ -274,7 +269,7 @@ impl Amount {
     /// The text of tag 54, e.g. `"1.50"`.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
+        ascii(&self.buf[..usize::from(self.len)])
     }
 
     /// The amount in minor units: riel for KHR, cents for USD.
@@ -296,19 +291,142 @@ impl Amount {
     }
 }
 
+/// The whole and fractional digits of decimal text, `^[0-9]+(\.[0-9]+)?$`
+/// (no sign, exponent, space or separator): the one syntax of amount text.
+pub(crate) fn decimal_parts(s: &str) -> Option<(&str, Option<&str>)> {
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (s, None),
+    };
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    (digits(int) && frac.is_none_or(digits)).then_some((int, frac))
+}
+
+impl Amount {
+    /// Reads amount text as others write it (Bakong's API, bank apps, a
+    /// payload's tag 54), leniently: plain decimal text (`^[0-9]+(\.[0-9]+)?$`,
+    /// any length), where digits past the currency's decimals are allowed when
+    /// they are zeros (`"1.500"` USD is 150 cents, `"5000.0"` KHR is 5000 riel).
+    /// Returns the amount in minor units: riel for KHR, cents for USD. Never
+    /// rounds.
+    ///
+    /// # Errors
+    /// [`ErrorCode::TransactionAmountInvalid`] (4) for text that is not plain
+    /// decimal, a non-zero digit past the currency's decimals, or an amount over
+    /// `u64::MAX` minor units.
+    ///
+    /// ```
+    /// use bakong_khqr::{Amount, Currency};
+    /// assert_eq!(Amount::read_minor_units("1.500", Currency::Usd).unwrap(), 150);
+    /// assert_eq!(Amount::read_minor_units("5000.0", Currency::Khr).unwrap(), 5000);
+    /// assert!(Amount::read_minor_units("1.505", Currency::Usd).is_err());
+    /// assert!(Amount::read_minor_units("1e3", Currency::Usd).is_err());
+    /// ```
+    pub fn read_minor_units(s: &str, currency: Currency) -> Result<u64, Error> {
+        let (int, frac) = decimal_parts(s).ok_or_else(|| {
+            amount_error("must be plain decimal digits with an optional fraction", s)
+        })?;
+        let frac = frac.unwrap_or("").as_bytes();
+        let decimals = currency.decimals() as usize;
+        if frac.iter().skip(decimals).any(|&b| b != b'0') {
+            return Err(amount_error(fraction_refusal(currency), s));
+        }
+        let too_large = || amount_error("is too large", s);
+        let mut n = int.bytes().try_fold(0u64, |n, b| {
+            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        });
+        for i in 0..decimals {
+            let digit = frac.get(i).map_or(0, |b| u64::from(b - b'0'));
+            n = n.and_then(|n| n.checked_mul(10)?.checked_add(digit));
+        }
+        n.ok_or_else(too_large)
+    }
+
+    /// Amount text as a person reads it on the KHQR card: digits grouped in
+    /// threes with commas, USD with two decimals (`"1234.5"` → `"1,234.50"`), KHR
+    /// whole (`"1250000"` → `"1,250,000"`; a non-zero fraction is kept, trailing
+    /// zeros dropped). `None` for zero (nothing to show). Lenient like
+    /// [`Amount::read_minor_units`] about the fraction; never rounds.
+    ///
+    /// # Errors
+    /// [`ErrorCode::TransactionAmountInvalid`] (4) for text that is not plain
+    /// decimal or is over 13 characters ([`MAX_AMOUNT_LEN`]).
+    ///
+    /// ```
+    /// use bakong_khqr::{Amount, Currency};
+    /// assert_eq!(Amount::grouped("1234.5", Currency::Usd).unwrap().as_deref(), Some("1,234.50"));
+    /// assert_eq!(Amount::grouped("1250000", Currency::Khr).unwrap().as_deref(), Some("1,250,000"));
+    /// assert_eq!(Amount::grouped("0.00", Currency::Usd).unwrap(), None);
+    /// ```
+    pub fn grouped(s: &str, currency: Currency) -> Result<Option<String>, Error> {
+        let (int, frac) = decimal_parts(s).ok_or_else(|| {
+            amount_error("must be plain decimal digits with an optional fraction", s)
+        })?;
+        if s.len() > MAX_AMOUNT_LEN {
+            return Err(amount_error("is over 13 characters", s));
+        }
+        let int = int.trim_start_matches('0');
+        let int = if int.is_empty() { "0" } else { int };
+        let frac = frac.unwrap_or("").trim_end_matches('0');
+        if int == "0" && frac.is_empty() {
+            return Ok(None);
+        }
+        let mut out = String::with_capacity(int.len() + int.len() / 3 + frac.len() + 3);
+        for (i, c) in int.chars().enumerate() {
+            if i > 0 && (int.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        let decimals = currency.decimals() as usize;
+        if !frac.is_empty() || decimals > 0 {
+            out.push('.');
+            out.push_str(frac);
+            out.extend(core::iter::repeat_n(
+                '0',
+                decimals.saturating_sub(frac.len()),
+            ));
+        }
+        Ok(Some(out))
+    }
+}
+
+/// Why a fraction is refused in `currency`.
+pub(crate) const fn fraction_refusal(currency: Currency) -> &'static str {
+    match currency {
+        Currency::Khr => "has a fraction; KHR amounts are whole riel",
+        Currency::Usd => "has more than 2 decimals; USD amounts are cents",
+    }
+}
+
 /// `n` in decimal digits, written at the end of `buf` (20 bytes hold any `u64`).
 pub(crate) fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
+    /// "00" to "99": two digits per division.
+    const PAIRS: &[u8; 200] = b"00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
     let mut i = buf.len();
     let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
     }
-    core::str::from_utf8(&buf[i..]).unwrap_or("0")
+    if n >= 10 {
+        let pair = n as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + n as u8;
+    }
+    ascii(&buf[i..])
+}
+
+/// Bytes this module wrote as ASCII digits and points, as text.
+fn ascii(bytes: &[u8]) -> &str {
+    let text = core::str::from_utf8(bytes);
+    debug_assert!(text.is_ok(), "amount text is ASCII by construction");
+    text.unwrap_or_default()
 }
 
 impl fmt::Display for Amount {

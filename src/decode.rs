@@ -12,6 +12,7 @@ use crate::tlv::{DataObject, Reader, TlvError, Writer};
 
 /// Which Merchant Account Information template a KHQR carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum MerchantType {
     /// Tag 29: an individual's account.
     Individual,
@@ -105,11 +106,16 @@ impl<T: Copy + Eq, const N: usize> Eq for Slots<T, N> {}
 const TOP_INLINE: usize = 16;
 const SUBS_INLINE: usize = 16;
 
+/// [`Element::children`] of a data object without sub-objects (an empty
+/// range would be a template with none).
+const NO_CHILDREN: (u32, u32) = (u32::MAX, 0);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Element<'a> {
     object: DataObject<'a>,
-    /// Range of this template's sub-objects in `Decoded::subs`, when it has any.
-    children: Option<(u32, u32)>,
+    /// Range of this template's sub-objects in `Decoded::subs`; [`NO_CHILDREN`]
+    /// when it is not a template that reads as data objects.
+    children: (u32, u32),
 }
 
 /// A decoded KHQR: every data object of the string, in order, borrowed from it.
@@ -165,6 +171,18 @@ impl<'a> Entry<'_, 'a> {
         self.object.value()
     }
 
+    /// The values of the sub-objects `subs` (one pass over the sub-objects); of
+    /// a repeated sub-tag, the last, as [`Entry::sub_value`].
+    pub(crate) fn sub_values<const N: usize>(&self, subs: [u8; N]) -> [Option<&'a str>; N] {
+        let mut out = [None; N];
+        for o in self.children.unwrap_or(&[]) {
+            if let Some(i) = subs.iter().position(|&s| s == o.id()) {
+                out[i] = Some(o.value());
+            }
+        }
+        out
+    }
+
     /// The value of sub-object `sub`, if this is a template that has one; of a
     /// repeated sub-tag, the last (as the official SDK reads it; [`crate::verify`]
     /// refuses repeats).
@@ -178,13 +196,33 @@ impl<'a> Entry<'_, 'a> {
     }
 }
 
+/// Where and why [`Decoded::read`] stopped short of a clean read.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Stop {
+    /// The first KHQR template (29, 30, 62, 64, 99) whose value is not data
+    /// objects: its tag and the error inside it.
+    pub template: Option<(u8, TlvError)>,
+    /// The top-level data object that could not be read (the reading ended there).
+    pub top: Option<TlvError>,
+}
+
+impl Stop {
+    /// The error [`Decoded::parse`] reports: the first in the string.
+    pub(crate) fn first_error(&self) -> Option<Error> {
+        match (self.template, self.top) {
+            (Some((id, e)), _) => Some(malformed(template_field(id), e)),
+            (None, Some(e)) => Some(malformed(Field::Payload, e)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The field of a template (29, 30, 62, 64, 99) by its tag; the payload for any other tag.
 pub(crate) fn template_field(id: u8) -> Field {
-    match id {
-        tag::INDIVIDUAL_ACCOUNT | tag::MERCHANT_ACCOUNT => Field::MerchantAccountInformation,
-        tag::ADDITIONAL_DATA => Field::AdditionalDataFieldTemplate,
-        tag::LANGUAGE_TEMPLATE => Field::MerchantInformationLanguageTemplate,
-        tag::TIMESTAMPS => Field::Timestamps,
-        _ => Field::Payload,
+    if tag::is_khqr_template(id) {
+        Field::of_tag(id)
+    } else {
+        Field::Payload
     }
 }
 
@@ -214,117 +252,69 @@ impl<'a> Decoded<'a> {
         if payload.is_empty() {
             return Err(Error::missing(ErrorCode::KhqrInvalid, Field::Payload));
         }
-        let mut d = Decoded {
+        let mut d = Decoded::empty(payload);
+        let stop = d.read();
+        if let Some(e) = stop.first_error() {
+            return Err(e);
+        }
+        Ok(d)
+    }
+
+    /// Nothing read yet from `payload`.
+    pub(crate) const fn empty(payload: &'a str) -> Self {
+        Decoded {
             payload,
             top: Slots::new(Element {
                 object: DataObject::EMPTY,
-                children: None,
+                children: NO_CHILDREN,
             }),
             subs: Slots::new(DataObject::EMPTY),
-        };
-        if d.read_ascii().is_some() {
-            return Ok(d);
         }
-        Self::parse_general(payload)
     }
 
-    /// The fast path for the usual payload: ASCII, well-formed. Fills `self`
-    /// (empty) with exactly what [`Decoded::parse_general`] gives, or returns
-    /// `None` (not ASCII, or any error: the general path then finds and
-    /// reports it).
-    fn read_ascii(&mut self) -> Option<()> {
-        fn two(a: u8, b: u8) -> Option<u8> {
-            let (a, b) = (a.wrapping_sub(b'0'), b.wrapping_sub(b'0'));
-            (a < 10 && b < 10).then(|| a * 10 + b)
-        }
-        /// The data object at `at` in `payload` (all ASCII), and where it ends.
-        fn read_at(payload: &str, at: usize, end: usize) -> Option<(DataObject<'_>, usize)> {
-            let b = payload.as_bytes().get(at..at + 4)?;
-            let (id, length) = (two(b[0], b[1])?, two(b[2], b[3])?);
-            let stop = at + 4 + usize::from(length);
-            if stop > end {
-                return None;
-            }
-            let value = payload.get(at + 4..stop)?;
-            Some((DataObject::new(id, length, value, at), stop))
-        }
-        let payload = self.payload;
-        if !payload.is_ascii() {
-            return None;
-        }
-        let d = self;
-        let len = payload.len();
-        let mut at = 0;
-        while at < len {
-            let (object, next) = read_at(payload, at, len)?;
-            let id = object.id();
-            let mut children = None;
-            if tag::is_template(id) {
-                let start = d.subs.len();
-                let mut sub_at = at + 4;
-                let mut ok = true;
-                while sub_at < next {
-                    if let Some((sub, sub_next)) = read_at(payload, sub_at, next) {
-                        d.subs.push(sub);
-                        sub_at = sub_next;
-                    } else if tag::is_khqr_template(id) {
-                        return None;
-                    } else {
-                        ok = false;
-                        break;
-                    }
+    /// Reads the payload into `self` (empty) in one pass of [`Reader`], and
+    /// says where and why it stopped. A KHQR template that is not data objects
+    /// is recorded and the reading goes on (verify reads the top level the way
+    /// the SDK does, past such a template); a top-level data object that is not
+    /// well-formed ends it.
+    pub(crate) fn read(&mut self) -> Stop {
+        let mut stop = Stop::default();
+        let mut reader = Reader::new(self.payload);
+        while let Some(object) = reader.next() {
+            let object = match object {
+                Ok(o) => o,
+                Err(e) => {
+                    stop.top = Some(e);
+                    break;
                 }
-                if ok {
-                    children = Some((start as u32, d.subs.len() as u32));
-                } else {
-                    d.subs.truncate(start);
-                }
-            }
-            d.top.push(Element { object, children });
-            at = next;
-        }
-        Some(())
-    }
-
-    /// Decodes any payload with [`Reader`] (UTF-16 length units, errors with
-    /// their place).
-    fn parse_general(payload: &'a str) -> Result<Self, Error> {
-        let mut d = Decoded {
-            payload,
-            top: Slots::new(Element {
-                object: DataObject::EMPTY,
-                children: None,
-            }),
-            subs: Slots::new(DataObject::EMPTY),
-        };
-        for object in Reader::new(payload) {
-            let object = object.map_err(|e| malformed(Field::Payload, e))?;
+            };
             let id = object.id();
-            let mut children = None;
+            let mut children = NO_CHILDREN;
             if tag::is_template(id) {
-                let start = d.subs.len();
-                let mut ok = true;
-                for sub in object.children() {
+                let start = self.subs.len();
+                let mut broken = None;
+                for sub in reader.template(&object) {
                     match sub {
-                        Ok(s) => d.subs.push(s),
-                        Err(e) if tag::is_khqr_template(id) => {
-                            return Err(malformed(template_field(id), e));
-                        }
-                        Err(_) => {
-                            ok = false;
+                        Ok(s) => self.subs.push(s),
+                        Err(e) => {
+                            broken = Some(e);
                             break;
                         }
                     }
                 }
-                if ok {
-                    children = Some((start as u32, d.subs.len() as u32));
-                } else {
-                    d.subs.truncate(start);
+                match broken {
+                    None => children = (start as u32, self.subs.len() as u32),
+                    Some(e) => {
+                        self.subs.truncate(start);
+                        if tag::is_khqr_template(id) && stop.template.is_none() {
+                            stop.template = Some((id, e));
+                        }
+                    }
                 }
             }
-            d.top.push(Element { object, children });
+            self.top.push(Element { object, children });
         }
-        Ok(d)
+        stop
     }
 
     /// ID and value of each top-level data object, in order (cheaper than
@@ -351,9 +341,10 @@ impl<'a> Decoded<'a> {
     fn entry(&self, e: &Element<'a>) -> Entry<'_, 'a> {
         Entry {
             object: e.object,
-            children: e
-                .children
-                .and_then(|(s, t)| self.subs.as_slice().get(s as usize..t as usize)),
+            children: self
+                .subs
+                .as_slice()
+                .get(e.children.0 as usize..e.children.1 as usize),
         }
     }
 
@@ -432,168 +423,16 @@ impl<'a> Decoded<'a> {
             })
     }
 
-    fn account(&self, sub: u8) -> Option<&'a str> {
-        self.sub_value(self.merchant_type()?.tag(), sub)
-    }
-
-    /// Bakong account ID, tag 29/30 sub-tag 00.
-    #[must_use]
-    pub fn bakong_account_id(&self) -> Option<&'a str> {
-        self.account(tag::sub::BAKONG_ACCOUNT_ID)
-    }
-
-    /// Account information, tag 29 sub-tag 01 (individuals only).
-    #[must_use]
-    pub fn account_information(&self) -> Option<&'a str> {
-        match self.merchant_type()? {
-            MerchantType::Individual => self.account(tag::sub::ACCOUNT_INFORMATION),
-            MerchantType::Merchant => None,
-        }
-    }
-
-    /// Merchant ID, tag 30 sub-tag 01 (merchants only).
-    #[must_use]
-    pub fn merchant_id(&self) -> Option<&'a str> {
-        match self.merchant_type()? {
-            MerchantType::Merchant => self.account(tag::sub::MERCHANT_ID),
-            MerchantType::Individual => None,
-        }
-    }
-
-    /// Acquiring bank, tag 29/30 sub-tag 02.
-    #[must_use]
-    pub fn acquiring_bank(&self) -> Option<&'a str> {
-        self.account(tag::sub::ACQUIRING_BANK)
-    }
-
-    /// Payload Format Indicator, tag 00.
-    #[must_use]
-    pub fn payload_format_indicator(&self) -> Option<&'a str> {
-        self.value(tag::PAYLOAD_FORMAT_INDICATOR)
-    }
-
-    /// Point of Initiation Method, tag 01: `"11"` static, `"12"` dynamic.
-    #[must_use]
-    pub fn point_of_initiation_method(&self) -> Option<&'a str> {
-        self.value(tag::POINT_OF_INITIATION_METHOD)
-    }
-
     /// Whether the point of initiation method is `12` (dynamic: one payment).
     #[must_use]
     pub fn is_dynamic(&self) -> bool {
         self.point_of_initiation_method() == Some("12")
     }
 
-    /// UnionPay merchant account, tag 15.
-    #[must_use]
-    pub fn union_pay_merchant_account(&self) -> Option<&'a str> {
-        self.value(tag::UNIONPAY_MERCHANT_ACCOUNT)
-    }
-
-    /// Merchant Category Code, tag 52.
-    #[must_use]
-    pub fn merchant_category_code(&self) -> Option<&'a str> {
-        self.value(tag::MERCHANT_CATEGORY_CODE)
-    }
-
-    /// Transaction Currency, tag 53, raw (`"116"`, `"840"`).
-    #[must_use]
-    pub fn transaction_currency(&self) -> Option<&'a str> {
-        self.value(tag::TRANSACTION_CURRENCY)
-    }
-
     /// Transaction Currency as a [`Currency`], when it is 116 or 840.
     #[must_use]
     pub fn currency(&self) -> Option<Currency> {
-        match self.transaction_currency()? {
-            "116" => Some(Currency::Khr),
-            "840" => Some(Currency::Usd),
-            _ => None,
-        }
-    }
-
-    /// Transaction Amount, tag 54, raw (`"1.50"`).
-    #[must_use]
-    pub fn transaction_amount(&self) -> Option<&'a str> {
-        self.value(tag::TRANSACTION_AMOUNT)
-    }
-
-    /// Country Code, tag 58.
-    #[must_use]
-    pub fn country_code(&self) -> Option<&'a str> {
-        self.value(tag::COUNTRY_CODE)
-    }
-
-    /// Merchant Name, tag 59.
-    #[must_use]
-    pub fn merchant_name(&self) -> Option<&'a str> {
-        self.value(tag::MERCHANT_NAME)
-    }
-
-    /// Merchant City, tag 60.
-    #[must_use]
-    pub fn merchant_city(&self) -> Option<&'a str> {
-        self.value(tag::MERCHANT_CITY)
-    }
-
-    /// Bill number, tag 62 sub-tag 01.
-    #[must_use]
-    pub fn bill_number(&self) -> Option<&'a str> {
-        self.sub_value(tag::ADDITIONAL_DATA, tag::sub::BILL_NUMBER)
-    }
-
-    /// Mobile number, tag 62 sub-tag 02.
-    #[must_use]
-    pub fn mobile_number(&self) -> Option<&'a str> {
-        self.sub_value(tag::ADDITIONAL_DATA, tag::sub::MOBILE_NUMBER)
-    }
-
-    /// Store label, tag 62 sub-tag 03.
-    #[must_use]
-    pub fn store_label(&self) -> Option<&'a str> {
-        self.sub_value(tag::ADDITIONAL_DATA, tag::sub::STORE_LABEL)
-    }
-
-    /// Terminal label, tag 62 sub-tag 07.
-    #[must_use]
-    pub fn terminal_label(&self) -> Option<&'a str> {
-        self.sub_value(tag::ADDITIONAL_DATA, tag::sub::TERMINAL_LABEL)
-    }
-
-    /// Purpose of transaction, tag 62 sub-tag 08.
-    #[must_use]
-    pub fn purpose_of_transaction(&self) -> Option<&'a str> {
-        self.sub_value(tag::ADDITIONAL_DATA, tag::sub::PURPOSE_OF_TRANSACTION)
-    }
-
-    /// Language preference, tag 64 sub-tag 00.
-    #[must_use]
-    pub fn language_preference(&self) -> Option<&'a str> {
-        self.sub_value(tag::LANGUAGE_TEMPLATE, tag::sub::LANGUAGE_PREFERENCE)
-    }
-
-    /// Merchant name in the alternate language, tag 64 sub-tag 01.
-    #[must_use]
-    pub fn merchant_name_alternate_language(&self) -> Option<&'a str> {
-        self.sub_value(tag::LANGUAGE_TEMPLATE, tag::sub::NAME_ALTERNATE_LANGUAGE)
-    }
-
-    /// Merchant city in the alternate language, tag 64 sub-tag 02.
-    #[must_use]
-    pub fn merchant_city_alternate_language(&self) -> Option<&'a str> {
-        self.sub_value(tag::LANGUAGE_TEMPLATE, tag::sub::CITY_ALTERNATE_LANGUAGE)
-    }
-
-    /// Creation timestamp, tag 99 sub-tag 00, raw (milliseconds as text).
-    #[must_use]
-    pub fn creation_timestamp(&self) -> Option<&'a str> {
-        self.sub_value(tag::TIMESTAMPS, tag::sub::CREATION_TIMESTAMP)
-    }
-
-    /// Expiration timestamp, tag 99 sub-tag 01, raw (milliseconds as text).
-    #[must_use]
-    pub fn expiration_timestamp(&self) -> Option<&'a str> {
-        self.sub_value(tag::TIMESTAMPS, tag::sub::EXPIRATION_TIMESTAMP)
+        Currency::from_numeric_text(self.transaction_currency()?)
     }
 
     /// Creation timestamp in milliseconds since the Unix epoch, when it is digits.
@@ -606,44 +445,6 @@ impl<'a> Decoded<'a> {
     #[must_use]
     pub fn expiration_timestamp_ms(&self) -> Option<u64> {
         parse_ms(self.expiration_timestamp()?)
-    }
-
-    /// CRC, tag 63, raw (four hex digits as written).
-    #[must_use]
-    pub fn crc(&self) -> Option<&'a str> {
-        self.value(tag::CRC)
-    }
-
-    /// The 25 fields of the official SDK's `BakongKHQR.decode`, same names and order.
-    #[must_use]
-    pub fn sdk_fields(&self) -> SdkFields<'a> {
-        SdkFields {
-            merchant_type: self.merchant_type().map(MerchantType::as_str),
-            bakong_account_id: self.bakong_account_id(),
-            account_information: self.account_information(),
-            merchant_id: self.merchant_id(),
-            acquiring_bank: self.acquiring_bank(),
-            bill_number: self.bill_number(),
-            mobile_number: self.mobile_number(),
-            store_label: self.store_label(),
-            terminal_label: self.terminal_label(),
-            purpose_of_transaction: self.purpose_of_transaction(),
-            language_preference: self.language_preference(),
-            merchant_name_alternate_language: self.merchant_name_alternate_language(),
-            merchant_city_alternate_language: self.merchant_city_alternate_language(),
-            creation_timestamp: self.creation_timestamp(),
-            expiration_timestamp: self.expiration_timestamp(),
-            payload_format_indicator: self.payload_format_indicator(),
-            point_of_initiation_method: self.point_of_initiation_method(),
-            union_pay_merchant: self.union_pay_merchant_account(),
-            merchant_category_code: self.merchant_category_code(),
-            transaction_currency: self.transaction_currency(),
-            transaction_amount: self.transaction_amount(),
-            country_code: self.country_code(),
-            merchant_name: self.merchant_name(),
-            merchant_city: self.merchant_city(),
-            crc: self.crc(),
-        }
     }
 }
 
@@ -672,134 +473,6 @@ impl fmt::Debug for Decoded<'_> {
             };
         }
         l.finish()
-    }
-}
-
-/// The official SDK's decode output: 25 fields, all raw text or absent.
-///
-/// Field names follow the SDK's JSON keys (see [`SdkFields::pairs`]), including
-/// its spelling `pointofInitiationMethod`. With the `serde` feature it serialises
-/// to exactly the SDK's JSON object (absent fields as `null`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "camelCase"))]
-pub struct SdkFields<'a> {
-    /// `merchantType`: `"29"` (individual) or `"30"` (merchant).
-    pub merchant_type: Option<&'a str>,
-    #[cfg_attr(feature = "serde", serde(rename = "bakongAccountID"))]
-    /// `bakongAccountID`: tag 29/30 sub-tag 00.
-    pub bakong_account_id: Option<&'a str>,
-    /// `accountInformation`: tag 29 sub-tag 01.
-    pub account_information: Option<&'a str>,
-    #[cfg_attr(feature = "serde", serde(rename = "merchantID"))]
-    /// `merchantID`: tag 30 sub-tag 01.
-    pub merchant_id: Option<&'a str>,
-    /// `acquiringBank`: tag 29/30 sub-tag 02.
-    pub acquiring_bank: Option<&'a str>,
-    /// `billNumber`: tag 62 sub-tag 01.
-    pub bill_number: Option<&'a str>,
-    /// `mobileNumber`: tag 62 sub-tag 02.
-    pub mobile_number: Option<&'a str>,
-    /// `storeLabel`: tag 62 sub-tag 03.
-    pub store_label: Option<&'a str>,
-    /// `terminalLabel`: tag 62 sub-tag 07.
-    pub terminal_label: Option<&'a str>,
-    /// `purposeOfTransaction`: tag 62 sub-tag 08.
-    pub purpose_of_transaction: Option<&'a str>,
-    /// `languagePreference`: tag 64 sub-tag 00.
-    pub language_preference: Option<&'a str>,
-    /// `merchantNameAlternateLanguage`: tag 64 sub-tag 01.
-    pub merchant_name_alternate_language: Option<&'a str>,
-    /// `merchantCityAlternateLanguage`: tag 64 sub-tag 02.
-    pub merchant_city_alternate_language: Option<&'a str>,
-    /// `creationTimestamp`: tag 99 sub-tag 00, milliseconds since the Unix epoch as text.
-    pub creation_timestamp: Option<&'a str>,
-    /// `expirationTimestamp`: tag 99 sub-tag 01, milliseconds since the Unix epoch as text.
-    pub expiration_timestamp: Option<&'a str>,
-    /// `payloadFormatIndicator`: tag 00.
-    pub payload_format_indicator: Option<&'a str>,
-    #[cfg_attr(feature = "serde", serde(rename = "pointofInitiationMethod"))]
-    /// `pointofInitiationMethod` (the SDK's spelling): tag 01, `"11"` static, `"12"` dynamic.
-    pub point_of_initiation_method: Option<&'a str>,
-    /// `unionPayMerchant`: tag 15.
-    pub union_pay_merchant: Option<&'a str>,
-    /// `merchantCategoryCode`: tag 52.
-    pub merchant_category_code: Option<&'a str>,
-    /// `transactionCurrency`: tag 53, `"116"` or `"840"`.
-    pub transaction_currency: Option<&'a str>,
-    /// `transactionAmount`: tag 54, decimal text as written.
-    pub transaction_amount: Option<&'a str>,
-    /// `countryCode`: tag 58.
-    pub country_code: Option<&'a str>,
-    /// `merchantName`: tag 59.
-    pub merchant_name: Option<&'a str>,
-    /// `merchantCity`: tag 60.
-    pub merchant_city: Option<&'a str>,
-    /// `crc`: tag 63, four hex digits as written.
-    pub crc: Option<&'a str>,
-}
-
-impl<'a> SdkFields<'a> {
-    /// The SDK's JSON key names, in its order.
-    pub const KEYS: [&'static str; 25] = [
-        "merchantType",
-        "bakongAccountID",
-        "accountInformation",
-        "merchantID",
-        "acquiringBank",
-        "billNumber",
-        "mobileNumber",
-        "storeLabel",
-        "terminalLabel",
-        "purposeOfTransaction",
-        "languagePreference",
-        "merchantNameAlternateLanguage",
-        "merchantCityAlternateLanguage",
-        "creationTimestamp",
-        "expirationTimestamp",
-        "payloadFormatIndicator",
-        "pointofInitiationMethod",
-        "unionPayMerchant",
-        "merchantCategoryCode",
-        "transactionCurrency",
-        "transactionAmount",
-        "countryCode",
-        "merchantName",
-        "merchantCity",
-        "crc",
-    ];
-
-    /// `(SDK key, value)` for all 25 fields, in the SDK's order.
-    #[must_use]
-    pub fn pairs(&self) -> [(&'static str, Option<&'a str>); 25] {
-        let v = [
-            self.merchant_type,
-            self.bakong_account_id,
-            self.account_information,
-            self.merchant_id,
-            self.acquiring_bank,
-            self.bill_number,
-            self.mobile_number,
-            self.store_label,
-            self.terminal_label,
-            self.purpose_of_transaction,
-            self.language_preference,
-            self.merchant_name_alternate_language,
-            self.merchant_city_alternate_language,
-            self.creation_timestamp,
-            self.expiration_timestamp,
-            self.payload_format_indicator,
-            self.point_of_initiation_method,
-            self.union_pay_merchant,
-            self.merchant_category_code,
-            self.transaction_currency,
-            self.transaction_amount,
-            self.country_code,
-            self.merchant_name,
-            self.merchant_city,
-            self.crc,
-        ];
-        core::array::from_fn(|i| (Self::KEYS[i], v[i]))
     }
 }
 

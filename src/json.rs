@@ -39,10 +39,12 @@ use serde_json::{Map, Value};
 
 use crate::amount::Currency;
 use crate::error::{Error, ErrorCode, Field};
-use crate::payload::{Account, AmountInput, Expiration, Request};
+use crate::fields::json_key;
+use crate::payload::{AmountInput, Expiration, MerchantInfo, Request, OPTIONAL_TEXT_FIELDS};
 
 /// Which SDK class the JSON stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Kind {
     /// `IndividualInfo`: tag 29.
     Individual,
@@ -62,34 +64,16 @@ impl Kind {
     }
 }
 
-const KEYS: &[(&str, Field)] = &[
-    ("bakongAccountID", Field::BakongAccountId),
-    ("merchantName", Field::MerchantName),
-    ("merchantCity", Field::MerchantCity),
-    ("merchantID", Field::MerchantId),
-    ("acquiringBank", Field::AcquiringBank),
-    ("accountInformation", Field::AccountInformation),
-    ("currency", Field::TransactionCurrency),
-    ("amount", Field::TransactionAmount),
-    ("expirationTimestamp", Field::ExpirationTimestamp),
-    ("expiresInMs", Field::ExpirationTimestamp),
-    ("billNumber", Field::BillNumber),
-    ("mobileNumber", Field::MobileNumber),
-    ("storeLabel", Field::StoreLabel),
-    ("terminalLabel", Field::TerminalLabel),
-    ("purposeOfTransaction", Field::PurposeOfTransaction),
-    ("languagePreference", Field::LanguagePreference),
-    (
-        "merchantNameAlternateLanguage",
-        Field::MerchantNameAlternateLanguage,
-    ),
-    (
-        "merchantCityAlternateLanguage",
-        Field::MerchantCityAlternateLanguage,
-    ),
-    ("upiMerchantAccount", Field::UnionPayMerchantAccount),
-    ("merchantCategoryCode", Field::MerchantCategoryCode),
-];
+/// Our own key beside the SDK's: an expiration relative to `now`.
+pub(crate) const EXPIRES_IN_MS: &str = "expiresInMs";
+
+/// The field of a request key: the SDK's keys from the field table, and ours.
+fn key_field(key: &str) -> Option<Field> {
+    if key == EXPIRES_IN_MS {
+        return Some(Field::ExpirationTimestamp);
+    }
+    Field::from_json_key(key)
+}
 
 fn invalid(field: Field, why: &'static str) -> Error {
     Error::reason(ErrorCode::InvalidRequest, field, why)
@@ -144,7 +128,7 @@ pub fn request_from_value(kind: Kind, v: &Value) -> Result<Request<'static>, Err
         }
     }
     for k in flat.keys() {
-        if !KEYS.iter().any(|(name, _)| name == k) {
+        if key_field(k).is_none() {
             return Err(Error::reason_with(
                 ErrorCode::InvalidRequest,
                 Field::Request,
@@ -153,44 +137,44 @@ pub fn request_from_value(kind: Kind, v: &Value) -> Result<Request<'static>, Err
             ));
         }
     }
-    let field = |name: &str| {
-        KEYS.iter()
-            .find(|(n, _)| *n == name)
-            .map_or(Field::Request, |(_, f)| *f)
-    };
-    let text = |name: &str| -> Result<Option<Cow<'static, str>>, Error> {
-        match flat.get(name) {
+    let text = |field: Field| -> Result<Option<Cow<'static, str>>, Error> {
+        match field.json_key().and_then(|k| flat.get(k)) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
             Some(Value::String(s)) => Ok(Some(Cow::Owned(s.clone()))),
             Some(Value::Number(n)) => Ok(Some(Cow::Owned(number_text(n)))),
-            Some(_) => Err(invalid(field(name), "must be text")),
+            Some(_) => Err(invalid(field, "must be text")),
         }
     };
-    let id = text("bakongAccountID")?.unwrap_or_default();
-    let name = text("merchantName")?.unwrap_or_default();
+    let id = text(Field::BakongAccountId)?.unwrap_or_default();
+    let name = text(Field::MerchantName)?.unwrap_or_default();
     let mut req = match kind {
         Kind::Individual => {
             let mut r = Request::individual(id, name);
-            r.account = Account::Individual {
-                account_information: text("accountInformation")?,
-                acquiring_bank: text("acquiringBank")?,
-            };
+            for f in [Field::AccountInformation, Field::AcquiringBank] {
+                if let Some(t) = text(f)? {
+                    r = r.set(f, t);
+                }
+            }
             r
         }
-        Kind::Merchant => Request::merchant(
-            id,
-            name,
-            text("merchantID")?.unwrap_or_default(),
-            text("acquiringBank")?.unwrap_or_default(),
-        ),
+        Kind::Merchant => Request::merchant(MerchantInfo {
+            bakong_account_id: id,
+            merchant_name: name,
+            merchant_id: text(Field::MerchantId)?.unwrap_or_default(),
+            acquiring_bank: text(Field::AcquiringBank)?.unwrap_or_default(),
+        }),
     };
-    req.merchant_city = text("merchantCity")?;
-    if let Some(c) = text("currency")? {
-        req.currency = Currency::parse(&c)?;
+    if let Some(c) = text(Field::MerchantCity)? {
+        req = req.merchant_city(c);
     }
-    req.amount = text("amount")?.map(AmountInput::Text);
-    req.expiration = match flat.get("expirationTimestamp") {
+    if let Some(c) = text(Field::TransactionCurrency)? {
+        req = req.currency(Currency::parse(&c)?);
+    }
+    if let Some(a) = text(Field::TransactionAmount)? {
+        req = req.amount(AmountInput::Text(a));
+    }
+    let mut expiration = match flat.get(json_key!(Field::ExpirationTimestamp)) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
         Some(Value::Number(n)) => Some(Expiration::AtMs(n.as_u64().ok_or_else(|| {
@@ -211,8 +195,8 @@ pub fn request_from_value(kind: Kind, v: &Value) -> Result<Request<'static>, Err
             ))
         }
     };
-    if let Some(v) = flat.get("expiresInMs").filter(|v| !v.is_null()) {
-        if req.expiration.is_some() {
+    if let Some(v) = flat.get(EXPIRES_IN_MS).filter(|v| !v.is_null()) {
+        if expiration.is_some() {
             return Err(invalid(
                 Field::ExpirationTimestamp,
                 "has both expirationTimestamp and expiresInMs",
@@ -224,18 +208,14 @@ pub fn request_from_value(kind: Kind, v: &Value) -> Result<Request<'static>, Err
                 "expiresInMs must be a whole, non-negative number of milliseconds",
             )
         })?;
-        req.expiration = Some(Expiration::AfterMs(ms));
+        expiration = Some(Expiration::AfterMs(ms));
     }
-    req.bill_number = text("billNumber")?;
-    req.mobile_number = text("mobileNumber")?;
-    req.store_label = text("storeLabel")?;
-    req.terminal_label = text("terminalLabel")?;
-    req.purpose_of_transaction = text("purposeOfTransaction")?;
-    req.language_preference = text("languagePreference")?;
-    req.merchant_name_alternate_language = text("merchantNameAlternateLanguage")?;
-    req.merchant_city_alternate_language = text("merchantCityAlternateLanguage")?;
-    req.upi_merchant_account = text("upiMerchantAccount")?;
-    req.merchant_category_code = text("merchantCategoryCode")?;
+    req = req.expiration_at(expiration);
+    for f in OPTIONAL_TEXT_FIELDS {
+        if let Some(t) = text(f)? {
+            req = req.set(f, t);
+        }
+    }
     Ok(req)
 }
 
@@ -261,10 +241,10 @@ mod tests {
             r#"{"bakongAccountID":"a@b","merchantName":1234,"optional":{"currency":"USD","amount":100.0,"expirationTimestamp":"1700000060000"}}"#,
         )
         .unwrap();
-        assert_eq!(r.merchant_name, "1234");
-        assert_eq!(r.currency, Currency::Usd);
-        assert_eq!(r.amount, Some(AmountInput::Text("100".into())));
-        assert_eq!(r.expiration, Some(Expiration::AtMs(1_700_000_060_000)));
+        assert_eq!(r.text(Field::MerchantName), Some("1234"));
+        assert_eq!(r.currency_code(), Currency::Usd);
+        assert_eq!(r.amount_input(), Some(&AmountInput::Text("100".into())));
+        assert_eq!(r.expiration(), Some(Expiration::AtMs(1_700_000_060_000)));
         for bad in [
             r#"{"bakongAccountID":{}}"#,
             r#"{"ammount":"1"}"#,

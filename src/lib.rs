@@ -177,6 +177,7 @@ mod clock;
 pub mod crc;
 mod decode;
 mod error;
+mod fields;
 mod hash;
 mod payload;
 pub mod tag;
@@ -197,10 +198,13 @@ pub mod webhook;
 pub use amount::{Amount, Currency, MAX_AMOUNT_LEN};
 #[cfg(feature = "std")]
 pub use clock::now_ms;
-pub use decode::{Decoded, Entry, MerchantType, SdkFields};
-pub use error::{Error, ErrorCode, Field};
+pub use decode::{Decoded, Entry, MerchantType};
+pub use error::{Error, ErrorCode};
+pub use fields::{Field, SdkFields};
 pub use hash::{Md5, ParseIdError, TranId};
-pub use payload::{Account, AmountInput, Expiration, Khqr, Request, DEFAULT_CITY, DEFAULT_MCC};
+pub use payload::{
+    Account, AmountInput, Expiration, Khqr, MerchantInfo, Request, DEFAULT_CITY, DEFAULT_MCC,
+};
 pub use verify::{verify, verify_with, VerifyOptions};
 
 /// Decodes a KHQR string; shorthand for [`Decoded::parse`].

@@ -10,10 +10,11 @@ use crate::crc;
 use crate::error::{Error, ErrorCode, Field};
 use crate::hash::{Md5, TranId};
 use crate::tag;
-use crate::tlv::{utf16_len, TooLong, Writer};
+use crate::tlv::{TooLong, Writer};
 
 /// The merchant account template and what goes in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Account<'a> {
     /// An individual's account: Merchant Account Information tag 29.
     Individual {
@@ -33,6 +34,7 @@ pub enum Account<'a> {
 
 /// When a dynamic KHQR expires (tag 99 sub-tag 01).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Expiration {
     /// At this instant, in milliseconds since the Unix epoch (13 digits).
     AtMs(u64),
@@ -43,6 +45,7 @@ pub enum Expiration {
 /// An amount as the caller gave it; read for the request's currency at
 /// generation time.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AmountInput<'a> {
     /// Decimal text, `^[0-9]+(\.[0-9]+)?$` (see [`Amount::parse`]).
     Text(Cow<'a, str>),
@@ -68,17 +71,34 @@ impl From<Amount> for AmountInput<'_> {
     }
 }
 
+/// The four values a merchant's KHQR (tag 30) needs, by name, for
+/// [`Request::merchant`]. `S` is any text type (`&str`, `String`, `Cow<str>`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MerchantInfo<S> {
+    /// Bakong account ID, `name@bank`, ≤ 32 characters (tag 30 sub-tag 00).
+    pub bakong_account_id: S,
+    /// Merchant name, 1–25 characters (tag 59).
+    pub merchant_name: S,
+    /// Merchant ID, 1–32 characters (tag 30 sub-tag 01).
+    pub merchant_id: S,
+    /// Acquiring bank, 1–32 characters (tag 30 sub-tag 02).
+    pub acquiring_bank: S,
+}
+
 /// Everything a KHQR can carry, with the official SDK's fields (`IndividualInfo`
 /// / `MerchantInfo` and their `optional` object).
 ///
 /// Build one with [`Request::individual`] or [`Request::merchant`] and the
 /// setters, then call [`Request::generate`] with the current time. Nothing is
 /// checked until then; `generate` returns the first error in the SDK's order.
-/// Optional text that is empty counts as absent, as in the SDK.
+/// A setter that does not apply to the request's kind (account information on
+/// a merchant's request, say) is not dropped: `generate` refuses the request.
+/// Optional text that is empty counts as absent, as in the SDK. Read a field
+/// back with [`Request::text`].
 ///
 /// All lengths are in UTF-16 code units, which for the text KHQR carries (Latin,
 /// Khmer, Thai, CJK — all in the Basic Multilingual Plane) is the number of
-/// characters.
+/// characters. The limits are those of the field table ([`Field`]).
 ///
 /// ```
 /// use bakong_khqr::{Currency, Request};
@@ -96,44 +116,25 @@ impl From<Amount> for AmountInput<'_> {
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request<'a> {
-    /// Bakong account ID, `name@bank`, ≤ 32 characters (tag 29/30 sub-tag 00).
-    pub bakong_account_id: Cow<'a, str>,
-    /// Merchant name, 1–25 characters (tag 59).
-    pub merchant_name: Cow<'a, str>,
-    /// Merchant city, ≤ 15 characters (tag 60); `Phnom Penh` when absent.
-    pub merchant_city: Option<Cow<'a, str>>,
-    /// Individual or merchant, with the template's other sub-fields.
-    pub account: Account<'a>,
-    /// Transaction currency (tag 53); KHR by default.
-    pub currency: Currency,
-    /// Transaction amount (tag 54). Absent or zero: a static KHQR (point of
-    /// initiation 11), which the payer fills in; otherwise dynamic (12).
-    pub amount: Option<AmountInput<'a>>,
-    /// Expiration of a dynamic KHQR (tag 99 sub-tag 01); required for one,
-    /// refused for a static one.
-    pub expiration: Option<Expiration>,
-    /// Bill number, ≤ 25 characters (tag 62 sub-tag 01).
-    pub bill_number: Option<Cow<'a, str>>,
-    /// Mobile number, ≤ 25 characters (tag 62 sub-tag 02).
-    pub mobile_number: Option<Cow<'a, str>>,
-    /// Store label, ≤ 25 characters (tag 62 sub-tag 03).
-    pub store_label: Option<Cow<'a, str>>,
-    /// Terminal label, ≤ 25 characters (tag 62 sub-tag 07).
-    pub terminal_label: Option<Cow<'a, str>>,
-    /// Purpose of transaction, ≤ 25 characters (tag 62 sub-tag 08).
-    pub purpose_of_transaction: Option<Cow<'a, str>>,
-    /// Language preference, ≤ 2 characters, e.g. `km` (tag 64 sub-tag 00);
-    /// goes with `merchant_name_alternate_language`.
-    pub language_preference: Option<Cow<'a, str>>,
-    /// Merchant name in the alternate language, ≤ 25 characters (tag 64 sub-tag 01);
-    /// goes with `language_preference`.
-    pub merchant_name_alternate_language: Option<Cow<'a, str>>,
-    /// Merchant city in the alternate language, ≤ 15 characters (tag 64 sub-tag 02).
-    pub merchant_city_alternate_language: Option<Cow<'a, str>>,
-    /// UnionPay merchant account, ≤ 99 characters, written raw as tag 15; KHR only.
-    pub upi_merchant_account: Option<Cow<'a, str>>,
-    /// Merchant Category Code, 4 digits (tag 52); `5999` when absent.
-    pub merchant_category_code: Option<Cow<'a, str>>,
+    bakong_account_id: Cow<'a, str>,
+    merchant_name: Cow<'a, str>,
+    account: Account<'a>,
+    currency: Currency,
+    amount: Option<AmountInput<'a>>,
+    expiration: Option<Expiration>,
+    merchant_city: Option<Cow<'a, str>>,
+    bill_number: Option<Cow<'a, str>>,
+    mobile_number: Option<Cow<'a, str>>,
+    store_label: Option<Cow<'a, str>>,
+    terminal_label: Option<Cow<'a, str>>,
+    purpose_of_transaction: Option<Cow<'a, str>>,
+    language_preference: Option<Cow<'a, str>>,
+    merchant_name_alternate_language: Option<Cow<'a, str>>,
+    merchant_city_alternate_language: Option<Cow<'a, str>>,
+    upi_merchant_account: Option<Cow<'a, str>>,
+    merchant_category_code: Option<Cow<'a, str>>,
+    /// The first field set that does not apply to this request.
+    misuse: Option<Field>,
 }
 
 /// Default merchant city, as the SDK.
@@ -142,13 +143,12 @@ pub const DEFAULT_CITY: &str = "Phnom Penh";
 pub const DEFAULT_MCC: &str = "5999";
 
 macro_rules! setters {
-    ($( $(#[$doc:meta])* $name:ident; )*) => {
+    ($( $name:ident => $field:ident; )*) => {
         $(
-            $(#[$doc])*
+            #[doc = concat!("Sets the ", stringify!($name), " (see [`Field::", stringify!($field), "`]).")]
             #[must_use]
-            pub fn $name(mut self, value: impl Into<Cow<'a, str>>) -> Self {
-                self.$name = Some(value.into());
-                self
+            pub fn $name(self, value: impl Into<Cow<'a, str>>) -> Self {
+                self.set(Field::$field, value)
             }
         )*
     };
@@ -163,11 +163,11 @@ impl<'a> Request<'a> {
         Request {
             bakong_account_id,
             merchant_name,
-            merchant_city: None,
             account,
             currency: Currency::Khr,
             amount: None,
             expiration: None,
+            merchant_city: None,
             bill_number: None,
             mobile_number: None,
             store_label: None,
@@ -178,6 +178,7 @@ impl<'a> Request<'a> {
             merchant_city_alternate_language: None,
             upi_merchant_account: None,
             merchant_category_code: None,
+            misuse: None,
         }
     }
 
@@ -198,69 +199,178 @@ impl<'a> Request<'a> {
     }
 
     /// A request for a merchant's KHQR (tag 30), like the SDK's `MerchantInfo`.
+    ///
+    /// ```
+    /// use bakong_khqr::{MerchantInfo, Request};
+    /// let req = Request::merchant(MerchantInfo {
+    ///     bakong_account_id: "coffee@abaa",
+    ///     merchant_name: "Coffee",
+    ///     merchant_id: "POS-001",
+    ///     acquiring_bank: "ABA Bank",
+    /// });
+    /// let khqr = req.generate(1_700_000_000_000)?;
+    /// assert!(khqr.as_str().contains("0107POS-001"));
+    /// // Account information belongs to an individual's KHQR: refused, not dropped.
+    /// let e = req.account_information("x").generate(1_700_000_000_000).unwrap_err();
+    /// assert_eq!(e.code().number(), 60);
+    /// # Ok::<(), bakong_khqr::Error>(())
+    /// ```
     #[must_use]
-    pub fn merchant(
-        bakong_account_id: impl Into<Cow<'a, str>>,
-        merchant_name: impl Into<Cow<'a, str>>,
-        merchant_id: impl Into<Cow<'a, str>>,
-        acquiring_bank: impl Into<Cow<'a, str>>,
-    ) -> Self {
+    pub fn merchant<S: Into<Cow<'a, str>>>(info: MerchantInfo<S>) -> Self {
         Self::base(
-            bakong_account_id.into(),
-            merchant_name.into(),
+            info.bakong_account_id.into(),
+            info.merchant_name.into(),
             Account::Merchant {
-                merchant_id: merchant_id.into(),
-                acquiring_bank: acquiring_bank.into(),
+                merchant_id: info.merchant_id.into(),
+                acquiring_bank: info.acquiring_bank.into(),
             },
         )
     }
 
+    /// Sets a text field by its [`Field`]: any text field of the request's kind
+    /// (tags 15, 29/30 sub-tags, 52, 54 as decimal text, 59, 60, 62 and 64
+    /// sub-tags). A field that does not apply — account information on a
+    /// merchant's request, a merchant ID on an individual's, a field that is not
+    /// text (currency, expiration) or not set by the caller (CRC, tag 00) — makes
+    /// [`Request::generate`] refuse the request with
+    /// [`ErrorCode::InvalidRequest`] (60) naming that field.
+    #[must_use]
+    pub fn set(mut self, field: Field, value: impl Into<Cow<'a, str>>) -> Self {
+        let value = value.into();
+        match (field, &mut self.account) {
+            (Field::BakongAccountId, _) => self.bakong_account_id = value,
+            (Field::MerchantName, _) => self.merchant_name = value,
+            (Field::TransactionAmount, _) => self.amount = Some(AmountInput::Text(value)),
+            (
+                Field::AccountInformation,
+                Account::Individual {
+                    account_information,
+                    ..
+                },
+            ) => {
+                *account_information = Some(value);
+            }
+            (Field::AcquiringBank, Account::Individual { acquiring_bank, .. }) => {
+                *acquiring_bank = Some(value);
+            }
+            (Field::AcquiringBank, Account::Merchant { acquiring_bank, .. }) => {
+                *acquiring_bank = value;
+            }
+            (Field::MerchantId, Account::Merchant { merchant_id, .. }) => *merchant_id = value,
+            _ => match self.optional_mut(field) {
+                Some(slot) => *slot = Some(value),
+                None => self.misuse = self.misuse.or(Some(field)),
+            },
+        }
+        self
+    }
+
+    /// The optional text member of a field, for [`Request::set`].
+    fn optional_mut(&mut self, field: Field) -> Option<&mut Option<Cow<'a, str>>> {
+        Some(match field {
+            Field::MerchantCity => &mut self.merchant_city,
+            Field::BillNumber => &mut self.bill_number,
+            Field::MobileNumber => &mut self.mobile_number,
+            Field::StoreLabel => &mut self.store_label,
+            Field::TerminalLabel => &mut self.terminal_label,
+            Field::PurposeOfTransaction => &mut self.purpose_of_transaction,
+            Field::LanguagePreference => &mut self.language_preference,
+            Field::MerchantNameAlternateLanguage => &mut self.merchant_name_alternate_language,
+            Field::MerchantCityAlternateLanguage => &mut self.merchant_city_alternate_language,
+            Field::UnionPayMerchantAccount => &mut self.upi_merchant_account,
+            Field::MerchantCategoryCode => &mut self.merchant_category_code,
+            _ => return None,
+        })
+    }
+
+    /// The text of a field as set (empty text included; defaults not applied),
+    /// `None` when unset or not a text field of this request's kind.
+    #[must_use]
+    pub fn text(&self, field: Field) -> Option<&str> {
+        match (field, &self.account) {
+            (Field::BakongAccountId, _) => Some(&self.bakong_account_id),
+            (Field::MerchantName, _) => Some(&self.merchant_name),
+            (Field::TransactionAmount, _) => match &self.amount {
+                Some(AmountInput::Text(t)) => Some(t),
+                _ => None,
+            },
+            (
+                Field::AccountInformation,
+                Account::Individual {
+                    account_information,
+                    ..
+                },
+            ) => Option::as_deref(account_information),
+            (Field::AcquiringBank, Account::Individual { acquiring_bank, .. }) => {
+                Option::as_deref(acquiring_bank)
+            }
+            (Field::AcquiringBank, Account::Merchant { acquiring_bank, .. }) => {
+                Some(acquiring_bank)
+            }
+            (Field::MerchantId, Account::Merchant { merchant_id, .. }) => Some(merchant_id),
+            (Field::MerchantCity, _) => Option::as_deref(&self.merchant_city),
+            (Field::BillNumber, _) => Option::as_deref(&self.bill_number),
+            (Field::MobileNumber, _) => Option::as_deref(&self.mobile_number),
+            (Field::StoreLabel, _) => Option::as_deref(&self.store_label),
+            (Field::TerminalLabel, _) => Option::as_deref(&self.terminal_label),
+            (Field::PurposeOfTransaction, _) => Option::as_deref(&self.purpose_of_transaction),
+            (Field::LanguagePreference, _) => Option::as_deref(&self.language_preference),
+            (Field::MerchantNameAlternateLanguage, _) => {
+                Option::as_deref(&self.merchant_name_alternate_language)
+            }
+            (Field::MerchantCityAlternateLanguage, _) => {
+                Option::as_deref(&self.merchant_city_alternate_language)
+            }
+            (Field::UnionPayMerchantAccount, _) => Option::as_deref(&self.upi_merchant_account),
+            (Field::MerchantCategoryCode, _) => Option::as_deref(&self.merchant_category_code),
+            _ => None,
+        }
+    }
+
+    /// A text field's value when set and not empty (empty counts as absent, as in
+    /// the SDK).
+    fn given(&self, field: Field) -> Option<&str> {
+        self.text(field).filter(|s| !s.is_empty())
+    }
+
+    /// The merchant account template: individual or merchant, with its sub-fields.
+    #[must_use]
+    pub const fn account(&self) -> &Account<'a> {
+        &self.account
+    }
+
+    /// The currency (KHR unless set).
+    #[must_use]
+    pub const fn currency_code(&self) -> Currency {
+        self.currency
+    }
+
+    /// The amount as given, if any.
+    #[must_use]
+    pub const fn amount_input(&self) -> Option<&AmountInput<'a>> {
+        self.amount.as_ref()
+    }
+
+    /// The expiration as given, if any.
+    #[must_use]
+    pub const fn expiration(&self) -> Option<Expiration> {
+        self.expiration
+    }
+
     setters! {
-        /// Sets the merchant city (tag 60).
-        merchant_city;
-        /// Sets the bill number (tag 62 sub-tag 01).
-        bill_number;
-        /// Sets the mobile number (tag 62 sub-tag 02).
-        mobile_number;
-        /// Sets the store label (tag 62 sub-tag 03).
-        store_label;
-        /// Sets the terminal label (tag 62 sub-tag 07).
-        terminal_label;
-        /// Sets the purpose of transaction (tag 62 sub-tag 08).
-        purpose_of_transaction;
-        /// Sets the language preference (tag 64 sub-tag 00).
-        language_preference;
-        /// Sets the merchant name in the alternate language (tag 64 sub-tag 01).
-        merchant_name_alternate_language;
-        /// Sets the merchant city in the alternate language (tag 64 sub-tag 02).
-        merchant_city_alternate_language;
-        /// Sets the UnionPay merchant account (tag 15).
-        upi_merchant_account;
-        /// Sets the Merchant Category Code (tag 52).
-        merchant_category_code;
-    }
-
-    /// Sets the account information (tag 29 sub-tag 01); ignored for a merchant.
-    #[must_use]
-    pub fn account_information(mut self, value: impl Into<Cow<'a, str>>) -> Self {
-        if let Account::Individual {
-            account_information,
-            ..
-        } = &mut self.account
-        {
-            *account_information = Some(value.into());
-        }
-        self
-    }
-
-    /// Sets the acquiring bank (tag 29/30 sub-tag 02).
-    #[must_use]
-    pub fn acquiring_bank(mut self, value: impl Into<Cow<'a, str>>) -> Self {
-        match &mut self.account {
-            Account::Individual { acquiring_bank, .. } => *acquiring_bank = Some(value.into()),
-            Account::Merchant { acquiring_bank, .. } => *acquiring_bank = value.into(),
-        }
-        self
+        merchant_city => MerchantCity;
+        bill_number => BillNumber;
+        mobile_number => MobileNumber;
+        store_label => StoreLabel;
+        terminal_label => TerminalLabel;
+        purpose_of_transaction => PurposeOfTransaction;
+        language_preference => LanguagePreference;
+        merchant_name_alternate_language => MerchantNameAlternateLanguage;
+        merchant_city_alternate_language => MerchantCityAlternateLanguage;
+        upi_merchant_account => UnionPayMerchantAccount;
+        merchant_category_code => MerchantCategoryCode;
+        account_information => AccountInformation;
+        acquiring_bank => AcquiringBank;
     }
 
     /// Sets the currency (tag 53).
@@ -285,18 +395,23 @@ impl<'a> Request<'a> {
         self
     }
 
+    /// Sets the expiration, or none.
+    #[must_use]
+    pub fn expiration_at(mut self, expiration: Option<Expiration>) -> Self {
+        self.expiration = expiration;
+        self
+    }
+
     /// Sets the expiration instant, in milliseconds since the Unix epoch.
     #[must_use]
-    pub fn expires_at_ms(mut self, ms: u64) -> Self {
-        self.expiration = Some(Expiration::AtMs(ms));
-        self
+    pub fn expires_at_ms(self, ms: u64) -> Self {
+        self.expiration_at(Some(Expiration::AtMs(ms)))
     }
 
     /// Sets the expiration to `ms` milliseconds after the `now` of [`Request::generate`].
     #[must_use]
-    pub fn expires_in_ms(mut self, ms: u64) -> Self {
-        self.expiration = Some(Expiration::AfterMs(ms));
-        self
+    pub fn expires_in_ms(self, ms: u64) -> Self {
+        self.expiration_at(Some(Expiration::AfterMs(ms)))
     }
 
     /// Builds the KHQR string and its MD5. `now_ms` (milliseconds since the Unix
@@ -307,8 +422,10 @@ impl<'a> Request<'a> {
     /// generates for the same input wherever the SDK accepts it correctly.
     ///
     /// # Errors
-    /// The first failing check, in the SDK's order (khqr-notes §4), so the code
-    /// matches the SDK's wherever the SDK reports one:
+    /// First, a setter that did not apply to the request (60, naming the field).
+    /// Then the first failing check, in the SDK's order (khqr-notes §4; the list
+    /// `SDK_ORDER` in `src/payload.rs`), so the code matches the SDK's wherever
+    /// the SDK reports one:
     ///
     /// | check | code |
     /// |---|---|
@@ -325,16 +442,15 @@ impl<'a> Request<'a> {
     /// | language preference without name / name without preference / preference over 2 / name over 25 / city over 15 | 39 / 37 / 38 / 40 / 41 |
     /// | dynamic: no expiration / not 13 digits / before `now` | 45 / 49 / 50 |
     ///
-    /// Then our own refusals, for input the SDK accepts but should not (so they
-    /// never hide an error the SDK would report): an expiration on a static KHQR
-    /// (55); an account ID that is not exactly one `@` with text on both sides and
-    /// no whitespace (3); an MCC that is not exactly 4 digits (51); a blank
-    /// merchant name (2), merchant ID (30) or acquiring bank (31), where blank
-    /// means only white space or invisible format characters; a control
-    /// character or a character outside the Basic
-    /// Multilingual Plane in any text (53); a template over 99 characters (52).
-    /// (Amounts are the exception: every amount refusal has code 4 at the amount's
-    /// place in the order.)
+    /// Then our own refusals (`OUR_ORDER`), for input the SDK accepts but should
+    /// not (so they never hide an error the SDK would report): an expiration on a
+    /// static KHQR (55); an account ID that is not exactly one `@` with text on
+    /// both sides and no whitespace (3); an MCC that is not exactly 4 digits (51);
+    /// a blank merchant name (2), merchant ID (30) or acquiring bank (31), where
+    /// blank means only white space or invisible format characters; a control
+    /// character or a character outside the Basic Multilingual Plane in any text
+    /// (53); a template over 99 characters (52). (Amounts are the exception: every
+    /// amount refusal has code 4 at the amount's place in the order.)
     pub fn generate(&self, now_ms: u64) -> Result<Khqr, Error> {
         let mut payload = String::with_capacity(256);
         self.write(now_ms, &mut payload)?;
@@ -359,452 +475,397 @@ impl<'a> Request<'a> {
         r
     }
 
-    /// Validates in the SDK's order; returns what `emit` needs.
+    /// Runs the rules: the SDK's, in its order, then ours; returns what `emit`
+    /// needs.
     fn check(&self, now_ms: u64) -> Result<Plan<'_>, Error> {
-        let upi = non_empty(&self.upi_merchant_account);
-        if let Some(u) = upi {
-            max_len(
-                u,
-                99,
-                ErrorCode::UpiAccountInformationLengthInvalid,
-                Field::UnionPayMerchantAccount,
-            )?;
+        if let Some(field) = self.misuse {
+            return Err(self.misuse_error(field));
         }
-        check_account_id_sdk(&self.bakong_account_id)?;
-        match &self.account {
-            Account::Merchant {
-                merchant_id,
-                acquiring_bank,
-            } => {
-                required(
-                    merchant_id,
-                    ErrorCode::MerchantIdRequired,
-                    Field::MerchantId,
-                )?;
-                max_len(
-                    merchant_id,
-                    32,
-                    ErrorCode::MerchantIdLengthInvalid,
-                    Field::MerchantId,
-                )?;
-                required(
-                    acquiring_bank,
-                    ErrorCode::AcquiringBankRequired,
-                    Field::AcquiringBank,
-                )?;
-                max_len(
-                    acquiring_bank,
-                    32,
-                    ErrorCode::AcquiringBankLengthInvalid,
-                    Field::AcquiringBank,
-                )?;
-            }
-            Account::Individual {
-                account_information,
-                acquiring_bank,
-            } => {
-                if let Some(a) = non_empty(account_information) {
-                    max_len(
-                        a,
-                        32,
-                        ErrorCode::AccountInformationLengthInvalid,
-                        Field::AccountInformation,
-                    )?;
-                }
-                if let Some(b) = non_empty(acquiring_bank) {
-                    max_len(
-                        b,
-                        32,
-                        ErrorCode::AcquiringBankLengthInvalid,
-                        Field::AcquiringBank,
-                    )?;
-                }
-            }
+        let mut plan = Plan {
+            now_ms,
+            mcc: self
+                .given(Field::MerchantCategoryCode)
+                .unwrap_or(DEFAULT_MCC),
+            city: self.given(Field::MerchantCity).unwrap_or(DEFAULT_CITY),
+            amount: None,
+            expiration_ms: None,
+        };
+        for rule in SDK_ORDER {
+            rule(self, &mut plan)?;
         }
-        let mcc = non_empty(&self.merchant_category_code).unwrap_or(DEFAULT_MCC);
-        check_mcc_sdk(mcc)?;
-        if upi.is_some() && self.currency == Currency::Usd {
-            return Err(Error::reason(
-                ErrorCode::UpiAccountInformationInvalidCurrency,
-                Field::UnionPayMerchantAccount,
-                "is only allowed with KHR",
-            ));
+        for rule in OUR_ORDER {
+            rule(self, &plan)?;
         }
-        let amount = match &self.amount {
-            None => None,
-            Some(AmountInput::Text(t)) if t.is_empty() => None,
-            Some(AmountInput::Text(t)) => Some(Amount::parse(t, self.currency)?),
-            Some(AmountInput::MinorUnits(m)) => Some(Amount::from_minor_units(*m, self.currency)?),
-        }
-        .filter(|a| !a.is_zero());
-        check_name_sdk(
-            &self.merchant_name,
-            25,
-            ErrorCode::MerchantNameRequired,
-            ErrorCode::MerchantNameLengthInvalid,
-            Field::MerchantName,
-        )?;
-        let city = non_empty(&self.merchant_city).unwrap_or(DEFAULT_CITY);
-        max_len(
-            city,
-            15,
-            ErrorCode::MerchantCityLengthInvalid,
-            Field::MerchantCity,
-        )?;
-        for (v, code, field) in [
-            (
-                &self.bill_number,
-                ErrorCode::BillNumberLengthInvalid,
-                Field::BillNumber,
-            ),
-            (
-                &self.mobile_number,
-                ErrorCode::MobileNumberLengthInvalid,
-                Field::MobileNumber,
-            ),
-            (
-                &self.store_label,
-                ErrorCode::StoreLabelLengthInvalid,
-                Field::StoreLabel,
-            ),
-            (
-                &self.terminal_label,
-                ErrorCode::TerminalLabelLengthInvalid,
-                Field::TerminalLabel,
-            ),
-            (
-                &self.purpose_of_transaction,
-                ErrorCode::PurposeOfTransactionLengthInvalid,
-                Field::PurposeOfTransaction,
-            ),
-        ] {
-            if let Some(v) = non_empty(v) {
-                max_len(v, 25, code, field)?;
-            }
-        }
-        let pref = non_empty(&self.language_preference);
-        let name_alt = non_empty(&self.merchant_name_alternate_language);
-        let city_alt = non_empty(&self.merchant_city_alternate_language);
-        match (pref, name_alt) {
-            (Some(_), None) => {
-                return Err(Error::reason(
-                    ErrorCode::MerchantNameAlternateLanguageRequired,
-                    Field::MerchantNameAlternateLanguage,
-                    "is required with a language preference",
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(Error::reason(
-                    ErrorCode::LanguagePreferenceRequired,
-                    Field::LanguagePreference,
-                    "is required with a merchant name in the alternate language",
-                ))
-            }
-            _ => {}
-        }
-        if let Some(p) = pref {
-            max_len(
-                p,
-                2,
-                ErrorCode::LanguagePreferenceLengthInvalid,
-                Field::LanguagePreference,
-            )?;
-        }
-        if let Some(n) = name_alt {
-            max_len(
-                n,
-                25,
-                ErrorCode::MerchantNameAlternateLanguageLengthInvalid,
-                Field::MerchantNameAlternateLanguage,
-            )?;
-        }
-        if let Some(c) = city_alt {
-            max_len(
-                c,
-                15,
-                ErrorCode::MerchantCityAlternateLanguageLengthInvalid,
-                Field::MerchantCityAlternateLanguage,
-            )?;
-        }
-        let expiration_ms =
-            match (amount.is_some(), self.expiration) {
-                (true, None) => {
-                    return Err(Error::reason(
-                        ErrorCode::ExpirationTimestampRequired,
-                        Field::ExpirationTimestamp,
-                        "is required for a dynamic KHQR (one with an amount)",
-                    ))
-                }
-                (true, Some(e)) => {
-                    let ms = match e {
-                        Expiration::AtMs(ms) => ms,
-                        Expiration::AfterMs(d) => now_ms.saturating_add(d),
-                    };
-                    if !(1_000_000_000_000..10_000_000_000_000).contains(&ms) {
-                        return Err(Error::reason_with(
-                            ErrorCode::ExpirationTimestampLengthInvalid,
-                            Field::ExpirationTimestamp,
-                            "must be 13 digits of milliseconds since the Unix epoch",
-                            &ms.to_string(),
-                        ));
-                    }
-                    if ms < now_ms {
-                        return Err(Error::reason_with(
-                            ErrorCode::ExpirationTimestampInThePast,
-                            Field::ExpirationTimestamp,
-                            "is before the creation time (now)",
-                            &ms.to_string(),
-                        ));
-                    }
-                    Some(ms)
-                }
-                (false, Some(_)) => return Err(Error::reason(
-                    ErrorCode::ExpirationOnStaticKhqr,
-                    Field::ExpirationTimestamp,
-                    "was given for a static KHQR (no amount, or zero); a static KHQR never expires",
-                )),
-                (false, None) => None,
-            };
-        // Our own rules, after every check the SDK makes, so that the first
-        // error has the SDK's code whenever the SDK reports one.
-        check_account_id_strict(&self.bakong_account_id)?;
-        check_mcc(mcc)?;
-        check_not_blank(
-            &self.merchant_name,
-            ErrorCode::MerchantNameRequired,
-            Field::MerchantName,
-        )?;
-        if let Account::Merchant {
-            merchant_id,
-            acquiring_bank,
-        } = &self.account
-        {
-            check_not_blank(
-                merchant_id,
-                ErrorCode::MerchantIdRequired,
-                Field::MerchantId,
-            )?;
-            check_not_blank(
-                acquiring_bank,
-                ErrorCode::AcquiringBankRequired,
-                Field::AcquiringBank,
-            )?;
-        }
-        let mut texts: [(Option<&str>, Field); 15] = [
-            (Some(&self.bakong_account_id), Field::BakongAccountId),
-            (None, Field::AccountInformation),
-            (None, Field::AcquiringBank),
-            (Some(&self.merchant_name), Field::MerchantName),
-            (Some(city), Field::MerchantCity),
-            (non_empty(&self.bill_number), Field::BillNumber),
-            (non_empty(&self.mobile_number), Field::MobileNumber),
-            (non_empty(&self.store_label), Field::StoreLabel),
-            (non_empty(&self.terminal_label), Field::TerminalLabel),
-            (
-                non_empty(&self.purpose_of_transaction),
-                Field::PurposeOfTransaction,
-            ),
-            (pref, Field::LanguagePreference),
-            (name_alt, Field::MerchantNameAlternateLanguage),
-            (city_alt, Field::MerchantCityAlternateLanguage),
-            (upi, Field::UnionPayMerchantAccount),
-            (None, Field::MerchantId),
-        ];
-        match &self.account {
-            Account::Individual {
-                account_information,
-                acquiring_bank,
-            } => {
-                texts[1].0 = non_empty(account_information);
-                texts[2].0 = non_empty(acquiring_bank);
-            }
-            Account::Merchant {
-                merchant_id,
-                acquiring_bank,
-            } => {
-                texts[14].0 = Some(merchant_id);
-                texts[2].0 = Some(acquiring_bank);
-            }
-        }
-        for (text, field) in texts {
-            if let Some(t) = text {
-                check_chars(t, field)?;
-            }
-        }
-        Ok(Plan {
-            upi,
-            mcc,
-            amount,
-            city,
-            pref,
-            name_alt,
-            city_alt,
-            expiration_ms,
-        })
+        Ok(plan)
     }
 
+    fn misuse_error(&self, field: Field) -> Error {
+        let why = match (field, &self.account) {
+            (Field::AccountInformation, _) => {
+                "does not apply to a merchant's KHQR (tag 30); it belongs to an individual's (tag 29)"
+            }
+            (Field::MerchantId, _) => {
+                "does not apply to an individual's KHQR (tag 29); it belongs to a merchant's (tag 30)"
+            }
+            _ => "cannot be set as text on a request",
+        };
+        Error::reason(ErrorCode::InvalidRequest, field, why)
+    }
+
+    /// Writes the data objects in the SDK's order, then the CRC.
     fn emit(&self, plan: &Plan<'_>, now_ms: u64, out: &mut String) -> Result<(), Error> {
         let start = out.len();
         let mut w = Writer::new(out);
-        let r: Result<(), TooLong> = (|| {
-            w.write(tag::PAYLOAD_FORMAT_INDICATOR, "01")?;
-            w.write(
-                tag::POINT_OF_INITIATION_METHOD,
-                if plan.amount.is_some() { "12" } else { "11" },
-            )?;
-            if let Some(u) = plan.upi {
-                w.write(tag::UNIONPAY_MERCHANT_ACCOUNT, u)?;
-            }
-            match &self.account {
-                Account::Individual {
-                    account_information,
-                    acquiring_bank,
-                } => w.write_template_parts(
-                    tag::INDIVIDUAL_ACCOUNT,
-                    &[
-                        (tag::sub::BAKONG_ACCOUNT_ID, Some(&self.bakong_account_id)),
-                        (
-                            tag::sub::ACCOUNT_INFORMATION,
-                            non_empty(account_information),
-                        ),
-                        (tag::sub::ACQUIRING_BANK, non_empty(acquiring_bank)),
-                    ],
-                )?,
-                Account::Merchant {
-                    merchant_id,
-                    acquiring_bank,
-                } => w.write_template_parts(
-                    tag::MERCHANT_ACCOUNT,
-                    &[
-                        (tag::sub::BAKONG_ACCOUNT_ID, Some(&self.bakong_account_id)),
-                        (tag::sub::MERCHANT_ID, Some(merchant_id)),
-                        (tag::sub::ACQUIRING_BANK, Some(acquiring_bank)),
-                    ],
-                )?,
-            }
-            w.write(tag::MERCHANT_CATEGORY_CODE, plan.mcc)?;
-            w.write(tag::TRANSACTION_CURRENCY, self.currency.numeric_str())?;
-            if let Some(a) = &plan.amount {
-                w.write(tag::TRANSACTION_AMOUNT, a.as_str())?;
-            }
-            w.write(tag::COUNTRY_CODE, "KH")?;
-            w.write(tag::MERCHANT_NAME, &self.merchant_name)?;
-            w.write(tag::MERCHANT_CITY, plan.city)?;
-            let additional = [
-                (tag::sub::BILL_NUMBER, non_empty(&self.bill_number)),
-                (tag::sub::MOBILE_NUMBER, non_empty(&self.mobile_number)),
-                (tag::sub::STORE_LABEL, non_empty(&self.store_label)),
-                (tag::sub::TERMINAL_LABEL, non_empty(&self.terminal_label)),
-                (
-                    tag::sub::PURPOSE_OF_TRANSACTION,
-                    non_empty(&self.purpose_of_transaction),
-                ),
-            ];
-            if additional.iter().any(|(_, v)| v.is_some()) {
-                w.write_template_parts(tag::ADDITIONAL_DATA, &additional)?;
-            }
-            if plan.name_alt.is_some() || plan.city_alt.is_some() {
-                let (pref, name) = match (plan.pref, plan.name_alt) {
-                    (Some(p), Some(n)) => (Some(p), Some(n)),
-                    _ => (None, None),
-                };
-                w.write_template_parts(
-                    tag::LANGUAGE_TEMPLATE,
-                    &[
-                        (tag::sub::LANGUAGE_PREFERENCE, pref),
-                        (tag::sub::NAME_ALTERNATE_LANGUAGE, name),
-                        (tag::sub::CITY_ALTERNATE_LANGUAGE, plan.city_alt),
-                    ],
-                )?;
-            }
-            if let Some(exp) = plan.expiration_ms {
-                let (mut created_buf, mut exp_buf) = ([0u8; 20], [0u8; 20]);
-                w.write_template_parts(
-                    tag::TIMESTAMPS,
-                    &[
-                        (
-                            tag::sub::CREATION_TIMESTAMP,
-                            Some(decimal(now_ms, &mut created_buf)),
-                        ),
-                        (
-                            tag::sub::EXPIRATION_TIMESTAMP,
-                            Some(decimal(exp, &mut exp_buf)),
-                        ),
-                    ],
-                )?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = r {
+        if let Err(e) = self.emit_objects(plan, now_ms, &mut w) {
             out.truncate(start);
+            // The character rule comes first in our order.
+            check_characters(self, plan)?;
             return Err(too_long_error(e));
+        }
+        // The character rule (53), folded into one scan of what was written:
+        // only when that finds a suspect character are the fields looked at.
+        if !printable_ascii(&out[start..]) {
+            if let Err(e) = check_characters(self, plan) {
+                out.truncate(start);
+                return Err(e);
+            }
         }
         out.push_str("6304");
         let crc = crc::checksum_hex(&out.as_bytes()[start..]);
-        out.push_str(core::str::from_utf8(&crc).unwrap_or("0000"));
+        // Four ASCII hex digits, pushed byte by byte as chars: cannot fail.
+        out.extend(crc.iter().map(|&b| char::from(b)));
         Ok(())
+    }
+
+    fn emit_objects(
+        &self,
+        plan: &Plan<'_>,
+        now_ms: u64,
+        w: &mut Writer<'_>,
+    ) -> Result<(), TooLong> {
+        w.write(tag::PAYLOAD_FORMAT_INDICATOR, "01")?;
+        let poi = if plan.amount.is_some() { "12" } else { "11" };
+        w.write(tag::POINT_OF_INITIATION_METHOD, poi)?;
+        if let Some(u) = self.given(Field::UnionPayMerchantAccount) {
+            w.write(tag::UNIONPAY_MERCHANT_ACCOUNT, u)?;
+        }
+        let (account_tag, second) = match &self.account {
+            Account::Individual { .. } => (tag::INDIVIDUAL_ACCOUNT, Field::AccountInformation),
+            Account::Merchant { .. } => (tag::MERCHANT_ACCOUNT, Field::MerchantId),
+        };
+        w.write_template_parts(
+            account_tag,
+            &[
+                (tag::sub::BAKONG_ACCOUNT_ID, Some(&self.bakong_account_id)),
+                (tag::sub::ACCOUNT_INFORMATION, self.given(second)),
+                (tag::sub::ACQUIRING_BANK, self.given(Field::AcquiringBank)),
+            ],
+        )?;
+        w.write(tag::MERCHANT_CATEGORY_CODE, plan.mcc)?;
+        w.write(tag::TRANSACTION_CURRENCY, self.currency.numeric_str())?;
+        if let Some(a) = &plan.amount {
+            w.write(tag::TRANSACTION_AMOUNT, a.as_str())?;
+        }
+        w.write(tag::COUNTRY_CODE, "KH")?;
+        w.write(tag::MERCHANT_NAME, &self.merchant_name)?;
+        w.write(tag::MERCHANT_CITY, plan.city)?;
+        let additional = ADDITIONAL_DATA.map(|(sub, f)| (sub, self.given(f)));
+        if additional.iter().any(|(_, v)| v.is_some()) {
+            w.write_template_parts(tag::ADDITIONAL_DATA, &additional)?;
+        }
+        let name_alt = self.given(Field::MerchantNameAlternateLanguage);
+        let city_alt = self.given(Field::MerchantCityAlternateLanguage);
+        if name_alt.is_some() || city_alt.is_some() {
+            // `check` let a name through only with its preference and vice versa.
+            let pref = name_alt.and(self.given(Field::LanguagePreference));
+            w.write_template_parts(
+                tag::LANGUAGE_TEMPLATE,
+                &[
+                    (tag::sub::LANGUAGE_PREFERENCE, pref),
+                    (tag::sub::NAME_ALTERNATE_LANGUAGE, pref.and(name_alt)),
+                    (tag::sub::CITY_ALTERNATE_LANGUAGE, city_alt),
+                ],
+            )?;
+        }
+        if let Some(exp) = plan.expiration_ms {
+            let (mut created_buf, mut exp_buf) = ([0u8; 20], [0u8; 20]);
+            w.write_template_parts(
+                tag::TIMESTAMPS,
+                &[
+                    (
+                        tag::sub::CREATION_TIMESTAMP,
+                        Some(decimal(now_ms, &mut created_buf)),
+                    ),
+                    (
+                        tag::sub::EXPIRATION_TIMESTAMP,
+                        Some(decimal(exp, &mut exp_buf)),
+                    ),
+                ],
+            )
+        } else {
+            Ok(())
+        }
     }
 }
 
+/// What the rules found that `emit` writes.
 struct Plan<'p> {
-    upi: Option<&'p str>,
+    now_ms: u64,
     mcc: &'p str,
-    amount: Option<Amount>,
     city: &'p str,
-    pref: Option<&'p str>,
-    name_alt: Option<&'p str>,
-    city_alt: Option<&'p str>,
+    amount: Option<Amount>,
     expiration_ms: Option<u64>,
 }
 
-fn too_long_error(e: TooLong) -> Error {
-    let field = match e.id {
-        tag::INDIVIDUAL_ACCOUNT | tag::MERCHANT_ACCOUNT => Field::MerchantAccountInformation,
-        tag::ADDITIONAL_DATA => Field::AdditionalDataFieldTemplate,
-        tag::LANGUAGE_TEMPLATE => Field::MerchantInformationLanguageTemplate,
-        tag::TIMESTAMPS => Field::Timestamps,
-        _ => Field::Payload,
-    };
-    Error::too_long(ErrorCode::TemplateTooLong, field, e.length, 99)
-}
+/// One rule of [`Request::generate`].
+type Rule = for<'r> fn(&'r Request<'_>, &mut Plan<'r>) -> Result<(), Error>;
+/// One of our own rules, run after the SDK's.
+type OurRule = fn(&Request<'_>, &Plan<'_>) -> Result<(), Error>;
 
-#[allow(clippy::ref_option)] // called on the `Request` fields as they are
-pub(crate) fn non_empty<'s>(v: &'s Option<Cow<'_, str>>) -> Option<&'s str> {
-    v.as_ref()
-        .map(AsRef::as_ref)
-        .filter(|s: &&str| !s.is_empty())
-}
+/// The SDK's checks, in the SDK's order (khqr-notes §4), so that the first
+/// error has the SDK's code.
+const SDK_ORDER: [Rule; 11] = [
+    |r, _| {
+        r.given(Field::UnionPayMerchantAccount)
+            .map_or(Ok(()), |u| Field::UnionPayMerchantAccount.check_length(u))
+    },
+    |r, _| check_account_id_sdk(&r.bakong_account_id),
+    |r, _| check_account_template(r),
+    |_, p| check_mcc_sdk(p.mcc),
+    |r, _| check_upi_currency(r),
+    check_amount,
+    |r, _| check_name_sdk(&r.merchant_name, Field::MerchantName),
+    |_, p| Field::MerchantCity.check_length(p.city),
+    |r, _| check_texts(r, &ADDITIONAL_DATA.map(|(_, f)| f)),
+    |r, _| check_language(r),
+    check_expiration,
+];
 
-pub(crate) fn required(v: &str, code: ErrorCode, field: Field) -> Result<(), Error> {
-    if v.is_empty() {
-        Err(Error::missing(code, field))
+/// Our own rules, after every check the SDK makes.
+///
+/// The last of them, no control character and nothing outside the BMP in any
+/// text (53, [`check_characters`]), runs as one scan of the written payload in
+/// [`Request::write`], before a template's length is refused (52).
+const OUR_ORDER: [OurRule; 3] = [
+    |r, _| check_account_id_strict(&r.bakong_account_id),
+    |_, p| check_mcc(p.mcc),
+    |r, _| check_blanks(r),
+];
+
+/// The text fields of the additional data template (62), from the field table.
+const ADDITIONAL_DATA: [(u8, Field); 5] = Field::subs_of(tag::ADDITIONAL_DATA);
+
+/// The optional text fields every request can carry, in the SDK's order of
+/// its `optional` object (the account template's own sub-fields aside).
+pub(crate) const OPTIONAL_TEXT_FIELDS: [Field; 10] = [
+    Field::BillNumber,
+    Field::MobileNumber,
+    Field::StoreLabel,
+    Field::TerminalLabel,
+    Field::PurposeOfTransaction,
+    Field::LanguagePreference,
+    Field::MerchantNameAlternateLanguage,
+    Field::MerchantCityAlternateLanguage,
+    Field::UnionPayMerchantAccount,
+    Field::MerchantCategoryCode,
+];
+
+/// Merchant: ID and bank required and within 32; individual: account
+/// information and bank within 32 when given.
+fn check_account_template(r: &Request<'_>) -> Result<(), Error> {
+    if let Account::Merchant {
+        merchant_id,
+        acquiring_bank,
+    } = &r.account
+    {
+        required(merchant_id, Field::MerchantId)?;
+        Field::MerchantId.check_length(merchant_id)?;
+        required(acquiring_bank, Field::AcquiringBank)?;
+        Field::AcquiringBank.check_length(acquiring_bank)
     } else {
-        Ok(())
+        check_texts(r, &[Field::AccountInformation, Field::AcquiringBank])
     }
 }
 
-pub(crate) fn max_len(v: &str, max: usize, code: ErrorCode, field: Field) -> Result<(), Error> {
-    let n = utf16_len(v);
-    if n > max {
-        Err(Error::too_long(code, field, n, max))
-    } else {
-        Ok(())
+/// Each given field of `fields` within its length limit.
+fn check_texts(r: &Request<'_>, fields: &[Field]) -> Result<(), Error> {
+    for &f in fields {
+        if let Some(v) = r.given(f) {
+            f.check_length(v)?;
+        }
+    }
+    Ok(())
+}
+
+fn check_upi_currency(r: &Request<'_>) -> Result<(), Error> {
+    if r.given(Field::UnionPayMerchantAccount).is_some() && r.currency == Currency::Usd {
+        return Err(Error::reason(
+            ErrorCode::UpiAccountInformationInvalidCurrency,
+            Field::UnionPayMerchantAccount,
+            "is only allowed with KHR",
+        ));
+    }
+    Ok(())
+}
+
+/// The amount, read strictly for the currency; zero makes a static KHQR.
+fn check_amount<'r>(r: &'r Request<'_>, plan: &mut Plan<'r>) -> Result<(), Error> {
+    plan.amount = match &r.amount {
+        None => None,
+        Some(AmountInput::Text(t)) if t.is_empty() => None,
+        Some(AmountInput::Text(t)) => Some(Amount::parse(t, r.currency)?),
+        Some(AmountInput::MinorUnits(m)) => Some(Amount::from_minor_units(*m, r.currency)?),
+    }
+    .filter(|a| !a.is_zero());
+    Ok(())
+}
+
+/// Name and preference go together: 39 for a preference without a name, 37 for
+/// a name without a preference; then each within its limit.
+fn check_language(r: &Request<'_>) -> Result<(), Error> {
+    let pref = r.given(Field::LanguagePreference);
+    let name = r.given(Field::MerchantNameAlternateLanguage);
+    match (pref, name) {
+        (Some(_), None) => {
+            return Err(Error::reason(
+                ErrorCode::MerchantNameAlternateLanguageRequired,
+                Field::MerchantNameAlternateLanguage,
+                "is required with a language preference",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(Error::reason(
+                ErrorCode::LanguagePreferenceRequired,
+                Field::LanguagePreference,
+                "is required with a merchant name in the alternate language",
+            ))
+        }
+        _ => {}
+    }
+    check_texts(
+        r,
+        &[
+            Field::LanguagePreference,
+            Field::MerchantNameAlternateLanguage,
+            Field::MerchantCityAlternateLanguage,
+        ],
+    )
+}
+
+/// A dynamic KHQR needs an expiration of 13 digits, not before `now`; a static
+/// one takes none.
+fn check_expiration<'r>(r: &'r Request<'_>, plan: &mut Plan<'r>) -> Result<(), Error> {
+    let e = match (plan.amount.is_some(), r.expiration) {
+        (true, Some(e)) => e,
+        (true, None) => {
+            return Err(Error::reason(
+                ErrorCode::ExpirationTimestampRequired,
+                Field::ExpirationTimestamp,
+                "is required for a dynamic KHQR (one with an amount)",
+            ))
+        }
+        // Ours, at the SDK's place for the expiration: refused, not dropped.
+        (false, Some(_)) => {
+            return Err(Error::reason(
+                ErrorCode::ExpirationOnStaticKhqr,
+                Field::ExpirationTimestamp,
+                "was given for a static KHQR (no amount, or zero); a static KHQR never expires",
+            ))
+        }
+        (false, None) => return Ok(()),
+    };
+    let ms = match e {
+        Expiration::AtMs(ms) => ms,
+        Expiration::AfterMs(d) => plan.now_ms.saturating_add(d),
+    };
+    if !(1_000_000_000_000..10_000_000_000_000).contains(&ms) {
+        return Err(Error::reason_with(
+            ErrorCode::ExpirationTimestampLengthInvalid,
+            Field::ExpirationTimestamp,
+            "must be 13 digits of milliseconds since the Unix epoch",
+            &ms.to_string(),
+        ));
+    }
+    if ms < plan.now_ms {
+        return Err(Error::reason_with(
+            ErrorCode::ExpirationTimestampInThePast,
+            Field::ExpirationTimestamp,
+            "is before the creation time (now)",
+            &ms.to_string(),
+        ));
+    }
+    plan.expiration_ms = Some(ms);
+    Ok(())
+}
+
+/// Ours: the merchant name, merchant ID and acquiring bank are not blank.
+fn check_blanks(r: &Request<'_>) -> Result<(), Error> {
+    check_not_blank(
+        &r.merchant_name,
+        ErrorCode::MerchantNameRequired,
+        Field::MerchantName,
+    )?;
+    if let Account::Merchant {
+        merchant_id,
+        acquiring_bank,
+    } = &r.account
+    {
+        check_not_blank(
+            merchant_id,
+            ErrorCode::MerchantIdRequired,
+            Field::MerchantId,
+        )?;
+        check_not_blank(
+            acquiring_bank,
+            ErrorCode::AcquiringBankRequired,
+            Field::AcquiringBank,
+        )?;
+    }
+    Ok(())
+}
+
+/// Ours: no control character and nothing outside the BMP in any text (53).
+fn check_characters(r: &Request<'_>, plan: &Plan<'_>) -> Result<(), Error> {
+    // Every text field but the MCC (digits, checked before), in the order of
+    // the request's fields.
+    let head = [
+        Field::BakongAccountId,
+        Field::AccountInformation,
+        Field::AcquiringBank,
+        Field::MerchantName,
+        Field::MerchantCity,
+    ];
+    let optional = OPTIONAL_TEXT_FIELDS.iter().take(9);
+    for &f in head.iter().chain(optional).chain(&[Field::MerchantId]) {
+        let v = if f == Field::MerchantCity {
+            Some(plan.city)
+        } else {
+            r.given(f)
+        };
+        if let Some(v) = v {
+            check_chars(v, f)?;
+        }
+    }
+    Ok(())
+}
+
+fn too_long_error(e: TooLong) -> Error {
+    let field = crate::decode::template_field(e.id);
+    Error::too_long(ErrorCode::TemplateTooLong, field, e.length, 99)
+}
+
+/// Refuses an empty required value with the field's code from the table.
+fn required(v: &str, field: Field) -> Result<(), Error> {
+    match field.empty_code() {
+        Some(code) if v.is_empty() => Err(Error::missing(code, field)),
+        _ => Ok(()),
     }
 }
 
 /// Account ID, the SDK's rules: 1 if empty, 6 if over 32, 3 without an `@`.
 pub(crate) fn check_account_id_sdk(id: &str) -> Result<(), Error> {
-    required(
-        id,
-        ErrorCode::BakongAccountIdRequired,
-        Field::BakongAccountId,
-    )?;
-    max_len(
-        id,
-        32,
-        ErrorCode::BakongAccountIdLengthInvalid,
-        Field::BakongAccountId,
-    )?;
+    required(id, Field::BakongAccountId)?;
+    Field::BakongAccountId.check_length(id)?;
     if id.contains('@') {
         Ok(())
     } else {
@@ -824,14 +885,20 @@ fn account_id_invalid(id: &str) -> Error {
 /// Account ID, our rule on top of the SDK's: 3 unless exactly one `@` with text
 /// on both sides and no whitespace (the SDK accepts `@`, `a@`, `a@b@c`).
 pub(crate) fn check_account_id_strict(id: &str) -> Result<(), Error> {
-    // One pass over the bytes: '@' is ASCII and never part of a multi-byte
-    // character.
+    // One pass over the bytes for ASCII ('@' is ASCII and never part of a
+    // multi-byte character): count the '@', look for white space.
     let b = id.as_bytes();
-    let ok = b.iter().position(|&c| c == b'@') == b.iter().rposition(|&c| c == b'@')
-        && b.contains(&b'@')
+    let (ats, space) = b.iter().fold((0usize, false), |(ats, space), &c| {
+        (
+            ats + usize::from(c == b'@'),
+            space || c.is_ascii_whitespace() || c == 0x0B,
+        )
+    });
+    let ok = ats == 1
         && b.first() != Some(&b'@')
         && b.last() != Some(&b'@')
-        && !has_whitespace(id);
+        && !space
+        && (b.is_ascii() || !id.chars().any(char::is_whitespace));
     if ok {
         Ok(())
     } else {
@@ -845,14 +912,6 @@ pub(crate) fn check_account_id(id: &str) -> Result<(), Error> {
     check_account_id_strict(id)
 }
 
-fn has_whitespace(s: &str) -> bool {
-    if s.is_ascii() {
-        s.bytes().any(|b| b.is_ascii_whitespace() || b == 0x0B)
-    } else {
-        s.chars().any(char::is_whitespace)
-    }
-}
-
 fn mcc_invalid(mcc: &str) -> Error {
     Error::reason_with(
         ErrorCode::InvalidMerchantCategoryCode,
@@ -864,12 +923,7 @@ fn mcc_invalid(mcc: &str) -> Error {
 
 /// MCC, the SDK's rules: 18 if over 4 characters, 51 unless all ASCII digits.
 pub(crate) fn check_mcc_sdk(mcc: &str) -> Result<(), Error> {
-    max_len(
-        mcc,
-        4,
-        ErrorCode::MerchantCodeLengthInvalid,
-        Field::MerchantCategoryCode,
-    )?;
+    Field::MerchantCategoryCode.check_length(mcc)?;
     if !mcc.is_empty() && mcc.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
@@ -889,15 +943,9 @@ pub(crate) fn check_mcc(mcc: &str) -> Result<(), Error> {
 
 /// A required name, the SDK's rules: `required` code if empty, `length` code if
 /// over `max`.
-pub(crate) fn check_name_sdk(
-    v: &str,
-    max: usize,
-    required_code: ErrorCode,
-    length: ErrorCode,
-    field: Field,
-) -> Result<(), Error> {
-    required(v, required_code, field)?;
-    max_len(v, max, length, field)
+fn check_name_sdk(v: &str, field: Field) -> Result<(), Error> {
+    required(v, field)?;
+    field.check_length(v)
 }
 
 /// Our rule on top: the `required` code if the name is only whitespace.
@@ -917,23 +965,16 @@ pub(crate) fn check_not_blank(
     Ok(())
 }
 
-/// A required name: the SDK's rules, then not blank.
-pub(crate) fn check_name(
-    v: &str,
-    max: usize,
-    required_code: ErrorCode,
-    length: ErrorCode,
-    field: Field,
-) -> Result<(), Error> {
-    check_name_sdk(v, max, required_code, length, field)?;
-    check_not_blank(v, required_code, field)
+/// Whether `v` is all printable ASCII (then no text in it can break the
+/// character rule). One branch-free pass.
+pub(crate) fn printable_ascii(v: &str) -> bool {
+    v.bytes().fold(true, |ok, c| ok & (0x20..0x7F).contains(&c))
 }
 
 /// 53 for a control character or a character outside the BMP.
 pub(crate) fn check_chars(v: &str, field: Field) -> Result<(), Error> {
-    let b = v.as_bytes();
-    // Fast path: printable ASCII has neither (one branch-free pass).
-    if b.iter().fold(true, |ok, &c| ok & (0x20..0x7F).contains(&c)) {
+    // Fast path: printable ASCII has neither.
+    if printable_ascii(v) {
         return Ok(());
     }
     if let Some(c) = v.chars().find(|c| c.is_control()) {

@@ -21,70 +21,71 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::amount::Amount;
 use crate::decode::Decoded;
+use crate::fields::{json_key, Field};
 use crate::hash::Md5;
 use crate::json::{request_from_value, Kind};
-use crate::payload::{non_empty, Account, AmountInput, Expiration, Khqr, Request};
+use crate::payload::{Account, AmountInput, Expiration, Khqr, Request};
+
+/// `[(request key, field)]` for fields that have a request key (checked at
+/// compile time).
+macro_rules! keyed {
+    ($($f:ident),* $(,)?) => { [$((json_key!(Field::$f), Field::$f)),*] };
+}
 
 impl Serialize for Request<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(None)?;
-        m.serialize_entry("bakongAccountID", &*self.bakong_account_id)?;
-        m.serialize_entry("merchantName", &*self.merchant_name)?;
-        match &self.account {
-            Account::Individual {
-                account_information,
-                acquiring_bank,
-            } => {
-                if let Some(v) = non_empty(account_information) {
-                    m.serialize_entry("accountInformation", v)?;
-                }
-                if let Some(v) = non_empty(acquiring_bank) {
-                    m.serialize_entry("acquiringBank", v)?;
-                }
-            }
-            Account::Merchant {
-                merchant_id,
-                acquiring_bank,
-            } => {
-                m.serialize_entry("merchantID", &**merchant_id)?;
-                m.serialize_entry("acquiringBank", &**acquiring_bank)?;
-            }
-        }
-        m.serialize_entry("currency", &self.currency.numeric())?;
-        match &self.amount {
-            None => {}
-            Some(AmountInput::Text(t)) => m.serialize_entry("amount", &**t)?,
-            Some(AmountInput::MinorUnits(n)) => {
-                let a = Amount::from_minor_units(*n, self.currency).map_err(S::Error::custom)?;
-                m.serialize_entry("amount", a.as_str())?;
-            }
-        }
-        match self.expiration {
-            None => {}
-            Some(Expiration::AtMs(ms)) => m.serialize_entry("expirationTimestamp", &ms)?,
-            Some(Expiration::AfterMs(ms)) => m.serialize_entry("expiresInMs", &ms)?,
-        }
-        let optional = [
-            ("merchantCity", &self.merchant_city),
-            ("billNumber", &self.bill_number),
-            ("mobileNumber", &self.mobile_number),
-            ("storeLabel", &self.store_label),
-            ("terminalLabel", &self.terminal_label),
-            ("purposeOfTransaction", &self.purpose_of_transaction),
-            ("languagePreference", &self.language_preference),
-            (
-                "merchantNameAlternateLanguage",
-                &self.merchant_name_alternate_language,
-            ),
-            (
-                "merchantCityAlternateLanguage",
-                &self.merchant_city_alternate_language,
-            ),
-            ("upiMerchantAccount", &self.upi_merchant_account),
-            ("merchantCategoryCode", &self.merchant_category_code),
+        let individual = matches!(self.account(), Account::Individual { .. });
+        let head = keyed![
+            BakongAccountId,
+            MerchantName,
+            AccountInformation,
+            MerchantId,
+            AcquiringBank
         ];
-        for (key, value) in optional {
-            if let Some(v) = non_empty(value) {
+        for (key, f) in head {
+            // An individual's account information and bank are optional, as
+            // the SDK's `optional` keys; everything else here is always written.
+            let optional =
+                individual && matches!(f, Field::AccountInformation | Field::AcquiringBank);
+            if let Some(v) = self.text(f).filter(|v| !optional || !v.is_empty()) {
+                m.serialize_entry(key, v)?;
+            }
+        }
+        let currency = self.currency_code();
+        m.serialize_entry(json_key!(Field::TransactionCurrency), &currency.numeric())?;
+        match self.amount_input() {
+            None => {}
+            Some(AmountInput::Text(t)) => {
+                m.serialize_entry(json_key!(Field::TransactionAmount), &**t)?;
+            }
+            Some(AmountInput::MinorUnits(n)) => {
+                let a = Amount::from_minor_units(*n, currency).map_err(S::Error::custom)?;
+                m.serialize_entry(json_key!(Field::TransactionAmount), a.as_str())?;
+            }
+        }
+        match self.expiration() {
+            None => {}
+            Some(Expiration::AtMs(ms)) => {
+                m.serialize_entry(json_key!(Field::ExpirationTimestamp), &ms)?;
+            }
+            Some(Expiration::AfterMs(ms)) => m.serialize_entry(crate::json::EXPIRES_IN_MS, &ms)?,
+        }
+        let optional = keyed![
+            MerchantCity,
+            BillNumber,
+            MobileNumber,
+            StoreLabel,
+            TerminalLabel,
+            PurposeOfTransaction,
+            LanguagePreference,
+            MerchantNameAlternateLanguage,
+            MerchantCityAlternateLanguage,
+            UnionPayMerchantAccount,
+            MerchantCategoryCode,
+        ];
+        for (key, f) in optional {
+            if let Some(v) = self.text(f).filter(|v| !v.is_empty()) {
                 m.serialize_entry(key, v)?;
             }
         }
@@ -95,7 +96,10 @@ impl Serialize for Request<'_> {
 impl<'de> Deserialize<'de> for Request<'static> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = serde_json::Value::deserialize(d)?;
-        let kind = if v.get("merchantID").is_some_and(|m| !m.is_null()) {
+        let kind = if v
+            .get(json_key!(Field::MerchantId))
+            .is_some_and(|m| !m.is_null())
+        {
             Kind::Merchant
         } else {
             Kind::Individual

@@ -64,16 +64,6 @@ impl<'a> DataObject<'a> {
         offset: 0,
     };
 
-    /// A data object as read at byte `offset` (for decoders beside [`Reader`]).
-    pub(crate) const fn new(id: u8, length: u8, value: &'a str, offset: usize) -> Self {
-        DataObject {
-            id,
-            length,
-            value,
-            offset,
-        }
-    }
-
     /// The ID, 0–99 (written as two digits).
     #[must_use]
     pub const fn id(&self) -> u8 {
@@ -254,14 +244,55 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A reader over the value of `object` (read by this reader) as a template,
+    /// with offsets relative to the whole input; knows the value is ASCII when
+    /// the whole input is, without looking again.
+    #[must_use]
+    pub(crate) fn template(&self, object: &DataObject<'a>) -> Reader<'a> {
+        Reader {
+            rest: object.value,
+            offset: object.offset + 4,
+            failed: false,
+            ascii: self.ascii || object.value.is_ascii(),
+        }
+    }
+
     /// The part of the input not read yet.
     #[must_use]
     pub const fn remainder(&self) -> &'a str {
         self.rest
     }
 
+    /// Reads the next data object. The fast path (the usual KHQR: ASCII input,
+    /// four digits, a value within the input) is a few comparisons; anything
+    /// else goes to [`Reader::read_slow`], which also says what is wrong.
     #[inline]
     fn read(&mut self) -> Result<DataObject<'a>, TlvError> {
+        if let [a, b, c, d, ..] = *self.rest.as_bytes() {
+            let digit = |x: u8| x.wrapping_sub(b'0');
+            let (a, b, c, d) = (digit(a), digit(b), digit(c), digit(d));
+            let end = 4 + usize::from(c) * 10 + usize::from(d);
+            let digits =
+                u8::from(a < 10) & u8::from(b < 10) & u8::from(c < 10) & u8::from(d < 10) == 1;
+            if self.ascii && digits && end <= self.rest.len() {
+                // ASCII input: every index is a character boundary.
+                let (object, rest) = self.rest.split_at(end);
+                let offset = self.offset;
+                self.rest = rest;
+                self.offset += end;
+                return Ok(DataObject {
+                    id: a * 10 + b,
+                    length: (end - 4) as u8,
+                    value: &object[4..],
+                    offset,
+                });
+            }
+        }
+        self.read_slow()
+    }
+
+    #[cold]
+    fn read_slow(&mut self) -> Result<DataObject<'a>, TlvError> {
         let offset = self.offset;
         let err = |kind, id| TlvError { kind, offset, id };
         let (id, length) = match *self.rest.as_bytes() {
@@ -278,7 +309,7 @@ impl<'a> Reader<'a> {
             _ => return Err(err(TlvErrorKind::Truncated, None)),
         };
         // bytes 0..4 are ASCII digits, so 4 is a char boundary.
-        let body = self.rest.get(4..).unwrap_or("");
+        let body = &self.rest[4..];
         let n = usize::from(length);
         let end = if self.ascii {
             (n <= body.len()).then_some(n)
@@ -424,14 +455,9 @@ impl<'b> Writer<'b> {
         let length = utf16_len(&self.out[start + 4..]);
         match r {
             Ok(()) if length <= MAX_LENGTH => {
-                let mut digits = [0u8; 2];
-                digits[0] = b'0' + (length / 10) as u8;
-                digits[1] = b'0' + (length % 10) as u8;
                 // Two ASCII digits replace two ASCII digits: no reallocation.
-                self.out.replace_range(
-                    start + 2..start + 4,
-                    core::str::from_utf8(&digits).unwrap_or("00"),
-                );
+                self.out
+                    .replace_range(start + 2..start + 4, two_digits_text(length as u8));
                 Ok(())
             }
             Ok(()) => {
@@ -455,10 +481,16 @@ impl<'b> Writer<'b> {
 /// "00" to "99", two characters each.
 const TWO_DIGITS: &str = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
 
-fn push2(out: &mut String, n: u8) {
+/// `n` (0–99) as two ASCII digits.
+fn two_digits_text(n: u8) -> &'static str {
     debug_assert!(n <= 99, "TLV IDs and lengths are two digits");
     let i = usize::from(n.min(99)) * 2;
-    out.push_str(TWO_DIGITS.get(i..i + 2).unwrap_or("00"));
+    // i + 2 <= 200 = TWO_DIGITS.len(), at ASCII boundaries: in bounds.
+    &TWO_DIGITS[i..i + 2]
+}
+
+fn push2(out: &mut String, n: u8) {
+    out.push_str(two_digits_text(n));
 }
 
 #[cfg(test)]

@@ -2,13 +2,13 @@
 
 use alloc::borrow::ToOwned;
 
-use crate::amount::Currency;
+use crate::amount::{decimal_parts, fraction_refusal, Amount, Currency, MAX_AMOUNT_LEN};
 use crate::crc;
-use crate::decode::{parse_ms, Decoded};
+use crate::decode::{parse_ms, Decoded, Entry, Stop};
 use crate::error::{Detail, Error, ErrorCode, Field};
-use crate::payload::{check_account_id, check_chars, check_mcc, check_name, max_len};
+use crate::payload::{check_account_id, check_chars, check_mcc, check_not_blank, printable_ascii};
 use crate::tag;
-use crate::tlv::{utf16_len, Reader, TlvError};
+use crate::tlv::utf16_len;
 
 /// Options for [`verify_with`]. `Default` is the strict rule set of [`verify`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -63,77 +63,83 @@ pub fn verify(payload: &str, now_ms: u64) -> Result<Decoded<'_>, Error> {
     verify_with(payload, now_ms, &VerifyOptions::default())
 }
 
-/// What the top-level scan saw before it stopped, as the SDK's parser would.
-struct Scan {
-    seen: [bool; 100],
+/// What the SDK's parser sees of the top level before it stops, read off one
+/// decode: the tags it saw (a bit per tag), the point of initiation method, and
+/// the tag it stopped at for being the same as the one before.
+/// A set of tags or sub-tags (0–99), a bit each.
+#[derive(Clone, Copy, Default)]
+struct IdSet([u64; 2]);
+
+impl IdSet {
+    /// Adds `id`; whether it was there already.
+    fn insert(&mut self, id: u8) -> bool {
+        let (word, bit) = (usize::from(id >> 6) & 1, 1u64 << (id & 63));
+        let there = self.0[word] & bit != 0;
+        self.0[word] |= bit;
+        there
+    }
+
+    fn contains(self, id: u8) -> bool {
+        self.0[usize::from(id >> 6) & 1] & (1u64 << (id & 63)) != 0
+    }
+}
+
+struct TopLevel {
+    /// The first tag read a second time, not right after itself (the SDK reads
+    /// on; verify refuses it later, code 58).
+    duplicate: Option<u8>,
+    seen: IdSet,
     poi: Option<[u8; 2]>,
-    stop: Option<Stop>,
+    repeat: Option<u8>,
 }
 
-enum Stop {
-    Tlv(TlvError),
-    /// The same tag twice in a row (the SDK stops reading there).
-    Repeat(u8),
-}
-
-fn scan(payload: &str) -> Scan {
-    let mut s = Scan {
-        seen: [false; 100],
-        poi: None,
-        stop: None,
-    };
-    let mut last = None;
-    for o in Reader::new(payload) {
-        match o {
-            Ok(o) => {
-                let id = o.id();
-                if last == Some(id) {
-                    s.stop = Some(Stop::Repeat(id));
-                    break;
-                }
-                last = Some(id);
-                s.seen[usize::from(id)] = true;
-                if id == tag::POINT_OF_INITIATION_METHOD && s.poi.is_none() {
-                    let v = o.value().as_bytes();
-                    s.poi = Some(if v.len() == 2 { [v[0], v[1]] } else { [0, 0] });
-                }
+impl TopLevel {
+    fn of(d: &Decoded<'_>, stop: &Stop) -> Self {
+        let mut t = TopLevel {
+            duplicate: None,
+            seen: IdSet::default(),
+            poi: None,
+            repeat: None,
+        };
+        let mut last = None;
+        for (id, value) in d.top_level() {
+            if last == Some(id) {
+                t.repeat = Some(id);
+                return t;
             }
-            Err(e) => {
-                if let Some(id) = e.id {
-                    // Its ID was read: the SDK counts the tag as present.
-                    s.seen[usize::from(id)] = true;
-                }
-                s.stop = Some(Stop::Tlv(e));
-                break;
+            last = Some(id);
+            if t.seen.insert(id) && t.duplicate.is_none() {
+                t.duplicate = Some(id);
+            }
+            if id == tag::POINT_OF_INITIATION_METHOD && t.poi.is_none() {
+                let v = value.as_bytes();
+                t.poi = Some(if v.len() == 2 { [v[0], v[1]] } else { [0, 0] });
             }
         }
+        if let Some(id) = stop.top.and_then(|e| e.id) {
+            // Its ID was read: the SDK counts the tag as present.
+            t.seen.insert(id);
+        }
+        t
     }
-    s
+
+    fn has(&self, id: u8) -> bool {
+        self.seen.contains(id)
+    }
 }
 
-/// [`scan`] of a payload that decoded: the same top-level data objects, so the
-/// same result (a top-level TLV error would have failed the decode).
-fn scan_decoded(d: &Decoded<'_>) -> Scan {
-    let mut s = Scan {
-        seen: [false; 100],
-        poi: None,
-        stop: None,
-    };
-    let mut last = None;
-    for (id, value) in d.top_level() {
-        if last == Some(id) {
-            s.stop = Some(Stop::Repeat(id));
-            break;
-        }
-        last = Some(id);
-        s.seen[usize::from(id)] = true;
-        if id == tag::POINT_OF_INITIATION_METHOD && s.poi.is_none() {
-            let v = value.as_bytes();
-            s.poi = Some(if v.len() == 2 { [v[0], v[1]] } else { [0, 0] });
-        }
-    }
-    s
-}
+/// The data objects a KHQR must have, in the order verify asks for them (the
+/// SDK's), with the code of each from the field table.
+const REQUIRED: [(u8, Field); 8] = [
+    (tag::PAYLOAD_FORMAT_INDICATOR, Field::PayloadFormatIndicator),
+    (tag::INDIVIDUAL_ACCOUNT, Field::MerchantAccountInformation),
+    (tag::MERCHANT_CATEGORY_CODE, Field::MerchantCategoryCode),
+    (tag::TRANSACTION_CURRENCY, Field::TransactionCurrency),
+    (tag::COUNTRY_CODE, Field::CountryCode),
+    (tag::MERCHANT_NAME, Field::MerchantName),
+    (tag::MERCHANT_CITY, Field::MerchantCity),
+    (tag::CRC, Field::Crc),
+];
 
 /// Verifies `payload` at time `now_ms` (milliseconds since the Unix epoch).
 ///
@@ -185,16 +191,11 @@ pub fn verify_with<'a>(
     options: &VerifyOptions,
 ) -> Result<Decoded<'a>, Error> {
     check_form(payload)?;
-    // One pass when the payload decodes (the usual case): the SDK-order scan is
-    // read off the decoded top level. Otherwise scan as the SDK reads, so the
-    // first error is the one the SDK would report.
-    let decoded = Decoded::parse(payload);
-    let s = match &decoded {
-        Ok(d) => scan_decoded(d),
-        Err(_) => scan(payload),
-    };
-    let dynamic = s.poi == Some(*b"12");
-    let has_amount = s.seen[usize::from(tag::TRANSACTION_AMOUNT)];
+    let mut d = Decoded::empty(payload);
+    let stop = d.read();
+    let top = TopLevel::of(&d, &stop);
+    let dynamic = top.poi == Some(*b"12");
+    let has_amount = top.has(tag::TRANSACTION_AMOUNT);
     if dynamic && !has_amount {
         return Err(Error::reason(
             ErrorCode::InvalidDynamicKhqr,
@@ -202,74 +203,34 @@ pub fn verify_with<'a>(
             "is required when the point of initiation method is 12 (dynamic)",
         ));
     }
-    if (dynamic || has_amount)
-        && !s.seen[usize::from(tag::TIMESTAMPS)]
-        && !options.allow_missing_expiration
-    {
+    if (dynamic || has_amount) && !top.has(tag::TIMESTAMPS) && !options.allow_missing_expiration {
         return Err(Error::reason(
             ErrorCode::ExpirationTimestampRequired,
             Field::ExpirationTimestamp,
             "is required for a dynamic KHQR (one with an amount); tag 99 is missing",
         ));
     }
-    let required = [
-        (
-            tag::PAYLOAD_FORMAT_INDICATOR,
-            ErrorCode::PayloadFormatIndicatorTagRequired,
-            Field::PayloadFormatIndicator,
-        ),
-        (
-            tag::INDIVIDUAL_ACCOUNT,
-            ErrorCode::MerchantTypeRequired,
-            Field::MerchantAccountInformation,
-        ),
-        (
-            tag::MERCHANT_CATEGORY_CODE,
-            ErrorCode::MerchantCategoryTagRequired,
-            Field::MerchantCategoryCode,
-        ),
-        (
-            tag::TRANSACTION_CURRENCY,
-            ErrorCode::CurrencyTypeRequired,
-            Field::TransactionCurrency,
-        ),
-        (
-            tag::COUNTRY_CODE,
-            ErrorCode::CountryCodeTagRequired,
-            Field::CountryCode,
-        ),
-        (
-            tag::MERCHANT_NAME,
-            ErrorCode::MerchantNameRequired,
-            Field::MerchantName,
-        ),
-        (
-            tag::MERCHANT_CITY,
-            ErrorCode::MerchantCityTagRequired,
-            Field::MerchantCity,
-        ),
-        (tag::CRC, ErrorCode::CrcTagRequired, Field::Crc),
-    ];
-    for (id, code, field) in required {
-        let present = s.seen[usize::from(id)]
-            || (id == tag::INDIVIDUAL_ACCOUNT && s.seen[usize::from(tag::MERCHANT_ACCOUNT)]);
-        if !present {
+    for (id, field) in REQUIRED {
+        let present =
+            top.has(id) || (id == tag::INDIVIDUAL_ACCOUNT && top.has(tag::MERCHANT_ACCOUNT));
+        if let (false, Some(code)) = (present, field.absent_code()) {
             return Err(Error::missing(code, field));
         }
     }
-    match s.stop {
-        Some(Stop::Tlv(e)) => return Err(crate::decode::malformed(Field::Payload, e)),
-        Some(Stop::Repeat(id)) => {
-            return Err(Error::new(
-                ErrorCode::DuplicateTag,
-                Field::Payload,
-                Detail::Duplicate(id),
-            ))
-        }
-        None => {}
+    if let Some(e) = stop.top {
+        return Err(crate::decode::malformed(Field::Payload, e));
     }
-    // The scan found no top-level error, so a decode error is in a template.
-    let d = decoded?;
+    if let Some(id) = top.repeat {
+        return Err(Error::new(
+            ErrorCode::DuplicateTag,
+            Field::Payload,
+            Detail::Duplicate(id),
+        ));
+    }
+    // No top-level error: an error left is in a template.
+    if let Some(e) = stop.first_error() {
+        return Err(e);
+    }
     // The final `6304` and CRC must be a data object of their own, not the end
     // of a longer value (`6312…6304ABCD` reads as one tag 63 of 12 characters).
     let crc_object_last = d
@@ -283,46 +244,46 @@ pub fn verify_with<'a>(
             "is not a data object of its own at the end: the final 6304 and four hex digits are inside another value",
         ));
     }
-    let mut counts = [0u8; 100];
-    for (id, _) in d.top_level() {
-        let c = &mut counts[usize::from(id)];
-        *c = c.saturating_add(1);
-        if *c > 1 {
-            return Err(Error::new(
-                ErrorCode::DuplicateTag,
-                Field::Payload,
-                Detail::Duplicate(id),
-            ));
-        }
+    check_repeats(&d, &top)?;
+    check_fields(&d)?;
+    check_timestamps(&d, dynamic || has_amount, now_ms, *options)?;
+    Ok(d)
+}
+
+/// A tag anywhere twice, a sub-tag twice in a KHQR template (readers disagree
+/// on which one counts, the SDK takes the last, so a payee or an expiry could be
+/// hidden), or both account templates.
+fn check_repeats(d: &Decoded<'_>, top: &TopLevel) -> Result<(), Error> {
+    if let Some(id) = top.duplicate {
+        return Err(Error::new(
+            ErrorCode::DuplicateTag,
+            Field::Payload,
+            Detail::Duplicate(id),
+        ));
     }
-    // A repeated sub-tag in a KHQR template: readers disagree on which one
-    // counts (the SDK takes the last), so a payee or an expiry could be hidden.
     for e in d.iter() {
-        if let (true, Some(children)) = (tag::is_khqr_template(e.id()), e.children) {
-            let mut seen = [false; 100];
+        let id = e.id();
+        if let (true, Some(children)) = (tag::is_khqr_template(id), e.children) {
+            let mut subs = IdSet::default();
             for o in children {
-                let s = &mut seen[usize::from(o.id())];
-                if *s {
+                if subs.insert(o.id()) {
                     return Err(Error::new(
                         ErrorCode::DuplicateTag,
-                        crate::decode::template_field(e.id()),
-                        Detail::DuplicateSub(e.id(), o.id()),
+                        crate::decode::template_field(id),
+                        Detail::DuplicateSub(id, o.id()),
                     ));
                 }
-                *s = true;
             }
         }
     }
-    if counts[29] > 0 && counts[30] > 0 {
+    if top.has(tag::INDIVIDUAL_ACCOUNT) && top.has(tag::MERCHANT_ACCOUNT) {
         return Err(Error::reason(
             ErrorCode::MerchantTypeConflict,
             Field::MerchantAccountInformation,
             "has both tag 29 (individual) and tag 30 (merchant)",
         ));
     }
-    check_fields(&d)?;
-    check_timestamps(&d, dynamic || has_amount, now_ms, *options)?;
-    Ok(d)
+    Ok(())
 }
 
 fn check_form(payload: &str) -> Result<(), Error> {
@@ -353,246 +314,189 @@ fn check_form(payload: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn sub_len(v: &str, max: usize, code: ErrorCode, field: Field) -> Result<(), Error> {
-    if v.is_empty() {
-        return Err(Error::missing(code, field));
+/// Refuses `v` unless it is one of `allowed`.
+fn expect(
+    v: &str,
+    allowed: &[&str],
+    code: ErrorCode,
+    field: Field,
+    why: &'static str,
+) -> Result<(), Error> {
+    if allowed.contains(&v) {
+        Ok(())
+    } else {
+        Err(Error::reason_with(code, field, why, v))
     }
-    max_len(v, max, code, field)
 }
 
+/// Each field's rules, in the order the payload carries the fields (the SDK's
+/// order). Lengths and their codes come from the field table.
 fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
+    // The character rule, folded into one scan of the whole payload: when it
+    // is all printable ASCII, no field can break it.
+    let text = if printable_ascii(d.payload()) {
+        check_length_only
+    } else {
+        check_text
+    };
     for e in d.iter() {
         let v = e.value();
         match e.id() {
             tag::PAYLOAD_FORMAT_INDICATOR => {
-                sub_len(
+                let f = Field::PayloadFormatIndicator;
+                f.check_present(v)?;
+                expect(
                     v,
-                    2,
-                    ErrorCode::PayloadFormatIndicatorLengthInvalid,
-                    Field::PayloadFormatIndicator,
+                    &["01"],
+                    ErrorCode::PayloadFormatIndicatorInvalid,
+                    f,
+                    "must be 01",
                 )?;
-                if v != "01" {
-                    return Err(Error::reason_with(
-                        ErrorCode::PayloadFormatIndicatorInvalid,
-                        Field::PayloadFormatIndicator,
-                        "must be 01",
-                        v,
-                    ));
-                }
             }
             tag::POINT_OF_INITIATION_METHOD => {
-                max_len(
+                let f = Field::PointOfInitiationMethod;
+                f.check_length(v)?;
+                let why = "must be 11 (static) or 12 (dynamic)";
+                expect(
                     v,
-                    2,
-                    ErrorCode::PointInitiationLengthInvalid,
-                    Field::PointOfInitiationMethod,
-                )?;
-                if v != "11" && v != "12" {
-                    return Err(Error::reason_with(
-                        ErrorCode::PointOfInitiationMethodInvalid,
-                        Field::PointOfInitiationMethod,
-                        "must be 11 (static) or 12 (dynamic)",
-                        v,
-                    ));
-                }
-            }
-            tag::UNIONPAY_MERCHANT_ACCOUNT => {
-                max_len(
-                    v,
-                    99,
-                    ErrorCode::UpiAccountInformationLengthInvalid,
-                    Field::UnionPayMerchantAccount,
+                    &["11", "12"],
+                    ErrorCode::PointOfInitiationMethodInvalid,
+                    f,
+                    why,
                 )?;
             }
-            id @ (tag::INDIVIDUAL_ACCOUNT | tag::MERCHANT_ACCOUNT) => {
-                let known = e.children.is_some_and(|c| c.iter().any(|o| o.id() <= 2));
-                if !known {
-                    return Err(Error::reason(
-                        ErrorCode::MerchantTypeRequired,
-                        Field::MerchantAccountInformation,
-                        "has no Bakong account ID, account information or acquiring bank sub-tag",
-                    ));
-                }
-                check_account_id(e.sub_value(tag::sub::BAKONG_ACCOUNT_ID).unwrap_or(""))?;
-                if let Some(a) = e.sub_value(1) {
-                    if id == tag::INDIVIDUAL_ACCOUNT {
-                        sub_len(
-                            a,
-                            32,
-                            ErrorCode::AccountInformationLengthInvalid,
-                            Field::AccountInformation,
-                        )?;
-                    } else {
-                        sub_len(a, 32, ErrorCode::MerchantIdLengthInvalid, Field::MerchantId)?;
-                    }
-                }
-                if let Some(b) = e.sub_value(tag::sub::ACQUIRING_BANK) {
-                    if b.is_empty() {
-                        return Err(Error::missing(
-                            ErrorCode::AcquiringBankRequired,
-                            Field::AcquiringBank,
-                        ));
-                    }
-                    max_len(
-                        b,
-                        32,
-                        ErrorCode::AcquiringBankLengthInvalid,
-                        Field::AcquiringBank,
-                    )?;
-                }
-            }
+            tag::UNIONPAY_MERCHANT_ACCOUNT => Field::UnionPayMerchantAccount.check_length(v)?,
+            tag::INDIVIDUAL_ACCOUNT | tag::MERCHANT_ACCOUNT => check_account(&e)?,
             tag::MERCHANT_CATEGORY_CODE => check_mcc(v)?,
             tag::TRANSACTION_CURRENCY => {
-                max_len(
-                    v,
-                    3,
-                    ErrorCode::TransactionCurrencyLengthInvalid,
-                    Field::TransactionCurrency,
-                )?;
-                if v != "116" && v != "840" {
-                    return Err(Error::reason_with(
-                        ErrorCode::UnsupportedCurrency,
-                        Field::TransactionCurrency,
-                        "must be 116 (KHR) or 840 (USD)",
-                        v,
-                    ));
-                }
+                let f = Field::TransactionCurrency;
+                f.check_length(v)?;
+                let why = "must be 116 (KHR) or 840 (USD)";
+                expect(v, &["116", "840"], ErrorCode::UnsupportedCurrency, f, why)?;
             }
-            tag::TRANSACTION_AMOUNT if utf16_len(v) > 13 || !is_decimal(v) => {
-                return Err(Error::reason_with(
-                    ErrorCode::TransactionAmountInvalid,
-                    Field::TransactionAmount,
-                    "must be decimal digits with an optional fraction, at most 13 characters",
-                    v,
-                ));
-            }
-            tag::TRANSACTION_AMOUNT => check_amount_for_currency(d, v)?,
+            tag::TRANSACTION_AMOUNT => check_amount(d, v)?,
             tag::COUNTRY_CODE => {
-                sub_len(
+                Field::CountryCode.check_present(v)?;
+                expect(
                     v,
-                    3,
-                    ErrorCode::CountryCodeLengthInvalid,
+                    &["KH"],
+                    ErrorCode::CountryCodeInvalid,
                     Field::CountryCode,
+                    "must be KH",
                 )?;
-                if v != "KH" {
-                    return Err(Error::reason_with(
-                        ErrorCode::CountryCodeInvalid,
-                        Field::CountryCode,
-                        "must be KH",
-                        v,
-                    ));
-                }
             }
-            tag::MERCHANT_NAME => {
-                check_name(
-                    v,
-                    25,
-                    ErrorCode::MerchantNameRequired,
-                    ErrorCode::MerchantNameLengthInvalid,
-                    Field::MerchantName,
-                )?;
-                check_chars_bmp_ok(v, Field::MerchantName)?;
-            }
-            tag::MERCHANT_CITY => {
-                if v.is_empty() {
-                    return Err(Error::missing(
-                        ErrorCode::MerchantCityTagRequired,
-                        Field::MerchantCity,
-                    ));
-                }
-                max_len(
-                    v,
-                    15,
-                    ErrorCode::MerchantCityLengthInvalid,
-                    Field::MerchantCity,
-                )?;
-                check_chars_bmp_ok(v, Field::MerchantCity)?;
-            }
+            tag::MERCHANT_NAME => text(Field::MerchantName, v)?,
+            tag::MERCHANT_CITY => text(Field::MerchantCity, v)?,
             tag::ADDITIONAL_DATA => {
-                let rules = [
-                    (
-                        tag::sub::BILL_NUMBER,
-                        ErrorCode::BillNumberLengthInvalid,
-                        Field::BillNumber,
-                    ),
-                    (
-                        tag::sub::MOBILE_NUMBER,
-                        ErrorCode::MobileNumberLengthInvalid,
-                        Field::MobileNumber,
-                    ),
-                    (
-                        tag::sub::STORE_LABEL,
-                        ErrorCode::StoreLabelLengthInvalid,
-                        Field::StoreLabel,
-                    ),
-                    (
-                        tag::sub::TERMINAL_LABEL,
-                        ErrorCode::TerminalLabelLengthInvalid,
-                        Field::TerminalLabel,
-                    ),
-                    (
-                        tag::sub::PURPOSE_OF_TRANSACTION,
-                        ErrorCode::PurposeOfTransactionLengthInvalid,
-                        Field::PurposeOfTransaction,
-                    ),
-                ];
-                for (sub, code, field) in rules {
-                    if let Some(x) = e.sub_value(sub) {
-                        sub_len(x, 25, code, field)?;
-                        check_chars_bmp_ok(x, field)?;
+                let values = e.sub_values(ADDITIONAL_DATA.map(|(sub, _)| sub));
+                for ((_, field), value) in ADDITIONAL_DATA.iter().zip(values) {
+                    if let Some(x) = value {
+                        text(*field, x)?;
                     }
                 }
             }
-            tag::LANGUAGE_TEMPLATE => {
-                let pref = e.sub_value(tag::sub::LANGUAGE_PREFERENCE);
-                let name = e.sub_value(tag::sub::NAME_ALTERNATE_LANGUAGE);
-                let city = e.sub_value(tag::sub::CITY_ALTERNATE_LANGUAGE);
-                match (pref, name) {
-                    (None, Some(_)) => {
-                        return Err(Error::reason(
-                            ErrorCode::LanguagePreferenceLengthInvalid,
-                            Field::LanguagePreference,
-                            "is missing beside a merchant name in the alternate language",
-                        ))
-                    }
-                    (Some(_), None) => {
-                        return Err(Error::reason(
-                            ErrorCode::MerchantNameAlternateLanguageRequired,
-                            Field::MerchantNameAlternateLanguage,
-                            "is missing beside a language preference",
-                        ))
-                    }
-                    _ => {}
-                }
-                if let Some(p) = pref {
-                    sub_len(
-                        p,
-                        2,
-                        ErrorCode::LanguagePreferenceLengthInvalid,
-                        Field::LanguagePreference,
-                    )?;
-                }
-                if let Some(n) = name {
-                    sub_len(
-                        n,
-                        25,
-                        ErrorCode::MerchantNameAlternateLanguageLengthInvalid,
-                        Field::MerchantNameAlternateLanguage,
-                    )?;
-                    check_chars_bmp_ok(n, Field::MerchantNameAlternateLanguage)?;
-                }
-                if let Some(c) = city {
-                    sub_len(
-                        c,
-                        15,
-                        ErrorCode::MerchantCityAlternateLanguageLengthInvalid,
-                        Field::MerchantCityAlternateLanguage,
-                    )?;
-                    check_chars_bmp_ok(c, Field::MerchantCityAlternateLanguage)?;
-                }
-            }
+            tag::LANGUAGE_TEMPLATE => check_language(&e, text)?,
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// The text fields of the additional data template (62), from the field table.
+const ADDITIONAL_DATA: [(u8, Field); 5] = Field::subs_of(tag::ADDITIONAL_DATA);
+
+/// A text field: present (not empty), within its limit, not blank where the table
+/// says it is required, no control characters.
+fn check_text(field: Field, v: &str) -> Result<(), Error> {
+    check_length_only(field, v)?;
+    check_chars_bmp_ok(v, field)
+}
+
+/// [`check_text`] without the character rule (for a payload already known to
+/// be printable ASCII).
+fn check_length_only(field: Field, v: &str) -> Result<(), Error> {
+    field.check_present(v)?;
+    if field == Field::MerchantName {
+        check_not_blank(v, ErrorCode::MerchantNameRequired, field)?;
+    }
+    Ok(())
+}
+
+/// The merchant account template (29 or 30): known sub-tags, the account ID's
+/// rules, the account information or merchant ID, the acquiring bank.
+fn check_account(e: &Entry<'_, '_>) -> Result<(), Error> {
+    let known = e.children.is_some_and(|c| c.iter().any(|o| o.id() <= 2));
+    if !known {
+        return Err(Error::reason(
+            ErrorCode::MerchantTypeRequired,
+            Field::MerchantAccountInformation,
+            "has no Bakong account ID, account information or acquiring bank sub-tag",
+        ));
+    }
+    let [id, second, bank] = e.sub_values([
+        tag::sub::BAKONG_ACCOUNT_ID,
+        tag::sub::ACCOUNT_INFORMATION,
+        tag::sub::ACQUIRING_BANK,
+    ]);
+    check_account_id(id.unwrap_or(""))?;
+    if e.id() == tag::INDIVIDUAL_ACCOUNT {
+        if let Some(a) = second {
+            Field::AccountInformation.check_present(a)?;
+        }
+    } else if let Some(m) = second {
+        // Unlike generate (30), verify reports an empty merchant ID with the
+        // length code, as the SDK's verify does.
+        if m.is_empty() {
+            return Err(Error::missing(
+                ErrorCode::MerchantIdLengthInvalid,
+                Field::MerchantId,
+            ));
+        }
+        Field::MerchantId.check_length(m)?;
+    }
+    if let Some(b) = bank {
+        Field::AcquiringBank.check_present(b)?;
+    }
+    Ok(())
+}
+
+/// The language template (64): name and preference go together (a name without
+/// a preference is 38, a preference without a name 39), then each sub-field's
+/// own rules.
+fn check_language(
+    e: &Entry<'_, '_>,
+    text: fn(Field, &str) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let [pref, name, city] = e.sub_values([
+        tag::sub::LANGUAGE_PREFERENCE,
+        tag::sub::NAME_ALTERNATE_LANGUAGE,
+        tag::sub::CITY_ALTERNATE_LANGUAGE,
+    ]);
+    match (pref, name) {
+        (None, Some(_)) => {
+            return Err(Error::reason(
+                ErrorCode::LanguagePreferenceLengthInvalid,
+                Field::LanguagePreference,
+                "is missing beside a merchant name in the alternate language",
+            ))
+        }
+        (Some(_), None) => {
+            return Err(Error::reason(
+                ErrorCode::MerchantNameAlternateLanguageRequired,
+                Field::MerchantNameAlternateLanguage,
+                "is missing beside a language preference",
+            ))
+        }
+        _ => {}
+    }
+    if let Some(p) = pref {
+        Field::LanguagePreference.check_present(p)?;
+    }
+    if let Some(n) = name {
+        text(Field::MerchantNameAlternateLanguage, n)?;
+    }
+    if let Some(c) = city {
+        text(Field::MerchantCityAlternateLanguage, c)?;
     }
     Ok(())
 }
@@ -600,7 +504,7 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
 /// Control characters are refused; text outside the BMP is accepted when reading
 /// (bank apps print emoji; the lengths were checked as written).
 fn check_chars_bmp_ok(v: &str, field: Field) -> Result<(), Error> {
-    if v.bytes().fold(true, |ok, c| ok & (0x20..0x7F).contains(&c)) {
+    if printable_ascii(v) {
         return Ok(());
     }
     if v.chars().any(char::is_control) {
@@ -609,29 +513,31 @@ fn check_chars_bmp_ok(v: &str, field: Field) -> Result<(), Error> {
     Ok(())
 }
 
-/// An amount as its currency allows: whole riel for KHR (a zero fraction such as
-/// `5000.0` is accepted, as bank apps print it), at most two decimals for USD;
-/// and not zero in a dynamic KHQR (code 47: there is nothing to pay).
-fn check_amount_for_currency(d: &Decoded<'_>, v: &str) -> Result<(), Error> {
-    let frac = v.split_once('.').map_or("", |(_, f)| f);
-    let why = match d.currency() {
-        Some(Currency::Khr) if frac.bytes().any(|b| b != b'0') => {
-            Some("has a fraction; KHR amounts are whole riel")
-        }
-        Some(Currency::Usd) if frac.len() > 2 => {
-            Some("has more than 2 decimals; USD amounts are cents")
-        }
-        _ => None,
-    };
-    if let Some(why) = why {
+/// The amount (54): decimal text of at most 13 characters, read as its currency
+/// allows (whole riel for KHR, a zero fraction such as `5000.0` accepted as bank
+/// apps print it; at most two decimals written for USD), and not zero in a
+/// dynamic KHQR (47: there is nothing to pay).
+fn check_amount(d: &Decoded<'_>, v: &str) -> Result<(), Error> {
+    let Some((_, frac)) = decimal_parts(v).filter(|_| utf16_len(v) <= MAX_AMOUNT_LEN) else {
         return Err(Error::reason_with(
             ErrorCode::TransactionAmountInvalid,
             Field::TransactionAmount,
-            why,
+            "must be decimal digits with an optional fraction, at most 13 characters",
             v,
         ));
-    }
-    if d.is_dynamic() && v.bytes().all(|b| b == b'0' || b == b'.') {
+    };
+    let minor = match d.currency() {
+        Some(c @ Currency::Usd) if frac.is_some_and(|f| f.len() > 2) => Err(Error::reason_with(
+            ErrorCode::TransactionAmountInvalid,
+            Field::TransactionAmount,
+            fraction_refusal(c),
+            v,
+        )),
+        Some(c) => Amount::read_minor_units(v, c).map(Some),
+        None => Ok(None),
+    }?;
+    let zero = minor.map_or_else(|| v.bytes().all(|b| b == b'0' || b == b'.'), |m| m == 0);
+    if d.is_dynamic() && zero {
         return Err(Error::reason_with(
             ErrorCode::InvalidDynamicKhqr,
             Field::TransactionAmount,
@@ -640,15 +546,6 @@ fn check_amount_for_currency(d: &Decoded<'_>, v: &str) -> Result<(), Error> {
         ));
     }
     Ok(())
-}
-
-fn is_decimal(v: &str) -> bool {
-    let (int, frac) = match v.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (v, None),
-    };
-    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
-    digits(int) && frac.is_none_or(digits)
 }
 
 fn check_timestamps(
@@ -660,7 +557,9 @@ fn check_timestamps(
     let Some(t) = d.get(tag::TIMESTAMPS) else {
         return Ok(());
     };
-    let Some(exp) = t.sub_value(tag::sub::EXPIRATION_TIMESTAMP) else {
+    let [created, exp] =
+        t.sub_values([tag::sub::CREATION_TIMESTAMP, tag::sub::EXPIRATION_TIMESTAMP]);
+    let Some(exp) = exp else {
         if dynamic && !options.allow_missing_expiration {
             return Err(Error::reason(
                 ErrorCode::ExpirationTimestampRequired,
@@ -678,7 +577,7 @@ fn check_timestamps(
             exp,
         )
     })?;
-    if let Some(created) = t.sub_value(tag::sub::CREATION_TIMESTAMP).and_then(parse_ms) {
+    if let Some(created) = created.and_then(parse_ms) {
         if exp_ms < created {
             return Err(Error::reason_with(
                 ErrorCode::ExpirationTimestampInThePast,

@@ -55,12 +55,12 @@ fn dynamic_request() -> Request<'static> {
 }
 
 fn khmer_request() -> Request<'static> {
-    Request::merchant(
-        "coffee.shop@aclb",
-        "Srey Mom Coffee",
-        "MID-000123",
-        "ACLEDA Bank",
-    )
+    Request::merchant(bakong_khqr::MerchantInfo {
+        bakong_account_id: "coffee.shop@aclb",
+        merchant_name: "Srey Mom Coffee",
+        merchant_id: "MID-000123",
+        acquiring_bank: "ACLEDA Bank",
+    })
     .currency(Currency::Khr)
     .amount("25000")
     .expires_at_ms(9_999_999_999_999)

@@ -31,7 +31,7 @@ fn generation_messages() {
         ),
         (Request::individual("a@b", "   "), 2, "merchant name (tag 59) is blank"),
         (Request::individual("a@b", "\u{200B}"), 2, "merchant name (tag 59) is blank"),
-        (Request::merchant("a@b", "Shop", " ", "Bank"), 30, "merchant ID (tag 30 sub-tag 01) is blank"),
+        (Request::merchant(bakong_khqr::MerchantInfo { bakong_account_id: "a@b", merchant_name: "Shop", merchant_id: " ", acquiring_bank: "Bank" }), 30, "merchant ID (tag 30 sub-tag 01) is blank"),
         (
             base().merchant_city("C".repeat(16)),
             21,
@@ -205,4 +205,49 @@ fn verify_refuses_repeated_sub_tags_and_amounts_generate_refuses() {
         let e = verify(&amount(cur, amt), NOW).unwrap_err();
         assert_eq!(e.code().number(), code, "{cur} {amt}: {e}");
     }
+}
+
+/// A setter that does not apply to the request's kind is refused by generate
+/// (code 60, naming the field), never dropped.
+#[test]
+fn setters_that_do_not_apply_are_refused() {
+    let merchant = Request::merchant(bakong_khqr::MerchantInfo {
+        bakong_account_id: "a@b",
+        merchant_name: "Shop",
+        merchant_id: "M1",
+        acquiring_bank: "Bank",
+    });
+    assert!(merchant.generate(NOW).is_ok());
+    let e = merchant
+        .clone()
+        .account_information("info")
+        .generate(NOW)
+        .unwrap_err();
+    assert_eq!(e.code().number(), 60);
+    assert_eq!(e.field(), bakong_khqr::Field::AccountInformation);
+    assert_eq!(
+        e.to_string(),
+        "account information (tag 29 sub-tag 01) does not apply to a merchant's KHQR (tag 30); it belongs to an individual's (tag 29)"
+    );
+    let e = Request::individual("a@b", "Shop")
+        .set(bakong_khqr::Field::MerchantId, "M1")
+        .generate(NOW)
+        .unwrap_err();
+    assert_eq!(
+        (e.code().number(), e.field()),
+        (60, bakong_khqr::Field::MerchantId)
+    );
+    let e = Request::individual("a@b", "Shop")
+        .set(bakong_khqr::Field::Crc, "ABCD")
+        .generate(NOW)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "CRC (tag 63) cannot be set as text on a request"
+    );
+    // The generic setter and the named ones agree.
+    assert_eq!(
+        Request::individual("a@b", "Shop").set(bakong_khqr::Field::BillNumber, "1"),
+        Request::individual("a@b", "Shop").bill_number("1")
+    );
 }

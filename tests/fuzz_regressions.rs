@@ -79,22 +79,27 @@ fn regressions_pass_every_oracle() {
 
 #[test]
 fn build_layout_reads_back() {
-    let req = bakong_khqr::Request::merchant("a@b", "Shop", "M1", "Bank")
-        .currency(bakong_khqr::Currency::Usd)
-        .amount("1.5")
-        .expires_in_ms(60_000)
-        .bill_number("INV-1");
+    let req = bakong_khqr::Request::merchant(bakong_khqr::MerchantInfo {
+        bakong_account_id: "a@b",
+        merchant_name: "Shop",
+        merchant_id: "M1",
+        acquiring_bank: "Bank",
+    })
+    .currency(bakong_khqr::Currency::Usd)
+    .amount("1.5")
+    .expires_in_ms(60_000)
+    .bill_number("INV-1");
     let bytes = oracles::build_seed(&req, oracles::NOW_MS + 7).expect("expressible");
     let input = oracles::BuildInput::from_bytes(&bytes).expect("UTF-8");
     assert_eq!(input.now_ms(), oracles::NOW_MS + 7);
     let back = input.request();
-    assert_eq!(back.bakong_account_id, "a@b");
-    assert_eq!(back.account, req.account);
-    assert_eq!(back.currency, req.currency);
-    assert_eq!(back.amount, req.amount);
-    assert_eq!(back.expiration, req.expiration);
-    assert_eq!(back.bill_number.as_deref(), Some("INV-1"));
-    assert_eq!(back.merchant_category_code, None);
+    assert_eq!(back.text(bakong_khqr::Field::BakongAccountId), Some("a@b"));
+    assert_eq!(back.account(), req.account());
+    assert_eq!(back.currency_code(), req.currency_code());
+    assert_eq!(back.amount_input(), req.amount_input());
+    assert_eq!(back.expiration(), req.expiration());
+    assert_eq!(back.text(bakong_khqr::Field::BillNumber), Some("INV-1"));
+    assert_eq!(back.text(bakong_khqr::Field::MerchantCategoryCode), None);
     assert_eq!(
         back.generate(input.now_ms()).expect("valid").as_str(),
         req.generate(oracles::NOW_MS + 7).expect("valid").as_str()

@@ -40,12 +40,12 @@ fn payloads() -> Vec<(&'static str, String)> {
         .generate(NOW)
         .unwrap();
     // Every field at its longest that still fits two-digit template lengths.
-    let longest = Request::merchant(
-        format!("{}@abaa", "a".repeat(27)),
-        "ក".repeat(25),
-        "1".repeat(32),
-        "B".repeat(23),
-    )
+    let longest = Request::merchant(bakong_khqr::MerchantInfo {
+        bakong_account_id: format!("{}@abaa", "a".repeat(27)),
+        merchant_name: "ក".repeat(25),
+        merchant_id: "1".repeat(32),
+        acquiring_bank: "B".repeat(23),
+    })
     .merchant_city("ភ".repeat(15))
     .currency(Currency::Khr)
     .amount("9999999999999")

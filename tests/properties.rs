@@ -3,7 +3,7 @@
 //! lengths. Case counts are modest so `cargo test` stays fast in debug builds.
 
 use bakong_khqr::tlv::{utf16_len, Reader};
-use bakong_khqr::{decode, verify, Account, Currency, ErrorCode, Request};
+use bakong_khqr::{decode, verify, Account, Currency, ErrorCode, Field, Request};
 use proptest::prelude::*;
 
 const NOW_MS: u64 = 1_700_000_000_000;
@@ -93,7 +93,12 @@ fn fields() -> impl Strategy<Value = Fields> {
 
 fn request(f: &Fields) -> Request<'_> {
     let mut r = if f.merchant {
-        Request::merchant(&*f.account_id, &*f.name, &*f.info_or_id, &*f.bank)
+        Request::merchant(bakong_khqr::MerchantInfo {
+            bakong_account_id: &*f.account_id,
+            merchant_name: &*f.name,
+            merchant_id: &*f.info_or_id,
+            acquiring_bank: &*f.bank,
+        })
     } else {
         Request::individual(&*f.account_id, &*f.name)
             .account_information(&*f.info_or_id)
@@ -104,19 +109,31 @@ fn request(f: &Fields) -> Request<'_> {
         r = r.amount_minor_units(m).expires_in_ms(f.expires_in_ms);
     }
     let [bill, mobile, store, terminal, purpose] = &f.additional;
-    r.merchant_city = f.city.as_deref().map(Into::into);
-    r.bill_number = bill.as_deref().map(Into::into);
-    r.mobile_number = mobile.as_deref().map(Into::into);
-    r.store_label = store.as_deref().map(Into::into);
-    r.terminal_label = terminal.as_deref().map(Into::into);
-    r.purpose_of_transaction = purpose.as_deref().map(Into::into);
+    for (field, value) in [
+        (Field::MerchantCity, &f.city),
+        (Field::BillNumber, bill),
+        (Field::MobileNumber, mobile),
+        (Field::StoreLabel, store),
+        (Field::TerminalLabel, terminal),
+        (Field::PurposeOfTransaction, purpose),
+    ] {
+        if let Some(v) = value {
+            r = r.set(field, &**v);
+        }
+    }
     if let Some((pref, name)) = &f.language {
         r = r
             .language_preference(&**pref)
             .merchant_name_alternate_language(&**name);
     }
-    r.merchant_city_alternate_language = f.city_alt.as_deref().map(Into::into);
-    r.merchant_category_code = f.mcc.as_deref().map(Into::into);
+    for (field, value) in [
+        (Field::MerchantCityAlternateLanguage, &f.city_alt),
+        (Field::MerchantCategoryCode, &f.mcc),
+    ] {
+        if let Some(v) = value {
+            r = r.set(field, &**v);
+        }
+    }
     r
 }
 
@@ -162,7 +179,7 @@ proptest! {
         prop_assert_eq!(d.acquiring_bank(), Some(f.bank.as_str()));
         if f.merchant {
             prop_assert_eq!(d.merchant_id(), Some(f.info_or_id.as_str()));
-            let is_merchant = matches!(req.account, Account::Merchant { .. });
+            let is_merchant = matches!(req.account(), Account::Merchant { .. });
             prop_assert!(is_merchant);
         } else {
             prop_assert_eq!(d.account_information(), Some(f.info_or_id.as_str()));

@@ -34,11 +34,16 @@ fn sdk_request_json_works_unchanged_and_round_trips() {
 
 #[test]
 fn request_serialises_in_the_sdk_shape() {
-    let req = Request::merchant("jonhsmith@nbcq", "Jonh Smith", "123456", "Dev Bank")
-        .currency(Currency::Usd)
-        .amount_minor_units(150)
-        .expires_at_ms(NOW + 60_000)
-        .bill_number("#1");
+    let req = Request::merchant(bakong_khqr::MerchantInfo {
+        bakong_account_id: "jonhsmith@nbcq",
+        merchant_name: "Jonh Smith",
+        merchant_id: "123456",
+        acquiring_bank: "Dev Bank",
+    })
+    .currency(Currency::Usd)
+    .amount_minor_units(150)
+    .expires_at_ms(NOW + 60_000)
+    .bill_number("#1");
     assert_eq!(
         serde_json::to_value(&req).unwrap(),
         json!({"bakongAccountID": "jonhsmith@nbcq", "merchantName": "Jonh Smith", "merchantID": "123456",

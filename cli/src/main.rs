@@ -15,8 +15,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use bakong_khqr::json::{request_from_json, Kind};
 use bakong_khqr::render::{card_png, qr_png, qr_svg, CardOptions, CentreIcon, Ecc, QrOptions};
 use bakong_khqr::{
-    now_ms as clock_ms, Amount, Currency, Decoded, Error, ErrorCode, Request, SdkFields,
-    VerifyOptions,
+    now_ms as clock_ms, Amount, Currency, Decoded, Error, ErrorCode, Field, MerchantInfo,
+    Request, SdkFields, VerifyOptions,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
@@ -336,10 +336,6 @@ fn write_card_svg(
     Ok(())
 }
 
-fn opt(v: Option<&String>) -> Option<std::borrow::Cow<'_, str>> {
-    v.map(|s| std::borrow::Cow::Borrowed(s.as_str()))
-}
-
 fn create(a: &CreateArgs) -> Result<serde_json::Value, Failure> {
     let now_ms = a.now_ms.unwrap_or_else(clock_ms);
     let kind = match a.kind {
@@ -361,13 +357,13 @@ fn create(a: &CreateArgs) -> Result<serde_json::Value, Failure> {
         let id = a.bakong_id.as_deref().unwrap_or_default();
         let name = a.merchant_name.as_deref().unwrap_or_default();
         let mut r = match kind {
-            Kind::Individual => Request::individual(id, name),
-            Kind::Merchant => Request::merchant(
-                id,
-                name,
-                a.merchant_id.as_deref().unwrap_or_default(),
-                a.acquiring_bank.as_deref().unwrap_or_default(),
-            ),
+            Kind::Merchant => Request::merchant(MerchantInfo {
+                bakong_account_id: id,
+                merchant_name: name,
+                merchant_id: a.merchant_id.as_deref().unwrap_or_default(),
+                acquiring_bank: a.acquiring_bank.as_deref().unwrap_or_default(),
+            }),
+            _ => Request::individual(id, name),
         };
         if let (Kind::Individual, Some(b)) = (kind, &a.acquiring_bank) {
             r = r.acquiring_bank(b.as_str());
@@ -375,11 +371,11 @@ fn create(a: &CreateArgs) -> Result<serde_json::Value, Failure> {
         if let Some(i) = &a.account_information {
             r = r.account_information(i.as_str());
         }
-        r.merchant_city = opt(a.merchant_city.as_ref());
-        r.currency = Currency::parse(&a.currency)?;
+        let currency = Currency::parse(&a.currency)?;
+        r = r.currency(currency);
         if let Some(text) = &a.amount {
             // The library reads "0" as no amount (a static QR); a typed amount must pay something.
-            if Amount::parse(text, r.currency)?.is_zero() {
+            if Amount::parse(text, currency)?.is_zero() {
                 return Err(Failure {
                     json: json!({"error": {
                         "code": ErrorCode::TransactionAmountInvalid.number(),
@@ -392,16 +388,23 @@ fn create(a: &CreateArgs) -> Result<serde_json::Value, Failure> {
                 });
             }
         }
-        r.bill_number = opt(a.bill_number.as_ref());
-        r.mobile_number = opt(a.mobile_number.as_ref());
-        r.store_label = opt(a.store_label.as_ref());
-        r.terminal_label = opt(a.terminal_label.as_ref());
-        r.purpose_of_transaction = opt(a.purpose.as_ref());
-        r.language_preference = opt(a.language_preference.as_ref());
-        r.merchant_name_alternate_language = opt(a.merchant_name_alt.as_ref());
-        r.merchant_city_alternate_language = opt(a.merchant_city_alt.as_ref());
-        r.upi_merchant_account = opt(a.upi_merchant_account.as_ref());
-        r.merchant_category_code = opt(a.mcc.as_ref());
+        for (field, value) in [
+            (Field::MerchantCity, &a.merchant_city),
+            (Field::BillNumber, &a.bill_number),
+            (Field::MobileNumber, &a.mobile_number),
+            (Field::StoreLabel, &a.store_label),
+            (Field::TerminalLabel, &a.terminal_label),
+            (Field::PurposeOfTransaction, &a.purpose),
+            (Field::LanguagePreference, &a.language_preference),
+            (Field::MerchantNameAlternateLanguage, &a.merchant_name_alt),
+            (Field::MerchantCityAlternateLanguage, &a.merchant_city_alt),
+            (Field::UnionPayMerchantAccount, &a.upi_merchant_account),
+            (Field::MerchantCategoryCode, &a.mcc),
+        ] {
+            if let Some(v) = value {
+                r = r.set(field, v.as_str());
+            }
+        }
         if let Some(amount) = &a.amount {
             r = r.amount(amount.as_str());
         }

@@ -140,27 +140,7 @@ impl Transaction {
 /// Converts decimal text to minor units of `currency`, exactly (see
 /// [`Transaction::minor_units`]).
 pub(crate) fn minor_units(text: &str, currency: Currency) -> Option<u64> {
-    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
-    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let decimals = currency.decimals() as usize;
-    let kept = frac.get(..decimals.min(frac.len())).unwrap_or("");
-    if frac
-        .get(kept.len()..)
-        .is_some_and(|rest| rest.bytes().any(|b| b != b'0'))
-    {
-        return None;
-    }
-    let mut n: u64 = int.parse().ok()?;
-    for i in 0..decimals {
-        let digit = kept.as_bytes().get(i).map_or(0, |b| u64::from(b - b'0'));
-        n = n.checked_mul(10)?.checked_add(digit)?;
-    }
-    Some(n)
+    crate::Amount::read_minor_units(text, currency).ok()
 }
 
 /// What Bakong says about one transaction lookup.
@@ -570,12 +550,7 @@ fn amount_text(raw: &RawValue) -> Result<String, ResponseError> {
         text.to_owned()
     };
     let text = expand_exponent(&text).unwrap_or(text);
-    let (int, frac) = match text.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (text.as_str(), None),
-    };
-    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
-    if digits(int) && frac.is_none_or(digits) {
+    if crate::amount::decimal_parts(&text).is_some() {
         Ok(text)
     } else {
         Err(ResponseError::malformed(format_args!(
