@@ -19,9 +19,7 @@
 //!   [`check_khqr`] and [`wait_for_payment`] drive them, and [`Poller`] is the
 //!   same polling logic as a state machine for any other event loop;
 //! * [`Token::expires_at_ms`] reads a JWT's `exp` without verifying it, so you
-//!   can renew ([`Api::renew_token`]) before it lapses;
-//! * [`seed_json`] writes a status exactly as the hosted service this crate
-//!   replaces answers its `/khqr/check` and `/check_by_md5`.
+//!   can renew ([`Api::renew_token`]) before it lapses.
 //!
 //! Nothing here opens a socket, sleeps or reads the clock: `now_ms`
 //! (milliseconds since the Unix epoch) and sleeping come from the caller.
@@ -55,7 +53,6 @@ mod checker;
 mod jwt;
 mod request;
 mod response;
-mod seed;
 mod transport;
 
 pub use checker::{
@@ -73,5 +70,6 @@ pub use response::{
     AccountStatus, ApiError, ApiErrorCode, HttpResponse, ListEntry, ResponseError, RetryAfter,
     Transaction, TransactionStatus,
 };
-pub use seed::{amount_with_currency_decimals, seed_json};
 pub use transport::{TransportConfig, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS};
+#[cfg(feature = "reqwest")]
+pub use transport::{ReqwestError, ReqwestTransport};

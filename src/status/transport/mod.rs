@@ -72,3 +72,7 @@ impl TransportConfig {
 // Implementations, one file per client (added by the issues that build them):
 // #[cfg(feature = "ureq")] mod ureq_blocking;    -> pub use ureq_blocking::{UreqTransport, UreqError};
 // #[cfg(feature = "reqwest")] mod reqwest_async; -> pub use reqwest_async::{ReqwestTransport, ReqwestError};
+#[cfg(feature = "reqwest")]
+mod reqwest_async;
+#[cfg(feature = "reqwest")]
+pub use reqwest_async::{ReqwestError, ReqwestTransport};
