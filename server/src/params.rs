@@ -187,7 +187,7 @@ pub fn check_display_text(name: &str, text: &str) -> Result<(), ParamError> {
     Ok(())
 }
 
-/// A JSON object read as its pairs in order, repeats kept (serde_json's own map
+/// A JSON object read as its pairs in order, repeats kept (`serde_json`'s own map
 /// would keep only the last).
 struct PairsVisitor;
 
@@ -264,7 +264,7 @@ mod tests {
         assert_eq!(e.kind, "invalid_body");
         let e = Params::parse(None, Some("application/json"), br#"{"a":{}}"#).unwrap_err();
         assert_eq!(e.kind, "invalid_body");
-        let many: String = (0..40).map(|i| format!("p{i}=1&")).collect();
+        let many = (0..40).map(|i| format!("p{i}=1")).collect::<Vec<_>>().join("&");
         assert_eq!(parse(&many).unwrap_err().kind, "too_many_parameters");
     }
 }

@@ -513,6 +513,7 @@ impl Store for RedisStore {
 }
 
 /// The store the server runs with, chosen at start.
+#[allow(clippy::large_enum_variant)] // one per process
 pub enum AnyStore {
     /// [`MemoryStore`].
     Memory(MemoryStore),
