@@ -54,7 +54,7 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use bakong_khqr::render::{card_png, qr_png, CardOptions, QrOptions};
 use bakong_khqr::status::{
-    check_md5_async, Api, CheckError, RequestError, ResponseError, ReqwestError, ReqwestTransport,
+    check_md5_async, Api, CheckError, RequestError, ReqwestError, ReqwestTransport, ResponseError,
     RetryAfter, Token, TransactionStatus, TransportConfig,
 };
 use bakong_khqr::{Amount, Currency, ErrorCode, Md5, Request as KhqrRequest};
@@ -331,15 +331,24 @@ fn spawn_token_watch(state: std::sync::Weak<AppState>, path: PathBuf) {
                 continue;
             }
             if let Ok(token) = Token::new(text.trim()) {
-                let mut api = (**state.api.read().unwrap_or_else(std::sync::PoisonError::into_inner)).clone();
+                let mut api = (**state
+                    .api
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner))
+                .clone();
                 let changed = api.token() != Some(&token);
                 api.set_token(token);
-                *state.api.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(api);
+                *state
+                    .api
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(api);
                 if changed {
                     tracing::info!("Bakong token reloaded from the token file");
                 }
                 last = text;
-            } else { tracing::warn!("the token file holds no usable token; keeping the current one") }
+            } else {
+                tracing::warn!("the token file holds no usable token; keeping the current one")
+            }
         }
     });
 }
@@ -470,10 +479,14 @@ fn client_key(state: &AppState, req: &Request) -> String {
     let ip = from_header.or_else(|| req.extensions().get::<PeerAddr>().map(|p| p.0.ip()));
     match ip {
         Some(IpAddr::V4(v4)) => v4.to_string(),
-        Some(IpAddr::V6(v6)) => if let Some(v4) = v6.to_ipv4_mapped() { v4.to_string() } else {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        },
+        Some(IpAddr::V6(v6)) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                v4.to_string()
+            } else {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        }
         None => "unknown".into(),
     }
 }
@@ -501,10 +514,7 @@ async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: Next)
     let route = route_label(req.uri().path());
     let method = req.method().clone();
     let client = client_key(&state, &req);
-    let target_len = req
-        .uri()
-        .path_and_query()
-        .map_or(0, |p| p.as_str().len());
+    let target_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     let header_len: usize = req
         .headers()
         .iter()
@@ -530,7 +540,9 @@ async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: Next)
         )
     } else {
         req.extensions_mut().insert(Client(client.clone()));
-        if let Ok(r) = tokio::time::timeout(state.request_timeout, next.run(req)).await { r } else {
+        if let Ok(r) = tokio::time::timeout(state.request_timeout, next.run(req)).await {
+            r
+        } else {
             let mut r = bad(
                 StatusCode::REQUEST_TIMEOUT,
                 "request_timeout",
@@ -571,23 +583,34 @@ fn jsonify(resp: Response) -> Response {
         return resp;
     }
     let (kind, message) = match status {
-        StatusCode::BAD_REQUEST => ("bad_request", "the request is malformed (path, query or body)"),
+        StatusCode::BAD_REQUEST => (
+            "bad_request",
+            "the request is malformed (path, query or body)",
+        ),
         StatusCode::NOT_FOUND => ("not_found", "no such endpoint"),
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "this endpoint does not take this method"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this endpoint does not take this method",
+        ),
         StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long"),
         StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
         StatusCode::URI_TOO_LONG => ("uri_too_long", "the request target is too long"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "unsupported content type"),
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ("headers_too_large", "the request headers are too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "unsupported content type")
+        }
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+            ("headers_too_large", "the request headers are too large")
+        }
         s if s.is_server_error() => ("internal", "internal error"),
         _ => ("bad_request", "the request was refused"),
     };
     let (mut parts, _) = resp.into_parts();
     let fresh = bad(status, kind, message);
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts
-        .headers
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     let (_, body) = fresh.into_parts();
     Response::from_parts(parts, body)
 }
@@ -672,7 +695,11 @@ async fn create(
         payload: khqr.as_str().to_owned(),
         expires_ms: now.saturating_add(state.qr_ttl_ms),
     };
-    match state.store.create(&client, tran.as_str(), &record, now).await {
+    match state
+        .store
+        .create(&client, tran.as_str(), &record, now)
+        .await
+    {
         Ok(Created::Stored) => {}
         Ok(Created::Collision) => {
             return bad(
@@ -709,7 +736,13 @@ fn not_found_tran() -> Response {
     bad(StatusCode::NOT_FOUND, "not_found", "no KHQR with this tran")
 }
 
-async fn image(state: &AppState, client: &str, tran: &str, headers: &HeaderMap, kind: Kind) -> Response {
+async fn image(
+    state: &AppState,
+    client: &str,
+    tran: &str,
+    headers: &HeaderMap,
+    kind: Kind,
+) -> Response {
     let route = if kind == Kind::Qr { "qr" } else { "stand" };
     let record = match state.store.fetch(client, None, tran, now_ms()).await {
         Ok(Ok(Some(r))) => r,
@@ -717,7 +750,11 @@ async fn image(state: &AppState, client: &str, tran: &str, headers: &HeaderMap, 
         Ok(Err(l)) => return rate_limited(l, route),
         Err(e) => return store_failed(&e),
     };
-    let etag = format!("\"{}-{}\"", record.md5, if kind == Kind::Qr { "q" } else { "s" });
+    let etag = format!(
+        "\"{}-{}\"",
+        record.md5,
+        if kind == Kind::Qr { "q" } else { "s" }
+    );
     let remaining_s = record.expires_ms.saturating_sub(now_ms()) / 1000;
     let cache_control = format!("public, max-age={remaining_s}");
     let fresh = headers
@@ -940,7 +977,11 @@ async fn status_of(
                 metrics::counter!("khqr_upstream_errors_total", "kind" => "busy").increment(1);
                 return Err(UpstreamFail::Busy);
             };
-            let api = state.api.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            let api = state
+                .api
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
             metrics::counter!("khqr_upstream_calls_total").increment(1);
             match check_md5_async(&state.transport, &api, md5).await {
                 Ok(status) => {
@@ -951,7 +992,8 @@ async fn status_of(
                     Ok(Arc::new((status, ttl)))
                 }
                 Err(e) => {
-                    metrics::counter!("khqr_upstream_errors_total", "kind" => upstream_kind(&e).1).increment(1);
+                    metrics::counter!("khqr_upstream_errors_total", "kind" => upstream_kind(&e).1)
+                        .increment(1);
                     Err(UpstreamFail::Check(e))
                 }
             }
@@ -1097,7 +1139,10 @@ async fn status_response(state: &AppState, md5: &Md5, record: Option<&Record>) -
 }
 
 async fn healthz() -> Response {
-    json_response(StatusCode::OK, r#"{"status":true,"message":"alive"}"#.into())
+    json_response(
+        StatusCode::OK,
+        r#"{"status":true,"message":"alive"}"#.into(),
+    )
 }
 
 #[derive(Serialize)]
@@ -1111,7 +1156,11 @@ struct Ready<'a> {
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let store_ok = state.store.ping().await.is_ok();
-    let api = state.api.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let api = state
+        .api
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     let expires = api.token().and_then(|t| t.expires_at_ms().ok());
     let token = match (api.token(), expires) {
         (None, _) => "missing",

@@ -177,7 +177,9 @@ fn main() -> ExitCode {
             .unwrap_or_else(|| format!("http://{}", cli.listen)),
     );
     config.bakong_base_url.clone_from(&cli.bakong_url);
-    config.token = std::env::var("BAKONG_TOKEN").ok().filter(|t| !t.trim().is_empty());
+    config.token = std::env::var("BAKONG_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty());
     config.token_file.clone_from(&cli.token_file);
     config.qr_ttl_ms = cli.qr_ttl_secs.saturating_mul(1000);
     config.limits = Limits {
@@ -215,8 +217,13 @@ fn main() -> ExitCode {
             .and_then(|p| std::fs::read_to_string(p).ok())
     });
     match token_text {
-        None => tracing::warn!("no Bakong token (BAKONG_TOKEN or --token-file): status checks will answer 503"),
-        Some(t) => match Token::new(t.trim()).ok().and_then(|t| t.expires_at_ms().ok()) {
+        None => tracing::warn!(
+            "no Bakong token (BAKONG_TOKEN or --token-file): status checks will answer 503"
+        ),
+        Some(t) => match Token::new(t.trim())
+            .ok()
+            .and_then(|t| t.expires_at_ms().ok())
+        {
             Some(exp) if exp <= now_ms() => tracing::warn!("the Bakong token expired; renew it"),
             Some(exp) => tracing::info!(days = (exp - now_ms()) / 86_400_000, "Bakong token valid"),
             None => tracing::info!("Bakong token set (no readable expiry)"),

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 
 use percent_encoding::percent_decode;
 use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 /// Why the parameters were refused; the message is safe to show the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +69,7 @@ impl Params {
     /// Parses the raw query string (without `?`), then the body if it is not
     /// blank: JSON when `content_type` starts with `application/json`, form
     /// encoding otherwise. JSON values must be strings or numbers (numbers are
-    /// kept as written).
+    /// kept exactly as written, e.g. `4.50`).
     ///
     /// # Errors
     /// A [`ParamError`] for invalid percent-encoding or UTF-8, a forbidden
@@ -97,16 +98,19 @@ impl Params {
                 .deserialize_map(PairsVisitor)
                 .and_then(|f| de.end().map(|()| f))
                 .map_err(|_| ParamError::new("invalid_body", "body is not a JSON object"))?;
-            for (k, v) in fields {
-                let v = match v {
-                    serde_json::Value::String(s) => s,
-                    serde_json::Value::Number(n) => n.to_string(),
-                    _ => {
-                        return Err(ParamError::new(
-                            "invalid_body",
-                            format!("parameter {k:?} must be a string or a number"),
-                        ))
-                    }
+            for (k, raw) in fields {
+                let text = raw.get();
+                let v = if text.starts_with('"') {
+                    serde_json::from_str::<String>(text)
+                        .map_err(|_| ParamError::new("invalid_body", "body is not a JSON object"))?
+                } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+                    // A number, kept exactly as written.
+                    text.to_owned()
+                } else {
+                    return Err(ParamError::new(
+                        "invalid_body",
+                        format!("parameter {k:?} must be a string or a number"),
+                    ));
                 };
                 params.insert(k, v)?;
             }
@@ -157,10 +161,7 @@ fn is_bidi_control(c: char) -> bool {
 }
 
 fn check_text(name: &str, text: &str) -> Result<(), ParamError> {
-    if let Some(c) = text
-        .chars()
-        .find(|&c| c.is_control() || is_bidi_control(c))
-    {
+    if let Some(c) = text.chars().find(|&c| c.is_control() || is_bidi_control(c)) {
         let name = name.escape_default();
         return Err(ParamError::new(
             "forbidden_character",
@@ -192,7 +193,7 @@ pub fn check_display_text(name: &str, text: &str) -> Result<(), ParamError> {
 struct PairsVisitor;
 
 impl<'de> Visitor<'de> for PairsVisitor {
-    type Value = Vec<(String, serde_json::Value)>;
+    type Value = Vec<(String, Box<RawValue>)>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON object")
@@ -200,7 +201,7 @@ impl<'de> Visitor<'de> for PairsVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut out = Vec::new();
-        while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
+        while let Some((k, v)) = map.next_entry::<String, Box<RawValue>>()? {
             if out.len() > MAX_PARAMS {
                 return Err(serde::de::Error::custom("too many fields"));
             }
@@ -264,7 +265,10 @@ mod tests {
         assert_eq!(e.kind, "invalid_body");
         let e = Params::parse(None, Some("application/json"), br#"{"a":{}}"#).unwrap_err();
         assert_eq!(e.kind, "invalid_body");
-        let many = (0..40).map(|i| format!("p{i}=1")).collect::<Vec<_>>().join("&");
+        let many = (0..40)
+            .map(|i| format!("p{i}=1"))
+            .collect::<Vec<_>>()
+            .join("&");
         assert_eq!(parse(&many).unwrap_err().kind, "too_many_parameters");
     }
 }

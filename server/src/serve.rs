@@ -59,7 +59,10 @@ struct IpSlot {
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
-        let mut map = self.map.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(n) = map.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -109,7 +112,9 @@ pub async fn serve(
         };
         let slot = if config.max_connections_per_ip > 0 {
             let ip = peer.ip();
-            let mut map = per_ip.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut map = per_ip
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let n = map.entry(ip).or_insert(0);
             if *n >= config.max_connections_per_ip {
                 drop(map);

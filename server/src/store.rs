@@ -252,7 +252,9 @@ impl MemoryStore {
             .owners
             .get_with(client.to_owned(), || Arc::new(Mutex::new(VecDeque::new())));
         let displaced = {
-            let mut q = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut q = queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             q.push_back(tran.to_owned());
             if q.len() > self.limits.quota_per_client.max(1) as usize {
                 q.pop_front()
@@ -292,6 +294,7 @@ impl Store for MemoryStore {
     }
 
     async fn size(&self) -> Result<u64, StoreError> {
+        self.entries.run_pending_tasks();
         Ok(self.entries.entry_count())
     }
 

@@ -352,7 +352,9 @@ pub async fn get(c: &reqwest::Client, url: &str) -> Answer {
 pub async fn create(c: &reqwest::Client, base: &str, bakongid: &str) -> (String, String) {
     let a = get(
         c,
-        &format!("{base}/khqr/create?amount=1.25&bakongid={bakongid}&merchantname=Shop&username=john"),
+        &format!(
+            "{base}/khqr/create?amount=1.25&bakongid={bakongid}&merchantname=Shop&username=john"
+        ),
     )
     .await;
     let v = a.json();
