@@ -347,7 +347,7 @@ fn spawn_token_watch(state: std::sync::Weak<AppState>, path: PathBuf) {
                 }
                 last = text;
             } else {
-                tracing::warn!("the token file holds no usable token; keeping the current one")
+                tracing::warn!("the token file holds no usable token; keeping the current one");
             }
         }
     });

@@ -1,7 +1,7 @@
 //! Test harness: a real `redis-server` on a free loopback port (stopped by PID
 //! on drop), a fake Bakong Open API, and the server, all on 127.0.0.1. Every
 //! wait here is bounded in count and time.
-#![allow(dead_code, clippy::missing_panics_doc)]
+#![allow(dead_code, clippy::missing_panics_doc, clippy::items_after_statements)]
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
