@@ -230,7 +230,9 @@ fn read_token(text: &str) -> Result<Token, ConfigError> {
     Token::new(text.trim()).map_err(|e| ConfigError(format!("Bakong token: {e}")))
 }
 
-/// Builds the application on `store`.
+/// Builds the application on `store`. Call it inside a tokio runtime: it
+/// starts two background tasks (rate-limit pruning, and re-reading
+/// [`Config::token_file`]) that end when the application is dropped.
 ///
 /// # Errors
 /// [`ConfigError`] for an unusable Bakong base URL, token or token file, or if

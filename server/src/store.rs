@@ -63,7 +63,7 @@ pub struct Limits {
 
 impl Default for Limits {
     /// 50 requests/s per client (burst 200), 20/s per `bakongid` (burst 100),
-    /// 1 000 QRs per client, 1 000 000 QRs in memory, 5 minutes of grace.
+    /// 1 000 QRs per client, 200 000 QRs in memory (about 1 KiB each), 5 minutes of grace.
     fn default() -> Self {
         Limits {
             client_per_sec: 50,
@@ -71,7 +71,7 @@ impl Default for Limits {
             account_per_sec: 20,
             account_burst: 100,
             quota_per_client: 1_000,
-            max_entries: 1_000_000,
+            max_entries: 200_000,
             grace_ms: 5 * 60 * 1000,
         }
     }
@@ -179,6 +179,8 @@ pub struct MemoryStore {
     owners: Cache<String, Arc<Mutex<VecDeque<String>>>>,
     clients: Option<DefaultKeyedRateLimiter<String>>,
     accounts: Option<DefaultKeyedRateLimiter<String>>,
+    /// Made once: building a `quanta` clock probes the CPU and is slow.
+    clock: DefaultClock,
 }
 
 impl MemoryStore {
@@ -201,6 +203,7 @@ impl MemoryStore {
             limits,
             entries,
             owners,
+            clock: DefaultClock::default(),
         }
     }
 
@@ -215,9 +218,8 @@ impl MemoryStore {
     }
 
     fn admit(&self, client: &str, account: Option<&str>) -> Result<(), Limited> {
-        let clock = DefaultClock::default();
         let limited = |n: governor::NotUntil<_>| Limited {
-            retry_after_ms: u64::try_from(n.wait_time_from(clock.now()).as_millis())
+            retry_after_ms: u64::try_from(n.wait_time_from(self.clock.now()).as_millis())
                 .unwrap_or(u64::MAX)
                 .max(1),
         };
