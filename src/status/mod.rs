@@ -70,6 +70,6 @@ pub use response::{
     AccountStatus, ApiError, ApiErrorCode, HttpResponse, ListEntry, ResponseError, RetryAfter,
     Transaction, TransactionStatus,
 };
-pub use transport::{TransportConfig, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS};
 #[cfg(feature = "reqwest")]
 pub use transport::{ReqwestError, ReqwestTransport};
+pub use transport::{TransportConfig, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS};
