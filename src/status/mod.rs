@@ -23,9 +23,7 @@
 //!   [`wait_for_payment`] drive them, and [`Poller`] is the same polling logic
 //!   as a state machine for any other event loop;
 //! * [`Token::expires_at_ms`] reads a JWT's `exp` without verifying it, so you
-//!   can renew ([`Api::renew_token`]) before it lapses;
-//! * [`seed_json`] writes a status exactly as the hosted service this crate
-//!   replaces answers its `/khqr/check` and `/check_by_md5`.
+//!   can renew ([`Api::renew_token`]) before it lapses.
 //!
 //! Outside the transports and [`SystemClock`], nothing here opens a socket,
 //! sleeps or reads the clock: `now_ms` (milliseconds since the Unix epoch) and
@@ -67,7 +65,6 @@ mod http_interop;
 mod jwt;
 mod request;
 mod response;
-mod seed;
 mod transport;
 
 pub use checker::{
@@ -85,7 +82,8 @@ pub use response::{
     AccountStatus, ApiError, ApiErrorCode, HttpResponse, ListEntry, ResponseError, RetryAfter,
     Transaction, TransactionStatus,
 };
-pub use seed::{amount_with_currency_decimals, seed_json};
+#[cfg(feature = "reqwest")]
+pub use transport::{ReqwestError, ReqwestTransport};
 pub use transport::{TransportConfig, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS};
 #[cfg(feature = "ureq")]
 pub use transport::{UreqError, UreqTransport};

@@ -75,3 +75,7 @@ mod ureq_blocking;
 #[cfg(feature = "ureq")]
 pub use ureq_blocking::{UreqError, UreqTransport};
 // #[cfg(feature = "reqwest")] mod reqwest_async; -> pub use reqwest_async::{ReqwestTransport, ReqwestError};
+#[cfg(feature = "reqwest")]
+mod reqwest_async;
+#[cfg(feature = "reqwest")]
+pub use reqwest_async::{ReqwestError, ReqwestTransport};

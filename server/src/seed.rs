@@ -1,10 +1,10 @@
-//! A status in the JSON of the hosted service this crate replaces.
+//! A status in the JSON of the hosted service this server reproduces (moved
+//! here from the library: only the server speaks this shape).
 
+use bakong_khqr::status::TransactionStatus;
+use bakong_khqr::Currency;
 use serde::Serialize;
 use serde_json::value::RawValue;
-
-use crate::status::TransactionStatus;
-use crate::Currency;
 
 /// Writes `status` exactly as the hosted service answers `/khqr/check/:tran_id`
 /// and `/check_by_md5`:
@@ -15,17 +15,26 @@ use crate::Currency;
 /// * pending: `{"responseCode":1,"responseMessage":"Transaction not found","data":null}`;
 /// * failed and static QR (not in the hosted service's documentation; same
 ///   shape, our messages): `"Transaction failed"`,
-///   `"Static KHQR cannot be checked"`.
+///   `"Static KHQR cannot be checked"`;
+/// * `username`, when given (the one stored with the QR), is added last:
+///   `{…,"data":null,"username":"john"}` (the hosted service documents the
+///   parameter but not where it comes back).
 ///
 /// ```
-/// use bakong_khqr::status::{seed_json, TransactionStatus};
+/// use bakong_khqr::status::TransactionStatus;
+/// use khqr_server::seed_json;
 /// assert_eq!(
-///     seed_json(&TransactionStatus::Pending),
+///     seed_json(&TransactionStatus::Pending, None),
 ///     r#"{"responseCode":1,"responseMessage":"Transaction not found","data":null}"#
+/// );
+/// assert_eq!(
+///     seed_json(&TransactionStatus::Pending, Some("john")),
+///     r#"{"responseCode":1,"responseMessage":"Transaction not found","data":null,"username":"john"}"#
 /// );
 /// ```
 #[must_use]
-pub fn seed_json(status: &TransactionStatus) -> String {
+#[allow(clippy::match_wildcard_for_single_variants)] // the library's enum may grow
+pub fn seed_json(status: &TransactionStatus, username: Option<&str>) -> String {
     #[derive(Serialize)]
     struct Envelope<'a> {
         #[serde(rename = "responseCode")]
@@ -33,6 +42,8 @@ pub fn seed_json(status: &TransactionStatus) -> String {
         #[serde(rename = "responseMessage")]
         response_message: &'a str,
         data: Option<Data<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        username: Option<&'a str>,
     }
     #[derive(Serialize)]
     struct Data<'a> {
@@ -45,6 +56,7 @@ pub fn seed_json(status: &TransactionStatus) -> String {
         response_code: 1,
         response_message: message,
         data: None,
+        username,
     };
     let amount;
     let envelope = match status {
@@ -64,14 +76,18 @@ pub fn seed_json(status: &TransactionStatus) -> String {
                         currency: &tx.currency,
                         hash: &tx.hash,
                     }),
+                    username,
                 },
                 Err(_) => not_paid("Amount unreadable"),
             }
         }
         TransactionStatus::Pending => not_paid("Transaction not found"),
         TransactionStatus::Failed => not_paid("Transaction failed"),
-        TransactionStatus::StaticQrUnsupported => not_paid("Static KHQR cannot be checked"),
-        TransactionStatus::AmountMismatch(_) => not_paid("Paid amount or currency is not the QR's"),
+        TransactionStatus::AmountMismatch(_) => {
+            not_paid("Paid amount or currency is not the QR's")
+        }
+        // StaticQrUnsupported, and any status a later library version adds.
+        _ => not_paid("Static KHQR cannot be checked"),
     };
     serde_json::to_string(&envelope).unwrap_or_default()
 }
@@ -83,7 +99,7 @@ pub fn seed_json(status: &TransactionStatus) -> String {
 /// only padded or trailing zeros dropped, never rounded.
 ///
 /// ```
-/// use bakong_khqr::status::amount_with_currency_decimals;
+/// use khqr_server::amount_with_currency_decimals;
 /// assert_eq!(amount_with_currency_decimals("10", "USD"), "10.00");
 /// assert_eq!(amount_with_currency_decimals("100.0", "KHR"), "100");
 /// assert_eq!(amount_with_currency_decimals("1.505", "USD"), "1.505");
@@ -115,7 +131,7 @@ pub fn amount_with_currency_decimals(text: &str, currency: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{parse_transaction, HttpResponse};
+    use bakong_khqr::status::{parse_transaction, HttpResponse};
 
     fn paid(amount: &str, currency: &str) -> TransactionStatus {
         let body = format!(
@@ -127,19 +143,19 @@ mod tests {
     #[test]
     fn seed_shapes() {
         assert_eq!(
-            seed_json(&paid("10", "USD")),
+            seed_json(&paid("10", "USD"), None),
             r#"{"responseCode":0,"responseMessage":"Success","data":{"status":"SUCCESS","amount":10.00,"currency":"USD","hash":"83jhd7"}}"#
         );
         assert_eq!(
-            seed_json(&paid("25000", "KHR")),
+            seed_json(&paid("25000", "KHR"), None),
             r#"{"responseCode":0,"responseMessage":"Success","data":{"status":"SUCCESS","amount":25000,"currency":"KHR","hash":"83jhd7"}}"#
         );
         assert_eq!(
-            seed_json(&paid("90071992547409.9", "USD")),
-            r#"{"responseCode":0,"responseMessage":"Success","data":{"status":"SUCCESS","amount":90071992547409.90,"currency":"USD","hash":"83jhd7"}}"#
+            seed_json(&paid("90071992547409.9", "USD"), Some("a\"b")),
+            r#"{"responseCode":0,"responseMessage":"Success","data":{"status":"SUCCESS","amount":90071992547409.90,"currency":"USD","hash":"83jhd7"},"username":"a\"b"}"#
         );
         assert_eq!(
-            seed_json(&TransactionStatus::Failed),
+            seed_json(&TransactionStatus::Failed, None),
             r#"{"responseCode":1,"responseMessage":"Transaction failed","data":null}"#
         );
     }

@@ -1,0 +1,583 @@
+//! Where created QRs live, and the rate limits: the [`Store`] trait, an
+//! embedded in-memory [`MemoryStore`] and a shared [`RedisStore`].
+//!
+//! Every request makes **one** call to the store, which both applies the rate
+//! limits of the client (and of the Bakong account, when the request names one)
+//! and reads or writes the QR. With Redis that call is one Lua script, one
+//! round trip, so limits and QRs are shared by every instance.
+//!
+//! A full store never refuses everyone: each client (its IP address, or its
+//! IPv6 /64) holds at most [`Limits::quota_per_client`] QRs; its next create
+//! displaces its own oldest one (O(1)). The in-memory store additionally holds at
+//! most [`Limits::max_entries`] QRs in total and evicts the least recently used
+//! beyond that.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use moka::policy::EvictionPolicy;
+use moka::sync::Cache;
+use serde::{Deserialize, Serialize};
+
+/// One created QR, as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// MD5 of the payload, 32 lowercase hex digits.
+    pub md5: String,
+    /// The Bakong account that created it (`bakongid`).
+    pub bakong_id: String,
+    /// The `username` given at creation (`unknown_user` when none was).
+    pub username: String,
+    /// The KHQR payload.
+    pub payload: String,
+    /// When the QR expires (tag 99), in ms since the Unix epoch.
+    pub expires_ms: u64,
+}
+
+/// Rate limits and capacity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Requests per second one client (IP address or IPv6 /64) may make, on
+    /// every endpoint; 0 turns the limit off.
+    pub client_per_sec: u32,
+    /// Requests a client may make at once before `client_per_sec` applies.
+    pub client_burst: u32,
+    /// Requests per second naming one `bakongid` (create and checks); 0 = off.
+    pub account_per_sec: u32,
+    /// Burst for `account_per_sec`.
+    pub account_burst: u32,
+    /// QRs one client may hold; its next create displaces its own oldest.
+    pub quota_per_client: u32,
+    /// QRs the in-memory store holds in all (least recently used evicted).
+    pub max_entries: u64,
+    /// How long a QR is kept after it expires, in ms (a payment made at the last
+    /// second can still be checked).
+    pub grace_ms: u64,
+}
+
+impl Default for Limits {
+    /// 50 requests/s per client (burst 200), 20/s per `bakongid` (burst 100),
+    /// 1 000 QRs per client, 200 000 QRs in memory (about 1 KiB each), 5 minutes of grace.
+    fn default() -> Self {
+        Limits {
+            client_per_sec: 50,
+            client_burst: 200,
+            account_per_sec: 20,
+            account_burst: 100,
+            quota_per_client: 1_000,
+            max_entries: 200_000,
+            grace_ms: 5 * 60 * 1000,
+        }
+    }
+}
+
+/// A rate limit said no: wait this long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limited {
+    /// Milliseconds until the next request may pass (at least 1).
+    pub retry_after_ms: u64,
+}
+
+/// The result of [`Store::create`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Created {
+    /// Stored (or already there with the same MD5).
+    Stored,
+    /// Another QR with another MD5 holds this `tran`.
+    Collision,
+    /// A rate limit refused the request; nothing was stored.
+    Limited(Limited),
+}
+
+/// The store could not be reached or answered nonsense. `Display` carries no
+/// detail for clients; [`StoreError::detail`] is for logs.
+#[derive(Debug)]
+pub struct StoreError(String);
+
+impl StoreError {
+    /// What went wrong, for the operator's log.
+    #[must_use]
+    pub fn detail(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("store unavailable")
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// The state of the server. Implementations: [`MemoryStore`], [`RedisStore`].
+pub trait Store: Send + Sync + 'static {
+    /// Applies the limits of `client` and of `record.bakong_id`, then stores
+    /// `record` under `tran` until `record.expires_ms` plus the grace period,
+    /// displacing the client's oldest QR beyond its quota. `now_ms` is the
+    /// caller's clock (ms since the Unix epoch).
+    fn create(
+        &self,
+        client: &str,
+        tran: &str,
+        record: &Record,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send;
+
+    /// Applies the limits of `client` (and of `account`, if given), then reads
+    /// the QR stored under `tran`.
+    fn fetch(
+        &self,
+        client: &str,
+        account: Option<&str>,
+        tran: &str,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Result<Option<Record>, Limited>, StoreError>> + Send;
+
+    /// How many keys the store holds (QRs; with Redis, every key of the database).
+    fn size(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Whether the store answers.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+fn keyed(per_sec: u32, burst: u32) -> Option<DefaultKeyedRateLimiter<String>> {
+    (per_sec > 0).then(|| RateLimiter::keyed(Quota::per_second(nz(per_sec)).allow_burst(nz(burst))))
+}
+
+struct Lifetime;
+
+impl moka::Expiry<String, Arc<(Record, u64)>> for Lifetime {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        value: &Arc<(Record, u64)>,
+        _: Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_millis(value.1))
+    }
+}
+
+/// The embedded store: QRs in a bounded `moka` cache (LRU beyond
+/// [`Limits::max_entries`], each entry living until its QR expires plus the
+/// grace period), rate limits in `governor` token buckets, per-client quotas as
+/// bounded queues. Every operation is O(1). One process only: use
+/// [`RedisStore`] to share state or keep it over a restart.
+pub struct MemoryStore {
+    limits: Limits,
+    entries: Cache<String, Arc<(Record, u64)>>,
+    owners: Cache<String, Arc<Mutex<VecDeque<String>>>>,
+    clients: Option<DefaultKeyedRateLimiter<String>>,
+    accounts: Option<DefaultKeyedRateLimiter<String>>,
+    /// Made once: building a `quanta` clock probes the CPU and is slow.
+    clock: DefaultClock,
+}
+
+impl MemoryStore {
+    /// An empty store with these limits.
+    #[must_use]
+    pub fn new(limits: Limits) -> Self {
+        let entries = Cache::builder()
+            .max_capacity(limits.max_entries.max(1))
+            .eviction_policy(EvictionPolicy::lru())
+            .expire_after(Lifetime)
+            .build();
+        let owners = Cache::builder()
+            .max_capacity(1_000_000)
+            .eviction_policy(EvictionPolicy::lru())
+            .time_to_idle(Duration::from_secs(24 * 3600))
+            .build();
+        MemoryStore {
+            clients: keyed(limits.client_per_sec, limits.client_burst),
+            accounts: keyed(limits.account_per_sec, limits.account_burst),
+            limits,
+            entries,
+            owners,
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Forgets rate-limit buckets that are full again (call now and then: the
+    /// server does every 10 s).
+    pub fn prune(&self) {
+        for l in [&self.clients, &self.accounts].into_iter().flatten() {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+        self.entries.run_pending_tasks();
+    }
+
+    fn admit(&self, client: &str, account: Option<&str>) -> Result<(), Limited> {
+        let limited = |n: governor::NotUntil<_>| Limited {
+            retry_after_ms: u64::try_from(n.wait_time_from(self.clock.now()).as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+        };
+        if let Some(l) = &self.clients {
+            l.check_key(&client.to_owned()).map_err(limited)?;
+        }
+        if let (Some(l), Some(a)) = (&self.accounts, account) {
+            l.check_key(&a.to_owned()).map_err(limited)?;
+        }
+        Ok(())
+    }
+
+    fn create_now(&self, client: &str, tran: &str, record: &Record, now_ms: u64) -> Created {
+        if let Err(l) = self.admit(client, Some(&record.bakong_id)) {
+            return Created::Limited(l);
+        }
+        let life = record
+            .expires_ms
+            .saturating_add(self.limits.grace_ms)
+            .saturating_sub(now_ms)
+            .max(1);
+        // One lookup: insert unless present, then look at what was there.
+        let entry = self
+            .entries
+            .entry_by_ref(tran)
+            .or_insert_with(|| Arc::new((record.clone(), life)));
+        if !entry.is_fresh() {
+            return if entry.value().0.md5 == record.md5 {
+                Created::Stored
+            } else {
+                Created::Collision
+            };
+        }
+        let queue = self
+            .owners
+            .get_with(client.to_owned(), || Arc::new(Mutex::new(VecDeque::new())));
+        let displaced = {
+            let mut q = queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            q.push_back(tran.to_owned());
+            if q.len() > self.limits.quota_per_client.max(1) as usize {
+                q.pop_front()
+            } else {
+                None
+            }
+        };
+        if let Some(old) = displaced {
+            self.entries.invalidate(&old);
+        }
+        Created::Stored
+    }
+}
+
+impl Store for MemoryStore {
+    async fn create(
+        &self,
+        client: &str,
+        tran: &str,
+        record: &Record,
+        now_ms: u64,
+    ) -> Result<Created, StoreError> {
+        Ok(self.create_now(client, tran, record, now_ms))
+    }
+
+    async fn fetch(
+        &self,
+        client: &str,
+        account: Option<&str>,
+        tran: &str,
+        _now_ms: u64,
+    ) -> Result<Result<Option<Record>, Limited>, StoreError> {
+        if let Err(l) = self.admit(client, account) {
+            return Ok(Err(l));
+        }
+        Ok(Ok(self.entries.get(tran).map(|e| e.0.clone())))
+    }
+
+    async fn size(&self) -> Result<u64, StoreError> {
+        self.entries.run_pending_tasks();
+        Ok(self.entries.entry_count())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Token bucket in Lua: `take(key, rate_per_sec, burst, now_ms)` returns 0 and
+/// takes a token, or the ms to wait. Buckets are hashes `{t, ts}` that expire
+/// once full again.
+const BUCKET_LUA: &str = r"
+local function wait(key, rate, burst, now)
+  if rate <= 0 or key == '' then return 0, nil end
+  local v = redis.call('HMGET', key, 't', 'ts')
+  local tokens = tonumber(v[1])
+  local ts = tonumber(v[2])
+  if tokens == nil or ts == nil then tokens = burst; ts = now end
+  local elapsed = now - ts
+  if elapsed < 0 then elapsed = 0 end
+  tokens = math.min(burst, tokens + elapsed * rate / 1000)
+  if tokens < 1 then return math.ceil((1 - tokens) * 1000 / rate), tokens end
+  return 0, tokens
+end
+local function take(key, rate, burst, now, tokens)
+  if rate <= 0 or key == '' then return end
+  redis.call('HSET', key, 't', tostring(tokens - 1), 'ts', tostring(now))
+  redis.call('PEXPIRE', key, math.ceil(burst * 1000 / rate) + 1000)
+end
+local function admit(k1, r1, b1, k2, r2, b2, now)
+  local w1, t1 = wait(k1, r1, b1, now)
+  if w1 > 0 then return w1 end
+  local w2, t2 = wait(k2, r2, b2, now)
+  if w2 > 0 then return w2 end
+  take(k1, r1, b1, now, t1)
+  take(k2, r2, b2, now, t2)
+  return 0
+end
+";
+
+/// KEYS: client bucket, account bucket, client queue, entry.
+/// ARGV: now, client rate, burst, account rate, burst, quota, md5, value,
+/// expire-at ms, queue ttl ms, tran, entry key prefix.
+/// Returns `{0}` stored, `{1, ms}` limited, `{2}` collision.
+const CREATE_LUA: &str = r"
+local now = tonumber(ARGV[1])
+local w = admit(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5]), now)
+if w > 0 then return {1, w} end
+local old = redis.call('GET', KEYS[4])
+if old then
+  if string.sub(old, 1, 32) == ARGV[7] then return {0} end
+  return {2}
+end
+redis.call('SET', KEYS[4], ARGV[8], 'PXAT', ARGV[9])
+redis.call('LPUSH', KEYS[3], ARGV[11])
+redis.call('PEXPIRE', KEYS[3], ARGV[10])
+if redis.call('LLEN', KEYS[3]) > tonumber(ARGV[6]) then
+  local gone = redis.call('RPOP', KEYS[3])
+  if gone and gone ~= ARGV[11] then redis.call('DEL', ARGV[12] .. gone) end
+end
+return {0}
+";
+
+/// KEYS: client bucket, account bucket ('' for none), entry.
+/// ARGV: now, client rate, burst, account rate, burst.
+/// Returns `{0, value|false}` or `{1, ms}`.
+const FETCH_LUA: &str = r"
+local w = admit(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[1]))
+if w > 0 then return {1, w} end
+return {0, redis.call('GET', KEYS[3])}
+";
+
+/// The shared store: QRs and rate-limit buckets in Redis (standalone or behind
+/// Sentinel; not Cluster, since one script touches several keys), through a
+/// reconnecting multiplexed connection. Keys, all under the prefix `khqr:`:
+/// `khqr:e:{tran}` (MD5 then the record as JSON; expires with the QR plus the
+/// grace period), `khqr:q:{client}` (the client's QRs, newest first),
+/// `khqr:rc:{client}` and `khqr:ra:{bakongid}` (token buckets). Each request
+/// is one `EVALSHA`. Rate limits use the instances' clocks: keep them in sync
+/// (NTP).
+#[derive(Clone)]
+pub struct RedisStore {
+    limits: Limits,
+    conn: redis::aio::ConnectionManager,
+    create: Arc<redis::Script>,
+    fetch: Arc<redis::Script>,
+}
+
+const PREFIX: &str = "khqr:";
+
+fn redis_error(e: &redis::RedisError) -> StoreError {
+    StoreError(format!("redis: {e}"))
+}
+
+impl RedisStore {
+    /// Connects to `url` (`redis://[user:password@]host[:port][/db]`, or
+    /// `rediss://` is not supported in this build), waiting at most 2 s for the
+    /// connection and each answer.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the URL is invalid or the server does not answer.
+    pub async fn connect(url: &str, limits: Limits) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(|e| redis_error(&e))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(2))
+            .set_number_of_retries(2);
+        let conn = redis::aio::ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|e| redis_error(&e))?;
+        Ok(RedisStore {
+            limits,
+            conn,
+            create: Arc::new(redis::Script::new(&format!("{BUCKET_LUA}{CREATE_LUA}"))),
+            fetch: Arc::new(redis::Script::new(&format!("{BUCKET_LUA}{FETCH_LUA}"))),
+        })
+    }
+
+    fn account_key(account: Option<&str>) -> String {
+        account.map_or_else(String::new, |a| format!("{PREFIX}ra:{a}"))
+    }
+}
+
+fn limited(ms: i64) -> Limited {
+    Limited {
+        retry_after_ms: u64::try_from(ms).unwrap_or(1).max(1),
+    }
+}
+
+impl Store for RedisStore {
+    async fn create(
+        &self,
+        client: &str,
+        tran: &str,
+        record: &Record,
+        now_ms: u64,
+    ) -> Result<Created, StoreError> {
+        let l = &self.limits;
+        let json = serde_json::to_string(record).map_err(|e| StoreError(e.to_string()))?;
+        let value = format!("{}{json}", record.md5);
+        let expire_at = record.expires_ms.saturating_add(l.grace_ms).max(now_ms + 1);
+        let queue_ttl = expire_at - now_ms;
+        let answer: Vec<i64> = self
+            .create
+            .key(format!("{PREFIX}rc:{client}"))
+            .key(Self::account_key(Some(&record.bakong_id)))
+            .key(format!("{PREFIX}q:{client}"))
+            .key(format!("{PREFIX}e:{tran}"))
+            .arg(now_ms)
+            .arg(l.client_per_sec)
+            .arg(l.client_burst)
+            .arg(l.account_per_sec)
+            .arg(l.account_burst)
+            .arg(l.quota_per_client.max(1))
+            .arg(&record.md5)
+            .arg(value)
+            .arg(expire_at)
+            .arg(queue_ttl)
+            .arg(tran)
+            .arg(format!("{PREFIX}e:"))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))?;
+        match answer.as_slice() {
+            [0] => Ok(Created::Stored),
+            [1, ms] => Ok(Created::Limited(limited(*ms))),
+            [2] => Ok(Created::Collision),
+            _ => Err(StoreError("redis: unexpected script answer".into())),
+        }
+    }
+
+    async fn fetch(
+        &self,
+        client: &str,
+        account: Option<&str>,
+        tran: &str,
+        now_ms: u64,
+    ) -> Result<Result<Option<Record>, Limited>, StoreError> {
+        let l = &self.limits;
+        let (code, value): (i64, Option<String>) = self
+            .fetch
+            .key(format!("{PREFIX}rc:{client}"))
+            .key(Self::account_key(account))
+            .key(format!("{PREFIX}e:{tran}"))
+            .arg(now_ms)
+            .arg(l.client_per_sec)
+            .arg(l.client_burst)
+            .arg(l.account_per_sec)
+            .arg(l.account_burst)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))?;
+        if code == 1 {
+            let ms = value.and_then(|v| v.parse().ok()).unwrap_or(1000);
+            return Ok(Err(limited(ms)));
+        }
+        let Some(v) = value else { return Ok(Ok(None)) };
+        let record: Record = v
+            .get(32..)
+            .and_then(|json| serde_json::from_str(json).ok())
+            .ok_or_else(|| StoreError(format!("redis: unreadable record for {tran}")))?;
+        Ok(Ok(Some(record)))
+    }
+
+    async fn size(&self) -> Result<u64, StoreError> {
+        redis::cmd("DBSIZE")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        redis::cmd("PING")
+            .query_async::<String>(&mut self.conn.clone())
+            .await
+            .map(drop)
+            .map_err(|e| redis_error(&e))
+    }
+}
+
+/// The store the server runs with, chosen at start.
+#[allow(clippy::large_enum_variant)] // one per process
+pub enum AnyStore {
+    /// [`MemoryStore`].
+    Memory(MemoryStore),
+    /// [`RedisStore`].
+    Redis(RedisStore),
+}
+
+impl AnyStore {
+    /// `"memory"` or `"redis"`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnyStore::Memory(_) => "memory",
+            AnyStore::Redis(_) => "redis",
+        }
+    }
+}
+
+impl Store for AnyStore {
+    async fn create(
+        &self,
+        client: &str,
+        tran: &str,
+        record: &Record,
+        now_ms: u64,
+    ) -> Result<Created, StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.create(client, tran, record, now_ms).await,
+            AnyStore::Redis(s) => s.create(client, tran, record, now_ms).await,
+        }
+    }
+
+    async fn fetch(
+        &self,
+        client: &str,
+        account: Option<&str>,
+        tran: &str,
+        now_ms: u64,
+    ) -> Result<Result<Option<Record>, Limited>, StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.fetch(client, account, tran, now_ms).await,
+            AnyStore::Redis(s) => s.fetch(client, account, tran, now_ms).await,
+        }
+    }
+
+    async fn size(&self) -> Result<u64, StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.size().await,
+            AnyStore::Redis(s) => s.size().await,
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.ping().await,
+            AnyStore::Redis(s) => s.ping().await,
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! One test suite, run against both stores: the in-memory store and a real
+//! `redis-server` (started on a free loopback port, stopped by PID).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{make_store, Backend, Redis};
+use khqr_server::store::{Created, Limits, Record, Store};
+
+fn record(md5: &str, account: &str, expires_ms: u64) -> Record {
+    Record {
+        md5: md5.into(),
+        bakong_id: account.into(),
+        username: "john".into(),
+        payload: format!("payload-{md5}"),
+        expires_ms,
+    }
+}
+
+fn md5(n: u32) -> String {
+    format!("{n:032x}")
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+async fn suite(backend: Backend) {
+    let open = Limits {
+        client_per_sec: 0,
+        account_per_sec: 0,
+        quota_per_client: 3,
+        grace_ms: 0,
+        ..Limits::default()
+    };
+    let store = make_store(&backend, open.clone()).await;
+    let now = now_ms();
+    store.ping().await.unwrap();
+
+    // Round trip, idempotent re-create, collision.
+    let a = record(&md5(1), "a@abaa", now + 60_000);
+    assert_eq!(
+        store.create("10.0.0.1", "T0000001", &a, now).await.unwrap(),
+        Created::Stored
+    );
+    assert_eq!(
+        store
+            .fetch("10.0.0.1", None, "T0000001", now)
+            .await
+            .unwrap(),
+        Ok(Some(a.clone()))
+    );
+    assert_eq!(
+        store.create("10.0.0.1", "T0000001", &a, now).await.unwrap(),
+        Created::Stored
+    );
+    let other = record(&md5(2), "a@abaa", now + 60_000);
+    assert_eq!(
+        store
+            .create("10.0.0.1", "T0000001", &other, now)
+            .await
+            .unwrap(),
+        Created::Collision
+    );
+    assert_eq!(
+        store
+            .fetch("10.0.0.9", Some("x@abaa"), "NOPE0000", now)
+            .await
+            .unwrap(),
+        Ok(None)
+    );
+
+    // Quota 3 per client: the 4th create of 10.0.0.1 displaces its own oldest;
+    // another client's QR is untouched.
+    let b = record(&md5(3), "b@abaa", now + 60_000);
+    store.create("10.0.0.2", "TB000001", &b, now).await.unwrap();
+    for i in 2..=4 {
+        let r = record(&md5(100 + i), "a@abaa", now + 60_000);
+        assert_eq!(
+            store
+                .create("10.0.0.1", &format!("T000000{i}"), &r, now)
+                .await
+                .unwrap(),
+            Created::Stored
+        );
+    }
+    assert_eq!(
+        store
+            .fetch("10.0.0.1", None, "T0000001", now)
+            .await
+            .unwrap(),
+        Ok(None),
+        "the oldest QR of the client over its quota is displaced"
+    );
+    for t in ["T0000002", "T0000003", "T0000004"] {
+        assert!(store
+            .fetch("10.0.0.1", None, t, now)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_some());
+    }
+    assert_eq!(
+        store
+            .fetch("10.0.0.2", None, "TB000001", now)
+            .await
+            .unwrap(),
+        Ok(Some(b))
+    );
+    assert!(store.size().await.unwrap() >= 4);
+
+    // Keys expire with the QR (grace 0 here).
+    let short = record(&md5(7), "c@abaa", now_ms() + 300);
+    store
+        .create("10.0.0.3", "TSHORT01", &short, now_ms())
+        .await
+        .unwrap();
+    assert!(store
+        .fetch("10.0.0.3", None, "TSHORT01", now_ms())
+        .await
+        .unwrap()
+        .unwrap()
+        .is_some());
+    let mut gone = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if store
+            .fetch("10.0.0.3", None, "TSHORT01", now_ms())
+            .await
+            .unwrap()
+            .unwrap()
+            .is_none()
+        {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone, "an expired QR is gone within 4 s");
+
+    // Rate limits: client 1/s burst 3, account 1/s burst 2.
+    let tight = Limits {
+        client_per_sec: 1,
+        client_burst: 3,
+        account_per_sec: 1,
+        account_burst: 2,
+        ..open
+    };
+    let store = make_store(&backend, tight).await;
+    let now = now_ms();
+    for _ in 0..3 {
+        assert!(store
+            .fetch("10.1.0.1", None, "X", now)
+            .await
+            .unwrap()
+            .is_ok());
+    }
+    let limited = store
+        .fetch("10.1.0.1", None, "X", now)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!((1..=1000).contains(&limited.retry_after_ms), "{limited:?}");
+    // Another client is not affected; the account limit applies across clients.
+    assert!(store
+        .fetch("10.1.0.2", Some("z@abaa"), "X", now)
+        .await
+        .unwrap()
+        .is_ok());
+    assert!(store
+        .fetch("10.1.0.3", Some("z@abaa"), "X", now)
+        .await
+        .unwrap()
+        .is_ok());
+    assert!(store
+        .fetch("10.1.0.4", Some("z@abaa"), "X", now)
+        .await
+        .unwrap()
+        .is_err());
+    let r = record(&md5(9), "z@abaa", now + 60_000);
+    assert!(matches!(
+        store.create("10.1.0.5", "TZ000001", &r, now).await.unwrap(),
+        Created::Limited(_)
+    ));
+    // Tokens come back with time.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(store
+        .fetch("10.1.0.1", None, "X", now_ms())
+        .await
+        .unwrap()
+        .is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_suite() {
+    suite(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_suite() {
+    let redis = Redis::start();
+    suite(Backend::Redis(redis.url.clone())).await;
+    // Shared: a second connection (another instance) sees the same QR.
+    let a = make_store(&Backend::Redis(redis.url.clone()), Limits::default()).await;
+    let b = make_store(&Backend::Redis(redis.url.clone()), Limits::default()).await;
+    let now = now_ms();
+    let r = record(&md5(42), "s@abaa", now + 60_000);
+    a.create("10.2.0.1", "TSHARED1", &r, now).await.unwrap();
+    assert_eq!(
+        b.fetch("10.2.0.2", None, "TSHARED1", now).await.unwrap(),
+        Ok(Some(r))
+    );
+}
