@@ -206,6 +206,8 @@ fn check_failure(e: &CheckError<UreqError>) -> Failure {
             },
             EXIT_NO_ANSWER,
         ),
+        // A kind a later library version adds.
+        _ => ("unknown", EXIT_NO_ANSWER),
     };
     let message = e.to_string();
     Failure {

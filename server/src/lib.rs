@@ -1083,6 +1083,12 @@ fn upstream_kind(e: &CheckError<ReqwestError>) -> (StatusCode, &'static str, Str
                 "Bakong's answer was not readable".into(),
             ),
         },
+        // A kind a later library version adds.
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the status check failed".into(),
+        ),
     }
 }
 

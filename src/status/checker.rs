@@ -53,6 +53,7 @@ pub trait AsyncStatusChecker {
 
 /// Why a status check gave no status: the request, your transport, or the answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CheckError<E> {
     /// The request could not be built (e.g. no token).
     Request(RequestError),

@@ -28,6 +28,7 @@ pub const MAX_MD5_LIST_LEN: usize = 50;
 /// HTTP method of a request. Every Open API endpoint is a `POST`; `Get` is here
 /// for relays and for the hosted service's own endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Method {
     /// `GET`.
     Get,
