@@ -891,7 +891,7 @@ pub(crate) fn check_account_id_strict(id: &str) -> Result<(), Error> {
     // ASCII white space (tab, LF, VT, FF, CR, space) is at most b' ': the
     // branch-free pass only flags such a byte; the exact test runs when one is there.
     let (ats, low) = b.iter().fold((0usize, false), |(ats, low), &c| {
-        (ats + usize::from(c == b'@'), low | (c <= b' '))
+        (ats + usize::from(c == b'@'), low || c <= b' ')
     });
     let space = low && b.iter().any(|&c| c.is_ascii_whitespace() || c == 0x0B);
     let ok = ats == 1

@@ -194,16 +194,14 @@ pub fn verify_with<'a>(
     // Read into the returned value itself (no move of the ~1 KB `Decoded`).
     let mut out = Ok(Decoded::empty(payload));
     if let Ok(d) = &mut out {
-        if let Err(e) = check_read(d, now_ms, options) {
-            return Err(e);
-        }
+        check_read(d, now_ms, *options)?;
     }
     out
 }
 
 /// Reads `d` (empty) and applies every rule after the form's (steps 2–7 of
 /// [`verify_with`]).
-fn check_read(d: &mut Decoded<'_>, now_ms: u64, options: &VerifyOptions) -> Result<(), Error> {
+fn check_read(d: &mut Decoded<'_>, now_ms: u64, options: VerifyOptions) -> Result<(), Error> {
     let stop = d.read();
     let d: &Decoded<'_> = d;
     let top = TopLevel::of(d, &stop);
@@ -258,7 +256,7 @@ fn check_read(d: &mut Decoded<'_>, now_ms: u64, options: &VerifyOptions) -> Resu
     }
     check_repeats(d, &top)?;
     check_fields(d)?;
-    check_timestamps(d, dynamic || has_amount, now_ms, *options)
+    check_timestamps(d, dynamic || has_amount, now_ms, options)
 }
 
 /// A tag anywhere twice, a sub-tag twice in a KHQR template (readers disagree
