@@ -15,8 +15,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use bakong_khqr::json::{request_from_json, Kind};
 use bakong_khqr::render::{card_png, qr_png, qr_svg, CardOptions, CentreIcon, Ecc, QrOptions};
 use bakong_khqr::{
-    now_ms as clock_ms, Amount, Currency, Decoded, Error, ErrorCode, Field, MerchantInfo, Request,
-    SdkFields, VerifyOptions,
+    now_ms as clock_ms, Amount, Currency, Decoded, Error, ErrorCode, Field, MerchantInfo,
+    Request, SdkFields, VerifyOptions,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
