@@ -252,12 +252,21 @@ impl<'a> Decoded<'a> {
         if payload.is_empty() {
             return Err(Error::missing(ErrorCode::KhqrInvalid, Field::Payload));
         }
-        let mut d = Decoded::empty(payload);
-        let stop = d.read();
-        if let Some(e) = stop.first_error() {
-            return Err(e);
+        // Read into the returned value itself: a `Decoded` is about 1 KB, and
+        // building it on the stack and then moving it into the `Result` costs
+        // a copy of all of it.
+        let mut out = Ok(Decoded::empty(payload));
+        if let Ok(d) = &mut out {
+            if let Some(e) = d.read().first_error() {
+                return Err(e);
+            }
         }
-        Ok(d)
+        out
+    }
+
+    /// The last top-level data object read, if any.
+    pub(crate) fn last_object(&self) -> Option<DataObject<'a>> {
+        self.top.as_slice().last().map(|e| e.object)
     }
 
     /// Nothing read yet from `payload`.

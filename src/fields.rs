@@ -457,6 +457,11 @@ impl Field {
     /// Refuses `v` if it is over the field's length limit (UTF-16 code units).
     pub(crate) fn check_length(self, v: &str) -> Result<(), Error> {
         if let Some((max, code)) = self.limit() {
+            // UTF-16 never needs more units than UTF-8 needs bytes: a value
+            // within the limit in bytes is within it in characters.
+            if v.len() <= max {
+                return Ok(());
+            }
             let n = utf16_len(v);
             if n > max {
                 return Err(Error::too_long(code, self, n, max));

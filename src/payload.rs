@@ -888,12 +888,12 @@ pub(crate) fn check_account_id_strict(id: &str) -> Result<(), Error> {
     // One pass over the bytes for ASCII ('@' is ASCII and never part of a
     // multi-byte character): count the '@', look for white space.
     let b = id.as_bytes();
-    let (ats, space) = b.iter().fold((0usize, false), |(ats, space), &c| {
-        (
-            ats + usize::from(c == b'@'),
-            space || c.is_ascii_whitespace() || c == 0x0B,
-        )
+    // ASCII white space (tab, LF, VT, FF, CR, space) is at most b' ': the
+    // branch-free pass only flags such a byte; the exact test runs when one is there.
+    let (ats, low) = b.iter().fold((0usize, false), |(ats, low), &c| {
+        (ats + usize::from(c == b'@'), low || c <= b' ')
     });
+    let space = low && b.iter().any(|&c| c.is_ascii_whitespace() || c == 0x0B);
     let ok = ats == 1
         && b.first() != Some(&b'@')
         && b.last() != Some(&b'@')

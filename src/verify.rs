@@ -191,9 +191,20 @@ pub fn verify_with<'a>(
     options: &VerifyOptions,
 ) -> Result<Decoded<'a>, Error> {
     check_form(payload)?;
-    let mut d = Decoded::empty(payload);
+    // Read into the returned value itself (no move of the ~1 KB `Decoded`).
+    let mut out = Ok(Decoded::empty(payload));
+    if let Ok(d) = &mut out {
+        check_read(d, now_ms, *options)?;
+    }
+    out
+}
+
+/// Reads `d` (empty) and applies every rule after the form's (steps 2–7 of
+/// [`verify_with`]).
+fn check_read(d: &mut Decoded<'_>, now_ms: u64, options: VerifyOptions) -> Result<(), Error> {
     let stop = d.read();
-    let top = TopLevel::of(&d, &stop);
+    let d: &Decoded<'_> = d;
+    let top = TopLevel::of(d, &stop);
     let dynamic = top.poi == Some(*b"12");
     let has_amount = top.has(tag::TRANSACTION_AMOUNT);
     if dynamic && !has_amount {
@@ -234,9 +245,8 @@ pub fn verify_with<'a>(
     // The final `6304` and CRC must be a data object of their own, not the end
     // of a longer value (`6312…6304ABCD` reads as one tag 63 of 12 characters).
     let crc_object_last = d
-        .iter()
-        .last()
-        .is_some_and(|e| e.id() == tag::CRC && e.object.offset() + 8 == payload.len());
+        .last_object()
+        .is_some_and(|o| o.id() == tag::CRC && o.offset() + 8 == d.payload().len());
     if !crc_object_last {
         return Err(Error::reason(
             ErrorCode::KhqrInvalid,
@@ -244,10 +254,9 @@ pub fn verify_with<'a>(
             "is not a data object of its own at the end: the final 6304 and four hex digits are inside another value",
         ));
     }
-    check_repeats(&d, &top)?;
-    check_fields(&d)?;
-    check_timestamps(&d, dynamic || has_amount, now_ms, *options)?;
-    Ok(d)
+    check_repeats(d, &top)?;
+    check_fields(d)?;
+    check_timestamps(d, dynamic || has_amount, now_ms, options)
 }
 
 /// A tag anywhere twice, a sub-tag twice in a KHQR template (readers disagree
