@@ -13,7 +13,7 @@ disagreement:
 
 Usage: scripts/oracle-diff.py --sdk-dir DIR [--n 2000] [--seed 1]
 (DIR from ../shared/oracle/setup.sh DIR; needs node, and a release build of
-khqr: cargo build --release --features cli).
+khqr: cargo build --release -p khqr-cli).
 """
 import argparse, json, os, random, subprocess, sys, collections
 

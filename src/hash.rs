@@ -32,31 +32,22 @@ impl Md5 {
     /// The digest as 32 lower-case ASCII hex digits, without allocating.
     #[must_use]
     pub fn to_hex(&self) -> [u8; 32] {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut out = [0u8; 32];
-        for (i, b) in self.0.iter().enumerate() {
-            out[2 * i] = HEX[usize::from(b >> 4)];
-            out[2 * i + 1] = HEX[usize::from(b & 15)];
-        }
+        // 16 bytes always fill 32 hex digits exactly: the length check cannot fail.
+        let _ = hex::encode_to_slice(self.0, &mut out);
         out
     }
 
     /// Parses 32 hex digits (either case).
     ///
     /// # Errors
-    /// `None` unless `s` is exactly 32 ASCII hex digits.
+    /// `None` unless `s` is exactly 32 ASCII hex digits. [`str::parse`] does the
+    /// same with an error ([`ParseIdError`]).
     #[must_use]
     pub fn from_hex(s: &str) -> Option<Self> {
-        let b = s.as_bytes();
-        if b.len() != 32 {
-            return None;
-        }
         let mut out = [0u8; 16];
-        for (i, pair) in b.chunks_exact(2).enumerate() {
-            let hi = char::from(pair[0]).to_digit(16)?;
-            let lo = char::from(pair[1]).to_digit(16)?;
-            out[i] = u8::try_from(hi * 16 + lo).ok()?;
-        }
+        // `decode_to_slice` refuses any length other than 32 and any non-hex digit.
+        hex::decode_to_slice(s, &mut out).ok()?;
         Some(Md5(out))
     }
 
@@ -97,6 +88,24 @@ impl fmt::Display for Md5 {
     }
 }
 
+/// Parses 32 hex digits, either case; `Display` writes them back in lower case.
+///
+/// ```
+/// use bakong_khqr::Md5;
+/// let md5: Md5 = "900150983CD24FB0D6963F7D28E17F72".parse()?;
+/// assert_eq!(md5, Md5::of("abc"));
+/// assert!("900150983cd24fb0".parse::<Md5>().is_err());
+/// # Ok::<(), bakong_khqr::ParseIdError>(())
+/// ```
+impl core::str::FromStr for Md5 {
+    type Err = ParseIdError;
+    fn from_str(s: &str) -> Result<Self, ParseIdError> {
+        Md5::from_hex(s).ok_or(ParseIdError {
+            expected: "an MD5: 32 hex digits",
+        })
+    }
+}
+
 impl fmt::Debug for Md5 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Md5({self})")
@@ -129,6 +138,51 @@ impl fmt::Display for TranId {
     }
 }
 
+/// Parses a transaction id: exactly 8 ASCII letters or digits (the base62
+/// alphabet of [`Md5::tran_id`]). Any such text parses; whether it belongs to a
+/// given MD5 is for [`Md5::tran_id`] to say.
+///
+/// ```
+/// use bakong_khqr::{Md5, TranId};
+/// let id: TranId = "kCjDdYtX".parse()?;
+/// assert_eq!(id.to_string(), "kCjDdYtX");
+/// assert!("kCjDdYt".parse::<TranId>().is_err());
+/// assert!("kCjDdYt!".parse::<TranId>().is_err());
+/// # Ok::<(), bakong_khqr::ParseIdError>(())
+/// ```
+impl core::str::FromStr for TranId {
+    type Err = ParseIdError;
+    fn from_str(s: &str) -> Result<Self, ParseIdError> {
+        let bytes: [u8; 8] = s.as_bytes().try_into().map_err(|_| ParseIdError {
+            expected: "a transaction id: 8 ASCII letters or digits",
+        })?;
+        if bytes.iter().all(u8::is_ascii_alphanumeric) {
+            Ok(TranId(bytes))
+        } else {
+            Err(ParseIdError {
+                expected: "a transaction id: 8 ASCII letters or digits",
+            })
+        }
+    }
+}
+
+/// Text that is not an [`Md5`] (32 hex digits) or a [`TranId`] (8 ASCII
+/// letters or digits); `Display` says which was expected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ParseIdError {
+    expected: &'static str,
+}
+
+impl fmt::Display for ParseIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "expected {}", self.expected)
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for ParseIdError {}
+
 impl fmt::Debug for TranId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "TranId({})", self.as_str())
@@ -160,5 +214,27 @@ mod tests {
             .map(|&d| alpha[d as usize] as char)
             .collect();
         assert_eq!(m.tran_id().as_str(), want);
+        assert_eq!(m.tran_id().as_str().parse::<TranId>(), Ok(m.tran_id()));
+    }
+
+    #[test]
+    fn hex_edges() {
+        let m = Md5::of("abc");
+        assert_eq!(m.to_hex(), *b"900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!("900150983cd24fb0d6963f7d28e17f72".parse::<Md5>(), Ok(m));
+        for bad in [
+            "",
+            "900150983cd24fb0d6963f7d28e17f7",
+            "900150983cd24fb0d6963f7d28e17f722",
+            " 900150983cd24fb0d6963f7d28e17f7",
+            "900150983cd24fb0d6963f7d28e17f7\u{e9}",
+        ] {
+            assert_eq!(Md5::from_hex(bad), None, "{bad:?}");
+            assert!(bad
+                .parse::<Md5>()
+                .unwrap_err()
+                .to_string()
+                .contains("32 hex digits"));
+        }
     }
 }

@@ -64,12 +64,28 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! # 4. Was it paid? (feature `status`)
+//! # 4. Was it paid? (features `status`, `ureq`)
 //!
-//! [`status::Api`] builds Bakong's Open API requests as plain data and the
-//! `status::parse_*` functions read the answers; you implement
-//! [`status::StatusChecker`] with your HTTP client, and [`status::wait_for_payment`]
-//! polls until the QR is paid or expires (tag 99), on your clock.
+//! With feature `ureq`, [`status::check_khqr`] over the ready
+//! `status::UreqTransport` is one call; a payment whose amount or currency is
+//! not the QR's comes back as `AmountMismatch`, never `Paid`:
+//!
+//! ```no_run
+//! # #[cfg(feature = "ureq")] {
+//! # let payload = "00020101021229180014jonhsmith@nbcq52045999530384054041.505802KH5910Jonh Smith6010Phnom Penh9934001317000000000000113170000006000063044947";
+//! use bakong_khqr::status::{check_khqr, Api, Token, UreqTransport, PRODUCTION_BASE_URL};
+//! let api = Api::new(PRODUCTION_BASE_URL)?.with_token(Token::new(std::env::var("BAKONG_TOKEN")?)?);
+//! let status = check_khqr(&UreqTransport::new(), &api, payload)?;
+//! println!("{status:?}"); // Paid(..), Pending, AmountMismatch(..), ...
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Underneath, the core is sans-I/O: [`status::Api`] builds Bakong's Open API
+//! requests as plain data and the `status::parse_*` functions read the answers;
+//! any HTTP client can implement [`status::StatusChecker`], and
+//! [`status::wait_for_payment`] polls until the QR is paid or expires (tag 99),
+//! on a [`status::Clock`] (`status::SystemClock`, or a fake in tests).
 //!
 //! ```
 //! # #[cfg(feature = "status")] {
@@ -137,17 +153,27 @@
 //! | (none) | payloads, MD5, decode, verify | `crc`, `md-5` |
 //! | `render` | [`render`]: the plain QR as PNG or SVG, the KHQR card PNG | `fast_qr`, `png`, `tiny-skia`, `rustybuzz`, `fontdue` |
 //! | `serde` | [`json`]: requests in the SDK's JSON shape; [`SdkFields`] serialises | `serde`, `serde_json` |
-//! | `status` | [`status`]: Bakong Open API requests and answers, `StatusChecker` | `serde`, `serde_json` |
-//! | `std` (default) | `std::error::Error` through `core`; without it the core is `no_std` + `alloc` | — |
-//! | `cli` | the `khqr` command-line tool | `render`, `serde`, `clap`, `humantime` |
+//! | `status` | [`status`]: Bakong Open API requests and answers, `StatusChecker`, polling, `SystemClock` | `serde`, `serde_json`, `base64` |
+//! | `http` | conversions between `status::HttpRequest`/`HttpResponse` and the `http` crate's `Request<Vec<u8>>`/`Response<Vec<u8>>` | `status`, `http` |
+//! | `ureq` | `status::UreqTransport`, a ready blocking transport (rustls) | `http`, `ureq` |
+//! | `webhook` | [`webhook`]: sign and verify payment webhooks (HMAC-SHA256) | `hmac`, `sha2` |
+//! | `std` (default) | `std::error::Error`, [`now_ms`]; without it the core is `no_std` + `alloc` | — |
+//!
+//! The `khqr` command-line tool is the `khqr-cli` package of the repository's
+//! workspace: `cargo install --locked --path cli` from a clone.
 
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
+// docs.rs (nightly, `--cfg docsrs`): each item gated by a feature shows a badge
+// naming it (`doc_cfg` now derives them from the `#[cfg]`s itself).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 extern crate alloc;
 
 mod amount;
+#[cfg(feature = "std")]
+mod clock;
 pub mod crc;
 mod decode;
 mod error;
@@ -165,11 +191,15 @@ pub mod render;
 mod serde_impls;
 #[cfg(feature = "status")]
 pub mod status;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
 pub use amount::{Amount, Currency, MAX_AMOUNT_LEN};
+#[cfg(feature = "std")]
+pub use clock::now_ms;
 pub use decode::{Decoded, Entry, MerchantType, SdkFields};
 pub use error::{Error, ErrorCode, Field};
-pub use hash::{Md5, TranId};
+pub use hash::{Md5, ParseIdError, TranId};
 pub use payload::{Account, AmountInput, Expiration, Khqr, Request, DEFAULT_CITY, DEFAULT_MCC};
 pub use verify::{verify, verify_with, VerifyOptions};
 

@@ -615,8 +615,7 @@ fn coloured_plain_qr_scans() {
 /// Every real bank-app sample restyles into a card that scans back exactly.
 #[test]
 fn real_bank_qrs_restyle() {
-    let path = common::vectors_dir().join("real-samples.jsonl");
-    let text = std::fs::read_to_string(path).expect("vectors");
+    let text = common::read_vectors("real-samples.jsonl");
     let mut n = 0;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -660,10 +659,9 @@ proptest::proptest! {
 /// never a panic — and a layout keeps its text inside the margins.
 #[test]
 fn every_vector_lays_out_or_fails_typed() {
-    let dir = common::vectors_dir();
     let (mut ok, mut refused) = (0, 0);
     for name in ["verify.jsonl", "generate.jsonl", "real-samples.jsonl"] {
-        let text = std::fs::read_to_string(dir.join(name)).expect("vectors");
+        let text = common::read_vectors(name);
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             let Some(qr) = v["qr"].as_str().or(v["expect"]["qr"].as_str()) else {

@@ -3,7 +3,7 @@
 //!
 //! The oracles are the fuzz crate's own file (`fuzz/src/oracles.rs`), included
 //! here as a module. Inputs: `fuzz/seeds/payloads/` (KHQR strings from
-//! `../shared/vectors`; targets `decode`, `verify`, `roundtrip`),
+//! `tests/data`; targets `decode`, `verify`, `roundtrip`),
 //! `fuzz/seeds/build_request/` (the vectors' requests in the `build_request`
 //! layout) and `fuzz/regressions/<target>/` (inputs that once failed). Files
 //! with an extension (a `README.md`) are not inputs.
@@ -110,12 +110,12 @@ fn fnv(data: &[u8]) -> u64 {
 
 #[cfg(feature = "serde")]
 #[test]
-#[ignore = "writes fuzz/seeds from ../shared/vectors"]
+#[ignore = "writes fuzz/seeds from the golden vectors in tests/data"]
 fn write_seeds() {
     use bakong_khqr::json::{request_from_value, Kind};
     use serde_json::Value;
 
-    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors");
+    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
     let payloads = fuzz_dir().join("seeds/payloads");
     let builds = fuzz_dir().join("seeds/build_request");
     for d in [&payloads, &builds] {

@@ -11,10 +11,9 @@ use serde_json::Value;
 const NOW: u64 = 1_700_000_000_000;
 
 fn vector_payloads() -> Vec<String> {
-    let dir = common::vectors_dir();
     let mut out = Vec::new();
     for name in ["verify.jsonl", "real-samples.jsonl", "generate.jsonl"] {
-        let text = std::fs::read_to_string(dir.join(name)).expect("vectors");
+        let text = common::read_vectors(name);
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let v: Value = serde_json::from_str(line).unwrap();
             if let Some(q) = v["qr"].as_str().or(v["expect"]["qr"].as_str()) {

@@ -8,13 +8,7 @@ use serde_json::{json, Value};
 const NOW: u64 = 1_700_000_000_000;
 
 fn vectors(name: &str) -> Vec<Value> {
-    let path = common::vectors_dir().join(name);
-    std::fs::read_to_string(path)
-        .expect("vectors")
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::vector_lines(name)
 }
 
 #[test]

@@ -1,8 +1,9 @@
-//! Golden vectors made by running the official SDK (../shared/vectors), run
-//! through the public API.
+//! Golden vectors made by running the official SDK (`tests/data`, see
+//! tests/README.md), run through the public API.
 //!
-//! The folder is found at `$KHQR_VECTORS` or `../shared/vectors` beside the
-//! crate. A missing folder fails the tests: they are the crate's reference.
+//! `$KHQR_VECTORS` points the tests at another folder (freshly regenerated
+//! vectors). A missing file fails the tests with its path: they are the
+//! crate's reference.
 
 mod common;
 
@@ -11,14 +12,7 @@ use bakong_khqr::{crc, decode, verify, verify_with, Md5, VerifyOptions};
 use serde_json::Value;
 
 fn load(name: &str) -> Vec<Value> {
-    let path = common::vectors_dir().join(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e} (set KHQR_VECTORS)", path.display()));
-    let rows: Vec<Value> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("JSON line"))
-        .collect();
+    let rows: Vec<Value> = common::vector_lines(name);
     assert!(!rows.is_empty(), "{name} is empty");
     rows
 }

@@ -97,7 +97,25 @@ pub fn check_md5<C: StatusChecker + ?Sized>(
     parse_transaction(&response).map_err(CheckError::Response)
 }
 
-/// [`check_md5`] for the MD5 of `payload` (the KHQR string exactly as generated).
+/// "Was this KHQR paid?" in one call: [`check_md5`] for the MD5 of `payload`
+/// (the KHQR string exactly as generated), then a payment whose amount or
+/// currency is not the QR's ([`Transaction::pays`]) is reported as
+/// [`TransactionStatus::AmountMismatch`], never as `Paid`.
+///
+/// With the `ureq` feature, [`UreqTransport`](crate::status::UreqTransport) is a
+/// ready `checker`:
+///
+/// ```no_run
+/// # #[cfg(feature = "ureq")] {
+/// use bakong_khqr::status::{check_khqr, Api, Token, TransactionStatus, UreqTransport, PRODUCTION_BASE_URL};
+/// # let payload = "00020101021229180014jonhsmith@nbcq52045999530384054041.505802KH5910Jonh Smith6010Phnom Penh9934001317000000000000113170000006000063044947";
+/// let api = Api::new(PRODUCTION_BASE_URL)?.with_token(Token::new(std::env::var("BAKONG_TOKEN")?)?);
+/// if let TransactionStatus::Paid(tx) = check_khqr(&UreqTransport::new(), &api, payload)? {
+///     println!("paid {} {} (hash {})", tx.amount, tx.currency, tx.hash);
+/// }
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// # Errors
 /// As [`check_md5`].
@@ -106,7 +124,16 @@ pub fn check_khqr<C: StatusChecker + ?Sized>(
     api: &Api,
     payload: &str,
 ) -> Result<TransactionStatus, CheckError<C::Error>> {
-    check_md5(checker, api, &Md5::of(payload))
+    check_md5(checker, api, &Md5::of(payload)).map(|status| against_qr(status, payload))
+}
+
+/// A `Paid` status whose payment does not settle `payload` becomes
+/// `AmountMismatch`; any other status is unchanged.
+fn against_qr(status: TransactionStatus, payload: &str) -> TransactionStatus {
+    match status {
+        TransactionStatus::Paid(tx) if !tx.pays(payload) => TransactionStatus::AmountMismatch(tx),
+        other => other,
+    }
 }
 
 /// [`check_md5`] over an [`AsyncStatusChecker`].
@@ -125,7 +152,8 @@ pub async fn check_md5_async<C: AsyncStatusChecker + ?Sized>(
     parse_transaction(&response).map_err(CheckError::Response)
 }
 
-/// [`check_khqr`] over an [`AsyncStatusChecker`].
+/// [`check_khqr`] over an [`AsyncStatusChecker`]: a payment whose amount or
+/// currency is not the QR's is [`TransactionStatus::AmountMismatch`].
 ///
 /// # Errors
 /// As [`check_md5`].
@@ -134,10 +162,13 @@ pub async fn check_khqr_async<C: AsyncStatusChecker + ?Sized>(
     api: &Api,
     payload: &str,
 ) -> Result<TransactionStatus, CheckError<C::Error>> {
-    check_md5_async(checker, api, &Md5::of(payload)).await
+    check_md5_async(checker, api, &Md5::of(payload))
+        .await
+        .map(|status| against_qr(status, payload))
 }
 
-/// The caller's clock for [`wait_for_payment`]: the library never reads time.
+/// The caller's clock for [`wait_for_payment`]: the library's sans-I/O core never
+/// reads time. [`SystemClock`] is the real one; tests pass a fake that advances.
 pub trait Clock {
     /// Now, in milliseconds since the Unix epoch.
     fn now_ms(&mut self) -> u64;
@@ -145,15 +176,45 @@ pub trait Clock {
     fn sleep_ms(&mut self, ms: u64);
 }
 
+/// The system's clock: [`crate::now_ms`] for the time, [`std::thread::sleep`]
+/// for the pauses. Pass it to [`wait_for_payment`].
+///
+/// ```
+/// use bakong_khqr::status::{Clock, SystemClock};
+/// let mut clock = SystemClock;
+/// let before = clock.now_ms();
+/// clock.sleep_ms(2);
+/// assert!(clock.now_ms() >= before + 2);
+/// assert!(before > 1_700_000_000_000); // after November 2023
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&mut self) -> u64 {
+        crate::now_ms()
+    }
+
+    fn sleep_ms(&mut self, ms: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
 /// Default pause between two checks of the same QR: 3 000 ms.
 pub const DEFAULT_POLL_INTERVAL_MS: u64 = 3_000;
 
-/// How polling ended.
+/// How polling ended. May gain outcomes: match with a `_` arm.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PollOutcome {
-    /// Paid, with the transaction.
+    /// Paid, with the transaction. For a [`Poller::for_khqr`], the amount and
+    /// currency are the QR's ([`Transaction::pays`]).
     Paid(Transaction),
+    /// Bakong reports a payment under the QR's MD5 whose amount or currency is
+    /// not the QR's (only from a [`Poller::for_khqr`], which knows the QR): do
+    /// not hand over the goods.
+    AmountMismatch(Transaction),
     /// Bakong reports the transaction failed.
     Failed,
     /// A static KHQR cannot be checked.
@@ -165,8 +226,9 @@ pub enum PollOutcome {
     },
 }
 
-/// What a [`Poller`] wants next.
+/// What a [`Poller`] wants next. May gain steps: match with a `_` arm.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PollStep {
     /// Send this request now, then pass the answer to [`Poller::handle`].
     Send(HttpRequest),
@@ -190,6 +252,8 @@ pub enum PollStep {
 #[derive(Clone, Debug)]
 pub struct Poller {
     md5: Md5,
+    /// The QR itself when known ([`Poller::for_khqr`]), to compare a payment with.
+    payload: Option<String>,
     deadline_ms: u64,
     interval_ms: u64,
     next_ms: u64,
@@ -203,7 +267,9 @@ pub const MIN_POLL_INTERVAL_MS: u64 = 1_000;
 
 impl Poller {
     /// Polls the QR `payload` until its expiration (tag 99 sub-tag 01), checking
-    /// every `interval_ms` milliseconds (use [`DEFAULT_POLL_INTERVAL_MS`]).
+    /// every `interval_ms` milliseconds (use [`DEFAULT_POLL_INTERVAL_MS`]). A
+    /// payment whose amount or currency is not the QR's ends polling with
+    /// [`PollOutcome::AmountMismatch`].
     ///
     /// # Errors
     /// The payload's decode error; [`crate::ErrorCode::ExpirationTimestampRequired`]
@@ -217,7 +283,27 @@ impl Poller {
                 crate::Field::ExpirationTimestamp,
             )
         })?;
-        Ok(Self::until(Md5::of(payload), deadline, interval_ms))
+        let mut poller = Self::until(Md5::of(payload), deadline, interval_ms);
+        poller.payload = Some(payload.to_owned());
+        Ok(poller)
+    }
+
+    /// Polls the QR `payload` until `deadline_ms` (ms since the Unix epoch),
+    /// whatever its own expiration: for a QR without tag 99 (a bank's dynamic
+    /// QR). As [`Poller::for_khqr`], a payment whose amount or currency is not
+    /// the QR's ends polling with [`PollOutcome::AmountMismatch`].
+    ///
+    /// # Errors
+    /// The payload's decode error (e.g. 8, empty).
+    pub fn for_khqr_until(
+        payload: &str,
+        deadline_ms: u64,
+        interval_ms: u64,
+    ) -> Result<Self, Error> {
+        Decoded::parse(payload)?;
+        let mut poller = Self::until(Md5::of(payload), deadline_ms, interval_ms);
+        poller.payload = Some(payload.to_owned());
+        Ok(poller)
     }
 
     /// Polls the QR with this MD5 until `deadline_ms` (ms since the Unix epoch),
@@ -227,6 +313,7 @@ impl Poller {
     pub fn until(md5: Md5, deadline_ms: u64, interval_ms: u64) -> Self {
         Poller {
             md5,
+            payload: None,
             deadline_ms,
             interval_ms: interval_ms.max(MIN_POLL_INTERVAL_MS),
             next_ms: 0,
@@ -287,7 +374,11 @@ impl Poller {
     ) -> Result<Option<PollOutcome>, ResponseError> {
         let mut wait = self.interval_ms;
         let done = match parse_transaction(response) {
-            Ok(TransactionStatus::Paid(tx)) => Some(PollOutcome::Paid(tx)),
+            Ok(TransactionStatus::Paid(tx)) => match &self.payload {
+                Some(qr) if !tx.pays(qr) => Some(PollOutcome::AmountMismatch(tx)),
+                _ => Some(PollOutcome::Paid(tx)),
+            },
+            Ok(TransactionStatus::AmountMismatch(tx)) => Some(PollOutcome::AmountMismatch(tx)),
             Ok(TransactionStatus::Failed) => Some(PollOutcome::Failed),
             Ok(TransactionStatus::StaticQrUnsupported) => Some(PollOutcome::StaticQrUnsupported),
             Ok(TransactionStatus::Pending) | Err(ResponseError::ServerError { .. }) => None,
@@ -560,7 +651,7 @@ mod tests {
         let k = khqr();
         let paid = HttpResponse::new(
             200,
-            br#"{"responseCode":0,"responseMessage":"Success","errorCode":null,"data":{"hash":"h","currency":"USD","amount":1.5}}"#.to_vec(),
+            br#"{"responseCode":0,"responseMessage":"Success","errorCode":null,"data":{"hash":"h","currency":"USD","amount":2.5}}"#.to_vec(),
         );
         let script = Script::new(vec![Ok(pending()), Ok(pending()), Ok(pending()), Ok(paid)]);
         let mut clock = FakeClock {
@@ -570,7 +661,7 @@ mod tests {
         let mut poller = Poller::for_khqr(k.as_str(), 7_000).unwrap();
         let outcome = wait_for_payment(&script, &api(), &mut poller, &mut clock).unwrap();
         assert!(
-            matches!(outcome, PollOutcome::Paid(ref tx) if tx.amount == "1.5"),
+            matches!(outcome, PollOutcome::Paid(ref tx) if tx.amount == "2.5"),
             "{outcome:?}"
         );
         assert_eq!(clock.now, NOW + 20_000);
@@ -627,6 +718,51 @@ mod tests {
         assert_eq!(
             p.poll(&api(), NOW),
             Ok(PollStep::Done(PollOutcome::Expired { expired_at_ms: NOW }))
+        );
+    }
+
+    #[test]
+    fn a_wrong_amount_is_not_paid() {
+        let k = khqr(); // USD 2.50
+        let wrong = |amount: &str, currency: &str| {
+            Ok(HttpResponse::new(
+                200,
+                format!(r#"{{"responseCode":0,"responseMessage":"ok","errorCode":null,"data":{{"hash":"h","currency":"{currency}","amount":{amount}}}}}"#).into_bytes(),
+            ))
+        };
+        let script = Script::new(vec![
+            wrong("2.49", "USD"),
+            wrong("2.5", "KHR"),
+            wrong("2.50", "USD"),
+            wrong("2.49", "USD"),
+        ]);
+        for _ in 0..2 {
+            let status = check_khqr(&script, &api(), k.as_str()).unwrap();
+            assert!(
+                matches!(status, TransactionStatus::AmountMismatch(_)),
+                "{status:?}"
+            );
+        }
+        assert!(matches!(
+            check_khqr(&script, &api(), k.as_str()),
+            Ok(TransactionStatus::Paid(_))
+        ));
+        // A poller that knows the QR ends on the mismatch; one that knows only
+        // the MD5 cannot compare.
+        let mut clock = FakeClock {
+            now: NOW,
+            slept: vec![],
+        };
+        let mut poller = Poller::for_khqr_until(k.as_str(), NOW + 5_000, 1_000).unwrap();
+        let outcome = wait_for_payment(&script, &api(), &mut poller, &mut clock).unwrap();
+        assert!(matches!(outcome, PollOutcome::AmountMismatch(ref tx) if tx.amount == "2.49"));
+        assert_eq!(poller.deadline_ms(), NOW + 5_000);
+        assert_eq!(
+            Poller::for_khqr_until("", NOW, 1_000)
+                .unwrap_err()
+                .code()
+                .number(),
+            8
         );
     }
 

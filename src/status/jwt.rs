@@ -68,33 +68,13 @@ pub fn jwt_expiration_ms(token: &str) -> Result<u64, JwtError> {
     exp.checked_mul(1000).ok_or(JwtError::Overflow)
 }
 
-/// Decodes base64url (`A–Z a–z 0–9 - _`), padding optional.
+/// Decodes base64url (`A–Z a–z 0–9 - _`, RFC 4648 §5), `=` padding optional,
+/// with the `base64` crate. Non-canonical trailing bits are refused.
 fn base64url_decode(s: &str) -> Result<Vec<u8>, JwtError> {
-    let s = s.trim_end_matches('=');
-    if s.len() % 4 == 1 {
-        return Err(JwtError::Base64);
-    }
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0u32;
-    for b in s.bytes() {
-        let v = match b {
-            b'A'..=b'Z' => b - b'A',
-            b'a'..=b'z' => b - b'a' + 26,
-            b'0'..=b'9' => b - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => return Err(JwtError::Base64),
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Ok(out)
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .map_err(|_| JwtError::Base64)
 }
 
 #[cfg(test)]
@@ -102,16 +82,8 @@ mod tests {
     use super::*;
 
     fn encode(bytes: &[u8]) -> String {
-        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let n =
-                chunk.iter().fold(0u32, |a, &b| (a << 8) | u32::from(b)) << (8 * (3 - chunk.len()));
-            for i in 0..=chunk.len() {
-                out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
-            }
-        }
-        out
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     }
 
     fn jwt(payload: &str) -> String {
@@ -131,6 +103,10 @@ mod tests {
         assert_eq!(base64url_decode("QQ==").unwrap(), b"A");
         assert_eq!(base64url_decode("QUJD+"), Err(JwtError::Base64));
         assert_eq!(base64url_decode("QUJDR"), Err(JwtError::Base64));
+        // Padded input, and the RFC 4648 test vectors.
+        assert_eq!(base64url_decode("Zm9vYg==").unwrap(), b"foob");
+        assert_eq!(base64url_decode("Zm9vYmE").unwrap(), b"fooba");
+        assert_eq!(base64url_decode("Zm9vYmFy").unwrap(), b"foobar");
     }
 
     #[test]

@@ -15,14 +15,24 @@
 //!   HTML 403, a 429 with `Retry-After`, a 5xx or a truncated body are each a
 //!   distinct [`ResponseError`];
 //! * [`StatusChecker`] (blocking) and [`AsyncStatusChecker`] are the one seam
-//!   you implement with the HTTP client of your choice; [`check_md5`],
-//!   [`check_khqr`] and [`wait_for_payment`] drive them, and [`Poller`] is the
-//!   same polling logic as a state machine for any other event loop;
+//!   between this core and an HTTP client: feature `ureq` gives a ready one
+//!   (`UreqTransport`, configured so that 401/403/429/5xx stay typed and no
+//!   redirect is followed), or implement it with the client of your choice
+//!   (feature `http` converts [`HttpRequest`]/[`HttpResponse`] to and from the
+//!   `http` crate's types); [`check_md5`], [`check_khqr`] and
+//!   [`wait_for_payment`] drive them, and [`Poller`] is the same polling logic
+//!   as a state machine for any other event loop;
 //! * [`Token::expires_at_ms`] reads a JWT's `exp` without verifying it, so you
 //!   can renew ([`Api::renew_token`]) before it lapses.
 //!
-//! Nothing here opens a socket, sleeps or reads the clock: `now_ms`
-//! (milliseconds since the Unix epoch) and sleeping come from the caller.
+//! Outside the transports and [`SystemClock`], nothing here opens a socket,
+//! sleeps or reads the clock: `now_ms` (milliseconds since the Unix epoch) and
+//! sleeping come from the caller.
+//!
+//! `HttpRequest`/`HttpResponse` are this crate's own plain types rather than the
+//! `http` crate's: the core then needs no HTTP dependency, the `Authorization`
+//! header is redacted in `Debug`, and existing transports keep compiling;
+//! converting at the edge is one call (feature `http`).
 //!
 //! Endpoints, bodies and error codes follow the public Bakong Open API document
 //! as summarised in the project notes (§10); the official JavaScript SDK only
@@ -50,6 +60,8 @@
 //! ```
 
 mod checker;
+#[cfg(feature = "http")]
+mod http_interop;
 mod jwt;
 mod request;
 mod response;
@@ -58,7 +70,7 @@ mod transport;
 pub use checker::{
     check_khqr, check_khqr_async, check_md5, check_md5_async, wait_for_payment,
     wait_for_payment_async, AsyncStatusChecker, CheckError, Clock, PollOutcome, PollStep, Poller,
-    StatusChecker, DEFAULT_POLL_INTERVAL_MS, MIN_POLL_INTERVAL_MS,
+    StatusChecker, SystemClock, DEFAULT_POLL_INTERVAL_MS, MIN_POLL_INTERVAL_MS,
 };
 pub use jwt::{jwt_expiration_ms, JwtError};
 pub use request::{
@@ -71,5 +83,7 @@ pub use response::{
     Transaction, TransactionStatus,
 };
 pub use transport::{TransportConfig, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS};
+#[cfg(feature = "ureq")]
+pub use transport::{UreqError, UreqTransport};
 #[cfg(feature = "reqwest")]
 pub use transport::{ReqwestError, ReqwestTransport};

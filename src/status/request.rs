@@ -157,6 +157,33 @@ impl fmt::Debug for Token {
     }
 }
 
+/// `Display` redacts too: a token interpolated into a log line or an error
+/// message shows `<redacted token, N bytes>`, never its text. So `Display` is
+/// deliberately *not* the inverse of [`FromStr`](core::str::FromStr); use
+/// [`Token::expose`] where the text is really wanted (your own storage).
+///
+/// ```
+/// use bakong_khqr::status::Token;
+/// let token: Token = "eyJhbGciOiJIUzI1NiJ9.e30.c2ln".parse()?;
+/// assert_eq!(token.to_string(), "<redacted token, 29 bytes>");
+/// assert_eq!(token.expose(), "eyJhbGciOiJIUzI1NiJ9.e30.c2ln");
+/// assert!("two words".parse::<Token>().is_err());
+/// # Ok::<(), bakong_khqr::status::RequestError>(())
+/// ```
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<redacted token, {} bytes>", self.0.len())
+    }
+}
+
+/// As [`Token::new`].
+impl core::str::FromStr for Token {
+    type Err = RequestError;
+    fn from_str(s: &str) -> Result<Self, RequestError> {
+        Token::new(s)
+    }
+}
+
 /// The calling app, sent with [`Api::generate_deeplink_by_qr`] so that Bakong's
 /// short link returns the payer to it. All three fields must be non-empty (the
 /// official SDK's rule, error 14).
@@ -656,6 +683,12 @@ mod tests {
     fn token_is_redacted_and_validated() {
         let t = Token::new("abc.def.ghi").unwrap();
         assert_eq!(format!("{t:?}"), "Token(<redacted, 11 bytes>)");
+        assert_eq!(format!("{t}"), "<redacted token, 11 bytes>");
+        assert_eq!("abc.def.ghi".parse::<Token>(), Ok(t.clone()));
+        assert_eq!(
+            format!("{:?}", api()),
+            format!("{:?}", api()).replace("secret", "?")
+        );
         let dbg = format!(
             "{:?}",
             api().check_transaction_by_md5(&Md5::of("x")).unwrap()

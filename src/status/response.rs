@@ -15,6 +15,11 @@ use crate::status::Token;
 use crate::Currency;
 
 /// One HTTP answer, as received: status code, headers, body bytes.
+///
+/// Plain data with public fields (not `#[non_exhaustive]`): these three are all
+/// an HTTP/1.1 answer has for the parsers, and a transport may build one with a
+/// struct literal. From an `http::Response<Vec<u8>>`: `HttpResponse::from`
+/// (feature `http`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpResponse {
     /// The HTTP status code, e.g. 200.
@@ -159,12 +164,26 @@ pub(crate) fn minor_units(text: &str, currency: Currency) -> Option<u64> {
 }
 
 /// What Bakong says about one transaction lookup.
+///
+/// New outcomes may be added (Bakong's other clients already see states such as
+/// "scanned"): match with a `_` arm.
 // `Paid` is larger than the rest; a status comes once per network call.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TransactionStatus {
-    /// Paid (`responseCode` 0), with the transaction.
+    /// Paid (`responseCode` 0), with the transaction. From
+    /// [`check_khqr`](crate::status::check_khqr): paid *and* the amount and
+    /// currency are the QR's ([`Transaction::pays`]).
     Paid(Transaction),
+    /// Bakong reports a payment under this QR's MD5, but its amount or currency
+    /// is not the QR's (tags 53 and 54, compared exactly in minor units by
+    /// [`Transaction::pays`]): do not hand over the goods. Only the calls that
+    /// know the QR give it ([`check_khqr`](crate::status::check_khqr),
+    /// [`check_khqr_async`](crate::status::check_khqr_async)); the `parse_*`
+    /// functions and [`check_md5`](crate::status::check_md5) cannot compare and
+    /// report `Paid`.
+    AmountMismatch(Transaction),
     /// Not found yet (`errorCode` 1): the normal state of a QR nobody has paid.
     Pending,
     /// A static KHQR (no amount) cannot be looked up by MD5 (`errorCode` 2).
@@ -175,6 +194,7 @@ pub enum TransactionStatus {
 
 /// One item of a `check_transaction_by_md5_list` answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ListEntry {
     /// The MD5 the item is about, as Bakong echoed it.
     pub md5: String,
@@ -183,8 +203,10 @@ pub struct ListEntry {
     pub status: TransactionStatus,
 }
 
-/// Whether a Bakong account exists ([`parse_account`]).
+/// Whether a Bakong account exists ([`parse_account`]). May gain outcomes:
+/// match with a `_` arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum AccountStatus {
     /// `responseCode` 0: the account exists.
     Exists,
@@ -255,6 +277,7 @@ impl ApiErrorCode {
 /// An envelope with `responseCode` 1 whose `errorCode` is not an outcome of the
 /// endpoint that was called.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ApiError {
     /// `errorCode` as sent (`None` for `null` or absent).
     pub error_code: Option<i64>,
@@ -272,6 +295,7 @@ impl ApiError {
 
 /// A `Retry-After` header value (RFC 9110 §10.2.3).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RetryAfter {
     /// Wait this many seconds.
     Seconds(u64),

@@ -69,9 +69,11 @@ impl TransportConfig {
     }
 }
 
-// Implementations, one file per client (added by the issues that build them):
-// #[cfg(feature = "ureq")] mod ureq_blocking;    -> pub use ureq_blocking::{UreqTransport, UreqError};
-// #[cfg(feature = "reqwest")] mod reqwest_async; -> pub use reqwest_async::{ReqwestTransport, ReqwestError};
+// Implementations, one file per client.
+#[cfg(feature = "ureq")]
+mod ureq_blocking;
+#[cfg(feature = "ureq")]
+pub use ureq_blocking::{UreqError, UreqTransport};
 #[cfg(feature = "reqwest")]
 mod reqwest_async;
 #[cfg(feature = "reqwest")]

@@ -1,26 +1,8 @@
 //! The `khqr` binary: outputs, exit codes, files.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-use serde_json::Value;
-
-fn khqr(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_khqr"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run khqr")
-}
-
-fn json_of(o: &Output) -> Value {
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}",
-            String::from_utf8_lossy(&o.stdout)
-        )
-    })
-}
+use common::{json_of, khqr, khqr_with};
 
 #[test]
 fn create_with_flags_writes_json_and_png() {
@@ -55,7 +37,8 @@ fn create_with_flags_writes_json_and_png() {
     assert_eq!(v["md5"], bakong_khqr::Md5::of(qr).to_string());
     assert_eq!(v["tran"], bakong_khqr::Md5::of(qr).tran_id().as_str());
     let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
-    assert_eq!(keys, ["qr", "md5", "tran"]);
+    assert_eq!(keys, ["qr", "md5", "tran", "png"]);
+    assert_eq!(v["png"], png.display().to_string());
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
     std::fs::remove_dir_all(&dir).ok();
@@ -71,20 +54,11 @@ fn create_from_sdk_json_and_stdin() {
         "00020101021229180014jonhsmith@nbcq52045999530384054041.505802KH5910Jonh Smith\
          6010Phnom Penh9934001317000000000000113170000006000063044947"
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_khqr"))
-        .args(["create", "--kind", "merchant", "--request", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(br#"{"bakongAccountID":"jonhsmith@nbcq","merchantName":"Jonh Smith","merchantCity":"Siem Reap","merchantID":"123456","acquiringBank":"Dev Bank"}"#)
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = khqr_with(
+        &["create", "--kind", "merchant", "--request", "-"],
+        &[],
+        r#"{"bakongAccountID":"jonhsmith@nbcq","merchantName":"Jonh Smith","merchantCity":"Siem Reap","merchantID":"123456","acquiringBank":"Dev Bank"}"#,
+    );
     assert!(o.status.success());
     assert_eq!(
         json_of(&o)["qr"],
@@ -244,19 +218,11 @@ fn render_writes_card_svg_and_png() {
 #[test]
 fn payloads_from_stdin_and_render_refuses_non_khqr() {
     let good = "00020101021129180014jonhsmith@nbcq5204599953031165802KH5910Jonh Smith6010Phnom Penh6304856B";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_khqr"))
-        .args(["verify", "-", "--now-ms", "1700000000000"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{good}\n").as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = khqr_with(
+        &["verify", "-", "--now-ms", "1700000000000"],
+        &[],
+        &format!("{good}\n"),
+    );
     assert!(o.status.success());
     assert_eq!(json_of(&o), serde_json::json!({"valid": true}));
 
@@ -281,4 +247,100 @@ fn payloads_from_stdin_and_render_refuses_non_khqr() {
         ),
         "{msg}"
     );
+}
+
+#[test]
+fn create_refuses_zero_negative_and_mixed_request() {
+    for amount in ["0", "0.00", "-5", "-0.01"] {
+        let o = khqr(&[
+            "create",
+            "--bakong-id",
+            "a@b",
+            "--merchant-name",
+            "X",
+            "--amount",
+            amount,
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{amount}");
+        assert_eq!(json_of(&o)["error"]["code"], 4, "{amount}");
+    }
+    let req = r#"{"bakongAccountID":"jonhsmith@nbcq","merchantName":"Jonh Smith"}"#;
+    for flag in ["--amount", "--currency", "--expires-in", "--bill-number"] {
+        let value = if flag == "--expires-in" { "5m" } else { "5" };
+        let o = khqr(&["create", "--request", req, flag, value]);
+        assert_eq!(o.status.code(), Some(2), "{flag}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("cannot be used with"),
+            "{flag}"
+        );
+    }
+    // USD by default: 5 is five dollars.
+    let o = khqr(&[
+        "create",
+        "--bakong-id",
+        "a@b",
+        "--merchant-name",
+        "X",
+        "--amount",
+        "5",
+    ]);
+    assert!(o.status.success());
+    let qr = json_of(&o)["qr"].as_str().unwrap().to_owned();
+    let d = bakong_khqr::decode(&qr).unwrap();
+    assert_eq!(d.currency(), Some(bakong_khqr::Currency::Usd));
+    assert_eq!(d.transaction_amount(), Some("5"));
+}
+
+#[test]
+fn ecc_any_case_and_times_in_iso_8601() {
+    let dir = std::env::temp_dir().join(format!("khqr-ecc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = "00020101021129180014jonhsmith@nbcq5204599953031165802KH5910Jonh Smith6010Phnom Penh6304856B";
+    let png = dir.join("q.png");
+    for ecc in ["M", "h", "Q"] {
+        let o = khqr(&["render", good, "--png", png.to_str().unwrap(), "--ecc", ecc]);
+        assert!(
+            o.status.success(),
+            "{ecc}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+
+    let expired = "00020101021229180014jonhsmith@nbcq52045999530384054041.505802KH5910Jonh Smith6010Phnom Penh9934001317000000000000113170000006000063044947";
+    let o = khqr(&["verify", expired, "--now-ms", "1700000060001"]);
+    assert_eq!(
+        json_of(&o)["error"]["message"],
+        "KHQR expired at 2023-11-14T22:14:20.000Z; now is 2023-11-14T22:14:20.001Z"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "khqr: invalid KHQR: KHQR expired at 2023-11-14T22:14:20.000Z; now is 2023-11-14T22:14:20.001Z\n"
+    );
+    let o = khqr(&[
+        "create",
+        "--bakong-id",
+        "a@b",
+        "--merchant-name",
+        "X",
+        "--amount",
+        "5",
+        "--expires-at-ms",
+        "1600000000000",
+        "--now-ms",
+        "1700000000000",
+    ]);
+    assert_eq!(json_of(&o)["error"]["code"], 50);
+    assert!(
+        json_of(&o)["error"]["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("\"2020-09-13T12:26:40.000Z\""),
+        "{}",
+        json_of(&o)["error"]["message"]
+    );
+
+    // A payload on stdin with blank lines and spaces around it.
+    let o = khqr_with(&["decode", "-"], &[], &format!("\n\n  {good} \r\n\n"));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }

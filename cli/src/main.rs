@@ -1,17 +1,23 @@
-//! `khqr`: create, decode and verify Bakong KHQR payments from the command line.
+//! `khqr`: create, decode, verify and draw Bakong KHQR payments from the command
+//! line, and check whether one was paid.
 //!
 //! Output is one JSON object on stdout. Exit status: 0 on success; 1 for invalid
 //! input or an invalid payload (a JSON error on stdout, a one-line message on
-//! stderr); 2 for usage errors.
+//! stderr); 2 for usage errors; `khqr status` adds 3–6 (see its `--help`).
+
+mod status;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use bakong_khqr::json::{request_from_json, Kind};
 use bakong_khqr::render::{card_png, qr_png, qr_svg, CardOptions, CentreIcon, Ecc, QrOptions};
-use bakong_khqr::{Currency, Decoded, Error, Request, SdkFields, VerifyOptions};
+use bakong_khqr::{
+    now_ms as clock_ms, Amount, Currency, Decoded, Error, ErrorCode, Request, SdkFields,
+    VerifyOptions,
+};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use serde_json::json;
@@ -20,7 +26,7 @@ use serde_json::json;
 #[command(
     name = "khqr",
     version,
-    about = "Create, decode and verify Bakong KHQR payment codes, offline"
+    about = "Create, decode, verify and draw Bakong KHQR payment codes, offline; check whether one was paid"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -47,6 +53,8 @@ enum Command {
         #[arg(long)]
         allow_missing_expiration: bool,
     },
+    /// Ask Bakong whether a KHQR (or an MD5) was paid: prints {"status",...}; --wait polls until paid or expired.
+    Status(Box<status::StatusArgs>),
     /// Draw any KHQR string as a QR PNG, a KHQR card PNG and/or a QR SVG.
     #[command(group(clap::ArgGroup::new("out").args(["png", "stand", "svg"]).required(true).multiple(true)))]
     Render {
@@ -81,8 +89,8 @@ struct ImageArgs {
     /// Pixels per QR module.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
     module_px: u32,
-    /// Error-correction level of the QR symbol.
-    #[arg(long, value_enum, default_value = "m")]
+    /// Error-correction level of the QR symbol (any case).
+    #[arg(long, value_enum, default_value = "m", ignore_case = true)]
     ecc: EccArg,
 }
 
@@ -117,8 +125,14 @@ struct CreateArgs {
     /// Individual (tag 29) or merchant (tag 30) account.
     #[arg(long, value_enum, default_value = "individual")]
     kind: KindArg,
-    /// The whole request as the official SDK's JSON (`-` reads stdin); replaces the field flags.
-    #[arg(long, conflicts_with_all = ["bakong_id", "merchant_name"])]
+    /// The whole request as the official SDK's JSON (`-` reads stdin); the field flags cannot be combined with it.
+    #[arg(long, conflicts_with_all = [
+        "bakong_id", "merchant_name", "merchant_city", "merchant_id", "acquiring_bank",
+        "account_information", "amount", "currency", "expires_in", "expires_at_ms",
+        "bill_number", "mobile_number", "store_label", "terminal_label", "purpose",
+        "language_preference", "merchant_name_alt", "merchant_city_alt",
+        "upi_merchant_account", "mcc",
+    ])]
     request: Option<String>,
     /// Bakong account ID, e.g. merchant@abaa.
     #[arg(long, alias = "bakongid", required_unless_present = "request")]
@@ -138,11 +152,11 @@ struct CreateArgs {
     /// Account information (individual kind).
     #[arg(long)]
     account_information: Option<String>,
-    /// Amount as decimal text (USD ≤ 2 decimals, KHR whole); omit for a static QR.
-    #[arg(long)]
+    /// Amount as decimal text, more than zero (USD ≤ 2 decimals, KHR whole); omit for a static QR.
+    #[arg(long, allow_hyphen_values = true)]
     amount: Option<String>,
-    /// KHR or USD (or 116 / 840).
-    #[arg(long, default_value = "KHR")]
+    /// USD or KHR (or 840 / 116). USD by default, as in khqr-server's /khqr/create.
+    #[arg(long, default_value = "USD")]
     currency: String,
     /// Expiry of a dynamic QR after now, e.g. 10m, 90s, 1h (default 10m when an amount is given).
     #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "expires_at_ms")]
@@ -192,17 +206,27 @@ struct CreateArgs {
     card: CardArgs,
 }
 
-/// A failure: the JSON printed on stdout and the line printed on stderr.
+/// A failure: the JSON printed on stdout, the line printed on stderr, and the
+/// exit status (1 unless said otherwise).
 struct Failure {
     json: serde_json::Value,
     message: String,
+    exit: u8,
+}
+
+impl Failure {
+    fn with_exit(mut self, exit: u8) -> Self {
+        self.exit = exit;
+        self
+    }
 }
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         Failure {
             json: json!({"error": error_json(&e)}),
-            message: e.to_string(),
+            message: error_message(&e),
+            exit: 1,
         }
     }
 }
@@ -212,6 +236,7 @@ fn io_failure(what: &str, e: &dyn std::fmt::Display) -> Failure {
     Failure {
         json: json!({"error": {"message": message}}),
         message,
+        exit: 1,
     }
 }
 
@@ -219,15 +244,49 @@ fn error_json(e: &Error) -> serde_json::Value {
     json!({
         "code": e.code().number(),
         "name": e.code().name(),
-        "message": e.to_string(),
+        "message": error_message(e),
         "sdkMessage": e.sdk_message(),
     })
 }
 
-fn clock_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+/// `ms` (since the Unix epoch) as ISO 8601 in UTC with milliseconds, e.g.
+/// `2023-11-14T22:13:20.000Z`; past the year 9999, the number of milliseconds.
+fn iso8601(ms: u64) -> String {
+    const YEAR_10000_MS: u64 = 253_402_300_800_000;
+    if ms >= YEAR_10000_MS {
+        return format!("{ms} ms since the Unix epoch");
+    }
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// The library's message, with the times of the expiry errors (46, 50) in
+/// ISO 8601 UTC instead of raw milliseconds.
+fn error_message(e: &Error) -> String {
+    let text = e.to_string();
+    if !matches!(
+        e.code(),
+        ErrorCode::KhqrExpired | ErrorCode::ExpirationTimestampInThePast
+    ) {
+        return text;
+    }
+    let text = text.replace(" ms since the Unix epoch", "");
+    let mut out = String::with_capacity(text.len() + 32);
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+        out.push_str(&rest[..start]);
+        let digits = rest[start..]
+            .find(|c: char| !c.is_ascii_digit())
+            .map_or(rest.len() - start, |n| n);
+        let number = &rest[start..start + digits];
+        match number.parse::<u64>() {
+            // Epoch milliseconds from 2001 to 2286 have 13 digits.
+            Ok(ms) if digits == 13 => out.push_str(&iso8601(ms)),
+            _ => out.push_str(number),
+        }
+        rest = &rest[start + digits..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn qr_options(a: &ImageArgs) -> QrOptions {
@@ -318,6 +377,21 @@ fn create(a: &CreateArgs) -> Result<serde_json::Value, Failure> {
         }
         r.merchant_city = opt(a.merchant_city.as_ref());
         r.currency = Currency::parse(&a.currency)?;
+        if let Some(text) = &a.amount {
+            // The library reads "0" as no amount (a static QR); a typed amount must pay something.
+            if Amount::parse(text, r.currency)?.is_zero() {
+                return Err(Failure {
+                    json: json!({"error": {
+                        "code": ErrorCode::TransactionAmountInvalid.number(),
+                        "name": ErrorCode::TransactionAmountInvalid.name(),
+                        "message": format!("transaction amount (tag 54) must be more than zero: {text:?}; omit --amount for a static QR"),
+                        "sdkMessage": ErrorCode::TransactionAmountInvalid.sdk_message(),
+                    }}),
+                    message: format!("transaction amount (tag 54) must be more than zero: {text:?}; omit --amount for a static QR"),
+                    exit: 1,
+                });
+            }
+        }
         r.bill_number = opt(a.bill_number.as_ref());
         r.mobile_number = opt(a.mobile_number.as_ref());
         r.store_label = opt(a.store_label.as_ref());
@@ -343,28 +417,17 @@ fn create(a: &CreateArgs) -> Result<serde_json::Value, Failure> {
         };
         r.generate(now_ms)?
     };
+    let mut out = serde_json::Map::new();
+    out.insert("qr".into(), json!(khqr.as_str()));
+    out.insert("md5".into(), json!(khqr.md5().to_string()));
+    out.insert("tran".into(), json!(khqr.tran_id().as_str()));
+    // The files written, by kind, after the QR's identity.
     if let Some(path) = &a.png {
         write_png(khqr.as_str(), path, &a.image)?;
+        out.insert("png".into(), json!(path.display().to_string()));
     }
-    write_card_svg(
-        khqr.as_str(),
-        &a.card,
-        &a.image,
-        &mut serde_json::Map::new(),
-    )?;
-    serde_json::to_value(CreateOut {
-        qr: khqr.as_str(),
-        md5: khqr.md5().to_string(),
-        tran: khqr.tran_id().as_str(),
-    })
-    .map_err(|e| io_failure("cannot write JSON", &e))
-}
-
-#[derive(Serialize)]
-struct CreateOut<'a> {
-    qr: &'a str,
-    md5: String,
-    tran: &'a str,
+    write_card_svg(khqr.as_str(), &a.card, &a.image, &mut out)?;
+    Ok(serde_json::Value::Object(out))
 }
 
 #[derive(Serialize)]
@@ -415,8 +478,9 @@ fn decode_json(d: &Decoded<'_>) -> serde_json::Value {
     .unwrap_or(serde_json::Value::Null)
 }
 
-/// The payload argument; `-` reads it from stdin, without the line ending that
-/// `echo` adds.
+/// The payload argument; `-` reads it from stdin, trimmed of surrounding
+/// whitespace (the line endings `echo` and editors add; a KHQR never starts or
+/// ends with a space: tag 00 comes first and the CRC last).
 fn payload_arg(arg: &str) -> Result<String, Failure> {
     if arg != "-" {
         return Ok(arg.to_owned());
@@ -425,8 +489,7 @@ fn payload_arg(arg: &str) -> Result<String, Failure> {
     std::io::stdin()
         .read_to_string(&mut s)
         .map_err(|e| io_failure("cannot read the payload from stdin", &e))?;
-    let trimmed = s.strip_suffix('\n').unwrap_or(&s);
-    Ok(trimmed.strip_suffix('\r').unwrap_or(trimmed).to_owned())
+    Ok(s.trim().to_owned())
 }
 
 /// Refuses to draw text that is not a KHQR: it must decode and carry a correct
@@ -446,12 +509,26 @@ fn check_drawable(payload: &str) -> Result<(), Failure> {
         Err(Failure {
             json: json!({"error": {"code": 8, "name": "KHQR_INVALID", "message": message}}),
             message,
+            exit: 1,
         })
     }
 }
 
 fn run(cli: &Cli) -> Result<serde_json::Value, Failure> {
     match &cli.command {
+        Command::Status(a) => {
+            let input = payload_arg(a.payload())?;
+            let done = status::run(a, &input)?;
+            if done.exit == 0 {
+                Ok(done.json)
+            } else {
+                Err(Failure {
+                    message: done.message.unwrap_or_default(),
+                    json: done.json,
+                    exit: done.exit,
+                })
+            }
+        }
         Command::Create(a) => create(a),
         Command::Decode { payload } => {
             let payload = payload_arg(payload)?;
@@ -468,7 +545,8 @@ fn run(cli: &Cli) -> Result<serde_json::Value, Failure> {
                 Ok(_) => Ok(json!({"valid": true})),
                 Err(e) => Err(Failure {
                     json: json!({"valid": false, "error": error_json(&e)}),
-                    message: format!("invalid KHQR: {e}"),
+                    message: format!("invalid KHQR: {}", error_message(&e)),
+                    exit: 1,
                 }),
             }
         }
@@ -509,7 +587,7 @@ fn main() -> ExitCode {
                 std::io::stderr().lock(),
                 &format_args!("khqr: {}", f.message),
             );
-            ExitCode::from(1)
+            ExitCode::from(f.exit)
         }
     }
 }
