@@ -38,6 +38,26 @@ pub struct Record {
     pub payload: String,
     /// When the QR expires (tag 99), in ms since the Unix epoch.
     pub expires_ms: u64,
+    /// Where the checkout page goes once paid (allowed by the operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_url: Option<String>,
+    /// Where the payment webhook is POSTed (checked at create time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+}
+
+/// The state of one webhook delivery, as [`Store::delivery`] found it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Delivered already (by any instance): nothing to do.
+    Done,
+    /// This caller holds the lease until it expires; `attempts` made so far.
+    Leased {
+        /// Attempts made so far (by any instance), carried over restarts.
+        attempts: u32,
+    },
+    /// Another instance holds the lease.
+    Busy,
 }
 
 /// Rate limits and capacity.
@@ -145,6 +165,26 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the store answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes the delivery lease of the webhook for `md5` for `lease_ms` as
+    /// `owner` (one instance at a time), unless it was delivered already or
+    /// another owner holds the lease. With Redis: `SET NX PX`.
+    fn delivery(
+        &self,
+        md5: &str,
+        owner: &str,
+        lease_ms: u64,
+    ) -> impl Future<Output = Result<Delivery, StoreError>> + Send;
+
+    /// Records the outcome of an attempt by the lease holder: `done` (keep the
+    /// mark `keep_ms`, release the lease) or `attempts` so far.
+    fn delivery_update(
+        &self,
+        md5: &str,
+        done: bool,
+        attempts: u32,
+        keep_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 fn nz(n: u32) -> NonZeroU32 {
@@ -181,6 +221,8 @@ pub struct MemoryStore {
     accounts: Option<DefaultKeyedRateLimiter<String>>,
     /// Made once: building a `quanta` clock probes the CPU and is slow.
     clock: DefaultClock,
+    /// Webhook deliveries: md5 -> (done, attempts, lease owner, lease end).
+    deliveries: Mutex<std::collections::HashMap<String, (bool, u32, String, Instant)>>,
 }
 
 impl MemoryStore {
@@ -204,6 +246,7 @@ impl MemoryStore {
             entries,
             owners,
             clock: DefaultClock::default(),
+            deliveries: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -301,6 +344,56 @@ impl Store for MemoryStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn delivery(
+        &self,
+        md5: &str,
+        owner: &str,
+        lease_ms: u64,
+    ) -> Result<Delivery, StoreError> {
+        let mut map = self
+            .deliveries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() > 100_000 {
+            map.retain(|_, v| !v.0);
+        }
+        let now = Instant::now();
+        let e = map
+            .entry(md5.to_owned())
+            .or_insert_with(|| (false, 0, String::new(), now));
+        if e.0 {
+            return Ok(Delivery::Done);
+        }
+        if !e.2.is_empty() && e.2 != owner && e.3 > now {
+            return Ok(Delivery::Busy);
+        }
+        e.2 = owner.to_owned();
+        e.3 = now + Duration::from_millis(lease_ms);
+        Ok(Delivery::Leased { attempts: e.1 })
+    }
+
+    async fn delivery_update(
+        &self,
+        md5: &str,
+        done: bool,
+        attempts: u32,
+        _keep_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut map = self
+            .deliveries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let e = map
+            .entry(md5.to_owned())
+            .or_insert_with(|| (false, 0, String::new(), Instant::now()));
+        e.0 = done;
+        e.1 = attempts;
+        if done {
+            e.2.clear();
+        }
         Ok(())
     }
 }
@@ -515,7 +608,69 @@ impl Store for RedisStore {
             .map(drop)
             .map_err(|e| redis_error(&e))
     }
+
+    async fn delivery(
+        &self,
+        md5: &str,
+        owner: &str,
+        lease_ms: u64,
+    ) -> Result<Delivery, StoreError> {
+        let (code, attempts): (i64, i64) = redis::Script::new(DELIVERY_LUA)
+            .key(format!("{PREFIX}w:{md5}"))
+            .key(format!("{PREFIX}wl:{md5}"))
+            .arg(owner)
+            .arg(lease_ms.max(1))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))?;
+        Ok(match code {
+            0 => Delivery::Done,
+            1 => Delivery::Leased {
+                attempts: u32::try_from(attempts).unwrap_or(0),
+            },
+            _ => Delivery::Busy,
+        })
+    }
+
+    async fn delivery_update(
+        &self,
+        md5: &str,
+        done: bool,
+        attempts: u32,
+        keep_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("HSET")
+            .arg(format!("{PREFIX}w:{md5}"))
+            .arg("done")
+            .arg(u8::from(done))
+            .arg("attempts")
+            .arg(attempts)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(format!("{PREFIX}w:{md5}"))
+            .arg(keep_ms.max(1))
+            .ignore();
+        if done {
+            pipe.cmd("DEL").arg(format!("{PREFIX}wl:{md5}")).ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))
+    }
 }
+
+/// KEYS: delivery hash, lease key. ARGV: owner, lease ms.
+/// Returns `{0, n}` done, `{1, attempts}` leased to owner, `{2, 0}` busy.
+const DELIVERY_LUA: &str = r"
+local v = redis.call('HMGET', KEYS[1], 'done', 'attempts')
+if v[1] == '1' then return {0, 0} end
+local n = tonumber(v[2]) or 0
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then return {2, 0} end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return {1, n}
+";
 
 /// The store the server runs with, chosen at start.
 #[allow(clippy::large_enum_variant)] // one per process
@@ -575,6 +730,31 @@ impl Store for AnyStore {
         match self {
             AnyStore::Memory(s) => s.ping().await,
             AnyStore::Redis(s) => s.ping().await,
+        }
+    }
+
+    async fn delivery(
+        &self,
+        md5: &str,
+        owner: &str,
+        lease_ms: u64,
+    ) -> Result<Delivery, StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.delivery(md5, owner, lease_ms).await,
+            AnyStore::Redis(s) => s.delivery(md5, owner, lease_ms).await,
+        }
+    }
+
+    async fn delivery_update(
+        &self,
+        md5: &str,
+        done: bool,
+        attempts: u32,
+        keep_ms: u64,
+    ) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.delivery_update(md5, done, attempts, keep_ms).await,
+            AnyStore::Redis(s) => s.delivery_update(md5, done, attempts, keep_ms).await,
         }
     }
 }

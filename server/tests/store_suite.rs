@@ -15,6 +15,8 @@ fn record(md5: &str, account: &str, expires_ms: u64) -> Record {
         username: "john".into(),
         payload: format!("payload-{md5}"),
         expires_ms,
+        success_url: None,
+        callback_url: None,
     }
 }
 
