@@ -360,7 +360,7 @@ pub(crate) async fn page(
 <figure class="qr">
 <img id="qr" src="/khqr/qr/stand/{e_tran}" width="420" height="630" alt="KHQR code to pay {e_merchant} {e_amount} {e_currency}: scan it with a Bakong or banking app">
 </figure>
-<p class="expiry">Expires in <time id="countdown" data-expires="{expires}">{mm:02}:{ss:02}</time></p>
+<p class="expiry"{expiry_hidden}>Expires in <time id="countdown" data-expires="{expires}">{mm:02}:{ss:02}</time></p>
 <div id="status" class="status {class}" role="status" aria-live="polite" aria-atomic="true">{text}</div>
 {success}
 <p class="open"><a id="open-bakong" class="button" href="{link_href}"{link_hidden}>Open in Bakong</a></p>
@@ -369,6 +369,7 @@ pub(crate) async fn page(
 </html>
 "#,
         expires = record.expires_ms,
+        expiry_hidden = if current == PageStatus::Pending { "" } else { " hidden" },
         mm = remaining_s / 60,
         ss = remaining_s % 60,
     );
