@@ -231,7 +231,9 @@ async fn deeplink(state: &AppState, record: &Record) -> Option<String> {
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .clone();
-            let req = api.generate_deeplink_by_qr(&record.payload, None, now).ok()?;
+            let req = api
+                .generate_deeplink_by_qr(&record.payload, None, now)
+                .ok()?;
             let resp = state.transport.send(req).await.ok()?;
             parse_deeplink(&resp)
                 .ok()
@@ -300,7 +302,7 @@ pub(crate) async fn page(
         .to_owned();
     let amount = decoded
         .as_ref()
-        .and_then(|d| d.transaction_amount())
+        .and_then(bakong_khqr::Decoded::transaction_amount)
         .unwrap_or("")
         .to_owned();
     let currency = decoded
@@ -369,7 +371,11 @@ pub(crate) async fn page(
 </html>
 "#,
         expires = record.expires_ms,
-        expiry_hidden = if current == PageStatus::Pending { "" } else { " hidden" },
+        expiry_hidden = if current == PageStatus::Pending {
+            ""
+        } else {
+            " hidden"
+        },
         mm = remaining_s / 60,
         ss = remaining_s % 60,
     );
@@ -401,10 +407,9 @@ pub(crate) async fn events(
                 let left = expires_ms.saturating_sub(now_ms());
                 let changed =
                     tokio::time::timeout(Duration::from_millis(left.max(1)), rx.changed()).await;
-                match changed {
-                    Ok(Ok(())) => {}
-                    // Expired while pending, or the watcher ended.
-                    Err(_) | Ok(Err(_)) => {
+                // Expired while pending, or the watcher ended.
+                if !matches!(changed, Ok(Ok(()))) {
+                    {
                         let last = rx.borrow().clone();
                         let fin = if last.is_final() {
                             last

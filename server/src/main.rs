@@ -133,7 +133,11 @@ struct Cli {
     poll_interval_ms: u64,
     /// URL prefix a create's `success_url` may start with (repeat the option,
     /// or comma-separate in the variable); none: `success_url` is refused.
-    #[arg(long = "success-url-allow", env = "KHQR_SUCCESS_URL_ALLOW", value_delimiter = ',')]
+    #[arg(
+        long = "success-url-allow",
+        env = "KHQR_SUCCESS_URL_ALLOW",
+        value_delimiter = ','
+    )]
     success_url_allow: Vec<String>,
     /// File holding the webhook signing secret (else `KHQR_WEBHOOK_SECRET`);
     /// without one, `callback_url` is refused.
@@ -238,13 +242,16 @@ fn main() -> ExitCode {
         .filter(|s| !s.is_empty())
         .collect();
     let secret = match &cli.webhook_secret_file {
-        Some(p) => match std::fs::read_to_string(p) {
-            Ok(t) => Some(t.trim().to_owned()),
-            Err(_) => {
-                eprintln!("khqr-server: cannot read the webhook secret file {}", p.display());
+        Some(p) => {
+            let Ok(t) = std::fs::read_to_string(p) else {
+                eprintln!(
+                    "khqr-server: cannot read the webhook secret file {}",
+                    p.display()
+                );
                 return ExitCode::from(2);
-            }
-        },
+            };
+            Some(t.trim().to_owned())
+        }
         None => std::env::var("KHQR_WEBHOOK_SECRET").ok(),
     };
     config.webhook_secret = secret.filter(|s| !s.is_empty()).map(String::into_bytes);

@@ -83,9 +83,7 @@ pub fn seed_json(status: &TransactionStatus, username: Option<&str>) -> String {
         }
         TransactionStatus::Pending => not_paid("Transaction not found"),
         TransactionStatus::Failed => not_paid("Transaction failed"),
-        TransactionStatus::AmountMismatch(_) => {
-            not_paid("Paid amount or currency is not the QR's")
-        }
+        TransactionStatus::AmountMismatch(_) => not_paid("Paid amount or currency is not the QR's"),
         // StaticQrUnsupported, and any status a later library version adds.
         _ => not_paid("Static KHQR cannot be checked"),
     };

@@ -41,7 +41,7 @@ pub struct Record {
     /// Where the checkout page goes once paid (allowed by the operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub success_url: Option<String>,
-    /// Where the payment webhook is POSTed (checked at create time).
+    /// Where the payment webhook is sent (`POST`) (checked at create time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
 }
@@ -370,7 +370,7 @@ impl Store for MemoryStore {
         if !e.2.is_empty() && e.2 != owner && e.3 > now {
             return Ok(Delivery::Busy);
         }
-        e.2 = owner.to_owned();
+        owner.clone_into(&mut e.2);
         e.3 = now + Duration::from_millis(lease_ms);
         Ok(Delivery::Leased { attempts: e.1 })
     }

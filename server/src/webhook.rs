@@ -275,7 +275,10 @@ async fn attempt(st: &AppState, url: &str, md5: &str, body: &[u8]) -> bool {
         return false;
     };
     if !resolves_allowed(url, st.callback_allow_private).await {
-        tracing::warn!(md5, "webhook: the callback host resolves to a refused address");
+        tracing::warn!(
+            md5,
+            "webhook: the callback host resolves to a refused address"
+        );
         return false;
     }
     let signature = bakong_khqr::webhook::sign(secret, now_ms(), body);

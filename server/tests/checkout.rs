@@ -161,31 +161,57 @@ async fn page_without_javascript_escapes_and_refreshes() {
     assert_eq!(a.status, 200, "{v}");
     let url = v["checkout"].as_str().unwrap().to_owned();
     let md5 = v["md5"].as_str().unwrap().to_owned();
-    assert_eq!(url, format!("{}/khqr/pay/{}", srv.base, v["tran"].as_str().unwrap()));
+    assert_eq!(
+        url,
+        format!("{}/khqr/pay/{}", srv.base, v["tran"].as_str().unwrap())
+    );
     let page = get(&c, &url).await;
     assert_eq!(page.status, 200);
     assert_eq!(page.content_type, "text/html; charset=utf-8");
     let csp = page.header("content-security-policy").unwrap();
-    assert!(csp.starts_with("default-src 'none'; script-src 'self'"), "{csp}");
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'self'"),
+        "{csp}"
+    );
     let html = page.text();
-    assert!(html.contains("Tom &amp; Jerry&#39;s &quot;Shop&quot;"), "escaped name");
+    assert!(
+        html.contains("Tom &amp; Jerry&#39;s &quot;Shop&quot;"),
+        "escaped name"
+    );
     assert!(!html.contains(r#"Jerry's "Shop""#), "no raw name");
     assert!(html.contains(r#"<noscript><meta http-equiv="refresh" content="5"></noscript>"#));
     assert!(html.contains(r#"aria-live="polite""#) && html.contains("Waiting for payment"));
-    assert!(!html.contains("http://") && !html.contains("https://"), "no absolute URL: every asset is ours");
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no absolute URL: every asset is ours"
+    );
     // The deep link is hidden: the fake Bakong gives none.
     assert!(html.contains(r#"id="open-bakong" class="button" href="" hidden"#));
     pay(&fake, &md5);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let html = get(&c, &url).await.text();
-    assert!(html.contains("Paid 2.5 USD at "), "server-rendered paid status");
-    assert!(!html.contains("http-equiv=\"refresh\""), "no refresh once paid");
+    assert!(
+        html.contains("Paid 2.5 USD at "),
+        "server-rendered paid status"
+    );
+    assert!(
+        !html.contains("http-equiv=\"refresh\""),
+        "no refresh once paid"
+    );
     for asset in ["checkout.js", "checkout.css", "khmer.ttf"] {
         let a = get(&c, &format!("{}/khqr/assets/{asset}", srv.base)).await;
         assert_eq!(a.status, 200, "{asset}");
     }
-    assert_eq!(get(&c, &format!("{}/khqr/assets/x.js", srv.base)).await.status, 404);
-    assert_eq!(get(&c, &format!("{}/khqr/pay/nope", srv.base)).await.status, 404);
+    assert_eq!(
+        get(&c, &format!("{}/khqr/assets/x.js", srv.base))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        get(&c, &format!("{}/khqr/pay/nope", srv.base)).await.status,
+        404
+    );
     srv.stop().await;
 }
 
@@ -234,7 +260,10 @@ async fn many_viewers_one_poller() {
         assert!(got.is_ok(), "the stream ends after paid: {text}");
         assert!(text.contains("event: status"), "{text}");
         assert!(text.contains(r#"data: {"status":"pending"}"#), "{text}");
-        assert!(text.contains(r#""status":"paid","amount":"2.5","currency":"USD""#), "{text}");
+        assert!(
+            text.contains(r#""status":"paid","amount":"2.5","currency":"USD""#),
+            "{text}"
+        );
     }
     srv.stop().await;
 }
@@ -245,8 +274,16 @@ async fn success_url_is_checked_against_the_allow_list() {
     let mut config = config_for(&fake);
     config.success_url_allow = vec!["https://shop.example/done".into()];
     let srv = memory_server(config).await;
-    let (s, v) = create_with(&srv.base, &format!("&success_url={}", enc("https://evil.example/"))).await;
-    assert_eq!((s, v["error"].as_str()), (400, Some("invalid_success_url")), "{v}");
+    let (s, v) = create_with(
+        &srv.base,
+        &format!("&success_url={}", enc("https://evil.example/")),
+    )
+    .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("invalid_success_url")),
+        "{v}"
+    );
     let (s, v) = create_with(
         &srv.base,
         &format!("&success_url={}", enc("https://shop.example/done?order=7")),
@@ -272,7 +309,11 @@ async fn private_or_plain_callbacks_are_refused_by_default() {
         "http://shop.example/hook",
     ] {
         let (s, v) = create_with(&srv.base, &format!("&callback_url={}", enc(bad))).await;
-        assert_eq!((s, v["error"].as_str()), (400, Some("invalid_callback_url")), "{bad}: {v}");
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (400, Some("invalid_callback_url")),
+            "{bad}: {v}"
+        );
     }
     let (s, v) = create_with(
         &srv.base,
@@ -288,7 +329,11 @@ async fn private_or_plain_callbacks_are_refused_by_default() {
         &format!("&callback_url={}", enc("https://shop.example/hook")),
     )
     .await;
-    assert_eq!((s, v["error"].as_str()), (400, Some("webhooks_disabled")), "{v}");
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (400, Some("webhooks_disabled")),
+        "{v}"
+    );
     srv.stop().await;
 }
 
@@ -304,7 +349,10 @@ async fn webhook_signed_retried_once_delivered() {
     let md5 = v["md5"].as_str().unwrap().to_owned();
     let tran = v["tran"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(r.seen.lock().unwrap().is_empty(), "nothing before the payment");
+    assert!(
+        r.seen.lock().unwrap().is_empty(),
+        "nothing before the payment"
+    );
     pay(&fake, &md5);
     until(Duration::from_secs(10), "a successful delivery", || {
         !successes(&r).is_empty()
@@ -314,10 +362,17 @@ async fn webhook_signed_retried_once_delivered() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let seen = r.seen.lock().unwrap().clone();
     let statuses: Vec<u16> = seen.iter().map(|s| s.2).collect();
-    assert_eq!(statuses, vec![500, 500, 204], "two failures then one success");
+    assert_eq!(
+        statuses,
+        vec![500, 500, 204],
+        "two failures then one success"
+    );
     for (headers, body, _) in &seen {
         assert_eq!(headers["idempotency-key"].to_str().unwrap(), md5);
-        assert_eq!(headers["content-type"].to_str().unwrap(), "application/json");
+        assert_eq!(
+            headers["content-type"].to_str().unwrap(),
+            "application/json"
+        );
         let sig = headers[SIGNATURE_HEADER].to_str().unwrap();
         let t = verify_webhook_signature(SECRET, sig, body, now_ms()).expect("valid signature");
         assert!(t.abs_diff(now_ms()) < 60_000);
@@ -348,28 +403,28 @@ async fn two_instances_on_one_redis_deliver_once() {
     let redis = Redis::start();
     let fake = fake_bakong().await;
     let backend = Backend::Redis(redis.url.clone());
-    let a = start_server(
+    let one = start_server(
         webhook_config(&fake),
         ServeConfig::default(),
         make_store(&backend, open_limits()).await,
     )
     .await;
-    let b = start_server(
+    let two = start_server(
         webhook_config(&fake),
         ServeConfig::default(),
         make_store(&backend, open_limits()).await,
     )
     .await;
     let (r, hook) = receiver(0).await;
-    let (s, v) = create_with(&a.base, &format!("&callback_url={}", enc(&hook))).await;
+    let (s, v) = create_with(&one.base, &format!("&callback_url={}", enc(&hook))).await;
     assert_eq!(s, 200, "{v}");
     let md5 = v["md5"].as_str().unwrap().to_owned();
     let tran = v["tran"].as_str().unwrap().to_owned();
     // A viewer on B starts B's watcher too: both instances will see "paid".
-    let page = get(&client(None), &format!("{}/khqr/pay/{tran}", b.base)).await;
+    let page = get(&client(None), &format!("{}/khqr/pay/{tran}", two.base)).await;
     assert_eq!(page.status, 200);
     let mut viewer = client(None)
-        .get(format!("{}/khqr/events/{tran}", b.base))
+        .get(format!("{}/khqr/events/{tran}", two.base))
         .send()
         .await
         .unwrap();
@@ -384,11 +439,14 @@ async fn two_instances_on_one_redis_deliver_once() {
     .await
     .expect("B's viewer sees paid");
     assert!(paid_seen.contains(r#""status":"paid""#), "{paid_seen}");
-    until(Duration::from_secs(10), "a delivery", || !successes(&r).is_empty()).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    until(Duration::from_secs(10), "a delivery", || {
+        !successes(&r).is_empty()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let seen = r.seen.lock().unwrap().len();
     assert_eq!(seen, 1, "exactly one delivery from two instances");
-    a.stop().await;
-    b.stop().await;
+    one.stop().await;
+    two.stop().await;
     drop(redis);
 }

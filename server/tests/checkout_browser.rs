@@ -1,5 +1,5 @@
 //! The checkout page in a real browser: Debian's `chromium`, driven headless
-//! over WebDriver (`chromedriver`, started on a free loopback port and killed
+//! over `WebDriver` (`chromedriver`, started on a free loopback port and killed
 //! by PID on drop), against the server and the fake Bakong on 127.0.0.1.
 //!
 //! Screenshots are saved under `target/checkout-screenshots/` as artefacts.
@@ -87,19 +87,18 @@ fn start_driver() -> (Driver, PathBuf) {
 async fn browser(driver: &Driver, chromium: &Path, profile: &Path, phone: bool) -> Client {
     let mut caps = serde_json::Map::new();
     let mut options = json!({
-            "binary": chromium.to_str().unwrap(),
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--hide-scrollbars",
-                format!("--user-data-dir={}", profile.display()),
-                "--window-size=1280,800",
-            ],
-        });
+        "binary": chromium.to_str().unwrap(),
+        "args": [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync",
+            "--disable-dev-shm-usage", "--hide-scrollbars",
+            format!("--user-data-dir={}", profile.display()),
+            "--window-size=1280,800",
+        ],
+    });
     if phone {
-        options["mobileEmulation"] =
-            json!({"deviceMetrics": {"width": 360, "height": 640, "pixelRatio": 2.0, "touch": true}});
+        options["mobileEmulation"] = json!({"deviceMetrics": {"width": 360, "height": 640, "pixelRatio": 2.0, "touch": true}});
     }
     caps.insert("goog:chromeOptions".into(), options);
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -135,7 +134,10 @@ async fn screenshot(c: &Client, name: &str) -> PathBuf {
 async fn viewport(c: &Client, w: u32, h: u32) {
     c.set_window_size(w, h).await.unwrap();
     let got = c
-        .execute("return [innerWidth, innerHeight, outerWidth, outerHeight];", vec![])
+        .execute(
+            "return [innerWidth, innerHeight, outerWidth, outerHeight];",
+            vec![],
+        )
         .await
         .unwrap();
     let v: Vec<u32> = serde_json::from_value(got).unwrap();
@@ -215,11 +217,12 @@ async fn server(fake: &Fake, ttl_ms: u64) -> Server {
 
 async fn create_khmer(base: &str) -> (String, String, String) {
     let c = client(None);
-    let name: String =
-        percent_encode(KHMER_NAME);
+    let name: String = percent_encode(KHMER_NAME);
     let a = get(
         &c,
-        &format!("{base}/khqr/create?amount=1.25&currency=USD&bakongid=shop@abaa&merchantname={name}"),
+        &format!(
+            "{base}/khqr/create?amount=1.25&currency=USD&bakongid=shop@abaa&merchantname={name}"
+        ),
     )
     .await;
     let v = a.json();
@@ -232,7 +235,11 @@ async fn create_khmer(base: &str) -> (String, String, String) {
 }
 
 fn percent_encode(s: &str) -> String {
-    s.bytes().map(|b| format!("%{b:02X}")).collect()
+    use std::fmt::Write as _;
+    s.bytes().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "%{b:02X}");
+        out
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,7 +309,10 @@ async fn checkout_page_in_chromium() {
     wait_status(&c, "Waiting for payment", Duration::from_secs(3)).await;
     let took = wait_status(&c, "Expired", Duration::from_secs(8)).await;
     eprintln!("checkout: pending -> expired shown after {took:?}");
-    assert_eq!(js(&c, "return document.getElementById('open-bakong').hidden;").await, json!(true));
+    assert_eq!(
+        js(&c, "return document.getElementById('open-bakong').hidden;").await,
+        json!(true)
+    );
     screenshot(&c, "checkout-expired-360x640.png").await;
     assert_only_loopback(&c, &short.base).await;
     c.close().await.unwrap();
@@ -324,7 +334,10 @@ async fn checkout_page_in_chromium() {
         )
         .await;
         let f: Vec<f64> = serde_json::from_value(fit.clone()).unwrap();
-        assert!(f[0] <= f[1] && f[2] > 100.0 && f[4] <= f[5], "fits at 1280x800: {fit}");
+        assert!(
+            f[0] <= f[1] && f[2] > 100.0 && f[4] <= f[5],
+            "fits at 1280x800: {fit}"
+        );
         screenshot(&c, "checkout-paid-1280x800.png").await;
         assert_only_loopback(&c, &srv.base).await;
     }
