@@ -3,7 +3,7 @@
 //! whenever it waits for a request head), a cap on connections in all and per
 //! client address, and a graceful drain on shutdown.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -14,7 +14,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tower::ServiceExt;
 
 /// The socket address of the peer, put in every request's extensions.
@@ -30,8 +30,9 @@ pub struct ServeConfig {
     /// Most connections open at once; beyond it the server stops accepting
     /// (new clients wait in the kernel's backlog).
     pub max_connections: usize,
-    /// Most connections open at once from one address (0 = no limit); more are
-    /// closed as soon as accepted. Turn it off behind a load balancer.
+    /// Most connections open at once from one address (0 = no limit); the
+    /// address's next connection closes its oldest one. Turn it off behind a
+    /// load balancer.
     pub max_connections_per_ip: usize,
     /// On shutdown, how long in-flight requests may take to finish.
     pub drain_timeout: Duration,
@@ -49,12 +50,15 @@ impl Default for ServeConfig {
     }
 }
 
-type PerIp = Arc<Mutex<HashMap<IpAddr, usize>>>;
+/// The open connections of each address, oldest first: an id and the signal
+/// that closes it.
+type PerIp = Arc<Mutex<HashMap<IpAddr, VecDeque<(u64, Arc<Notify>)>>>>;
 
-/// Gives back one connection slot of an address when the connection ends.
+/// Takes one connection of an address off the books when it ends.
 struct IpSlot {
     map: PerIp,
     ip: IpAddr,
+    id: u64,
 }
 
 impl Drop for IpSlot {
@@ -63,9 +67,9 @@ impl Drop for IpSlot {
             .map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(n) = map.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(q) = map.get_mut(&self.ip) {
+            q.retain(|(id, _)| *id != self.id);
+            if q.is_empty() {
                 map.remove(&self.ip);
             }
         }
@@ -86,6 +90,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let per_ip: PerIp = Arc::new(Mutex::new(HashMap::new()));
+    let mut next_id = 0u64;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -110,22 +115,28 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // At its cap, an address's new connection closes that address's oldest
+        // one: a client can only displace its own connections, so a slow or idle
+        // flood from one address never locks out the others, nor itself.
+        next_id += 1;
+        let close = Arc::new(Notify::new());
         let slot = if config.max_connections_per_ip > 0 {
             let ip = peer.ip();
             let mut map = per_ip
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let n = map.entry(ip).or_insert(0);
-            if *n >= config.max_connections_per_ip {
-                drop(map);
-                metrics::counter!("khqr_connections_refused_total").increment(1);
-                drop(stream);
-                continue;
+            let q = map.entry(ip).or_default();
+            if q.len() >= config.max_connections_per_ip {
+                if let Some((_, oldest)) = q.pop_front() {
+                    oldest.notify_one();
+                    metrics::counter!("khqr_connections_displaced_total").increment(1);
+                }
             }
-            *n += 1;
+            q.push_back((next_id, close.clone()));
             Some(IpSlot {
                 map: per_ip.clone(),
                 ip,
+                id: next_id,
             })
         } else {
             None
@@ -140,7 +151,10 @@ pub async fn serve(
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let _ = conn.await;
+            tokio::select! {
+                _ = conn => {}
+                () = close.notified() => {}
+            }
             drop(permit);
             drop(slot);
         });

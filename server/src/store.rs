@@ -279,20 +279,23 @@ impl MemoryStore {
         if let Err(l) = self.admit(client, Some(&record.bakong_id)) {
             return Created::Limited(l);
         }
-        if let Some(old) = self.entries.get(tran) {
-            return if old.0.md5 == record.md5 {
-                Created::Stored
-            } else {
-                Created::Collision
-            };
-        }
         let life = record
             .expires_ms
             .saturating_add(self.limits.grace_ms)
             .saturating_sub(now_ms)
             .max(1);
-        self.entries
-            .insert(tran.to_owned(), Arc::new((record.clone(), life)));
+        // One lookup: insert unless present, then look at what was there.
+        let entry = self
+            .entries
+            .entry_by_ref(tran)
+            .or_insert_with(|| Arc::new((record.clone(), life)));
+        if !entry.is_fresh() {
+            return if entry.value().0.md5 == record.md5 {
+                Created::Stored
+            } else {
+                Created::Collision
+            };
+        }
         let queue = self
             .owners
             .get_with(client.to_owned(), || Arc::new(Mutex::new(VecDeque::new())));

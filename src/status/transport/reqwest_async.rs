@@ -126,11 +126,7 @@ impl ReqwestTransport {
                 ReqwestError::Http(e)
             }
         };
-        let mut response = builder
-            .body(request.body)
-            .send()
-            .await
-            .map_err(classify)?;
+        let mut response = builder.body(request.body).send().await.map_err(classify)?;
         let cap = self.config.max_body_bytes;
         let too_large = ReqwestError::BodyTooLarge {
             max_body_bytes: cap,
@@ -293,13 +289,16 @@ mod tests {
     fn paid_and_pending_and_what_was_sent() {
         rt().block_on(async {
             let (base, seen) = fake(vec![
-                canned("200 OK", "Content-Type: application/json\r\n", PAID.as_bytes()),
+                canned(
+                    "200 OK",
+                    "Content-Type: application/json\r\n",
+                    PAID.as_bytes(),
+                ),
                 canned("200 OK", "", PENDING.as_bytes()),
             ])
             .await;
-            let TransactionStatus::Paid(tx) = check(&base, TransportConfig::default())
-                .await
-                .unwrap()
+            let TransactionStatus::Paid(tx) =
+                check(&base, TransportConfig::default()).await.unwrap()
             else {
                 panic!("not paid")
             };
@@ -336,7 +335,9 @@ mod tests {
             let c = TransportConfig::default();
             assert!(matches!(
                 check(&base, c.clone()).await,
-                Err(CheckError::Response(ResponseError::Unauthorized { status: 401 }))
+                Err(CheckError::Response(ResponseError::Unauthorized {
+                    status: 401
+                }))
             ));
             assert!(matches!(
                 check(&base, c.clone()).await,
@@ -350,7 +351,9 @@ mod tests {
             ));
             assert!(matches!(
                 check(&base, c).await,
-                Err(CheckError::Response(ResponseError::ServerError { status: 503 }))
+                Err(CheckError::Response(ResponseError::ServerError {
+                    status: 503
+                }))
             ));
         });
     }
@@ -385,7 +388,9 @@ mod tests {
             assert!(
                 matches!(
                     result,
-                    Err(CheckError::Transport(ReqwestError::Timeout { timeout_ms: 300 }))
+                    Err(CheckError::Transport(ReqwestError::Timeout {
+                        timeout_ms: 300
+                    }))
                 ),
                 "{result:?}"
             );
