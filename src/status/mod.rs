@@ -82,8 +82,8 @@ pub use response::{
     AccountStatus, ApiError, ApiErrorCode, HttpResponse, ListEntry, ResponseError, RetryAfter,
     Transaction, TransactionStatus,
 };
+#[cfg(feature = "reqwest")]
+pub use transport::{ReqwestError, ReqwestTransport};
 pub use transport::{TransportConfig, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS};
 #[cfg(feature = "ureq")]
 pub use transport::{UreqError, UreqTransport};
-#[cfg(feature = "reqwest")]
-pub use transport::{ReqwestError, ReqwestTransport};
