@@ -71,7 +71,18 @@ impl PageStatus {
 /// The open watchers, one per `tran`.
 #[derive(Default)]
 pub(crate) struct Hub {
+    /// `tran` -> its status channel while a watcher runs here.
     watchers: Mutex<HashMap<String, watch::Sender<PageStatus>>>,
+}
+
+impl Hub {
+    /// Whether a watcher for `tran` runs in this process.
+    pub(crate) fn watching(&self, tran: &str) -> bool {
+        self.watchers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(tran)
+    }
 }
 
 /// Subscribes to `tran`'s status, starting its watcher if none runs here.
@@ -149,6 +160,12 @@ async fn watch_tran(
             && now < record.expires_ms.saturating_add(st.grace_ms);
         let done = next.is_final() && !(wants_webhook && matches!(next, PageStatus::Expired));
         if done || (tx.receiver_count() == 0 && !wants_webhook) {
+            if record.callback_url.is_some()
+                && next == PageStatus::Expired
+                && now >= record.expires_ms.saturating_add(st.grace_ms)
+            {
+                let _ = st.store.watch_remove(&tran).await;
+            }
             break;
         }
         let interval = st.poll_interval_ms;

@@ -342,6 +342,9 @@ pub fn app(config: &Config, store: AnyStore) -> Result<App, ConfigError> {
         spawn_token_watch(Arc::downgrade(&state), path);
     }
     spawn_housekeeping(Arc::downgrade(&state));
+    if state.webhook_secret.is_some() {
+        webhook::spawn_resume(Arc::downgrade(&state));
+    }
     let router = Router::new()
         .route("/khqr/create", get(create))
         .route("/khqr/qr/{tran}", get(qr))
@@ -796,7 +799,15 @@ async fn create(
     {
         Ok(Created::Stored) => {
             if record.callback_url.is_some() {
-                // Watch it for the webhook even if nobody opens the page.
+                // Listed in the store so that any instance (or this one after
+                // a restart) delivers it; watched here even if nobody opens the page.
+                let until = record
+                    .expires_ms
+                    .saturating_add(state.grace_ms)
+                    .saturating_add(state.webhook_retry_ms);
+                if let Err(e) = state.store.watch_add(tran.as_str(), until).await {
+                    return store_failed(&e);
+                }
                 drop(checkout::subscribe(&state, tran.as_str(), &record));
             }
         }

@@ -185,6 +185,26 @@ pub trait Store: Send + Sync + 'static {
         attempts: u32,
         keep_ms: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Lists `tran` among the QRs whose webhook is owed until `until_ms` (ms
+    /// since the Unix epoch), so that any instance, or a restarted one, keeps
+    /// watching it.
+    fn watch_add(
+        &self,
+        tran: &str,
+        until_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes `tran` off that list (delivered, or given up).
+    fn watch_remove(&self, tran: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Up to `max` listed QRs still owed at `now_ms`, with their records
+    /// (entries past their time are dropped).
+    fn watch_list(
+        &self,
+        now_ms: u64,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<(String, Record)>, StoreError>> + Send;
 }
 
 fn nz(n: u32) -> NonZeroU32 {
@@ -223,6 +243,8 @@ pub struct MemoryStore {
     clock: DefaultClock,
     /// Webhook deliveries: md5 -> (done, attempts, lease owner, lease end).
     deliveries: Mutex<std::collections::HashMap<String, (bool, u32, String, Instant)>>,
+    /// QRs whose webhook is owed: tran -> until (ms since the Unix epoch).
+    watched: Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl MemoryStore {
@@ -247,6 +269,7 @@ impl MemoryStore {
             owners,
             clock: DefaultClock::default(),
             deliveries: Mutex::new(std::collections::HashMap::new()),
+            watched: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -398,6 +421,41 @@ impl Store for MemoryStore {
             e.2.clear();
         }
         Ok(())
+    }
+
+    async fn watch_add(&self, tran: &str, until_ms: u64) -> Result<(), StoreError> {
+        let mut w = self
+            .watched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if w.len() < 1_000_000 {
+            w.insert(tran.to_owned(), until_ms);
+        }
+        Ok(())
+    }
+
+    async fn watch_remove(&self, tran: &str) -> Result<(), StoreError> {
+        self.watched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(tran);
+        Ok(())
+    }
+
+    async fn watch_list(
+        &self,
+        now_ms: u64,
+        max: usize,
+    ) -> Result<Vec<(String, Record)>, StoreError> {
+        let mut w = self
+            .watched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        w.retain(|_, until| *until > now_ms);
+        Ok(w.keys()
+            .filter_map(|t| self.entries.get(t).map(|e| (t.clone(), e.0.clone())))
+            .take(max)
+            .collect())
     }
 }
 
@@ -661,6 +719,73 @@ impl Store for RedisStore {
             .await
             .map_err(|e| redis_error(&e))
     }
+
+    async fn watch_add(&self, tran: &str, until_ms: u64) -> Result<(), StoreError> {
+        redis::cmd("ZADD")
+            .arg(format!("{PREFIX}wq"))
+            .arg(until_ms)
+            .arg(tran)
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))
+    }
+
+    async fn watch_remove(&self, tran: &str) -> Result<(), StoreError> {
+        redis::cmd("ZREM")
+            .arg(format!("{PREFIX}wq"))
+            .arg(tran)
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))
+    }
+
+    async fn watch_list(
+        &self,
+        now_ms: u64,
+        max: usize,
+    ) -> Result<Vec<(String, Record)>, StoreError> {
+        self.watch_list_now(now_ms, max).await
+    }
+}
+
+impl RedisStore {
+    async fn watch_list_now(
+        &self,
+        now_ms: u64,
+        max: usize,
+    ) -> Result<Vec<(String, Record)>, StoreError> {
+        let key = format!("{PREFIX}wq");
+        let mut conn = self.conn.clone();
+        let (_, trans): ((), Vec<String>) = redis::pipe()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(&key)
+            .arg("-inf")
+            .arg(now_ms)
+            .cmd("ZRANGE")
+            .arg(&key)
+            .arg(0)
+            .arg(max.saturating_sub(1))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| redis_error(&e))?;
+        if trans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = trans.iter().map(|t| format!("{PREFIX}e:{t}")).collect();
+        let values: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| redis_error(&e))?;
+        Ok(trans
+            .into_iter()
+            .zip(values)
+            .filter_map(|(t, v)| {
+                let r = serde_json::from_str(v?.get(32..)?).ok()?;
+                Some((t, r))
+            })
+            .collect())
+    }
 }
 
 /// KEYS: delivery hash, lease key. ARGV: owner, lease ms.
@@ -758,6 +883,31 @@ impl Store for AnyStore {
         match self {
             AnyStore::Memory(s) => s.delivery_update(md5, done, attempts, keep_ms).await,
             AnyStore::Redis(s) => s.delivery_update(md5, done, attempts, keep_ms).await,
+        }
+    }
+
+    async fn watch_add(&self, tran: &str, until_ms: u64) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.watch_add(tran, until_ms).await,
+            AnyStore::Redis(s) => s.watch_add(tran, until_ms).await,
+        }
+    }
+
+    async fn watch_remove(&self, tran: &str) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.watch_remove(tran).await,
+            AnyStore::Redis(s) => s.watch_remove(tran).await,
+        }
+    }
+
+    async fn watch_list(
+        &self,
+        now_ms: u64,
+        max: usize,
+    ) -> Result<Vec<(String, Record)>, StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.watch_list(now_ms, max).await,
+            AnyStore::Redis(s) => s.watch_list(now_ms, max).await,
         }
     }
 }

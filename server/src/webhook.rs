@@ -8,7 +8,9 @@
 //!   secret over the decimal timestamp, a `.`, and the raw body
 //!   ([`bakong_khqr::webhook::sign`]); verify it with
 //!   [`bakong_khqr::webhook::verify_webhook_signature`];
-//! * `Idempotency-Key: <md5>`: the same on every attempt for one payment.
+//! * `Idempotency-Key: <md5>`: the same on every attempt for one payment;
+//! * `KHQR-Attempt: <n>`: 1 for the first attempt, counted across instances
+//!   and restarts.
 //!
 //! Any 2xx answer is success. Anything else (or no answer within the upstream
 //! timeout) is retried with exponential backoff and full jitter
@@ -185,14 +187,52 @@ pub(crate) fn paid(state: &Arc<AppState>, tran: &str, record: &Record, status: &
     let weak = Arc::downgrade(state);
     let md5 = record.md5.clone();
     let url = url.clone();
+    let tran = tran.to_owned();
     tokio::spawn(async move {
         deliver(&weak, &md5, &url, &body).await;
+        if let Some(st) = weak.upgrade() {
+            if let Err(e) = st.store.watch_remove(&tran).await {
+                tracing::warn!(detail = e.detail(), "webhook: cannot unlist the QR");
+            }
+        }
         if let Some(st) = weak.upgrade() {
             st.webhooks
                 .running
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .remove(&md5);
+        }
+    });
+}
+
+/// Every 2 s, watches here the QRs listed in the store as owed a webhook
+/// that no watcher or delivery of this process handles: after a restart, or a
+/// QR created by another instance that stopped.
+pub(crate) fn spawn_resume(state: std::sync::Weak<AppState>) {
+    tokio::spawn(async move {
+        loop {
+            {
+                let Some(st) = state.upgrade() else { return };
+                match st.store.watch_list(now_ms(), 1_000).await {
+                    Ok(list) => {
+                        for (tran, record) in list {
+                            let running = st
+                                .webhooks
+                                .running
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .contains(&record.md5);
+                            if !running && !st.hub.watching(&tran) {
+                                drop(crate::checkout::subscribe(&st, &tran, &record));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(detail = e.detail(), "webhook: cannot list owed webhooks")
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
         }
     });
 }
@@ -250,7 +290,7 @@ async fn deliver(state: &std::sync::Weak<AppState>, md5: &str, url: &str, body: 
             }
             Ok(Delivery::Leased { attempts }) => {
                 let n = attempts.saturating_add(1);
-                let ok = attempt(&st, url, md5, body).await;
+                let ok = attempt(&st, url, md5, body, n).await;
                 metrics::counter!("khqr_webhook_attempts_total", "result" => if ok { "ok" } else { "failed" })
                     .increment(1);
                 let keep = st.webhook_retry_ms.saturating_add(st.grace_ms);
@@ -270,7 +310,7 @@ async fn deliver(state: &std::sync::Weak<AppState>, md5: &str, url: &str, body: 
 }
 
 /// One POST; true on a 2xx answer.
-async fn attempt(st: &AppState, url: &str, md5: &str, body: &[u8]) -> bool {
+async fn attempt(st: &AppState, url: &str, md5: &str, body: &[u8], n: u32) -> bool {
     let Some(secret) = &st.webhook_secret else {
         return false;
     };
@@ -289,6 +329,7 @@ async fn attempt(st: &AppState, url: &str, md5: &str, body: &[u8]) -> bool {
             ("Content-Type", "application/json".to_owned()),
             (bakong_khqr::webhook::SIGNATURE_HEADER, signature),
             ("Idempotency-Key", md5.to_owned()),
+            ("KHQR-Attempt", n.to_string()),
         ],
         body: body.to_vec(),
     };

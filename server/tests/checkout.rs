@@ -450,3 +450,58 @@ async fn two_instances_on_one_redis_deliver_once() {
     two.stop().await;
     drop(redis);
 }
+
+/// A receiver that keeps failing while the instance delivering to it stops; a
+/// new instance on the same Redis picks the webhook up from the store and
+/// carries on counting attempts, then delivers once.
+#[tokio::test]
+async fn a_restart_carries_on_delivering() {
+    let redis = Redis::start();
+    let fake = fake_bakong().await;
+    let backend = Backend::Redis(redis.url.clone());
+    let mut config = webhook_config(&fake);
+    config.upstream_timeout_ms = 1_000;
+    let first = start_server(
+        config.clone(),
+        ServeConfig::default(),
+        make_store(&backend, open_limits()).await,
+    )
+    .await;
+    let (r, hook) = receiver(usize::MAX).await;
+    let (s, v) = create_with(&first.base, &format!("&callback_url={}", enc(&hook))).await;
+    assert_eq!(s, 200, "{v}");
+    let md5 = v["md5"].as_str().unwrap().to_owned();
+    pay(&fake, &md5);
+    until(Duration::from_secs(10), "two failed attempts", || {
+        r.seen.lock().unwrap().len() >= 2
+    })
+    .await;
+    first.stop().await;
+    let before = r.seen.lock().unwrap().len();
+    r.fail_first.store(0, Ordering::SeqCst);
+    let second = start_server(
+        config,
+        ServeConfig::default(),
+        make_store(&backend, open_limits()).await,
+    )
+    .await;
+    until(
+        Duration::from_secs(15),
+        "delivery after the restart",
+        || !successes(&r).is_empty(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = r.seen.lock().unwrap().clone();
+    let attempts: Vec<String> = seen
+        .iter()
+        .map(|s| s.0["khqr-attempt"].to_str().unwrap().to_owned())
+        .collect();
+    let expected: Vec<String> = (1..=seen.len()).map(|n| n.to_string()).collect();
+    assert_eq!(attempts, expected, "attempts carry on across the restart");
+    assert_eq!(successes(&r).len(), 1, "delivered once");
+    assert!(seen.len() > before, "the new instance delivered");
+    assert!(seen.iter().all(|s| s.0["idempotency-key"] == md5.as_str()));
+    second.stop().await;
+    drop(redis);
+}
