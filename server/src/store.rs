@@ -756,7 +756,7 @@ impl RedisStore {
     ) -> Result<Vec<(String, Record)>, StoreError> {
         let key = format!("{PREFIX}wq");
         let mut conn = self.conn.clone();
-        let (_, trans): ((), Vec<String>) = redis::pipe()
+        let ((), trans): ((), Vec<String>) = redis::pipe()
             .cmd("ZREMRANGEBYSCORE")
             .arg(&key)
             .arg("-inf")
