@@ -228,7 +228,7 @@ pub(crate) fn spawn_resume(state: std::sync::Weak<AppState>) {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(detail = e.detail(), "webhook: cannot list owed webhooks")
+                        tracing::warn!(detail = e.detail(), "webhook: cannot list owed webhooks");
                     }
                 }
             }
