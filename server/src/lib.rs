@@ -3,11 +3,14 @@
 //!
 //! | endpoint | answer |
 //! |---|---|
-//! | `GET /khqr/create?amount&bakongid&merchantname[&username][&currency]` | `{status, message, qr, qr_stand, md5, tran}`; `qr`/`qr_stand` are URLs on this server; `currency` is `USD` (the default) or `KHR` |
+//! | `GET /khqr/create?amount&bakongid&merchantname[&username][&currency][&success_url][&callback_url]` | `{status, message, qr, qr_stand, checkout, md5, tran}`; `qr`/`qr_stand` are URLs on this server; `currency` is `USD` (the default) or `KHR` |
 //! | `GET /khqr/qr/{tran}` | the QR as PNG |
 //! | `GET /khqr/qr/stand/{tran}` | the KHQR stand card as PNG |
 //! | `GET\|POST /khqr/check/{tran_id}` (also `/check/{tran_id}`, as the hosted docs' example) | the payment status; `bakongid` in the query or the body |
 //! | `GET\|POST /check_by_md5` | the same by `md5` and `bakongid` |
+//! | `GET /khqr/pay/{tran}` | the checkout page (HTML; see [`checkout`]); `create` returns its URL as `checkout` |
+//! | `GET /khqr/events/{tran}` | the page's live status as server-sent events |
+//! | `GET /khqr/assets/{name}` | the page's script, style sheet and Khmer font |
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness, readiness (store reachable, token present and unexpired), Prometheus metrics |
 //!
 //! * **State** lives behind [`store::Store`]: in memory ([`store::MemoryStore`])
