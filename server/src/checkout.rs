@@ -251,7 +251,11 @@ async fn deeplink(state: &AppState, record: &Record) -> Option<String> {
             let req = api
                 .generate_deeplink_by_qr(&record.payload, None, now)
                 .ok()?;
-            let resp = state.transport.send(req).await.ok()?;
+            // The page waits at most 2 s for it; a slow Bakong hides the button.
+            let resp = tokio::time::timeout(Duration::from_secs(2), state.transport.send(req))
+                .await
+                .ok()?
+                .ok()?;
             parse_deeplink(&resp)
                 .ok()
                 .filter(|l| l.starts_with("https://"))

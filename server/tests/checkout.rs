@@ -505,3 +505,31 @@ async fn a_restart_carries_on_delivering() {
     second.stop().await;
     drop(redis);
 }
+
+/// "Open in Bakong" carries the deep link when Bakong gives one.
+#[tokio::test]
+async fn deep_link_button_when_bakong_gives_one() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = Router::new().route(
+        "/v1/generate_deeplink_by_qr",
+        post(|| async {
+            r#"{"responseCode":0,"responseMessage":"ok","errorCode":null,"data":{"shortLink":"https://bakong.page.link/k3Xq"}}"#
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let fake = fake_bakong().await;
+    let mut config = config_for(&fake);
+    config.bakong_base_url = format!("http://{addr}");
+    let srv = memory_server(config).await;
+    let (s, v) = create_with(&srv.base, "").await;
+    assert_eq!(s, 200, "{v}");
+    let html = get(&client(None), v["checkout"].as_str().unwrap())
+        .await
+        .text();
+    assert!(
+        html.contains(r#"<a id="open-bakong" class="button" href="https://bakong.page.link/k3Xq">Open in Bakong</a>"#),
+        "{html}"
+    );
+    srv.stop().await;
+}
