@@ -3,7 +3,7 @@
 //! (`GET /khqr/assets/{name}`).
 //!
 //! One watcher task per open `tran` per instance serves every viewer: it asks
-//! [`crate::status_of`] (the status cache and coalescing of the status checks)
+//! the server's status check (its status cache and coalescing, as for `check`)
 //! every [`crate::Config::poll_interval_ms`] while anyone watches or a webhook
 //! waits, and publishes the result on a `tokio::sync::watch` channel that each
 //! viewer's event stream reads. No viewer ever calls Bakong itself.
