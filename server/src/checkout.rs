@@ -303,11 +303,20 @@ pub(crate) async fn page(
     let rx = subscribe(&state, &tran, &record);
     let now = now_ms();
     let mut current = rx.borrow().clone();
+    drop(rx);
     if current == PageStatus::Pending {
-        // The first viewer: wait briefly for the watcher's first answer.
-        let mut rx = rx.clone();
-        let _ = tokio::time::timeout(Duration::from_millis(1500), rx.changed()).await;
-        current = rx.borrow().clone();
+        // Ask (through the status cache, coalesced with the watcher's own
+        // call), waiting at most 1.5 s; the page shows pending otherwise.
+        if let Some(md5) = Md5::from_hex(&record.md5) {
+            let asked = tokio::time::timeout(
+                Duration::from_millis(1500),
+                crate::status_of(&state, &md5, Some(&record)),
+            )
+            .await;
+            if let Ok(Ok(s)) = asked {
+                current = page_status(&s, &record, now);
+            }
+        }
     }
     if current == PageStatus::Pending && now >= record.expires_ms {
         current = PageStatus::Expired;
