@@ -3,11 +3,14 @@
 //!
 //! | endpoint | answer |
 //! |---|---|
-//! | `GET /khqr/create?amount&bakongid&merchantname[&username][&currency]` | `{status, message, qr, qr_stand, md5, tran}`; `qr`/`qr_stand` are URLs on this server; `currency` is `USD` (the default) or `KHR` |
+//! | `GET /khqr/create?amount&bakongid&merchantname[&username][&currency][&success_url][&callback_url]` | `{status, message, qr, qr_stand, checkout, md5, tran}`; `qr`/`qr_stand` are URLs on this server; `currency` is `USD` (the default) or `KHR` |
 //! | `GET /khqr/qr/{tran}` | the QR as PNG |
 //! | `GET /khqr/qr/stand/{tran}` | the KHQR stand card as PNG |
 //! | `GET\|POST /khqr/check/{tran_id}` (also `/check/{tran_id}`, as the hosted docs' example) | the payment status; `bakongid` in the query or the body |
 //! | `GET\|POST /check_by_md5` | the same by `md5` and `bakongid` |
+//! | `GET /khqr/pay/{tran}` | the checkout page (HTML; see [`checkout`]); `create` returns its URL as `checkout` |
+//! | `GET /khqr/events/{tran}` | the page's live status as server-sent events |
+//! | `GET /khqr/assets/{name}` | the page's script, style sheet and Khmer font |
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness, readiness (store reachable, token present and unexpired), Prometheus metrics |
 //!
 //! * **State** lives behind [`store::Store`]: in memory ([`store::MemoryStore`])
@@ -36,10 +39,12 @@
 // answer; the size of `Response` does not matter on that path.
 #![allow(clippy::result_large_err)]
 
+pub mod checkout;
 pub mod params;
 pub mod seed;
 mod serve;
 pub mod store;
+pub mod webhook;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -108,6 +113,22 @@ pub struct Config {
     /// Take the client's address from this header's last entry (e.g.
     /// `X-Forwarded-For` behind a proxy you run) instead of the socket's peer.
     pub client_ip_header: Option<String>,
+    /// How often the checkout watcher of an open QR asks for its status, in
+    /// ms (through the status cache, so Bakong sees at most one call per
+    /// [`Config::pending_cache_ms`] per QR).
+    pub poll_interval_ms: u64,
+    /// URL prefixes a `success_url` must start with (none: `success_url` refused).
+    pub success_url_allow: Vec<String>,
+    /// The webhook signing secret (none: `callback_url` refused).
+    pub webhook_secret: Option<Vec<u8>>,
+    /// How long a webhook is retried after the payment is seen, in ms.
+    pub webhook_retry_ms: u64,
+    /// First retry delay of a webhook, in ms (doubles, with jitter, up to 60 s).
+    pub webhook_backoff_ms: u64,
+    /// Allow `callback_url`s on loopback, private and link-local addresses.
+    pub callback_allow_private: bool,
+    /// Allow plain-`http` `callback_url`s (tests, or a receiver on a private network).
+    pub callback_allow_http: bool,
 }
 
 impl Config {
@@ -138,6 +159,13 @@ impl Config {
             max_uri_bytes: 4 * 1024,
             max_header_bytes: 16 * 1024,
             client_ip_header: None,
+            poll_interval_ms: 2_000,
+            success_url_allow: Vec::new(),
+            webhook_secret: None,
+            webhook_retry_ms: 24 * 3600 * 1000,
+            webhook_backoff_ms: 1_000,
+            callback_allow_private: false,
+            callback_allow_http: false,
         }
     }
 }
@@ -183,6 +211,16 @@ struct AppState {
     max_uri_bytes: usize,
     max_header_bytes: usize,
     client_ip_header: Option<header::HeaderName>,
+    hub: checkout::Hub,
+    deeplinks: moka::future::Cache<String, Option<String>>,
+    poll_interval_ms: u64,
+    success_url_allow: Vec<String>,
+    webhooks: webhook::Webhooks,
+    webhook_secret: Option<Vec<u8>>,
+    webhook_retry_ms: u64,
+    webhook_backoff_ms: u64,
+    callback_allow_private: bool,
+    callback_allow_http: bool,
 }
 
 /// A running application: its router, ready for [`serve`].
@@ -289,11 +327,27 @@ pub fn app(config: &Config, store: AnyStore) -> Result<App, ConfigError> {
         max_uri_bytes: config.max_uri_bytes,
         max_header_bytes: config.max_header_bytes,
         client_ip_header,
+        hub: checkout::Hub::default(),
+        deeplinks: moka::future::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(Duration::from_millis(config.qr_ttl_ms.max(1)))
+            .build(),
+        poll_interval_ms: config.poll_interval_ms.max(50),
+        success_url_allow: config.success_url_allow.clone(),
+        webhooks: webhook::Webhooks::default(),
+        webhook_secret: config.webhook_secret.clone(),
+        webhook_retry_ms: config.webhook_retry_ms,
+        webhook_backoff_ms: config.webhook_backoff_ms.max(1),
+        callback_allow_private: config.callback_allow_private,
+        callback_allow_http: config.callback_allow_http,
     });
     if let Some(path) = config.token_file.clone() {
         spawn_token_watch(Arc::downgrade(&state), path);
     }
     spawn_housekeeping(Arc::downgrade(&state));
+    if state.webhook_secret.is_some() {
+        webhook::spawn_resume(Arc::downgrade(&state));
+    }
     let router = Router::new()
         .route("/khqr/create", get(create))
         .route("/khqr/qr/{tran}", get(qr))
@@ -301,6 +355,9 @@ pub fn app(config: &Config, store: AnyStore) -> Result<App, ConfigError> {
         .route("/khqr/check/{tran_id}", get(check_tran).post(check_tran))
         .route("/check/{tran_id}", get(check_tran).post(check_tran))
         .route("/check_by_md5", get(check_by_md5).post(check_by_md5))
+        .route("/khqr/pay/{tran}", get(checkout::page))
+        .route("/khqr/events/{tran}", get(checkout::events))
+        .route("/khqr/assets/{name}", get(checkout::asset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_page))
@@ -502,6 +559,9 @@ fn route_label(path: &str) -> &'static str {
         "/readyz" => "readyz",
         "/metrics" => "metrics",
         p if p.starts_with("/khqr/qr/stand/") => "stand",
+        p if p.starts_with("/khqr/pay/") => "checkout",
+        p if p.starts_with("/khqr/events/") => "events",
+        p if p.starts_with("/khqr/assets/") => "assets",
         p if p.starts_with("/khqr/qr/") => "qr",
         p if p.starts_with("/khqr/check/") || p.starts_with("/check/") => "check",
         _ => "other",
@@ -623,6 +683,7 @@ struct CreatedBody<'a> {
     message: &'a str,
     qr: String,
     qr_stand: String,
+    checkout: String,
     md5: String,
     tran: &'a str,
 }
@@ -677,6 +738,41 @@ async fn create(
         }
         Some(u) => u,
     };
+    let success_url = match p.get("success_url").map(str::trim) {
+        None | Some("") => None,
+        Some(u) if checkout::success_url_allowed(u, &state.success_url_allow) => Some(u.to_owned()),
+        Some(_) => {
+            return bad(
+                StatusCode::BAD_REQUEST,
+                "invalid_success_url",
+                "success_url is not on this server's allow-list",
+            )
+        }
+    };
+    let callback_url = match p.get("callback_url").map(str::trim) {
+        None | Some("") => None,
+        Some(_) if state.webhook_secret.is_none() => {
+            return bad(
+                StatusCode::BAD_REQUEST,
+                "webhooks_disabled",
+                "this server has no webhook secret; callback_url is not accepted",
+            )
+        }
+        Some(u) => match webhook::check_callback_url(
+            u,
+            state.callback_allow_http,
+            state.callback_allow_private,
+        ) {
+            Ok(url) => Some(url.to_string()),
+            Err(e) => {
+                return bad(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_callback_url",
+                    &format!("callback_url {}", e.0),
+                )
+            }
+        },
+    };
     let bakong_id = get("bakongid");
     let now = now_ms();
     let khqr = match KhqrRequest::individual(bakong_id, get("merchantname"))
@@ -696,13 +792,28 @@ async fn create(
         username: username.to_owned(),
         payload: khqr.as_str().to_owned(),
         expires_ms: now.saturating_add(state.qr_ttl_ms),
+        success_url,
+        callback_url,
     };
     match state
         .store
         .create(&client, tran.as_str(), &record, now)
         .await
     {
-        Ok(Created::Stored) => {}
+        Ok(Created::Stored) => {
+            if record.callback_url.is_some() {
+                // Listed in the store so that any instance (or this one after
+                // a restart) delivers it; watched here even if nobody opens the page.
+                let until = record
+                    .expires_ms
+                    .saturating_add(state.grace_ms)
+                    .saturating_add(state.webhook_retry_ms);
+                if let Err(e) = state.store.watch_add(tran.as_str(), until).await {
+                    return store_failed(&e);
+                }
+                drop(checkout::subscribe(&state, tran.as_str(), &record));
+            }
+        }
         Ok(Created::Collision) => {
             return bad(
                 StatusCode::CONFLICT,
@@ -718,6 +829,7 @@ async fn create(
         message: "success",
         qr: format!("{}/khqr/qr/{}", state.public_url, tran.as_str()),
         qr_stand: format!("{}/khqr/qr/stand/{}", state.public_url, tran.as_str()),
+        checkout: format!("{}/khqr/pay/{}", state.public_url, tran.as_str()),
         md5,
         tran: tran.as_str(),
     };

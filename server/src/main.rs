@@ -128,6 +128,35 @@ struct Cli {
     /// Worker threads of the async runtime [default: the CPUs].
     #[arg(long, env = "KHQR_WORKERS")]
     workers: Option<usize>,
+    /// How often the checkout page's watcher asks for an open QR's status, ms.
+    #[arg(long, env = "KHQR_POLL_INTERVAL_MS", default_value_t = 2_000)]
+    poll_interval_ms: u64,
+    /// URL prefix a create's `success_url` may start with (repeat the option,
+    /// or comma-separate in the variable); none: `success_url` is refused.
+    #[arg(
+        long = "success-url-allow",
+        env = "KHQR_SUCCESS_URL_ALLOW",
+        value_delimiter = ','
+    )]
+    success_url_allow: Vec<String>,
+    /// File holding the webhook signing secret (else `KHQR_WEBHOOK_SECRET`);
+    /// without one, `callback_url` is refused.
+    #[arg(long, env = "KHQR_WEBHOOK_SECRET_FILE")]
+    webhook_secret_file: Option<std::path::PathBuf>,
+    /// How long a failing webhook is retried, in seconds.
+    #[arg(long, env = "KHQR_WEBHOOK_RETRY_SECS", default_value_t = 86_400)]
+    webhook_retry_secs: u64,
+    /// First webhook retry delay, ms (doubles with jitter, at most 60 s).
+    #[arg(long, env = "KHQR_WEBHOOK_BACKOFF_MS", default_value_t = 1_000)]
+    webhook_backoff_ms: u64,
+    /// Allow `callback_url`s on loopback, private and link-local addresses
+    /// (a receiver on your own network).
+    #[arg(long, env = "KHQR_CALLBACK_ALLOW_PRIVATE")]
+    callback_allow_private: bool,
+    /// Allow plain-`http` `callback_url`s (only with a receiver you trust the
+    /// path to, e.g. on loopback).
+    #[arg(long, env = "KHQR_CALLBACK_ALLOW_HTTP")]
+    callback_allow_http: bool,
 }
 
 fn now_ms() -> u64 {
@@ -205,6 +234,31 @@ fn main() -> ExitCode {
     config.max_uri_bytes = cli.max_uri_bytes;
     config.max_header_bytes = cli.max_header_bytes;
     config.client_ip_header.clone_from(&cli.client_ip_header);
+    config.poll_interval_ms = cli.poll_interval_ms.max(50);
+    config.success_url_allow = cli
+        .success_url_allow
+        .iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let secret = match &cli.webhook_secret_file {
+        Some(p) => {
+            let Ok(t) = std::fs::read_to_string(p) else {
+                eprintln!(
+                    "khqr-server: cannot read the webhook secret file {}",
+                    p.display()
+                );
+                return ExitCode::from(2);
+            };
+            Some(t.trim().to_owned())
+        }
+        None => std::env::var("KHQR_WEBHOOK_SECRET").ok(),
+    };
+    config.webhook_secret = secret.filter(|s| !s.is_empty()).map(String::into_bytes);
+    config.webhook_retry_ms = cli.webhook_retry_secs.saturating_mul(1000);
+    config.webhook_backoff_ms = cli.webhook_backoff_ms.max(1);
+    config.callback_allow_private = cli.callback_allow_private;
+    config.callback_allow_http = cli.callback_allow_http;
     let serve_config = ServeConfig {
         header_read_timeout: Duration::from_millis(cli.header_timeout_ms.max(1)),
         max_connections: cli.max_connections.max(1),

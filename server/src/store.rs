@@ -38,6 +38,26 @@ pub struct Record {
     pub payload: String,
     /// When the QR expires (tag 99), in ms since the Unix epoch.
     pub expires_ms: u64,
+    /// Where the checkout page goes once paid (allowed by the operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_url: Option<String>,
+    /// Where the payment webhook is sent (`POST`) (checked at create time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+}
+
+/// The state of one webhook delivery, as [`Store::delivery`] found it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Delivered already (by any instance): nothing to do.
+    Done,
+    /// This caller holds the lease until it expires; `attempts` made so far.
+    Leased {
+        /// Attempts made so far (by any instance), carried over restarts.
+        attempts: u32,
+    },
+    /// Another instance holds the lease.
+    Busy,
 }
 
 /// Rate limits and capacity.
@@ -145,6 +165,46 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the store answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes the delivery lease of the webhook for `md5` for `lease_ms` as
+    /// `owner` (one instance at a time), unless it was delivered already or
+    /// another owner holds the lease. With Redis: `SET NX PX`.
+    fn delivery(
+        &self,
+        md5: &str,
+        owner: &str,
+        lease_ms: u64,
+    ) -> impl Future<Output = Result<Delivery, StoreError>> + Send;
+
+    /// Records the outcome of an attempt by the lease holder: `done` (keep the
+    /// mark `keep_ms`, release the lease) or `attempts` so far.
+    fn delivery_update(
+        &self,
+        md5: &str,
+        done: bool,
+        attempts: u32,
+        keep_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Lists `tran` among the QRs whose webhook is owed until `until_ms` (ms
+    /// since the Unix epoch), so that any instance, or a restarted one, keeps
+    /// watching it.
+    fn watch_add(
+        &self,
+        tran: &str,
+        until_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes `tran` off that list (delivered, or given up).
+    fn watch_remove(&self, tran: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Up to `max` listed QRs still owed at `now_ms`, with their records
+    /// (entries past their time are dropped).
+    fn watch_list(
+        &self,
+        now_ms: u64,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<(String, Record)>, StoreError>> + Send;
 }
 
 fn nz(n: u32) -> NonZeroU32 {
@@ -181,6 +241,10 @@ pub struct MemoryStore {
     accounts: Option<DefaultKeyedRateLimiter<String>>,
     /// Made once: building a `quanta` clock probes the CPU and is slow.
     clock: DefaultClock,
+    /// Webhook deliveries: md5 -> (done, attempts, lease owner, lease end).
+    deliveries: Mutex<std::collections::HashMap<String, (bool, u32, String, Instant)>>,
+    /// QRs whose webhook is owed: tran -> until (ms since the Unix epoch).
+    watched: Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl MemoryStore {
@@ -204,6 +268,8 @@ impl MemoryStore {
             entries,
             owners,
             clock: DefaultClock::default(),
+            deliveries: Mutex::new(std::collections::HashMap::new()),
+            watched: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -305,6 +371,91 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn delivery(
+        &self,
+        md5: &str,
+        owner: &str,
+        lease_ms: u64,
+    ) -> Result<Delivery, StoreError> {
+        let mut map = self
+            .deliveries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() > 100_000 {
+            map.retain(|_, v| !v.0);
+        }
+        let now = Instant::now();
+        let e = map
+            .entry(md5.to_owned())
+            .or_insert_with(|| (false, 0, String::new(), now));
+        if e.0 {
+            return Ok(Delivery::Done);
+        }
+        if !e.2.is_empty() && e.2 != owner && e.3 > now {
+            return Ok(Delivery::Busy);
+        }
+        owner.clone_into(&mut e.2);
+        e.3 = now + Duration::from_millis(lease_ms);
+        Ok(Delivery::Leased { attempts: e.1 })
+    }
+
+    async fn delivery_update(
+        &self,
+        md5: &str,
+        done: bool,
+        attempts: u32,
+        _keep_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut map = self
+            .deliveries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let e = map
+            .entry(md5.to_owned())
+            .or_insert_with(|| (false, 0, String::new(), Instant::now()));
+        e.0 = done;
+        e.1 = attempts;
+        if done {
+            e.2.clear();
+        }
+        Ok(())
+    }
+
+    async fn watch_add(&self, tran: &str, until_ms: u64) -> Result<(), StoreError> {
+        let mut w = self
+            .watched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if w.len() < 1_000_000 {
+            w.insert(tran.to_owned(), until_ms);
+        }
+        Ok(())
+    }
+
+    async fn watch_remove(&self, tran: &str) -> Result<(), StoreError> {
+        self.watched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(tran);
+        Ok(())
+    }
+
+    async fn watch_list(
+        &self,
+        now_ms: u64,
+        max: usize,
+    ) -> Result<Vec<(String, Record)>, StoreError> {
+        let mut w = self
+            .watched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        w.retain(|_, until| *until > now_ms);
+        Ok(w.keys()
+            .filter_map(|t| self.entries.get(t).map(|e| (t.clone(), e.0.clone())))
+            .take(max)
+            .collect())
     }
 }
 
@@ -518,7 +669,136 @@ impl Store for RedisStore {
             .map(drop)
             .map_err(|e| redis_error(&e))
     }
+
+    async fn delivery(
+        &self,
+        md5: &str,
+        owner: &str,
+        lease_ms: u64,
+    ) -> Result<Delivery, StoreError> {
+        let (code, attempts): (i64, i64) = redis::Script::new(DELIVERY_LUA)
+            .key(format!("{PREFIX}w:{md5}"))
+            .key(format!("{PREFIX}wl:{md5}"))
+            .arg(owner)
+            .arg(lease_ms.max(1))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))?;
+        Ok(match code {
+            0 => Delivery::Done,
+            1 => Delivery::Leased {
+                attempts: u32::try_from(attempts).unwrap_or(0),
+            },
+            _ => Delivery::Busy,
+        })
+    }
+
+    async fn delivery_update(
+        &self,
+        md5: &str,
+        done: bool,
+        attempts: u32,
+        keep_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("HSET")
+            .arg(format!("{PREFIX}w:{md5}"))
+            .arg("done")
+            .arg(u8::from(done))
+            .arg("attempts")
+            .arg(attempts)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(format!("{PREFIX}w:{md5}"))
+            .arg(keep_ms.max(1))
+            .ignore();
+        if done {
+            pipe.cmd("DEL").arg(format!("{PREFIX}wl:{md5}")).ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))
+    }
+
+    async fn watch_add(&self, tran: &str, until_ms: u64) -> Result<(), StoreError> {
+        redis::cmd("ZADD")
+            .arg(format!("{PREFIX}wq"))
+            .arg(until_ms)
+            .arg(tran)
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))
+    }
+
+    async fn watch_remove(&self, tran: &str) -> Result<(), StoreError> {
+        redis::cmd("ZREM")
+            .arg(format!("{PREFIX}wq"))
+            .arg(tran)
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))
+    }
+
+    async fn watch_list(
+        &self,
+        now_ms: u64,
+        max: usize,
+    ) -> Result<Vec<(String, Record)>, StoreError> {
+        self.watch_list_now(now_ms, max).await
+    }
 }
+
+impl RedisStore {
+    async fn watch_list_now(
+        &self,
+        now_ms: u64,
+        max: usize,
+    ) -> Result<Vec<(String, Record)>, StoreError> {
+        let key = format!("{PREFIX}wq");
+        let mut conn = self.conn.clone();
+        let ((), trans): ((), Vec<String>) = redis::pipe()
+            .cmd("ZREMRANGEBYSCORE")
+            .arg(&key)
+            .arg("-inf")
+            .arg(now_ms)
+            .cmd("ZRANGE")
+            .arg(&key)
+            .arg(0)
+            .arg(max.saturating_sub(1))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| redis_error(&e))?;
+        if trans.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = trans.iter().map(|t| format!("{PREFIX}e:{t}")).collect();
+        let values: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| redis_error(&e))?;
+        Ok(trans
+            .into_iter()
+            .zip(values)
+            .filter_map(|(t, v)| {
+                let r = serde_json::from_str(v?.get(32..)?).ok()?;
+                Some((t, r))
+            })
+            .collect())
+    }
+}
+
+/// KEYS: delivery hash, lease key. ARGV: owner, lease ms.
+/// Returns `{0, n}` done, `{1, attempts}` leased to owner, `{2, 0}` busy.
+const DELIVERY_LUA: &str = r"
+local v = redis.call('HMGET', KEYS[1], 'done', 'attempts')
+if v[1] == '1' then return {0, 0} end
+local n = tonumber(v[2]) or 0
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then return {2, 0} end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return {1, n}
+";
 
 /// The store the server runs with, chosen at start.
 #[allow(clippy::large_enum_variant)] // one per process
@@ -578,6 +858,56 @@ impl Store for AnyStore {
         match self {
             AnyStore::Memory(s) => s.ping().await,
             AnyStore::Redis(s) => s.ping().await,
+        }
+    }
+
+    async fn delivery(
+        &self,
+        md5: &str,
+        owner: &str,
+        lease_ms: u64,
+    ) -> Result<Delivery, StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.delivery(md5, owner, lease_ms).await,
+            AnyStore::Redis(s) => s.delivery(md5, owner, lease_ms).await,
+        }
+    }
+
+    async fn delivery_update(
+        &self,
+        md5: &str,
+        done: bool,
+        attempts: u32,
+        keep_ms: u64,
+    ) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.delivery_update(md5, done, attempts, keep_ms).await,
+            AnyStore::Redis(s) => s.delivery_update(md5, done, attempts, keep_ms).await,
+        }
+    }
+
+    async fn watch_add(&self, tran: &str, until_ms: u64) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.watch_add(tran, until_ms).await,
+            AnyStore::Redis(s) => s.watch_add(tran, until_ms).await,
+        }
+    }
+
+    async fn watch_remove(&self, tran: &str) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.watch_remove(tran).await,
+            AnyStore::Redis(s) => s.watch_remove(tran).await,
+        }
+    }
+
+    async fn watch_list(
+        &self,
+        now_ms: u64,
+        max: usize,
+    ) -> Result<Vec<(String, Record)>, StoreError> {
+        match self {
+            AnyStore::Memory(s) => s.watch_list(now_ms, max).await,
+            AnyStore::Redis(s) => s.watch_list(now_ms, max).await,
         }
     }
 }

@@ -70,7 +70,11 @@ async fn flow(backend: Backend) {
         .map(String::as_str)
         .collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["md5", "message", "qr", "qr_stand", "status", "tran"]);
+    assert_eq!(
+        keys,
+        ["checkout", "md5", "message", "qr", "qr_stand", "status", "tran"]
+    );
+    assert_eq!(created["checkout"], format!("{base}/khqr/pay/{tran}"));
 
     // PNG → payload, with ETag and a Cache-Control that follows the QR's life
     let qr = get(&c, created["qr"].as_str().unwrap()).await;

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{make_store, Backend, Redis};
-use khqr_server::store::{Created, Limits, Record, Store};
+use khqr_server::store::{Created, Delivery, Limits, Record, Store};
 
 fn record(md5: &str, account: &str, expires_ms: u64) -> Record {
     Record {
@@ -15,6 +15,8 @@ fn record(md5: &str, account: &str, expires_ms: u64) -> Record {
         username: "john".into(),
         payload: format!("payload-{md5}"),
         expires_ms,
+        success_url: None,
+        callback_url: None,
     }
 }
 
@@ -197,15 +199,69 @@ async fn suite(backend: Backend) {
         .is_ok());
 }
 
+/// Webhook delivery state: one lease holder at a time, attempts carried over,
+/// done is final; the list of owed webhooks.
+async fn delivery_suite(backend: Backend) {
+    let store = make_store(&backend, Limits::default()).await;
+    let now = now_ms();
+    let m = md5(77);
+    assert_eq!(
+        store.delivery(&m, "one", 300).await.unwrap(),
+        Delivery::Leased { attempts: 0 }
+    );
+    assert_eq!(
+        store.delivery(&m, "two", 300).await.unwrap(),
+        Delivery::Busy
+    );
+    store.delivery_update(&m, false, 2, 60_000).await.unwrap();
+    assert_eq!(
+        store.delivery(&m, "one", 300).await.unwrap(),
+        Delivery::Leased { attempts: 2 },
+        "the holder renews its lease"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        store.delivery(&m, "two", 300).await.unwrap(),
+        Delivery::Leased { attempts: 2 },
+        "an expired lease passes to another owner, with the attempts so far"
+    );
+    store.delivery_update(&m, true, 3, 60_000).await.unwrap();
+    assert_eq!(
+        store.delivery(&m, "one", 300).await.unwrap(),
+        Delivery::Done
+    );
+    assert_eq!(
+        store.delivery(&m, "two", 300).await.unwrap(),
+        Delivery::Done
+    );
+    // Owed webhooks.
+    let r = record(&md5(78), "w@abaa", now + 60_000);
+    assert_eq!(
+        store.create("10.9.0.1", "TW000001", &r, now).await.unwrap(),
+        Created::Stored
+    );
+    store.watch_add("TW000001", now + 60_000).await.unwrap();
+    store.watch_add("TW000002", now + 60_000).await.unwrap(); // no record: skipped
+    store.watch_add("TW000003", now - 1).await.unwrap(); // past: dropped
+    assert_eq!(
+        store.watch_list(now, 100).await.unwrap(),
+        vec![("TW000001".to_owned(), r.clone())]
+    );
+    store.watch_remove("TW000001").await.unwrap();
+    assert!(store.watch_list(now, 100).await.unwrap().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_suite() {
     suite(Backend::Memory).await;
+    delivery_suite(Backend::Memory).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_store_suite() {
     let redis = Redis::start();
     suite(Backend::Redis(redis.url.clone())).await;
+    delivery_suite(Backend::Redis(redis.url.clone())).await;
     // Shared: a second connection (another instance) sees the same QR.
     let a = make_store(&Backend::Redis(redis.url.clone()), Limits::default()).await;
     let b = make_store(&Backend::Redis(redis.url.clone()), Limits::default()).await;

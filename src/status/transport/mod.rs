@@ -74,7 +74,6 @@ impl TransportConfig {
 mod ureq_blocking;
 #[cfg(feature = "ureq")]
 pub use ureq_blocking::{UreqError, UreqTransport};
-// #[cfg(feature = "reqwest")] mod reqwest_async; -> pub use reqwest_async::{ReqwestTransport, ReqwestError};
 #[cfg(feature = "reqwest")]
 mod reqwest_async;
 #[cfg(feature = "reqwest")]
