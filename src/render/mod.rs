@@ -23,6 +23,7 @@ use fast_qr::{Mode, QRBuilder, ECL};
 mod card;
 mod marks;
 mod svg;
+mod symbol;
 mod text;
 
 pub use card::{
@@ -179,6 +180,10 @@ impl QrMatrix {
     /// # Errors
     /// [`RenderError::TooLong`] if no version holds the payload.
     pub fn encode(payload: &str, ecc: Ecc) -> Result<Self, RenderError> {
+        if !payload.is_ascii() {
+            let (size, dark) = symbol::encode_eci_utf8(payload, ecc)?;
+            return Ok(QrMatrix { size, dark });
+        }
         let qr = QRBuilder::new(payload.as_bytes())
             .ecl(ecc.to_fast_qr())
             .mode(Mode::Byte)
