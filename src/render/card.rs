@@ -53,8 +53,8 @@ use tiny_skia::{
 };
 
 use super::marks;
-use super::text::{self, Fonts, Line, Weight};
 use super::symbol::Anatomy;
+use super::text::{self, Fonts, Line, Weight};
 use super::{Ecc, QrMatrix, RenderError};
 use crate::{Currency, Decoded};
 
@@ -627,38 +627,18 @@ fn rounded_rect(w: f32, h: f32, r: f32) -> Option<Path> {
     pb.finish()
 }
 
-/// Decodes a PNG into a premultiplied pixmap.
+/// Decodes a PNG into a premultiplied pixmap with tiny-skia's `png-format`
+/// decoder (the png crate, with its default memory limits), then refuses
+/// logos over [`MAX_LOGO_SIDE`] pixels a side.
 fn decode_png(bytes: &[u8]) -> Result<Pixmap, RenderError> {
-    let image = |e: &dyn std::fmt::Display| RenderError::Image(e.to_string());
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-    decoder.set_transformations(png::Transformations::normalize_to_color8());
-    let mut reader = decoder.read_info().map_err(|e| image(&e))?;
-    let (w, h) = (reader.info().width, reader.info().height);
+    let img = Pixmap::decode_png(bytes).map_err(|e| RenderError::Image(e.to_string()))?;
+    let (w, h) = (img.width(), img.height());
     if w > MAX_LOGO_SIDE || h > MAX_LOGO_SIDE {
         return Err(RenderError::Image(format!(
             "logo of {w}×{h} pixels is larger than {MAX_LOGO_SIDE} a side"
         )));
     }
-    let size = reader
-        .output_buffer_size()
-        .ok_or_else(|| RenderError::Image("logo too large".into()))?;
-    let mut buf = vec![0; size];
-    let info = reader.next_frame(&mut buf).map_err(|e| image(&e))?;
-    let channels = info.color_type.samples();
-    let mut rgba = Vec::with_capacity(w as usize * h as usize * 4);
-    for px in buf.chunks_exact(channels).take(w as usize * h as usize) {
-        let (r, g, b, a) = match *px {
-            [v] => (v, v, v, 255),
-            [v, a] => (v, v, v, a),
-            [r, g, b] => (r, g, b, 255),
-            [r, g, b, a] => (r, g, b, a),
-            _ => (0, 0, 0, 0),
-        };
-        let pm = |c: u8| ((u16::from(c) * u16::from(a) + 127) / 255) as u8;
-        rgba.extend_from_slice(&[pm(r), pm(g), pm(b), a]);
-    }
-    let size = IntSize::from_wh(w, h).ok_or_else(|| RenderError::Image("empty logo".into()))?;
-    Pixmap::from_vec(rgba, size).ok_or_else(|| RenderError::Image("logo size mismatch".into()))
+    Ok(img)
 }
 
 /// Draws `img` scaled into `dest` (bicubic: it is a logo, not the QR).
@@ -916,10 +896,20 @@ pub fn card_png(payload: &str, options: &CardOptions) -> Result<Vec<u8>, RenderE
             }
         }
     }
-    encode_rgba(&canvas)
+    encode_rgba(&canvas, options.scale)
 }
 
-fn encode_rgba(canvas: &Pixmap) -> Result<Vec<u8>, RenderError> {
+/// Pixels per metre of a card at `scale`: 75 dpi per unit of scale, so that
+/// every scale prints at the same size, 4 × 5.8 inches (101.6 × 147.3 mm,
+/// about A6: 105 × 148 mm); scale 4 is 300 dpi.
+fn pixels_per_metre(scale: u32) -> u32 {
+    (f64::from(scale) * 75.0 / 0.0254).round() as u32
+}
+
+/// Writes the card as an 8-bit RGBA PNG with a pHYs chunk. The png crate is
+/// used directly, not tiny-skia's `Pixmap::encode_png`: that one cannot write
+/// pHYs nor choose the compression.
+fn encode_rgba(canvas: &Pixmap, scale: u32) -> Result<Vec<u8>, RenderError> {
     let mut rgba = Vec::with_capacity(canvas.data().len());
     for p in canvas.pixels() {
         if p.alpha() == 255 {
@@ -934,7 +924,15 @@ fn encode_rgba(canvas: &Pixmap) -> Result<Vec<u8>, RenderError> {
         let mut enc = png::Encoder::new(&mut out, canvas.width(), canvas.height());
         enc.set_color(png::ColorType::Rgba);
         enc.set_depth(png::BitDepth::Eight);
-        enc.set_compression(png::Compression::Balanced);
+        // Fast (fdeflate): about 0.8 ms at scale 2 against 5.8 ms for
+        // Balanced, at about twice the bytes (still under 40 KB at scale 2).
+        enc.set_compression(png::Compression::Fast);
+        let ppm = pixels_per_metre(scale);
+        enc.set_pixel_dims(Some(png::PixelDimensions {
+            xppu: ppm,
+            yppu: ppm,
+            unit: png::Unit::Meter,
+        }));
         let mut wr = enc
             .write_header()
             .map_err(|e| RenderError::Png(e.to_string()))?;
@@ -972,6 +970,22 @@ mod tests {
                     Err(RenderError::Field { tag: 54, .. })
                 ),
                 "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn scale_4_prints_at_300_dpi() {
+        assert_eq!(pixels_per_metre(4), 11_811);
+        assert_eq!(pixels_per_metre(1), 2_953);
+        // Same physical size at every scale, within a pixel.
+        let inches =
+            |s: u32| f64::from(CARD_WIDTH_1X * s) / (f64::from(pixels_per_metre(s)) * 0.0254);
+        for s in 1..=MAX_SCALE {
+            assert!(
+                (inches(s) - 4.0).abs() < 0.002,
+                "scale {s}: {} in",
+                inches(s)
             );
         }
     }

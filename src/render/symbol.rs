@@ -9,6 +9,11 @@
 //! table comes from the `qrcode` crate's `ec::construct_codewords`, probed
 //! below), ECI §7.4.2.
 
+// The anatomy is used by the card only.
+#![cfg_attr(not(feature = "card"), allow(dead_code))]
+// Symbol sides are 21–177 modules (checked in `version_of`), far inside i16.
+#![allow(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
+
 use qrcode::{bits::Bits, EcLevel, QrCode, Version};
 
 use super::{Ecc, RenderError};
@@ -84,8 +89,8 @@ impl Anatomy {
         let mut function = vec![false; size * size];
         for y in 0..w {
             for x in 0..w {
-                let version_info =
-                    v >= 7 && ((x >= w - 11 && x < w - 8 && y < 6) || (y >= w - 11 && y < w - 8 && x < 6));
+                let version_info = v >= 7
+                    && ((x >= w - 11 && x < w - 8 && y < 6) || (y >= w - 11 && y < w - 8 && x < 6));
                 function[y as usize * size + x as usize] =
                     version_info || qrcode::canvas::is_functional(version, w, x, y);
             }
@@ -95,7 +100,7 @@ impl Anatomy {
         // then downwards, skipping the vertical timing column.
         let mut codeword = vec![None; size * size];
         let mut bit = 0usize;
-        let mut x = size as isize - 1;
+        let mut x = size.cast_signed() - 1;
         let mut upward = true;
         while x > 0 {
             if x == 6 {
@@ -103,7 +108,8 @@ impl Anatomy {
             }
             for i in 0..size {
                 let y = if upward { size - 1 - i } else { i };
-                for col in [x as usize, x as usize - 1] {
+                let x = x.cast_unsigned();
+                for col in [x, x - 1] {
                     let at = y * size + col;
                     if !function[at] {
                         let cw = bit / 8;

@@ -1,5 +1,5 @@
 //! The scannability harness: three independent QR decoders (rqrr, rxing — the
-//! Rust port of ZXing — and zbar's `zbarimg`), deterministic camera-like
+//! Rust port of `ZXing` — and zbar's `zbarimg`), deterministic camera-like
 //! conditions written here, and the corpus of payloads the read rates are
 //! measured on. Shared by `tests/scan.rs` and `examples/scan_report.rs`.
 
@@ -143,7 +143,9 @@ pub fn blur(img: &Grey, sigma: f32) -> Grey {
         .map(|i| (-((i * i) as f32) / (2.0 * sigma * sigma)).exp())
         .collect();
     let sum: f32 = k.iter().sum();
-    k.iter_mut().for_each(|v| *v /= sum);
+    for v in &mut k {
+        *v /= sum;
+    }
     let (w, h) = (img.width as isize, img.height as isize);
     let mut tmp = vec![0f32; img.px.len()];
     for y in 0..h {
@@ -230,7 +232,7 @@ pub fn dim(img: &Grey) -> Grey {
     Grey { px, ..*img }
 }
 
-/// A small deterministic generator (SplitMix64).
+/// A small deterministic generator (`SplitMix64`).
 struct Rng(u64);
 
 impl Rng {
@@ -348,7 +350,7 @@ impl Condition {
 pub enum Decoder {
     /// `rqrr` (a Rust port of quirc).
     Rqrr,
-    /// `rxing`, the Rust port of ZXing, with the try-harder hint.
+    /// `rxing`, the Rust port of `ZXing`, with the try-harder hint.
     Rxing,
     /// zbar's `zbarimg` program.
     Zbar,
@@ -370,9 +372,8 @@ impl Decoder {
 /// The texts rqrr reads in `img`.
 #[must_use]
 pub fn rqrr_read(img: &Grey) -> Vec<String> {
-    let mut p = rqrr::PreparedImage::prepare_from_greyscale(img.width, img.height, |x, y| {
-        img.at(x, y)
-    });
+    let mut p =
+        rqrr::PreparedImage::prepare_from_greyscale(img.width, img.height, |x, y| img.at(x, y));
     p.detect_grids()
         .into_iter()
         .filter_map(|g| g.decode().ok().map(|(_, s)| s))
@@ -472,7 +473,6 @@ pub fn zbar_read_all(images: &[Grey], dir: &Path) -> Vec<Vec<String>> {
         "zbarimg missed a separator symbol: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut files = files;
     files.dedup();
     for f in files {
         let _ = std::fs::remove_file(f);
@@ -483,8 +483,8 @@ pub fn zbar_read_all(images: &[Grey], dir: &Path) -> Vec<Vec<String>> {
 /// A scratch directory under the target dir, unique to this process and `tag`.
 #[must_use]
 pub fn scratch(tag: &str) -> PathBuf {
-    let base = std::env::var_os("CARGO_TARGET_TMPDIR")
-        .map_or_else(std::env::temp_dir, PathBuf::from);
+    let base =
+        std::env::var_os("CARGO_TARGET_TMPDIR").map_or_else(std::env::temp_dir, PathBuf::from);
     base.join(format!("khqr-scan-{}-{tag}", std::process::id()))
 }
 
@@ -565,14 +565,22 @@ pub fn generated() -> Vec<String> {
     let mut out = Vec::new();
     for (i, name) in names.iter().enumerate() {
         for currency in [Currency::Usd, Currency::Khr] {
-            let amount = if currency == Currency::Usd { "1234.56" } else { "1250000" };
+            let amount = if currency == Currency::Usd {
+                "1234.56"
+            } else {
+                "1250000"
+            };
             let s = Request::individual("jonhsmith@nbcq", *name)
                 .currency(currency)
                 .generate(NOW)
                 .expect("static");
             out.push(s.as_str().to_owned());
             let d = Request::merchant("shop_12345@aclb", *name, "M-0001", "ACLEDA")
-                .merchant_city(if i % 2 == 0 { "Siem Reap" } else { "សៀមរាប" })
+                .merchant_city(if i % 2 == 0 {
+                    "Siem Reap"
+                } else {
+                    "សៀមរាប"
+                })
                 .currency(currency)
                 .amount(amount)
                 .bill_number("INV-2024-000123")

@@ -1,7 +1,7 @@
 //! What is scanned: the plain QR PNG and the card at each scale with each
 //! centre icon, each drawn with the library's defaults otherwise.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::cast_precision_loss)]
 
 use bakong_khqr::render::{card_layout, card_png, qr_png, CardOptions, CentreIcon, QrOptions};
 
@@ -105,6 +105,37 @@ impl Variant {
                 let png = card_png(payload, &o).expect("card");
                 (Grey::from_png(&png), l.modules * l.module_px)
             }
+        }
+    }
+}
+
+impl Variant {
+    /// Like [`Variant::draw`], cropped to the QR with its quiet zone (a card's
+    /// `layout.qr`): what a phone frames. The pixels are the card's own.
+    #[must_use]
+    pub fn draw_framed(&self, payload: &str) -> Grey {
+        let (img, _) = self.draw(payload);
+        let Variant::Card { scale, icon } = self else {
+            return img;
+        };
+        let o = CardOptions::default()
+            .scale(*scale)
+            .centre_icon(icon.centre_icon());
+        let q = card_layout(payload, &o).expect("card layout").qr;
+        let (x0, y0, w, h) = (
+            q.x as usize,
+            q.y as usize,
+            q.width as usize,
+            q.height as usize,
+        );
+        let mut px = Vec::with_capacity(w * h);
+        for y in y0..y0 + h {
+            px.extend_from_slice(&img.px[y * img.width + x0..y * img.width + x0 + w]);
+        }
+        Grey {
+            width: w,
+            height: h,
+            px,
         }
     }
 }
