@@ -183,11 +183,12 @@ fn blocks(version: Version, ecc: Ecc) -> Option<(Vec<u16>, usize, usize)> {
         .map(|(&l, &h)| usize::from(h) << 8 | usize::from(l))
         .collect();
     // The first round of the interleave takes byte 0 of every block: the
-    // block starts, ascending; it ends where the order stops ascending.
+    // block starts, ascending; it ends where the order first descends (to
+    // byte 1 of block 0). An order that never descends is a single block.
     let n = order
         .windows(2)
         .position(|w| w[1] < w[0])
-        .map_or(order.len(), |p| p + 1);
+        .map_or(1, |p| p + 1);
     let starts = &order[..n];
     let block_of_data = |i: usize| starts.iter().rposition(|&s| s <= i).unwrap_or(0) as u16;
     let mut block_of: Vec<u16> = order.iter().map(|&i| block_of_data(i)).collect();
