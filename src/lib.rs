@@ -151,7 +151,9 @@
 //! | feature | what it adds | pulls in |
 //! |---|---|---|
 //! | (none) | payloads, MD5, decode, verify | `crc`, `md-5` |
-//! | `render` | [`render`]: the plain QR as PNG or SVG, the KHQR card PNG | `fast_qr`, `png`, `tiny-skia`, `rustybuzz`, `fontdue` |
+//! | `qr` | [`render`]'s plain QR: matrix, PNG, SVG | `fast_qr`, `qrcode`, `png` |
+//! | `card` | `qr` plus the KHQR card PNG (`render::card_png`) | `tiny-skia`, `rustybuzz`, `fontdue` |
+//! | `render` | both: `qr` and `card` | — |
 //! | `serde` | [`json`]: requests in the SDK's JSON shape; [`SdkFields`] serialises | `serde`, `serde_json` |
 //! | `status` | [`status`]: Bakong Open API requests and answers, `StatusChecker`, polling, `SystemClock` | `serde`, `serde_json`, `base64` |
 //! | `http` | conversions between `status::HttpRequest`/`HttpResponse` and the `http` crate's `Request<Vec<u8>>`/`Response<Vec<u8>>` | `status`, `http` |
@@ -186,7 +188,7 @@ mod verify;
 
 #[cfg(feature = "serde")]
 pub mod json;
-#[cfg(feature = "render")]
+#[cfg(feature = "qr")]
 pub mod render;
 #[cfg(feature = "serde")]
 mod serde_impls;

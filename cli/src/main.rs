@@ -35,7 +35,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a KHQR: prints {"qr","md5","tran"}; --png, --stand, --svg also write the QR, the card, the SVG.
+    /// Create a KHQR: prints {"qr","md5","tran"}; --png, --card, --svg also write the QR, the card, the SVG.
     Create(Box<CreateArgs>),
     /// Decode a KHQR string: the official SDK's 25 fields plus every raw tag.
     Decode {
@@ -56,7 +56,7 @@ enum Command {
     /// Ask Bakong whether a KHQR (or an MD5) was paid: prints {"status",...}; --wait polls until paid or expired.
     Status(Box<status::StatusArgs>),
     /// Draw any KHQR string as a QR PNG, a KHQR card PNG and/or a QR SVG.
-    #[command(group(clap::ArgGroup::new("out").args(["png", "stand", "svg"]).required(true).multiple(true)))]
+    #[command(group(clap::ArgGroup::new("out").args(["png", "card", "svg"]).required(true).multiple(true)))]
     Render {
         /// The KHQR string (`-` reads it from stdin).
         payload: String,
@@ -106,9 +106,10 @@ enum IconArg {
 
 #[derive(Args)]
 struct CardArgs {
-    /// Also write the branded KHQR card ("stand") PNG to this file.
-    #[arg(long)]
-    stand: Option<PathBuf>,
+    /// Also write the branded KHQR card PNG to this file (`--stand` is an old
+    /// name for it).
+    #[arg(long, alias = "stand")]
+    card: Option<PathBuf>,
     /// Also write the plain QR as SVG to this file.
     #[arg(long)]
     svg: Option<PathBuf>,
@@ -313,7 +314,7 @@ fn write_card_svg(
     image: &ImageArgs,
     out: &mut serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), Failure> {
-    if let Some(path) = &card.stand {
+    if let Some(path) = &card.card {
         let icon = match card.icon {
             IconArg::Currency => CentreIcon::Currency,
             IconArg::Bakong => CentreIcon::BakongRed,
@@ -324,6 +325,7 @@ fn write_card_svg(
             card_png(payload, &options).map_err(|e| io_failure("cannot draw the card", &e))?;
         std::fs::write(path, png)
             .map_err(|e| io_failure(&format!("cannot write {}", path.display()), &e))?;
+        // The JSON key keeps its first name: scripts read it.
         out.insert("stand".into(), json!(path.display().to_string()));
     }
     if let Some(path) = &card.svg {

@@ -1,5 +1,5 @@
-//! The plain QR code of a payload, as a module matrix, a PNG or an SVG, and the
-//! branded KHQR card (feature `render`).
+//! The plain QR code of a payload, as a module matrix, a PNG or an SVG (feature
+//! `qr`), and the branded KHQR card (feature `card`; `render` is both).
 //!
 //! The symbol is encoded with [`fast_qr`] in **byte mode** (the payload's UTF-8
 //! bytes, so Khmer text scans back exactly) at error-correction level M by
@@ -20,11 +20,16 @@ use core::fmt;
 
 use fast_qr::{Mode, QRBuilder, ECL};
 
+#[cfg(feature = "card")]
 mod card;
+#[cfg(feature = "card")]
 mod marks;
 mod svg;
+mod symbol;
+#[cfg(feature = "card")]
 mod text;
 
+#[cfg(feature = "card")]
 pub use card::{
     card_layout, card_png, CardLayout, CardOptions, CentreIcon, PxRect, CARD_HEIGHT_1X,
     CARD_WIDTH_1X, KHQR_RED, MAX_SCALE,
@@ -179,6 +184,10 @@ impl QrMatrix {
     /// # Errors
     /// [`RenderError::TooLong`] if no version holds the payload.
     pub fn encode(payload: &str, ecc: Ecc) -> Result<Self, RenderError> {
+        if !payload.is_ascii() {
+            let (size, dark) = symbol::encode_eci_utf8(payload, ecc)?;
+            return Ok(QrMatrix { size, dark });
+        }
         let qr = QRBuilder::new(payload.as_bytes())
             .ecl(ecc.to_fast_qr())
             .mode(Mode::Byte)
