@@ -261,56 +261,16 @@ fn field_error(tag: u8, reason: &'static str) -> RenderError {
     RenderError::Field { tag, reason }
 }
 
-/// Groups digits in threes with commas: `1250000` → `1,250,000`.
-fn group(int: &str) -> String {
-    let mut out = String::with_capacity(int.len() + int.len() / 3);
-    for (i, c) in int.chars().enumerate() {
-        if i > 0 && (int.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Formats tag 54 for reading: USD with two decimals (`1234.5` → `1,234.50`),
-/// KHR whole (`1250000` → `1,250,000`; non-zero decimals kept). `None` for zero.
+/// Formats tag 54 for reading through [`Amount::grouped`], the one place that
+/// formats money: USD with two decimals (`1234.5` → `1,234.50`), KHR whole
+/// (`1250000` → `1,250,000`; non-zero decimals kept). `None` for zero.
 fn format_amount(raw: &str, currency: Currency) -> Result<Option<String>, RenderError> {
-    let bad = || field_error(54, "the amount is not a decimal number");
-    let (int, frac) = raw.split_once('.').unwrap_or((raw, ""));
-    if int.is_empty()
-        || !int.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-        || (raw.contains('.') && frac.is_empty())
-    {
-        return Err(bad());
-    }
-    if raw.len() > crate::MAX_AMOUNT_LEN {
-        return Err(field_error(54, "the amount is longer than 13 characters"));
-    }
-    let int = int.trim_start_matches('0');
-    let int = if int.is_empty() { "0" } else { int };
-    let frac = frac.trim_end_matches('0');
-    if int == "0" && frac.is_empty() {
-        return Ok(None);
-    }
-    let mut out = group(int);
-    match currency {
-        Currency::Usd => {
-            out.push('.');
-            out.push_str(frac);
-            for _ in frac.len()..2 {
-                out.push('0');
-            }
-        }
-        Currency::Khr => {
-            if !frac.is_empty() {
-                out.push('.');
-                out.push_str(frac);
-            }
-        }
-    }
-    Ok(Some(out))
+    crate::Amount::grouped(raw, currency).map_err(|_| {
+        field_error(
+            54,
+            "the amount is not a decimal number of at most 13 characters",
+        )
+    })
 }
 
 /// Ink box of `line` drawn with its pen at `(x, baseline)`; empty at the pen for no ink.
