@@ -526,7 +526,7 @@ pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec
 const NOW: u64 = 1_700_000_000_000;
 
 /// The payloads the rates are measured on: every QR string of the golden
-/// vectors (`$KHQR_VECTORS` or `../shared/vectors`, as the other tests read
+/// vectors (`$KHQR_VECTORS` or `tests/data`, as the other tests read
 /// them; real bank samples, generated and verify vectors, deduplicated) plus
 /// payloads made here for the cases the vectors miss. `card_ok` filters to the
 /// ones a card can show.
