@@ -155,9 +155,10 @@
 //! | `card` | `qr` plus the KHQR card PNG (`render::card_png`) | `tiny-skia`, `rustybuzz`, `fontdue` |
 //! | `render` | both: `qr` and `card` | — |
 //! | `serde` | [`json`]: requests in the SDK's JSON shape; [`SdkFields`] serialises | `serde`, `serde_json` |
-//! | `status` | [`status`]: Bakong Open API requests and answers, `StatusChecker`, polling, `SystemClock` | `serde`, `serde_json`, `base64` |
+//! | `status` | [`status`]: Bakong Open API requests and answers, `StatusChecker`, polling, `SystemClock` | `serde`, `serde_json`, `base64`, `httpdate` |
 //! | `http` | conversions between `status::HttpRequest`/`HttpResponse` and the `http` crate's `Request<Vec<u8>>`/`Response<Vec<u8>>` | `status`, `http` |
 //! | `ureq` | `status::UreqTransport`, a ready blocking transport (rustls) | `http`, `ureq` |
+//! | `reqwest` | `status::ReqwestTransport`, a ready async transport (rustls) | `status`, `reqwest` |
 //! | `webhook` | [`webhook`]: sign and verify payment webhooks (HMAC-SHA256) | `hmac`, `sha2` |
 //! | `std` (default) | `std::error::Error`, [`now_ms`]; without it the core is `no_std` + `alloc` | — |
 //!

@@ -119,12 +119,15 @@ pub fn check_md5<C: StatusChecker + ?Sized>(
 /// ```
 ///
 /// # Errors
-/// As [`check_md5`].
+/// [`CheckError::Khqr`] before anything is sent when `payload` does not decode
+/// as a KHQR ([`crate::decode`]: a stray newline, an MD5 given by mistake);
+/// otherwise as [`check_md5`].
 pub fn check_khqr<C: StatusChecker + ?Sized>(
     checker: &C,
     api: &Api,
     payload: &str,
 ) -> Result<TransactionStatus, CheckError<C::Error>> {
+    crate::decode(payload).map_err(CheckError::Khqr)?;
     check_md5(checker, api, &Md5::of(payload)).map(|status| against_qr(status, payload))
 }
 
@@ -157,12 +160,14 @@ pub async fn check_md5_async<C: AsyncStatusChecker + ?Sized>(
 /// currency is not the QR's is [`TransactionStatus::AmountMismatch`].
 ///
 /// # Errors
-/// As [`check_md5`].
+/// As [`check_khqr`]: [`CheckError::Khqr`] for a payload that is not a KHQR,
+/// otherwise as [`check_md5`].
 pub async fn check_khqr_async<C: AsyncStatusChecker + ?Sized>(
     checker: &C,
     api: &Api,
     payload: &str,
 ) -> Result<TransactionStatus, CheckError<C::Error>> {
+    crate::decode(payload).map_err(CheckError::Khqr)?;
     check_md5_async(checker, api, &Md5::of(payload))
         .await
         .map(|status| against_qr(status, payload))
@@ -595,6 +600,26 @@ mod tests {
             Err(CheckError::Request(RequestError::MissingToken))
         );
         assert_eq!(script.seen.borrow().len(), 2);
+    }
+
+    #[test]
+    fn check_refuses_what_is_not_a_khqr_before_sending() {
+        let k = khqr();
+        let script = Script::new(vec![Ok(paid())]);
+        for not_khqr in [
+            "hello".to_owned(),
+            k.md5().to_string(),
+            format!("{}\n", k.as_str()),
+        ] {
+            assert!(
+                matches!(
+                    check_khqr(&script, &api(), &not_khqr),
+                    Err(CheckError::Khqr(_))
+                ),
+                "{not_khqr:?}"
+            );
+        }
+        assert!(script.seen.borrow().is_empty());
     }
 
     #[test]

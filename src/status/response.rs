@@ -279,7 +279,9 @@ impl ApiError {
 pub enum RetryAfter {
     /// Wait this many seconds.
     Seconds(u64),
-    /// Wait until this HTTP date (kept as text: the library reads no clock).
+    /// Wait until this HTTP date (RFC 9110 §5.6.7, checked to be one; kept as
+    /// the text received: the library reads no clock). A value that is neither
+    /// seconds nor a date is read as no `Retry-After` at all.
     Date(String),
 }
 
@@ -469,8 +471,11 @@ fn retry_after(value: &str) -> Option<RetryAfter> {
         None
     } else if v.bytes().all(|b| b.is_ascii_digit()) {
         v.parse().ok().map(RetryAfter::Seconds)
-    } else {
+    } else if httpdate::parse_http_date(v).is_ok() {
+        // Any of RFC 9110's three date formats; kept as the text received.
         Some(RetryAfter::Date(v.into()))
+    } else {
+        None
     }
 }
 
@@ -935,6 +940,16 @@ mod tests {
             parse_transaction(&HttpResponse::new(429, Vec::new())),
             Err(ResponseError::RateLimited { retry_after: None })
         );
+        // Neither seconds nor an HTTP date: no usable Retry-After.
+        for unreadable in ["soon", "-1", "1.5", "Wed, 99 Oct 2026 07:28:00 GMT"] {
+            assert_eq!(
+                parse_transaction(
+                    &HttpResponse::new(429, Vec::new()).with_header("Retry-After", unreadable)
+                ),
+                Err(ResponseError::RateLimited { retry_after: None }),
+                "{unreadable:?}"
+            );
+        }
         for status in [500, 502, 503, 504] {
             let err = parse_transaction(&HttpResponse::new(
                 status,
