@@ -343,9 +343,13 @@ impl ResponseError {
 impl fmt::Display for ResponseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            ResponseError::Unauthorized { status: 401 } => {
+                f.write_str("Bakong token missing, invalid or expired (HTTP 401); renew it")
+            }
+            // Bakong's envelope said errorCode 6 under another HTTP status.
             ResponseError::Unauthorized { status } => write!(
                 f,
-                "Bakong token missing, invalid or expired (HTTP {status}); renew it"
+                "Bakong token missing, invalid or expired (errorCode 6, HTTP {status}); renew it"
             ),
             ResponseError::Forbidden => f.write_str(
                 "HTTP 403 forbidden before the API (often a geo-block: Bakong serves only some countries)",
@@ -888,6 +892,14 @@ mod tests {
                 "Unauthorized, not yet requested for token or code invalid"
             ))),
             Err(ResponseError::Unauthorized { status: 200 })
+        );
+        assert_eq!(
+            ResponseError::Unauthorized { status: 200 }.to_string(),
+            "Bakong token missing, invalid or expired (errorCode 6, HTTP 200); renew it"
+        );
+        assert_eq!(
+            ResponseError::Unauthorized { status: 401 }.to_string(),
+            "Bakong token missing, invalid or expired (HTTP 401); renew it"
         );
         let err = parse_transaction(&ok(&failure(5, "Missing required fields"))).unwrap_err();
         assert_eq!(
