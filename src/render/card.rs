@@ -48,7 +48,7 @@
 )]
 
 use tiny_skia::{
-    Color, FillRule, FilterQuality, IntSize, Mask, Paint, Path, PathBuilder, Pixmap, PixmapPaint,
+    Color, FillRule, FilterQuality, Mask, Paint, Path, PathBuilder, Pixmap, PixmapPaint,
     Rect, Transform,
 };
 
@@ -613,25 +613,36 @@ fn draw_image(canvas: &mut Pixmap, img: &Pixmap, dest: PxRect) {
     canvas.draw_pixmap(0, 0, img.as_ref(), &paint, t, None);
 }
 
-/// Fills `rgb` through a coverage mask the size of the canvas, inside `area` only.
-fn fill_coverage(
-    canvas: &mut Pixmap,
-    coverage: Vec<u8>,
-    rgb: [u8; 3],
+/// A clip mask for `area` when any of `inks` reaches outside it, else `None`
+/// (the usual case: the layout keeps the text inside, and filling without a
+/// mask skips a canvas-sized allocation).
+fn clip_to(
+    canvas: &Pixmap,
     area: PxRect,
-) -> Result<(), RenderError> {
-    let size = IntSize::from_wh(canvas.width(), canvas.height())
+    inks: &[PxRect],
+) -> Result<Option<Mask>, RenderError> {
+    let inside = |b: &PxRect| {
+        b.x >= area.x && b.y >= area.y && b.right() <= area.right() && b.bottom() <= area.bottom()
+    };
+    if inks.iter().all(inside) {
+        return Ok(None);
+    }
+    let mut mask = Mask::new(canvas.width(), canvas.height())
         .ok_or(RenderError::InvalidOption("empty card"))?;
-    let mask = Mask::from_vec(coverage, size).ok_or(RenderError::InvalidOption("mask size"))?;
     if let Some(r) = Rect::from_xywh(
         area.x as f32,
         area.y as f32,
         area.width as f32,
         area.height as f32,
     ) {
-        canvas.fill_rect(r, &paint(rgb), Transform::identity(), Some(&mask));
+        mask.fill_path(
+            &PathBuilder::from_rect(r),
+            FillRule::Winding,
+            false,
+            Transform::identity(),
+        );
     }
-    Ok(())
+    Ok(Some(mask))
 }
 
 fn draw_icon(
@@ -643,7 +654,7 @@ fn draw_icon(
     let (Some(b), Some(_)) = (plan.layout.icon, plan.badge) else {
         return Ok(());
     };
-    let (w, h) = (canvas.width() as usize, canvas.height() as usize);
+    let w = canvas.width() as usize;
     let mpx = plan.layout.module_px;
     let white = paint([255, 255, 255]);
     // The badge's square, cleared to light in whole modules.
@@ -686,11 +697,10 @@ fn draw_icon(
             let px = 100.0 * (1.1 * r) / ink_h;
             let line = text::shape(fonts, sign, Weight::Bold, px);
             let (l, t, rr, bb) = line.ink(fonts).unwrap_or((l, t, rr, bb));
-            let x = cx - (l + rr) as f32 / 2.0;
-            let baseline = cy - (t + bb) as f32 / 2.0;
-            let mut coverage = vec![0u8; w * h];
-            line.draw(fonts, &mut coverage, w, x.round(), baseline.round());
-            fill_coverage(canvas, coverage, sign_rgb, b)?;
+            let x = (cx - (l + rr) as f32 / 2.0).round();
+            let baseline = (cy - (t + bb) as f32 / 2.0).round();
+            let clip = clip_to(canvas, b, &[ink_rect(fonts, &line, x, baseline)])?;
+            line.fill(fonts, canvas, &paint(sign_rgb), x, baseline, clip.as_ref());
         }
     }
     // Function-pattern modules under the badge, drawn back on top.
@@ -772,23 +782,26 @@ pub fn card_png(payload: &str, options: &CardOptions) -> Result<Vec<u8>, RenderE
         );
     }
 
-    // Text.
-    let mut coverage = vec![0u8; w as usize * h as usize];
-    let (nx, nb) = plan.name_origin;
-    plan.name
-        .draw(fonts, &mut coverage, w as usize, nx.round(), nb.round());
-    if let Some(a) = &plan.amount {
-        for (line, (x, b)) in [(&a.amount, a.amount_at), (&a.code, a.code_at)] {
-            line.draw(fonts, &mut coverage, w as usize, x.round(), b.round());
-        }
-    }
+    // Text, kept between the header and the separator.
     let band = PxRect {
         x: 0,
         y: l.header.bottom(),
         width: w,
         height: l.separator.y.saturating_sub(l.header.bottom()),
     };
-    fill_coverage(&mut canvas, coverage, TEXT, band)?;
+    let inks: Vec<PxRect> = [Some(l.name), l.amount, l.currency]
+        .into_iter()
+        .flatten()
+        .collect();
+    let clip = clip_to(&canvas, band, &inks)?;
+    let ink = paint(TEXT);
+    let mut lines = vec![(&plan.name, plan.name_origin)];
+    if let Some(a) = &plan.amount {
+        lines.extend([(&a.amount, a.amount_at), (&a.code, a.code_at)]);
+    }
+    for (line, (x, b)) in lines {
+        line.fill(fonts, &mut canvas, &ink, x.round(), b.round(), clip.as_ref());
+    }
 
     // Dashed separator: dash 6, gap 4 (× scale), whole pixels.
     let s = options.scale as f32;
