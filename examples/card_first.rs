@@ -100,7 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .and_then(|s| s.parse::<f64>().ok())
                 .unwrap_or(f64::NAN)
         });
-        bytes = f.get(3).copied().unwrap_or_default().to_owned();
+        f.get(3).copied().unwrap_or_default().clone_into(&mut bytes);
         println!(
             "{first:8.2}  {second:9.2}  {warm:14.2}  {:15.2}",
             first - warm

@@ -57,7 +57,7 @@
 //! use bakong_khqr::render::{card_png, qr_png, CardOptions, QrOptions};
 //! # let payload = "00020101021129180014jonhsmith@nbcq5204599953031165802KH5910Jonh Smith6010Phnom Penh6304856B";
 //! let qr: Vec<u8> = qr_png(payload, &QrOptions::default())?;     // 1-bit PNG
-//! let card: Vec<u8> = card_png(payload, &CardOptions::default())?; // 600×870 px RGBA PNG
+//! let card: Vec<u8> = card_png(payload, &CardOptions::default())?; // 600×870 px PNG
 //! assert_eq!(&qr[1..4], b"PNG");
 //! assert_eq!(&card[1..4], b"PNG");
 //! # }
@@ -152,7 +152,7 @@
 //! |---|---|---|
 //! | (none) | payloads, MD5, decode, verify | `crc`, `md-5` |
 //! | `qr` | [`render`]'s plain QR: matrix, PNG, SVG | `fast_qr`, `qrcode`, `png` |
-//! | `card` | `qr` plus the KHQR card PNG (`render::card_png`) | `tiny-skia`, `rustybuzz`, `fontdue` |
+//! | `card` | `qr` plus the KHQR card PNG (`render::card_png`) | `tiny-skia`, `rustybuzz` |
 //! | `render` | both: `qr` and `card` | — |
 //! | `serde` | [`json`]: requests in the SDK's JSON shape; [`SdkFields`] serialises | `serde`, `serde_json` |
 //! | `status` | [`status`]: Bakong Open API requests and answers, `StatusChecker`, polling, `SystemClock` | `serde`, `serde_json`, `base64`, `httpdate` |

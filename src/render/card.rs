@@ -13,7 +13,7 @@
 //!   (tag 54; bold, `0.065·H`) and currency code (tag 53; `0.03·H`),
 //!   left-aligned at `0.08·H`;
 //! * a light grey dashed separator (dash 6, gap 4, 1 pixel thick, times scale);
-//! * the QR at error-correction level H, its 4-module quiet zone included, about
+//! * the QR at [`CardOptions::ecc`] (default M), its 4-module quiet zone included, about
 //!   71% of `W` wide at a whole number of pixels per module (never resampled),
 //!   centred in the space below the separator, with a centre badge about 18% of
 //!   the symbol's width.
@@ -742,14 +742,19 @@ fn draw_icon(
     Ok(())
 }
 
-/// Draws the KHQR card for `payload` as an 8-bit RGBA PNG of
-/// `300·scale × 435·scale` pixels (transparent outside the rounded corners).
-/// Identical input gives identical bytes.
+/// Draws the KHQR card for `payload` as a PNG of `300·scale × 435·scale`
+/// pixels, transparent outside the rounded corners, with a pHYs chunk (75 dpi
+/// per unit of scale). Identical input gives identical bytes.
+///
+/// The PNG is 8-bit indexed colour with a tRNS chunk when the card has at most
+/// 256 colours (the usual case: about 110 at scale 2; lossless), else 8-bit
+/// RGBA (a photographic logo). Decoders expand either to the same RGBA pixels.
+/// About 14 KB at scale 2.
 ///
 /// The payload is decoded with [`Decoded::parse`]; the card shows tag 59
 /// (merchant name), tag 54 (amount; a static QR — no tag 54, or a zero amount —
 /// shows none) and tag 53 (currency). The QR encodes `payload` exactly, in byte
-/// mode, at `options.ecc` (default H).
+/// mode, at `options.ecc` (default M).
 ///
 /// # Errors
 /// * [`RenderError::InvalidOption`]: `scale` is not 1–10.
