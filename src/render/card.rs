@@ -1087,6 +1087,89 @@ mod tests {
         }
     }
 
+    /// Decodes a PNG to 8-bit RGBA (palette and tRNS expanded) and its IHDR
+    /// colour type.
+    fn decode_rgba(png_bytes: &[u8]) -> (png::ColorType, Vec<u8>) {
+        let mut decoder = png::Decoder::new(std::io::Cursor::new(png_bytes));
+        let color = decoder.read_header_info().unwrap().color_type;
+        decoder.set_transformations(png::Transformations::normalize_to_color8());
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!(info.color_type, png::ColorType::Rgba);
+        buf.truncate(info.buffer_size());
+        (color, buf)
+    }
+
+    #[test]
+    fn palette_round_trips_and_stops_past_256_colours() {
+        // 4 rows of 300 pixels: row 0 has 200 colours, row 1 repeats it, row 2
+        // is one colour, row 3 two (one seen before).
+        let mut rgba = Vec::new();
+        for i in 0..300u32 {
+            rgba.extend_from_slice(&[(i % 200) as u8, 7, 9, 255]);
+        }
+        rgba.extend_from_within(..1200);
+        rgba.extend(std::iter::repeat_n([1u8, 2, 3, 0], 300).flatten());
+        for i in 0..300u32 {
+            rgba.extend_from_slice(if i < 150 {
+                &[5, 7, 9, 255]
+            } else {
+                &[9, 9, 9, 9]
+            });
+        }
+        let (palette, indices) = palette_of(&rgba, 300).unwrap();
+        assert_eq!(palette.len(), 202);
+        assert_eq!(indices.len(), 1200);
+        let back: Vec<u8> = indices
+            .iter()
+            .flat_map(|&i| palette[usize::from(i)])
+            .collect();
+        assert_eq!(back, rgba);
+        // First appearance order.
+        assert_eq!(palette[0], [0, 7, 9, 255]);
+        assert_eq!(palette[200], [1, 2, 3, 0]);
+        // 257 colours: no palette.
+        let many: Vec<u8> = (0..257u32)
+            .flat_map(|i| [(i % 256) as u8, (i / 256) as u8, 0, 255])
+            .collect();
+        assert!(palette_of(&many, 257).is_none());
+        assert!(palette_of(&many[..256 * 4], 256).is_some());
+    }
+
+    #[test]
+    fn card_png_is_indexed_and_lossless_with_rgba_past_256_colours() {
+        let payload = "00020101021129180014jonhsmith@nbcq5204599953031165802KH5910Jonh Smith6010Phnom Penh6304856B";
+        let options = CardOptions::default().scale(1);
+        let (color, pixels) = decode_rgba(&card_png(payload, &options).unwrap());
+        assert_eq!(color, png::ColorType::Indexed);
+        // The same pixels as the canvas would give: opaque inside, the corner
+        // pixel (0, 0) fully transparent, white in the middle of the bottom row.
+        assert_eq!(pixels.len(), 300 * 435 * 4);
+        assert_eq!(&pixels[..4], &[0, 0, 0, 0]);
+        let mid_bottom = (434 * 300 + 150) * 4;
+        assert_eq!(&pixels[mid_bottom..mid_bottom + 4], &[255, 255, 255, 255]);
+        // A logo of 64 × 64 distinct colours: more than a palette holds.
+        let mut logo = Vec::new();
+        {
+            let data: Vec<u8> = (0..64u32 * 64)
+                .flat_map(|i| [(i % 64 * 4) as u8, (i / 64 * 4) as u8, 128, 255])
+                .collect();
+            let mut enc = png::Encoder::new(&mut logo, 64, 64);
+            enc.set_color(png::ColorType::Rgba);
+            enc.set_depth(png::BitDepth::Eight);
+            let mut w = enc.write_header().unwrap();
+            w.write_image_data(&data).unwrap();
+        }
+        let photo = options.clone().header_logo(logo);
+        let (color, rgba) = decode_rgba(&card_png(payload, &photo).unwrap());
+        assert_eq!(color, png::ColorType::Rgba);
+        assert_eq!(&rgba[..4], &[0, 0, 0, 0]);
+        // Away from the header, both cards are the same pixels.
+        let below = 60 * 300 * 4;
+        assert_eq!(rgba[below..], pixels[below..]);
+    }
+
     #[test]
     fn boxes_intersect_only_when_they_share_a_pixel() {
         let a = PxRect {
