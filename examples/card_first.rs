@@ -32,7 +32,9 @@ use bakong_khqr::{Currency, Request};
 #[cfg(unix)]
 fn cpu_ms() -> f64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    t.tv_sec as f64 * 1e3 + t.tv_nsec as f64 / 1e6
+    let secs = u64::try_from(t.tv_sec).unwrap_or(0);
+    let nanos = u32::try_from(t.tv_nsec).unwrap_or(0);
+    std::time::Duration::new(secs, nanos).as_secs_f64() * 1e3
 }
 
 #[cfg(not(unix))]
@@ -49,8 +51,11 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, [f64; 2]) {
 }
 
 /// First card, second card, median of 50 warm cards, each as wall and CPU
-/// milliseconds; PNG bytes.
-fn once(khmer: bool) -> Result<([[f64; 2]; 3], usize), Box<dyn std::error::Error>> {
+/// milliseconds.
+type Times = [[f64; 2]; 3];
+
+/// The three times and the PNG's size in bytes.
+fn once(khmer: bool) -> Result<(Times, usize), Box<dyn std::error::Error>> {
     let khqr = if khmer {
         Request::individual("jonhsmith@nbcq", "ហាងកាហ្វេ ភ្នំពេញ")
             .currency(Currency::Khr)
