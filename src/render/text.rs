@@ -242,7 +242,7 @@ fn origin(g: &Placed, x0: f32, baseline: f32) -> (i32, i32) {
 impl Line {
     /// All the line's glyph outlines in one path (pixels, y down), the pen
     /// starting at `(x0, baseline)` and each glyph's pen rounded to whole
-    /// pixels as [`Line::draw`] does; `None` for a line with no outline (empty,
+    /// pixels as [`Line::fill`] draws it; `None` for a line with no outline (empty,
     /// or spaces only). Fill with the non-zero winding rule.
     pub(crate) fn path(&self, fonts: &Fonts, x0: f32, baseline: f32) -> Option<tiny_skia::Path> {
         let mut pb = tiny_skia::PathBuilder::new();
