@@ -35,6 +35,8 @@ pub use card::{
     CARD_WIDTH_1X, KHQR_RED, MAX_SCALE,
 };
 pub use svg::qr_svg;
+#[cfg(feature = "card")]
+pub use card::card_svg;
 
 /// Error-correction level of the QR symbol (ISO/IEC 18004 §6.5.1): the share of
 /// the symbol that can be damaged and still read.

@@ -1,0 +1,255 @@
+//! The card as SVG (`render::card_svg`), checked from the outside: parsed and
+//! rasterised by an independent SVG renderer (`resvg`/`usvg`, built without
+//! text support, so text that is not paths would vanish), compared pixel for
+//! pixel with `card_png`, and read back by the scan harness's three decoders
+//! (rqrr, rxing, zbar) at the PNG's size and at 300 dpi, clean and under the
+//! phone and blur σ 2 conditions (issue 9, item 3).
+//!
+//! zbar must be installed (`apt-get install zbar-tools`); the scan test fails
+//! with that hint when it is not.
+
+mod common;
+#[allow(dead_code)]
+mod support;
+
+use bakong_khqr::render::{card_layout, card_png, card_svg, CardOptions, CentreIcon, PxRect};
+use bakong_khqr::{Currency, Request};
+use resvg::{tiny_skia, usvg};
+use support::scan::{read_all, require_zbar, Condition, Decoder, Grey};
+use support::variants::logo_png;
+
+const NOW: u64 = 1_700_000_000_000;
+
+/// Parses `svg` with usvg (a strict XML parser underneath: a document that is
+/// not well-formed is refused) and draws it `k` times the size of its viewBox
+/// (`layout.width × layout.height` card pixels), composited over white and
+/// turned grey as `Grey::from_png` does.
+fn rasterise(svg: &str, w: u32, h: u32, k: u32) -> Grey {
+    let tree = usvg::Tree::from_str(svg, &usvg::Options::default()).expect("well-formed SVG");
+    let (tw, th) = (w * k, h * k);
+    let mut pixmap = tiny_skia::Pixmap::new(tw, th).expect("pixmap");
+    let size = tree.size();
+    #[allow(clippy::cast_precision_loss)]
+    let t = tiny_skia::Transform::from_scale(tw as f32 / size.width(), th as f32 / size.height());
+    resvg::render(&tree, t, &mut pixmap.as_mut());
+    let px = pixmap
+        .pixels()
+        .iter()
+        .map(|p| {
+            // Premultiplied: luminance of the colour already times alpha,
+            // plus white behind the transparent part.
+            let lum = (u32::from(p.red()) * 299
+                + u32::from(p.green()) * 587
+                + u32::from(p.blue()) * 114)
+                / 1000;
+            (lum + 255 - u32::from(p.alpha())).min(255) as u8
+        })
+        .collect();
+    Grey {
+        width: tw as usize,
+        height: th as usize,
+        px,
+    }
+}
+
+fn crop(img: &Grey, r: PxRect, k: u32) -> Grey {
+    let (x0, y0, w, h) = (
+        (r.x * k) as usize,
+        (r.y * k) as usize,
+        (r.width * k) as usize,
+        (r.height * k) as usize,
+    );
+    let mut px = Vec::with_capacity(w * h);
+    for y in y0..y0 + h {
+        px.extend_from_slice(&img.px[y * img.width + x0..y * img.width + x0 + w]);
+    }
+    Grey {
+        width: w,
+        height: h,
+        px,
+    }
+}
+
+/// Mean absolute difference of two equally sized images over `r`, grey levels.
+#[allow(clippy::cast_precision_loss)]
+fn mad(a: &Grey, b: &Grey, r: PxRect) -> f64 {
+    assert_eq!((a.width, a.height), (b.width, b.height));
+    let mut sum = 0u64;
+    for y in r.y as usize..r.bottom() as usize {
+        for x in r.x as usize..r.right() as usize {
+            let i = y * a.width + x;
+            sum += u64::from(a.px[i].abs_diff(b.px[i]));
+        }
+    }
+    sum as f64 / (f64::from(r.width) * f64::from(r.height)).max(1.0)
+}
+
+fn sample(name: &str, currency: Currency, amount: Option<&str>) -> String {
+    let mut r = Request::individual("jonhsmith@nbcq", name).currency(currency);
+    if let Some(a) = amount {
+        r = r.amount(a).expires_in_ms(600_000);
+    }
+    r.generate(NOW).expect("payload").as_str().to_owned()
+}
+
+fn samples() -> Vec<String> {
+    vec![
+        sample("ហាងកាហ្វេ Coffee", Currency::Usd, Some("12.5")),
+        sample("ហាងកាហ្វេភ្នំពេញស្រីស្អាត", Currency::Khr, Some("1250000")),
+        sample("Café Crème Brûlée", Currency::Usd, None),
+        sample("Jonh Smith", Currency::Khr, None),
+    ]
+}
+
+fn option_sets() -> Vec<CardOptions> {
+    vec![
+        CardOptions::default(),
+        CardOptions::default().scale(1),
+        CardOptions::default()
+            .scale(3)
+            .centre_icon(CentreIcon::BakongRed),
+        CardOptions::default().centre_icon(CentreIcon::None),
+        CardOptions::default()
+            .centre_icon(CentreIcon::Custom(logo_png(64, 64)))
+            .header_logo(logo_png(120, 40)),
+    ]
+}
+
+fn icon_name(icon: &CentreIcon) -> &'static str {
+    match icon {
+        CentreIcon::Currency => "currency",
+        CentreIcon::BakongRed => "red",
+        CentreIcon::None => "none",
+        _ => "logo",
+    }
+}
+
+/// The document: parses, is sized for print, has no `<text>`, has one
+/// crisp QR path, and embeds logos as PNG data URIs exactly when asked.
+#[test]
+fn svg_is_well_formed_sized_for_print_and_has_no_text_element() {
+    for payload in samples() {
+        for o in option_sets() {
+            let svg = card_svg(&payload, &o).unwrap();
+            let l = card_layout(&payload, &o).unwrap();
+            let tree = usvg::Tree::from_str(&svg, &usvg::Options::default())
+                .unwrap_or_else(|e| panic!("not a valid SVG ({e}): {svg}"));
+            // 101.6 mm at usvg's 96 dpi is 384 px; 147.32 mm is 556.8 px.
+            let size = tree.size();
+            assert!((size.width() - 384.0).abs() < 0.01, "{size:?}");
+            assert!((size.height() - 556.8).abs() < 0.01, "{size:?}");
+            assert!(svg.contains(&format!(
+                "width=\"101.6mm\" height=\"147.32mm\" viewBox=\"0 0 {} {}\"",
+                l.width, l.height
+            )));
+            assert!(!svg.contains("<text"), "a <text> element");
+            assert!(svg.is_ascii());
+            // The QR: a path of black modules on the whole-pixel grid, crisp.
+            let qr = svg
+                .split("<path fill=\"#000000\" shape-rendering=\"crispEdges\" d=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .expect("the QR's path");
+            assert!(qr.starts_with('M') && qr.ends_with('z'), "{qr}");
+            assert!(
+                qr.chars().all(|c| c.is_ascii_digit() || "Mhvz- ".contains(c)),
+                "{qr}"
+            );
+            let logos = usize::from(o.header_logo.is_some())
+                + usize::from(matches!(o.centre_icon, CentreIcon::Custom(_)));
+            assert_eq!(svg.matches("data:image/png;base64,").count(), logos);
+            // Same input, same bytes.
+            assert_eq!(svg, card_svg(&payload, &o).unwrap());
+        }
+    }
+}
+
+/// The errors are `card_png`'s.
+#[test]
+fn svg_refuses_what_the_png_refuses() {
+    let payload = &samples()[0];
+    for o in [
+        CardOptions::default().scale(0),
+        CardOptions::default().scale(11),
+        CardOptions::default().centre_icon(CentreIcon::Custom(b"not a png".to_vec())),
+        CardOptions::default().header_logo(b"\x89PNG".to_vec()),
+    ] {
+        let png = card_png(payload, &o).unwrap_err();
+        assert_eq!(card_svg(payload, &o).unwrap_err(), png);
+    }
+    for bad in ["", "nonsense", "000201"] {
+        let o = CardOptions::default();
+        assert_eq!(
+            card_svg(bad, &o).unwrap_err(),
+            card_png(bad, &o).unwrap_err()
+        );
+    }
+}
+
+/// Bounds for `svg_draws_the_png_card`: mean absolute differences in grey
+/// levels (0–255). Measured on the 4 samples × 5 option sets: whole card
+/// 0.010–0.129, text band 0.043–0.630, where the band of the PNG against an
+/// empty (white) band is 3.0–14.6. The glyphs are rasterised by different
+/// code (the PNG's font rasteriser, resvg here), so edges differ by a
+/// fraction of a pixel; the QR is compared exactly.
+const MAD_CARD: f64 = 0.25;
+const MAD_TEXT: f64 = 1.0;
+/// The text band's difference must stay under this share of what an empty
+/// band would differ: measured at most 0.043.
+const TEXT_SHARE: f64 = 0.15;
+
+/// The rasterised SVG is the PNG card: the QR outside the badge pixel for
+/// pixel, the whole card and the text within a few grey levels. The text
+/// survives: its band differs from the PNG's far less than an empty band
+/// would (the same band painted white; without text paths the share would
+/// be 1).
+#[test]
+fn svg_draws_the_png_card() {
+    let mut report = Vec::new();
+    for payload in samples() {
+        for o in option_sets() {
+            let l = card_layout(&payload, &o).unwrap();
+            let png = Grey::from_png(&card_png(&payload, &o).unwrap());
+            let svg = rasterise(&card_svg(&payload, &o).unwrap(), l.width, l.height, 1);
+            let all = PxRect {
+                x: 0,
+                y: 0,
+                width: l.width,
+                height: l.height,
+            };
+            let band = PxRect {
+                x: 0,
+                y: l.header.bottom(),
+                width: l.width,
+                height: l.separator.y - l.header.bottom(),
+            };
+            let white = Grey {
+                px: vec![255; png.px.len()],
+                ..png.clone()
+            };
+            let (card, text, empty) = (mad(&png, &svg, all), mad(&png, &svg, band), mad(&png, &white, band));
+            report.push(format!(
+                "{}, scale {}, icon {}: card {card:.3}, text {text:.3}, empty text {empty:.3}",
+                &payload[payload.len() - 4..],
+                o.scale,
+                icon_name(&o.centre_icon)
+            ));
+            assert!(card < MAD_CARD, "{}", report.join("\n"));
+            assert!(text < MAD_TEXT, "{}", report.join("\n"));
+            assert!(text < TEXT_SHARE * empty, "{}", report.join("\n"));
+            // The QR with its quiet zone, outside the badge: identical.
+            let q = l.qr;
+            for y in q.y..q.bottom() {
+                for x in q.x..q.right() {
+                    if l.icon.is_some_and(|b| b.contains(x, y)) {
+                        continue;
+                    }
+                    let i = y as usize * png.width + x as usize;
+                    assert_eq!(png.px[i], svg.px[i], "QR pixel ({x}, {y}), {o:?}");
+                }
+            }
+        }
+    }
+    println!("{}", report.join("\n"));
+}
+
