@@ -24,6 +24,8 @@ use fast_qr::{Mode, QRBuilder, ECL};
 mod card;
 #[cfg(feature = "card")]
 mod marks;
+#[cfg(feature = "card")]
+mod outline;
 mod svg;
 mod symbol;
 #[cfg(feature = "card")]

@@ -55,9 +55,11 @@ impl FaceId {
 
 /// A face loaded twice: for shaping (`rustybuzz`) and for rasterising (`fontdue`).
 pub(crate) struct Face {
-    shaper: rustybuzz::Face<'static>,
+    /// The face for shaping; derefs to `ttf_parser::Face` for outlines.
+    pub(crate) shaper: rustybuzz::Face<'static>,
     raster: fontdue::Font,
-    units_per_em: f32,
+    /// Font units per em (the `head` table), as f32.
+    pub(crate) units_per_em: f32,
 }
 
 pub(crate) struct Fonts {
@@ -237,6 +239,34 @@ fn origin(g: &Placed, x0: f32, baseline: f32) -> (i32, i32) {
 }
 
 impl Line {
+    /// All the line's glyph outlines in one path (pixels, y down), the pen
+    /// starting at `(x0, baseline)` and each glyph's pen rounded to whole
+    /// pixels as [`Line::draw`] does; `None` for a line with no outline (empty,
+    /// or spaces only). Fill with the non-zero winding rule.
+    // Used by the vector card (`card_svg`).
+    #[allow(dead_code)]
+    pub(crate) fn path(&self, fonts: &Fonts, x0: f32, baseline: f32) -> Option<tiny_skia::Path> {
+        let mut pb = tiny_skia::PathBuilder::new();
+        let mut any = false;
+        for g in &self.glyphs {
+            let face = fonts.face(g.face);
+            let (ox, oy) = origin(g, x0, baseline);
+            any |= super::outline::push_glyph(
+                &mut pb,
+                &face.shaper,
+                g.glyph,
+                self.px / face.units_per_em,
+                ox as f32,
+                oy as f32,
+            );
+        }
+        if any {
+            pb.finish()
+        } else {
+            None
+        }
+    }
+
     /// The ink box, from the rasteriser's bitmap bounds, relative to the pen
     /// start on the baseline; `None` for a line with no ink.
     pub(crate) fn ink(&self, fonts: &Fonts) -> Option<Ink> {
@@ -468,6 +498,25 @@ mod tests {
         let (_, _, _, b0) = base_only.ink(f).unwrap();
         // The subscript descends well below the base consonant (over 0.2 em).
         assert!(b1 > b0 + 20, "subscript bottom {b1} vs base {b0}");
+    }
+
+    #[test]
+    fn line_path_covers_the_ink_box() {
+        let f = fonts().unwrap();
+        let line = shape(f, "ភ្នំពេញ Café", Weight::Regular, 40.0);
+        let (l, t, r, b) = line.ink(f).unwrap();
+        let p = line.path(f, 10.0, 50.0).unwrap();
+        let bb = p.bounds();
+        // The ink box is the outline's box rounded out to whole pixels.
+        let near = |a: f32, e: i32| (a - e as f32).abs() <= 1.0;
+        assert!(near(bb.left(), 10 + l), "{bb:?} vs {:?}", (l, t, r, b));
+        assert!(near(bb.top(), 50 + t), "{bb:?} vs {:?}", (l, t, r, b));
+        assert!(near(bb.right(), 10 + r), "{bb:?} vs {:?}", (l, t, r, b));
+        assert!(near(bb.bottom(), 50 + b), "{bb:?} vs {:?}", (l, t, r, b));
+        assert!(shape(f, "   ", Weight::Regular, 40.0)
+            .path(f, 0.0, 0.0)
+            .is_none());
+        assert!(Line::default().path(f, 0.0, 0.0).is_none());
     }
 
     #[test]
