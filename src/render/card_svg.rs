@@ -323,7 +323,13 @@ pub fn card_svg(payload: &str, options: &CardOptions) -> Result<String, RenderEr
     let mut d = String::new();
     let mut x = 0;
     while x < w {
-        rect_data(&mut d, x, l.separator.y, (6 * s).min(w - x), l.separator.height);
+        rect_data(
+            &mut d,
+            x,
+            l.separator.y,
+            (6 * s).min(w - x),
+            l.separator.height,
+        );
         x += 10 * s;
     }
     let _ = write!(

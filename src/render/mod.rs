@@ -32,13 +32,13 @@ mod symbol;
 mod text;
 
 #[cfg(feature = "card")]
+pub use card::card_svg;
+#[cfg(feature = "card")]
 pub use card::{
     card_layout, card_png, CardLayout, CardOptions, CentreIcon, PxRect, CARD_HEIGHT_1X,
     CARD_WIDTH_1X, KHQR_RED, MAX_SCALE,
 };
 pub use svg::qr_svg;
-#[cfg(feature = "card")]
-pub use card::card_svg;
 
 /// Error-correction level of the QR symbol (ISO/IEC 18004 §6.5.1): the share of
 /// the symbol that can be damaged and still read.
