@@ -1,5 +1,7 @@
 //! Text for the KHQR card: font choice by script, OpenType shaping with
-//! `rustybuzz`, measuring, fitting, and rasterising glyph ids with `fontdue`.
+//! `rustybuzz`, measuring, fitting, and filling the shaped glyphs' outlines
+//! (read by `ttf-parser`, see [`super::outline`]) as anti-aliased `tiny-skia`
+//! paths.
 //!
 //! Khmer needs shaping: a consonant after COENG (U+17D2) becomes a subscript
 //! glyph, and pre-base vowels such as U+17C1 `េ` are drawn before their base
@@ -53,11 +55,12 @@ impl FaceId {
     }
 }
 
-/// A face loaded twice: for shaping (`rustybuzz`) and for rasterising (`fontdue`).
+/// A face, parsed once: `rustybuzz` shapes with it, and its outlines are read
+/// through the `ttf_parser::Face` it dereferences to. Parsing reads the table
+/// directory only (tables are read lazily, in place in the embedded bytes).
 pub(crate) struct Face {
     /// The face for shaping; derefs to `ttf_parser::Face` for outlines.
     pub(crate) shaper: rustybuzz::Face<'static>,
-    raster: fontdue::Font,
     /// Font units per em (the `head` table), as f32.
     pub(crate) units_per_em: f32,
 }
@@ -69,11 +72,8 @@ pub(crate) struct Fonts {
 fn load(data: &'static [u8]) -> Result<Face, String> {
     let shaper = rustybuzz::Face::from_slice(data, 0).ok_or("font does not parse")?;
     let units_per_em = f32::from(u16::try_from(shaper.units_per_em()).unwrap_or(1000));
-    let raster = fontdue::Font::from_bytes(data, fontdue::FontSettings::default())
-        .map_err(ToString::to_string)?;
     Ok(Face {
         shaper,
-        raster,
         units_per_em,
     })
 }
@@ -233,7 +233,8 @@ pub(crate) fn shape(fonts: &Fonts, text: &str, weight: Weight, px: f32) -> Line 
     line
 }
 
-/// Rounds a glyph's pen position to whole pixels (fontdue rasterises at the origin).
+/// Rounds a glyph's pen position to whole pixels, so that the same glyph looks
+/// the same wherever it falls and the ink box is exact in whole pixels.
 fn origin(g: &Placed, x0: f32, baseline: f32) -> (i32, i32) {
     ((x0 + g.x).round() as i32, (baseline + g.y).round() as i32)
 }
@@ -243,8 +244,6 @@ impl Line {
     /// starting at `(x0, baseline)` and each glyph's pen rounded to whole
     /// pixels as [`Line::draw`] does; `None` for a line with no outline (empty,
     /// or spaces only). Fill with the non-zero winding rule.
-    // Used by the vector card (`card_svg`).
-    #[allow(dead_code)]
     pub(crate) fn path(&self, fonts: &Fonts, x0: f32, baseline: f32) -> Option<tiny_skia::Path> {
         let mut pb = tiny_skia::PathBuilder::new();
         let mut any = false;
@@ -267,24 +266,29 @@ impl Line {
         }
     }
 
-    /// The ink box, from the rasteriser's bitmap bounds, relative to the pen
-    /// start on the baseline; `None` for a line with no ink.
+    /// The ink box: every pixel the filled outlines can touch (the glyphs'
+    /// `glyf`/`CFF` bounding boxes, scaled, at their rounded pens, rounded out to
+    /// whole pixels), relative to the pen start on the baseline; `None` for a
+    /// line with no ink.
     pub(crate) fn ink(&self, fonts: &Fonts) -> Option<Ink> {
         let mut ink: Option<Ink> = None;
         for g in &self.glyphs {
-            let font = &fonts.face(g.face).raster;
-            if g.glyph >= font.glyph_count() {
+            let face = fonts.face(g.face);
+            let Some(bb) = face
+                .shaper
+                .glyph_bounding_box(rustybuzz::ttf_parser::GlyphId(g.glyph))
+            else {
+                continue;
+            };
+            if bb.x_min >= bb.x_max || bb.y_min >= bb.y_max {
                 continue;
             }
-            let m = font.metrics_indexed(g.glyph, self.px);
-            if m.width == 0 || m.height == 0 {
-                continue;
-            }
+            let k = self.px / face.units_per_em;
             let (ox, oy) = origin(g, 0.0, 0.0);
-            let left = ox + m.xmin;
-            let bottom = oy - m.ymin;
-            let right = left + m.width as i32;
-            let top = bottom - m.height as i32;
+            let left = ox + (f32::from(bb.x_min) * k).floor() as i32;
+            let right = ox + (f32::from(bb.x_max) * k).ceil() as i32;
+            let top = oy - (f32::from(bb.y_max) * k).ceil() as i32;
+            let bottom = oy - (f32::from(bb.y_min) * k).floor() as i32;
             ink = Some(match ink {
                 None => (left, top, right, bottom),
                 Some((l, t, r, b)) => (l.min(left), t.min(top), r.max(right), b.max(bottom)),
@@ -303,44 +307,26 @@ impl Line {
         }
     }
 
-    /// Adds the line's coverage to `mask` (one byte per pixel, `width` wide),
-    /// with the pen starting at `(x0, baseline)`; pixels outside are dropped.
-    pub(crate) fn draw(
+    /// Fills the line's outlines on `canvas` with `paint` (anti-aliased,
+    /// non-zero winding), the pen starting at `(x0, baseline)`, through `clip`
+    /// when given; pixels outside the canvas are dropped.
+    pub(crate) fn fill(
         &self,
         fonts: &Fonts,
-        mask: &mut [u8],
-        width: usize,
+        canvas: &mut tiny_skia::Pixmap,
+        paint: &tiny_skia::Paint<'_>,
         x0: f32,
         baseline: f32,
+        clip: Option<&tiny_skia::Mask>,
     ) {
-        let height = mask.len() / width.max(1);
-        for g in &self.glyphs {
-            let font = &fonts.face(g.face).raster;
-            if g.glyph >= font.glyph_count() {
-                continue;
-            }
-            let (m, bitmap) = font.rasterize_indexed(g.glyph, self.px);
-            let (ox, oy) = origin(g, x0, baseline);
-            let left = i64::from(ox + m.xmin);
-            let top = i64::from(oy - m.ymin) - m.height as i64;
-            for (row, line) in bitmap.chunks(m.width.max(1)).enumerate() {
-                let y = top + row as i64;
-                let Ok(y) = usize::try_from(y) else { continue };
-                if y >= height {
-                    continue;
-                }
-                for (col, &a) in line.iter().enumerate() {
-                    let Ok(x) = usize::try_from(left + col as i64) else {
-                        continue;
-                    };
-                    if x >= width || a == 0 {
-                        continue;
-                    }
-                    if let Some(p) = mask.get_mut(y * width + x) {
-                        *p = p.saturating_add(a);
-                    }
-                }
-            }
+        if let Some(path) = self.path(fonts, x0, baseline) {
+            canvas.fill_path(
+                &path,
+                paint,
+                tiny_skia::FillRule::Winding,
+                tiny_skia::Transform::identity(),
+                clip,
+            );
         }
     }
 }
