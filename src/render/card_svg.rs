@@ -84,10 +84,9 @@ fn push_line(out: &mut String, fonts: &Fonts, line: &Line, x: f32, baseline: f32
     push_path(out, path.as_ref(), rgb, "");
 }
 
-/// `<image>` of a PNG logo (decoded, then re-encoded as 8-bit RGBA so what is
+/// `<image>` of a decoded logo (re-encoded as 8-bit RGBA PNG, so what is
 /// embedded is what the PNG card draws) in `dest`, as a base64 data URI.
-fn push_image(out: &mut String, png: &[u8], dest: PxRect) -> Result<(), RenderError> {
-    let img = decode_png(png)?;
+fn push_image(out: &mut String, img: &tiny_skia::Pixmap, dest: PxRect) -> Result<(), RenderError> {
     let bytes = img
         .encode_png()
         .map_err(|e| RenderError::Png(e.to_string()))?;
@@ -133,7 +132,7 @@ fn push_badge(
                 cx,
                 cy,
             );
-            push_image(out, png, dest)?;
+            push_image(out, &img, dest)?;
             None
         }
         CentreIcon::BakongRed => Some(KHQR_RED),
@@ -298,7 +297,7 @@ pub fn card_svg(payload: &str, options: &CardOptions) -> Result<String, RenderEr
     pb.close();
     push_path(&mut out, pb.finish().as_ref(), KHQR_RED, "");
     if let Some(logo) = &options.header_logo {
-        push_image(&mut out, logo, l.header_mark)?;
+        push_image(&mut out, &decode_png(logo)?, l.header_mark)?;
     } else {
         let m = l.header_mark;
         let cap = m.height as f32;
