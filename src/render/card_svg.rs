@@ -290,10 +290,13 @@ pub fn card_svg(payload: &str, options: &CardOptions) -> Result<String, RenderEr
     // Dog-ear, header mark.
     let header_h = l.header.height as f32;
     let ear = (0.055 * hf).round();
+    // The PNG's triangle, reaching one pixel up into the (equally red)
+    // header so that no seam shows between them at a fractional zoom.
     let mut pb = PathBuilder::new();
-    pb.move_to(wf - ear, header_h);
-    pb.line_to(wf, header_h);
+    pb.move_to(wf - ear, header_h - 1.0);
+    pb.line_to(wf, header_h - 1.0);
     pb.line_to(wf, header_h + ear);
+    pb.line_to(wf - ear, header_h);
     pb.close();
     push_path(&mut out, pb.finish().as_ref(), KHQR_RED, "");
     if let Some(logo) = &options.header_logo {
