@@ -3,10 +3,12 @@
 //! text support, so text that is not paths would vanish), compared pixel for
 //! pixel with `card_png`, and read back by the scan harness's three decoders
 //! (rqrr, rxing, zbar) at the PNG's size and at 300 dpi, clean and under the
-//! phone and blur σ 2 conditions (issue 9, item 3).
+//! phone and blur σ 2 conditions (issue 9, item 3); and drawn by headless
+//! Chromium from the file, then read back again.
 //!
-//! zbar must be installed (`apt-get install zbar-tools`); the scan test fails
-//! with that hint when it is not.
+//! zbar and chromium must be installed (`apt-get install zbar-tools
+//! chromium`, as .ci/run does); the tests fail with that hint when they are
+//! not.
 
 mod common;
 #[allow(dead_code)]
@@ -345,5 +347,84 @@ fn svg_card_scans_at_png_size_and_300_dpi() {
         "{}\n\n{}",
         failures.join("\n"),
         report.join("\n")
+    );
+}
+
+/// Chromium (Skia, a renderer apart from resvg and tiny-skia) draws the SVG
+/// from a file, as a print shop's tools would open it: a headless screenshot
+/// at 150 and 300 dpi of the printed size (device scale 1.5625 and 3.125 on
+/// 96 CSS px per inch), read back by all three decoders. Chromium comes from
+/// Debian (`apt-get install chromium`, as .ci/run does; `KHQR_CHROMIUM`
+/// points elsewhere); the test fails with that hint when it is missing.
+#[test]
+fn chromium_draws_a_card_that_scans() {
+    let chromium = std::env::var("KHQR_CHROMIUM").unwrap_or_else(|_| "chromium".to_owned());
+    let found = std::process::Command::new(&chromium)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{chromium} not found: install Debian's chromium (`apt-get install chromium`, as \
+         .ci/run does) or set KHQR_CHROMIUM to its path"
+    );
+    let dir = support::scan::scratch("svg-chromium");
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = CardOptions::default();
+    let payloads = samples();
+    let mut images = Vec::new();
+    let mut expected = Vec::new();
+    for (i, p) in payloads.iter().enumerate() {
+        let file = dir.join(format!("card{i}.svg"));
+        std::fs::write(&file, card_svg(p, &o).unwrap()).unwrap();
+        for (dpi, zoom) in [(150, "1.5625"), (300, "3.125")] {
+            let shot = dir.join(format!("card{i}-{dpi}.png"));
+            let out = std::process::Command::new(&chromium)
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--hide-scrollbars",
+                    "--no-first-run",
+                    "--window-size=384,557",
+                    &format!("--force-device-scale-factor={zoom}"),
+                    &format!("--user-data-dir={}", dir.join("profile").display()),
+                    &format!("--screenshot={}", shot.display()),
+                ])
+                .arg(format!("file://{}", file.display()))
+                .output()
+                .expect("chromium runs");
+            let png = std::fs::read(&shot).unwrap_or_else(|e| {
+                panic!(
+                    "no screenshot ({e}): {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+            let img = Grey::from_png(&png);
+            // 4 inches at `dpi`: 600 or 1200 pixels wide.
+            assert_eq!(img.width, 4 * dpi, "{dpi} dpi");
+            images.push(img);
+            expected.push(p.as_str());
+        }
+    }
+    let mut failures = Vec::new();
+    for d in Decoder::ALL {
+        let ok = read_all(d, &images, &expected, "svg-chromium");
+        for (i, ok) in ok.iter().enumerate() {
+            if !ok {
+                failures.push(format!(
+                    "{} / card {} at {} dpi",
+                    d.name(),
+                    i / 2,
+                    150 * (1 + i % 2)
+                ));
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(
+        failures.is_empty(),
+        "not read back:\n{}",
+        failures.join("\n")
     );
 }
