@@ -199,7 +199,8 @@ fn push_badge(
 ///   positions rounded to whole pixels as the PNG rounds them. There is no
 ///   `<text>` element.
 /// * **QR.** One `<path>` of the dark modules in horizontal runs, on the
-///   whole-pixel module grid with `shape-rendering="crispEdges"`, its 4-module
+///   whole-pixel module grid with `shape-rendering="crispEdges"` (SVG 1.1
+///   §11.7.1: no anti-aliasing at a fractional zoom), its 4-module
 ///   quiet zone (ISO/IEC 18004 §6.3.8) white. The centre badge clears the
 ///   same budgeted square of whole modules, and the function-pattern modules
 ///   under it (§6.3) are drawn back on top, as in the PNG.
