@@ -428,3 +428,37 @@ fn chromium_draws_a_card_that_scans() {
         failures.join("\n")
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(32))]
+
+    /// Any merchant name of 1–99 characters (Latin, XML's special characters,
+    /// Khmer, combining marks, CJK) gives a well-formed, ASCII, text-free SVG
+    /// exactly when the PNG card can be drawn, else the PNG's error.
+    #[test]
+    fn any_name_gives_a_well_formed_svg_or_the_png_error(
+        name in "[a-zA-Z0-9 <>&\"'…\u{1780}-\u{17FF}\u{0300}-\u{036F}\u{4E00}-\u{4E20}]{1,99}"
+    ) {
+        let len = name.chars().count();
+        let payload = format!("000201010211530384059{len:02}{name}5802KH63040000");
+        let o = CardOptions::default().scale(1);
+        match (card_svg(&payload, &o), card_png(&payload, &o)) {
+            (Ok(svg), Ok(_)) => {
+                proptest::prop_assert!(usvg::Tree::from_str(&svg, &usvg::Options::default()).is_ok());
+                proptest::prop_assert!(svg.is_ascii() && !svg.contains("<text"));
+            }
+            (Err(a), Err(b)) => proptest::prop_assert_eq!(a, b),
+            (a, b) => proptest::prop_assert!(false, "svg {:?} but png {:?}", a.map(|_| ()), b.map(|_| ())),
+        }
+    }
+
+    /// Any text at all: no panic, and the PNG's answer.
+    #[test]
+    fn any_text_is_answered_like_the_png(payload in "\\PC{0,120}") {
+        let o = CardOptions::default().scale(1);
+        proptest::prop_assert_eq!(
+            card_svg(&payload, &o).map(|_| ()),
+            card_png(&payload, &o).map(|_| ())
+        );
+    }
+}
