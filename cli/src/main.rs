@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use std::time::{Duration, UNIX_EPOCH};
 
 use bakong_khqr::json::{request_from_json, Kind};
-use bakong_khqr::render::{card_png, qr_png, qr_svg, CardOptions, CentreIcon, Ecc, QrOptions};
+use bakong_khqr::render::{
+    card_png, card_svg, qr_png, qr_svg, CardOptions, CentreIcon, Ecc, QrOptions,
+};
 use bakong_khqr::{
     now_ms as clock_ms, Amount, Currency, Decoded, Error, ErrorCode, Field, MerchantInfo, Request,
     SdkFields, VerifyOptions,
@@ -35,7 +37,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a KHQR: prints {"qr","md5","tran"}; --png, --card, --svg also write the QR, the card, the SVG.
+    /// Create a KHQR: prints {"qr","md5","tran"}; --png, --card, --card-svg, --svg also write the QR, the card, the card for print, the QR SVG.
     Create(Box<CreateArgs>),
     /// Decode a KHQR string: the official SDK's 25 fields plus every raw tag.
     Decode {
@@ -55,8 +57,8 @@ enum Command {
     },
     /// Ask Bakong whether a KHQR (or an MD5) was paid: prints {"status",...}; --wait polls until paid or expired.
     Status(Box<status::StatusArgs>),
-    /// Draw any KHQR string as a QR PNG, a KHQR card PNG and/or a QR SVG.
-    #[command(group(clap::ArgGroup::new("out").args(["png", "card", "svg"]).required(true).multiple(true)))]
+    /// Draw any KHQR string as a QR PNG, a KHQR card (PNG and/or SVG for print) and/or a QR SVG.
+    #[command(group(clap::ArgGroup::new("out").args(["png", "card", "card_svg", "svg"]).required(true).multiple(true)))]
     Render {
         /// The KHQR string (`-` reads it from stdin).
         payload: String,
@@ -110,6 +112,11 @@ struct CardArgs {
     /// name for it).
     #[arg(long, alias = "stand")]
     card: Option<PathBuf>,
+    /// Also write the card as SVG for print shops to this file: the same card
+    /// with text and marks as vector paths (no fonts needed), printed
+    /// 101.6 x 147.32 mm (4 x 5.8 in) at any --scale; --scale and --icon apply.
+    #[arg(long, value_name = "FILE")]
+    card_svg: Option<PathBuf>,
     /// Also write the plain QR as SVG to this file.
     #[arg(long)]
     svg: Option<PathBuf>,
@@ -314,19 +321,26 @@ fn write_card_svg(
     image: &ImageArgs,
     out: &mut serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), Failure> {
+    let icon = match card.icon {
+        IconArg::Currency => CentreIcon::Currency,
+        IconArg::Bakong => CentreIcon::BakongRed,
+        IconArg::None => CentreIcon::None,
+    };
+    let options = CardOptions::default().scale(card.scale).centre_icon(icon);
     if let Some(path) = &card.card {
-        let icon = match card.icon {
-            IconArg::Currency => CentreIcon::Currency,
-            IconArg::Bakong => CentreIcon::BakongRed,
-            IconArg::None => CentreIcon::None,
-        };
-        let options = CardOptions::default().scale(card.scale).centre_icon(icon);
         let png =
             card_png(payload, &options).map_err(|e| io_failure("cannot draw the card", &e))?;
         std::fs::write(path, png)
             .map_err(|e| io_failure(&format!("cannot write {}", path.display()), &e))?;
         // The JSON key keeps its first name: scripts read it.
         out.insert("stand".into(), json!(path.display().to_string()));
+    }
+    if let Some(path) = &card.card_svg {
+        let svg =
+            card_svg(payload, &options).map_err(|e| io_failure("cannot draw the card", &e))?;
+        std::fs::write(path, svg)
+            .map_err(|e| io_failure(&format!("cannot write {}", path.display()), &e))?;
+        out.insert("card_svg".into(), json!(path.display().to_string()));
     }
     if let Some(path) = &card.svg {
         let svg = qr_svg(payload, &qr_options(image))

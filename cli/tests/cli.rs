@@ -344,3 +344,47 @@ fn ecc_any_case_and_times_in_iso_8601() {
     let o = khqr_with(&["decode", "-"], &[], &format!("\n\n  {good} \r\n\n"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn card_svg_flag_writes_the_print_card() {
+    let dir = std::env::temp_dir().join(format!("khqr-cli-card-svg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("card.svg");
+    let o = khqr(&[
+        "create",
+        "--bakong-id",
+        "coffee@abaa",
+        "--merchant-name",
+        "ហាងកាហ្វេ Coffee",
+        "--amount",
+        "12.5",
+        "--now-ms",
+        "1700000000000",
+        "--card-svg",
+        svg.to_str().unwrap(),
+        "--scale",
+        "4",
+        "--icon",
+        "bakong",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = json_of(&o);
+    assert_eq!(v["card_svg"], svg.display().to_string());
+    let options = bakong_khqr::render::CardOptions::default()
+        .scale(4)
+        .centre_icon(bakong_khqr::render::CentreIcon::BakongRed);
+    let qr = v["qr"].as_str().unwrap();
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert_eq!(text, bakong_khqr::render::card_svg(qr, &options).unwrap());
+    assert!(text.contains("viewBox=\"0 0 1200 1740\""));
+    // `render` takes it as its only output; a payload a card cannot show is exit 1.
+    let o = khqr(&["render", qr, "--card-svg", svg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_to_string(&svg).unwrap(),
+        bakong_khqr::render::card_svg(qr, &bakong_khqr::render::CardOptions::default()).unwrap()
+    );
+    let bad = khqr(&["render", "nonsense", "--card-svg", svg.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -58,6 +58,10 @@ use super::text::{self, Fonts, Line, Weight};
 use super::{Ecc, QrMatrix, RenderError};
 use crate::{Currency, Decoded};
 
+#[path = "card_svg.rs"]
+mod card_svg;
+pub use card_svg::card_svg;
+
 /// Card width at scale 1, pixels.
 pub const CARD_WIDTH_1X: u32 = 300;
 /// Card height at scale 1, pixels (20:29 with the width).

@@ -96,7 +96,7 @@ fn bowl(pb: &mut PathBuilder, x0: f32, y0: f32, y1: f32, rx: f32) {
 }
 
 /// The wordmark's outline in a box `wordmark_width() × 1` (y down, cap height 1).
-fn wordmark_path() -> Option<Path> {
+pub(crate) fn wordmark_path() -> Option<Path> {
     let mut pb = PathBuilder::new();
     let [wk, wh, wq, wr] = WIDTHS;
     // K: stem, an arm up to the right, a leg down to the right.

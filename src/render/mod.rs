@@ -32,6 +32,8 @@ mod symbol;
 mod text;
 
 #[cfg(feature = "card")]
+pub use card::card_svg;
+#[cfg(feature = "card")]
 pub use card::{
     card_layout, card_png, CardLayout, CardOptions, CentreIcon, PxRect, CARD_HEIGHT_1X,
     CARD_WIDTH_1X, KHQR_RED, MAX_SCALE,
