@@ -101,8 +101,12 @@ pub struct CardOptions {
     /// Size multiplier, 1–10: scale 1 is 300 × 435 pixels, 2 (the default)
     /// 600 × 870, 4 is 1200 × 1740 (about A6 at 300 dpi).
     pub scale: u32,
-    /// Error-correction level; default H (about 30% recoverable), which the
-    /// centre badge needs. Lower levels with a centre icon may not scan.
+    /// Error-correction level; default M (about 15% recoverable). The centre
+    /// badge is sized for the level actually used: it covers at most half the
+    /// correction capacity of the symbol's weakest Reed–Solomon block (ISO/IEC
+    /// 18004 Table 9), so at L the badge is smaller. H makes the symbol larger
+    /// and its modules smaller at the same printed size, which scanned worse
+    /// under blur and tilt in our measurements (README, "Scanning").
     pub ecc: Ecc,
     /// The centre icon; default [`CentreIcon::Currency`].
     pub centre_icon: CentreIcon,

@@ -7,7 +7,7 @@
 //! font units lands at `(x + fx·scale, y − fy·scale)`.
 
 use rustybuzz::ttf_parser::{Face, GlyphId, OutlineBuilder};
-use tiny_skia::{Path, PathBuilder};
+use tiny_skia::PathBuilder;
 
 /// Forwards `ttf-parser`'s outline callbacks into a `tiny-skia` path builder,
 /// mapping font units to pixels.
@@ -78,9 +78,16 @@ pub(crate) fn push_glyph(
 /// filled with the non-zero winding rule (TrueType and CFF outlines both use
 /// it). `None` for a glyph with no contours (a space), an id the face does not
 /// have, or non-finite arguments.
-// Used by the vector card (`card_svg`); the raster path goes through `push_glyph`.
-#[allow(dead_code)]
-pub(crate) fn glyph_path(face: &Face<'_>, glyph: u16, scale: f32, x: f32, y: f32) -> Option<Path> {
+// The card (PNG and SVG) draws whole lines through `Line::path`/`push_glyph`;
+// this one-glyph form is what the unit tests below check.
+#[cfg(test)]
+pub(crate) fn glyph_path(
+    face: &Face<'_>,
+    glyph: u16,
+    scale: f32,
+    x: f32,
+    y: f32,
+) -> Option<tiny_skia::Path> {
     let mut pb = PathBuilder::new();
     if !push_glyph(&mut pb, face, glyph, scale, x, y) {
         return None;
