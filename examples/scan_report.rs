@@ -8,22 +8,42 @@
 //!   --variants default|all|scaleN   the plain QR and the default card (default),
 //!                            every variant, or every icon at scale N
 //!   --every N                scan every Nth payload only (default 1)
+//!   --dump-corpus FILE       write the corpus to FILE and stop: one payload a
+//!                            line, each a JSON string (a payload may hold a
+//!                            newline)
+//!   --images MANIFEST        also scan images made elsewhere (for instance
+//!                            the Python card, scripts/python-card/run.sh):
+//!                            MANIFEST has one JSON object a line,
+//!                            {"payload", "file", "symbol_px"}, `file`
+//!                            relative to MANIFEST's folder
+//!   --label TEXT             the name of those images in the table
+//!                            (default "external")
 //! ```
 //!
 //! Needs zbar's `zbarimg` (`apt-get install zbar-tools`). Each cell is
 //! `rqrr / rxing / zbar`: the payloads read back byte for byte, as a count
 //! out of the variant's corpus.
+//!
+//! External images go through the same conditions as ours, normalised the
+//! same way: every condition but "clean" scales an image so that its *symbol*
+//! (the QR without its quiet zone, `symbol_px` wide in the file) is 250, 150
+//! or 200 px wide. So the table compares the cards as printed with the same
+//! symbol width and seen from the same distance; a symbol with more modules
+//! then has smaller modules. An image already smaller than the target is not
+//! upscaled. They get two rows: every manifest entry, and only the payloads
+//! our default card can show (the card rows' corpus).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use support::scan::{read_all, require_zbar, Condition, Decoder};
+use std::path::Path;
+
+use support::scan::{read_all, require_zbar, Condition, Decoder, Grey};
 use support::variants::{Icon, Variant};
 
 fn main() {
-    require_zbar();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let opt = |name: &str| {
         args.iter()
@@ -31,6 +51,18 @@ fn main() {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
+    let corpus = support::scan::corpus(&common::vectors_dir());
+    if let Some(file) = opt("--dump-corpus") {
+        let mut text = String::new();
+        for p in &corpus {
+            text.push_str(&serde_json::to_string(p).expect("JSON string"));
+            text.push('\n');
+        }
+        std::fs::write(&file, text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        eprintln!("{} payloads written to {file}", corpus.len());
+        return;
+    }
+    require_zbar();
     let every: usize = opt("--every").map_or(1, |s| s.parse().expect("--every N"));
     let variants = match opt("--variants").as_deref() {
         Some("all") => Variant::all(),
@@ -42,7 +74,6 @@ fn main() {
         }
         _ => vec![Variant::PlainQr, Variant::DEFAULT_CARD],
     };
-    let corpus = support::scan::corpus(&common::vectors_dir());
     print!("| variant (n) |");
     for c in Condition::ALL {
         print!(" {} |", c.name());
@@ -61,21 +92,70 @@ fn main() {
             .step_by(every)
             .collect();
         let drawn = support::scan::par_map(&payloads, |p| v.draw(p));
-        print!("| {} ({}) |", v.name(), payloads.len());
-        for c in Condition::ALL {
-            let images = support::scan::par_map(
-                &drawn.iter().enumerate().collect::<Vec<_>>(),
-                |(i, (img, symbol))| c.apply(img, *symbol, *i as u64),
-            );
-            let counts: Vec<String> = Decoder::ALL
-                .iter()
-                .map(|&d| {
-                    let ok = read_all(d, &images, &payloads, "report");
-                    ok.iter().filter(|&&b| b).count().to_string()
-                })
-                .collect();
-            print!(" {} |", counts.join(" / "));
-        }
-        println!();
+        print_row(&v.name(), &payloads, &drawn);
     }
+    if let Some(manifest) = opt("--images") {
+        let label = opt("--label").unwrap_or_else(|| "external".to_owned());
+        let entries = load_manifest(Path::new(&manifest));
+        let all: Vec<&(String, Grey, u32)> = entries.iter().step_by(every).collect();
+        print_external(&label, &all);
+        let card: Vec<&(String, Grey, u32)> = entries
+            .iter()
+            .filter(|(p, _, _)| Variant::DEFAULT_CARD.accepts(p))
+            .step_by(every)
+            .collect();
+        print_external(&format!("{label}, card corpus"), &card);
+    }
+}
+
+/// One table row: `drawn[i]` (image, symbol width in pixels) shows
+/// `payloads[i]`; every condition, every decoder.
+fn print_row(name: &str, payloads: &[&str], drawn: &[(Grey, u32)]) {
+    print!("| {name} ({}) |", payloads.len());
+    for c in Condition::ALL {
+        let images = support::scan::par_map(
+            &drawn.iter().enumerate().collect::<Vec<_>>(),
+            |(i, (img, symbol))| c.apply(img, *symbol, *i as u64),
+        );
+        let counts: Vec<String> = Decoder::ALL
+            .iter()
+            .map(|&d| {
+                let ok = read_all(d, &images, payloads, "report");
+                ok.iter().filter(|&&b| b).count().to_string()
+            })
+            .collect();
+        print!(" {} |", counts.join(" / "));
+    }
+    println!();
+}
+
+fn print_external(name: &str, entries: &[&(String, Grey, u32)]) {
+    let payloads: Vec<&str> = entries.iter().map(|(p, _, _)| p.as_str()).collect();
+    let drawn: Vec<(Grey, u32)> = entries
+        .iter()
+        .map(|(_, img, w)| (img.clone(), *w))
+        .collect();
+    print_row(name, &payloads, &drawn);
+}
+
+/// The manifest's entries: payload, image, symbol width in pixels.
+fn load_manifest(path: &Path) -> Vec<(String, Grey, u32)> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).expect("manifest: JSON line");
+            let payload = v["payload"].as_str().expect("manifest: payload");
+            let file = dir.join(v["file"].as_str().expect("manifest: file"));
+            let symbol = v["symbol_px"].as_u64().expect("manifest: symbol_px");
+            let png = std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            (
+                payload.to_owned(),
+                Grey::from_png(&png),
+                u32::try_from(symbol).expect("manifest: symbol_px"),
+            )
+        })
+        .collect()
 }
