@@ -18,6 +18,8 @@
 //!                            relative to MANIFEST's folder
 //!   --label TEXT             the name of those images in the table
 //!                            (default "external")
+//!   --fit symbol|card        what the conditions scale to (default symbol,
+//!                            see below)
 //! ```
 //!
 //! Needs zbar's `zbarimg` (`apt-get install zbar-tools`). Each cell is
@@ -30,8 +32,16 @@
 //! or 200 px wide. So the table compares the cards as printed with the same
 //! symbol width and seen from the same distance; a symbol with more modules
 //! then has smaller modules. An image already smaller than the target is not
-//! upscaled. They get two rows: every manifest entry, and only the payloads
-//! our default card can show (the card rows' corpus).
+//! upscaled. With `--fit card` every image is instead scaled as if its
+//! symbol were 0.6 × the image's width: the cards are printed at the same
+//! *card* width and seen from the same distance, 417 px wide for the 250-px
+//! conditions, 250 px for "150 px", 333 px for the phone (0.6 is about our
+//! default card's symbol share; a card whose QR fills more of its width then
+//! has larger modules). An image narrower than 417 px is first enlarged by
+//! repeating each pixel a whole number of times, so that it can be scaled
+//! down to those widths. Three rows follow ours: every manifest entry; then our default
+//! card and the external images on exactly the same payloads (the manifest's
+//! payloads that our default card can show).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -64,6 +74,26 @@ fn main() {
     }
     require_zbar();
     let every: usize = opt("--every").map_or(1, |s| s.parse().expect("--every N"));
+    let fit_card = match opt("--fit").as_deref() {
+        None | Some("symbol") => false,
+        Some("card") => true,
+        Some(other) => panic!("--fit {other}: symbol or card"),
+    };
+    let row = |name: &str, payloads: &[&str], drawn: &[(Grey, u32)]| {
+        if fit_card {
+            let refit: Vec<(Grey, u32)> = drawn
+                .iter()
+                .map(|(img, _)| {
+                    let img = enlarge(img);
+                    let fit = card_fit(&img);
+                    (img, fit)
+                })
+                .collect();
+            print_row(name, payloads, &refit);
+        } else {
+            print_row(name, payloads, drawn);
+        }
+    };
     let variants = match opt("--variants").as_deref() {
         Some("all") => Variant::all(),
         Some(scale) if scale.starts_with("scale") => {
@@ -92,19 +122,28 @@ fn main() {
             .step_by(every)
             .collect();
         let drawn = support::scan::par_map(&payloads, |p| v.draw(p));
-        print_row(&v.name(), &payloads, &drawn);
+        row(&v.name(), &payloads, &drawn);
     }
     if let Some(manifest) = opt("--images") {
         let label = opt("--label").unwrap_or_else(|| "external".to_owned());
         let entries = load_manifest(Path::new(&manifest));
         let all: Vec<&(String, Grey, u32)> = entries.iter().step_by(every).collect();
-        print_external(&label, &all);
-        let card: Vec<&(String, Grey, u32)> = entries
+        row(&label, &payloads_of(&all), &drawn_of(&all));
+        // Side by side on exactly the same payloads: those our default card
+        // can show and the other renderer drew.
+        let both: Vec<&(String, Grey, u32)> = entries
             .iter()
             .filter(|(p, _, _)| Variant::DEFAULT_CARD.accepts(p))
             .step_by(every)
             .collect();
-        print_external(&format!("{label}, card corpus"), &card);
+        let payloads: Vec<&str> = both.iter().map(|(p, _, _)| p.as_str()).collect();
+        let ours = support::scan::par_map(&payloads, |p| Variant::DEFAULT_CARD.draw(p));
+        row(
+            &format!("{}, same payloads", Variant::DEFAULT_CARD.name()),
+            &payloads,
+            &ours,
+        );
+        row(&format!("{label}, same payloads"), &payloads, &drawn_of(&both));
     }
 }
 
@@ -129,13 +168,45 @@ fn print_row(name: &str, payloads: &[&str], drawn: &[(Grey, u32)]) {
     println!();
 }
 
-fn print_external(name: &str, entries: &[&(String, Grey, u32)]) {
-    let payloads: Vec<&str> = entries.iter().map(|(p, _, _)| p.as_str()).collect();
-    let drawn: Vec<(Grey, u32)> = entries
+/// The symbol width that makes the conditions scale `img` to a fixed image
+/// width (`--fit card`): 0.6 × its width, in pixels.
+fn card_fit(img: &Grey) -> u32 {
+    u32::try_from(img.width * 3 / 5).expect("image width")
+}
+
+/// `img` with every pixel repeated k × k times, for the smallest whole k that
+/// makes it at least 417 px wide (the widest `--fit card` target): the
+/// conditions never upscale, and a whole-number repeat followed by their area
+/// downscale gives the same picture as an exact resample of the original.
+fn enlarge(img: &Grey) -> Grey {
+    let k = 417usize.div_ceil(img.width).max(1);
+    if k == 1 {
+        return img.clone();
+    }
+    let w = img.width * k;
+    let mut px = Vec::with_capacity(w * img.height * k);
+    for row in img.px.chunks_exact(img.width) {
+        let wide: Vec<u8> = row.iter().flat_map(|&v| std::iter::repeat_n(v, k)).collect();
+        for _ in 0..k {
+            px.extend_from_slice(&wide);
+        }
+    }
+    Grey {
+        width: w,
+        height: img.height * k,
+        px,
+    }
+}
+
+fn payloads_of<'a>(entries: &[&'a (String, Grey, u32)]) -> Vec<&'a str> {
+    entries.iter().map(|(p, _, _)| p.as_str()).collect()
+}
+
+fn drawn_of(entries: &[&(String, Grey, u32)]) -> Vec<(Grey, u32)> {
+    entries
         .iter()
         .map(|(_, img, w)| (img.clone(), *w))
-        .collect();
-    print_row(name, &payloads, &drawn);
+        .collect()
 }
 
 /// The manifest's entries: payload, image, symbol width in pixels.

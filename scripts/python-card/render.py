@@ -19,7 +19,9 @@ Lanczos-resampled to 280 x 280 px with its quiet zone). The scan conditions
 scale every image by this width.
 
 The library takes the payload string as it is (it parses only tags 53, 54 and
-59 for the text above the QR), so no payload is regenerated.
+59 for the text above the QR), so no payload is regenerated. A payload it
+refuses (it raises, e.g. on a tag 54 that is not a number) gets no image and
+a line {"payload": ..., "error": ...} in OUTDIR/refused.jsonl instead.
 """
 
 import json
@@ -65,11 +67,19 @@ def main():
     khqr = KHQR()
     with open(corpus, encoding="utf-8") as f:
         payloads = [json.loads(line) for line in f if line.strip()]
-    with open(os.path.join(outdir, "manifest.jsonl"), "w", encoding="utf-8") as m:
+    refused = 0
+    with open(os.path.join(outdir, "manifest.jsonl"), "w", encoding="utf-8") as m, \
+            open(os.path.join(outdir, "refused.jsonl"), "w", encoding="utf-8") as r:
         for i, payload in enumerate(payloads):
             name = f"{i}.png"
             path = os.path.join(outdir, name)
-            khqr.qr_image(payload, format="png", output_path=path)
+            try:
+                khqr.qr_image(payload, format="png", output_path=path)
+            except Exception as e:  # the library's own refusal, kept as data
+                refused += 1
+                r.write(json.dumps({"payload": payload, "error": repr(e)},
+                                   ensure_ascii=False) + "\n")
+                continue
             n, width = modules(payload), symbol_width(path)
             # Cross-check the two: 280 px hold n + 8 modules.
             expect = 280 * n / (n + 8)
@@ -78,7 +88,8 @@ def main():
             row = {"payload": payload, "file": name,
                    "modules": n, "symbol_px": width}
             m.write(json.dumps(row, ensure_ascii=False) + "\n")
-    print(f"{len(payloads)} cards in {outdir}", file=sys.stderr)
+    print(f"{len(payloads) - refused} cards in {outdir}, {refused} payloads "
+          f"refused (refused.jsonl)", file=sys.stderr)
 
 
 if __name__ == "__main__":
