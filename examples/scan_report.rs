@@ -143,7 +143,11 @@ fn main() {
             &payloads,
             &ours,
         );
-        row(&format!("{label}, same payloads"), &payloads, &drawn_of(&both));
+        row(
+            &format!("{label}, same payloads"),
+            &payloads,
+            &drawn_of(&both),
+        );
     }
 }
 
@@ -186,7 +190,10 @@ fn enlarge(img: &Grey) -> Grey {
     let w = img.width * k;
     let mut px = Vec::with_capacity(w * img.height * k);
     for row in img.px.chunks_exact(img.width) {
-        let wide: Vec<u8> = row.iter().flat_map(|&v| std::iter::repeat_n(v, k)).collect();
+        let wide: Vec<u8> = row
+            .iter()
+            .flat_map(|&v| std::iter::repeat_n(v, k))
+            .collect();
         for _ in 0..k {
             px.extend_from_slice(&wide);
         }
@@ -212,8 +219,7 @@ fn drawn_of(entries: &[&(String, Grey, u32)]) -> Vec<(Grey, u32)> {
 /// The manifest's entries: payload, image, symbol width in pixels.
 fn load_manifest(path: &Path) -> Vec<(String, Grey, u32)> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let text =
-        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| {
