@@ -80,19 +80,7 @@ fn main() {
         Some(other) => panic!("--fit {other}: symbol or card"),
     };
     let row = |name: &str, payloads: &[&str], drawn: &[(Grey, u32)]| {
-        if fit_card {
-            let refit: Vec<(Grey, u32)> = drawn
-                .iter()
-                .map(|(img, _)| {
-                    let img = enlarge(img);
-                    let fit = card_fit(&img);
-                    (img, fit)
-                })
-                .collect();
-            print_row(name, payloads, &refit);
-        } else {
-            print_row(name, payloads, drawn);
-        }
+        print_row(name, payloads, drawn, fit_card);
     };
     let variants = match opt("--variants").as_deref() {
         Some("all") => Variant::all(),
@@ -152,13 +140,22 @@ fn main() {
 }
 
 /// One table row: `drawn[i]` (image, symbol width in pixels) shows
-/// `payloads[i]`; every condition, every decoder.
-fn print_row(name: &str, payloads: &[&str], drawn: &[(Grey, u32)]) {
+/// `payloads[i]`; every condition, every decoder. `fit_card`: scale to the
+/// image's width instead of the symbol's (`--fit card`; "clean" is still the
+/// image as drawn).
+fn print_row(name: &str, payloads: &[&str], drawn: &[(Grey, u32)], fit_card: bool) {
     print!("| {name} ({}) |", payloads.len());
     for c in Condition::ALL {
         let images = support::scan::par_map(
             &drawn.iter().enumerate().collect::<Vec<_>>(),
-            |(i, (img, symbol))| c.apply(img, *symbol, *i as u64),
+            |(i, (img, symbol))| {
+                if fit_card && c != Condition::Clean {
+                    let big = enlarge(img);
+                    c.apply(&big, card_fit(&big), *i as u64)
+                } else {
+                    c.apply(img, *symbol, *i as u64)
+                }
+            },
         );
         let counts: Vec<String> = Decoder::ALL
             .iter()
