@@ -37,9 +37,10 @@
 //! *card* width and seen from the same distance, 417 px wide for the 250-px
 //! conditions, 250 px for "150 px", 333 px for the phone (0.6 is about our
 //! default card's symbol share; a card whose QR fills more of its width then
-//! has larger modules). An image narrower than 417 px is first enlarged by
-//! repeating each pixel a whole number of times, so that it can be scaled
-//! down to those widths. Three rows follow ours: every manifest entry; then our default
+//! has larger modules; the plain QR's PNG counts as its own card). An image
+//! narrower than 417 px is first enlarged by repeating each pixel a whole
+//! number of times, so that it can be scaled down to those widths. With
+//! `--images`, three rows follow ours: every manifest entry; then our default
 //! card and the external images on exactly the same payloads (the manifest's
 //! payloads that our default card can show).
 
