@@ -269,7 +269,12 @@ impl Amount {
     /// The text of tag 54, e.g. `"1.50"`.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        ascii(&self.buf[..usize::from(self.len)])
+        ascii(self.as_bytes())
+    }
+
+    /// [`Amount::as_str`] as ASCII bytes (no UTF-8 check).
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..usize::from(self.len)).unwrap_or(&[])
     }
 
     /// The amount in minor units: riel for KHR, cents for USD.
@@ -342,6 +347,32 @@ impl Amount {
         n.ok_or_else(too_large)
     }
 
+    /// `minor` units written with every decimal of `currency`: two for USD
+    /// (`1000` → `"10.00"`), none for KHR (`100` → `"100"`). Unlike
+    /// [`Amount::from_minor_units`] (the SDK's tag 54, `"10"` for 1000 cents),
+    /// this is how Bakong's API and receipts show an amount.
+    ///
+    /// ```
+    /// use bakong_khqr::{Amount, Currency};
+    /// assert_eq!(Amount::with_decimals(1000, Currency::Usd), "10.00");
+    /// assert_eq!(Amount::with_decimals(5, Currency::Usd), "0.05");
+    /// assert_eq!(Amount::with_decimals(100, Currency::Khr), "100");
+    /// ```
+    #[must_use]
+    pub fn with_decimals(minor: u64, currency: Currency) -> String {
+        let mut digits = [0u8; 20];
+        match currency {
+            Currency::Khr => decimal(minor, &mut digits).into(),
+            Currency::Usd => {
+                let mut out = String::from(decimal(minor / 100, &mut digits));
+                out.push('.');
+                out.push(char::from(b'0' + (minor % 100 / 10) as u8));
+                out.push(char::from(b'0' + (minor % 10) as u8));
+                out
+            }
+        }
+    }
+
     /// Amount text as a person reads it on the KHQR card: digits grouped in
     /// threes with commas, USD with two decimals (`"1234.5"` → `"1,234.50"`), KHR
     /// whole (`"1250000"` → `"1,250,000"`; a non-zero fraction is kept, trailing
@@ -401,6 +432,11 @@ pub(crate) const fn fraction_refusal(currency: Currency) -> &'static str {
 
 /// `n` in decimal digits, written at the end of `buf` (20 bytes hold any `u64`).
 pub(crate) fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
+    ascii(decimal_digits(n, buf))
+}
+
+/// [`decimal`] as ASCII bytes (no UTF-8 check).
+pub(crate) fn decimal_digits(n: u64, buf: &mut [u8; 20]) -> &[u8] {
     /// "00" to "99": two digits per division.
     const PAIRS: &[u8; 200] = b"00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
     let mut i = buf.len();
@@ -419,7 +455,7 @@ pub(crate) fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
         i -= 1;
         buf[i] = b'0' + n as u8;
     }
-    ascii(&buf[i..])
+    &buf[i..]
 }
 
 /// Bytes this module wrote as ASCII digits and points, as text.
