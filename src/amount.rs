@@ -441,6 +441,19 @@ pub(crate) fn decimal_digits(n: u64, buf: &mut [u8; 20]) -> &[u8] {
     const PAIRS: &[u8; 200] = b"00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
     let mut i = buf.len();
     let mut n = n;
+    // Eight digits at a time in 32-bit arithmetic (cheaper than 64-bit).
+    while n >= 100_000_000 {
+        let mut low = (n % 100_000_000) as u32;
+        n /= 100_000_000;
+        for _ in 0..4 {
+            let pair = (low % 100) as usize * 2;
+            low /= 100;
+            i -= 2;
+            buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        }
+    }
+    // Below 10^8 now.
+    let mut n = n as u32;
     while n >= 100 {
         let pair = (n % 100) as usize * 2;
         n /= 100;
@@ -480,6 +493,22 @@ impl fmt::Debug for Amount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_matches_to_string() {
+        let mut powers: Vec<u64> = (0..20).map(|e| 10u64.pow(e)).collect();
+        powers.extend(powers.clone().iter().map(|p| p - 1));
+        powers.extend([
+            1_700_000_000_000,
+            99_999_999_999,
+            123_456_789_012_345_678,
+            u64::MAX,
+        ]);
+        for n in powers {
+            let mut buf = [0; 20];
+            assert_eq!(decimal(n, &mut buf), n.to_string());
+        }
+    }
 
     fn ok(s: &str, c: Currency) -> String {
         Amount::parse(s, c).unwrap().as_str().to_owned()

@@ -515,7 +515,32 @@ impl<'a> Request<'a> {
     /// Writes the data objects in the SDK's order, then the CRC, in one pass
     /// into a buffer on the stack, and appends the result to `out`.
     fn emit(&self, plan: &Plan<'_>, now_ms: u64, out: &mut String) -> Result<(), Error> {
-        let mut w = ArrayWriter::<MAX_PAYLOAD_BYTES>::new();
+        // Most payloads fit the small buffer (less to clear); a longer one is
+        // written again into the large one.
+        if self.emit_into::<USUAL_PAYLOAD_BYTES>(plan, now_ms, out)?
+            || self.emit_into::<MAX_PAYLOAD_BYTES>(plan, now_ms, out)?
+        {
+            return Ok(());
+        }
+        // The checked limits keep every payload within the large buffer.
+        debug_assert!(false, "a KHQR over {MAX_PAYLOAD_BYTES} bytes");
+        Err(Error::too_long(
+            ErrorCode::TemplateTooLong,
+            Field::Payload,
+            MAX_PAYLOAD_BYTES + 1,
+            MAX_PAYLOAD_BYTES,
+        ))
+    }
+
+    /// [`Request::emit`] with a buffer of `N` bytes; `false` (and nothing
+    /// appended) when the payload does not fit.
+    fn emit_into<const N: usize>(
+        &self,
+        plan: &Plan<'_>,
+        now_ms: u64,
+        out: &mut String,
+    ) -> Result<bool, Error> {
+        let mut w = ArrayWriter::<N>::new();
         if let Err(e) = self.emit_objects(plan, now_ms, &mut w) {
             // The character rule comes first in our order.
             check_characters(self, plan)?;
@@ -525,15 +550,7 @@ impl<'a> Request<'a> {
         let crc = crc::checksum_hex(w.bytes());
         w.put(&crc);
         let Some(text) = w.as_str() else {
-            // The checked limits keep every payload within the buffer.
-            debug_assert!(false, "a KHQR over {MAX_PAYLOAD_BYTES} bytes");
-            let n = w.bytes().len();
-            return Err(Error::too_long(
-                ErrorCode::TemplateTooLong,
-                Field::Payload,
-                n,
-                MAX_PAYLOAD_BYTES,
-            ));
+            return Ok(false);
         };
         // The character rule (53), folded into one scan of what was written:
         // only when that finds a suspect character are the fields looked at.
@@ -541,14 +558,14 @@ impl<'a> Request<'a> {
             check_characters(self, plan)?;
         }
         out.push_str(text);
-        Ok(())
+        Ok(true)
     }
 
-    fn emit_objects(
+    fn emit_objects<const N: usize>(
         &self,
         plan: &Plan<'_>,
         now_ms: u64,
-        w: &mut ArrayWriter<MAX_PAYLOAD_BYTES>,
+        w: &mut ArrayWriter<N>,
     ) -> Result<(), TooLong> {
         fn bytes(v: Option<&str>) -> Option<&[u8]> {
             v.map(str::as_bytes)
@@ -587,7 +604,10 @@ impl<'a> Request<'a> {
         w.write(tag::COUNTRY_CODE, "KH")?;
         w.write(tag::MERCHANT_NAME, self.merchant_name.as_bytes())?;
         w.write(tag::MERCHANT_CITY, plan.city)?;
-        let additional = ADDITIONAL_DATA.map(|(sub, f)| (sub, bytes(self.given(f))));
+        let mut additional = [(0, None); ADDITIONAL_DATA.len()];
+        for (slot, (sub, f)) in additional.iter_mut().zip(ADDITIONAL_DATA) {
+            *slot = (sub, bytes(self.given(f)));
+        }
         if additional.iter().any(|(_, v)| v.is_some()) {
             w.write_template(tag::ADDITIONAL_DATA, &additional)?;
         }
@@ -631,6 +651,8 @@ impl<'a> Request<'a> {
 /// at most 4 + 297 each; 59 4 + 75, 60 4 + 45; 99 at most 52 (two timestamps of
 /// up to 20 digits): 1,442 in all.
 const MAX_PAYLOAD_BYTES: usize = 1536;
+/// A buffer that holds most KHQRs (Latin text, or a few Khmer fields).
+const USUAL_PAYLOAD_BYTES: usize = 384;
 
 /// What the rules found that `emit` writes.
 struct Plan<'p> {
@@ -660,7 +682,7 @@ const SDK_ORDER: [Rule; 11] = [
     check_amount,
     |r, _| check_name_sdk(&r.merchant_name, Field::MerchantName),
     |_, p| Field::MerchantCity.check_length(p.city),
-    |r, _| check_texts(r, &ADDITIONAL_DATA.map(|(_, f)| f)),
+    |r, _| check_texts(r, &ADDITIONAL_SUBS_FIELDS.1),
     |r, _| check_language(r),
     check_expiration,
 ];
@@ -678,6 +700,16 @@ const OUR_ORDER: [OurRule; 3] = [
 
 /// The text fields of the additional data template (62), from the field table.
 const ADDITIONAL_DATA: [(u8, Field); 5] = Field::subs_of(tag::ADDITIONAL_DATA);
+/// The sub-tags and the fields of [`ADDITIONAL_DATA`], apart.
+pub(crate) const ADDITIONAL_SUBS_FIELDS: ([u8; 5], [Field; 5]) = {
+    let (mut subs, mut fields) = ([0; 5], [Field::Payload; 5]);
+    let mut i = 0;
+    while i < ADDITIONAL_DATA.len() {
+        (subs[i], fields[i]) = ADDITIONAL_DATA[i];
+        i += 1;
+    }
+    (subs, fields)
+};
 
 /// The optional text fields every request can carry, in the SDK's order of
 /// its `optional` object (the account template's own sub-fields aside).
