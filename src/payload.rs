@@ -567,9 +567,8 @@ impl<'a> Request<'a> {
         now_ms: u64,
         w: &mut ArrayWriter<N>,
     ) -> Result<(), TooLong> {
-        fn bytes(v: Option<&str>) -> Option<&[u8]> {
-            v.map(str::as_bytes)
-        }
+        // Tags 00 (payload format indicator 01) and 01 (point of initiation:
+        // 12 dynamic, 11 static) as one constant.
         w.put(if plan.amount.is_some() {
             b"000201010212"
         } else {
@@ -643,6 +642,11 @@ impl<'a> Request<'a> {
         }
         Ok(())
     }
+}
+
+/// A text value's UTF-8 bytes, for [`ArrayWriter::write_template`].
+fn bytes(v: Option<&str>) -> Option<&[u8]> {
+    v.map(str::as_bytes)
 }
 
 /// The largest KHQR `generate` can write, in bytes: every value within its
