@@ -1157,7 +1157,32 @@ impl fmt::Debug for Khqr {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_account_id_strict, printable_ascii};
+    use super::{check_account_id_strict, printable_ascii, Request, USUAL_PAYLOAD_BYTES};
+
+    #[test]
+    fn a_payload_over_the_small_buffer_is_written_whole() {
+        let khmer = |n: usize| "ក".repeat(n);
+        let (name, city, text) = (khmer(25), khmer(15), khmer(25));
+        let now_ms = 1_700_000_000_000;
+        let khqr = Request::individual("jonhsmith@nbcq", name.as_str())
+            .merchant_city(city.as_str())
+            .amount("1000")
+            .expires_in_ms(60_000)
+            .bill_number(text.as_str())
+            .store_label(text.as_str())
+            .terminal_label(text.as_str())
+            .language_preference("km")
+            .merchant_name_alternate_language(text.as_str())
+            .merchant_city_alternate_language(city.as_str())
+            .generate(now_ms)
+            .unwrap();
+        assert!(khqr.as_str().len() > USUAL_PAYLOAD_BYTES);
+        let d = crate::verify(khqr.as_str(), now_ms).unwrap();
+        assert_eq!(d.merchant_name(), Some(name.as_str()));
+        assert_eq!(d.terminal_label(), Some(text.as_str()));
+        assert_eq!(d.merchant_city_alternate_language(), Some(city.as_str()));
+        assert_eq!(d.expiration_timestamp(), Some("1700000060000"));
+    }
 
     #[test]
     fn account_id_rule_at_every_place() {
