@@ -73,7 +73,7 @@ struct Cli {
     /// QRs one client address may hold; its next create displaces its own oldest.
     #[arg(long, env = "KHQR_QUOTA_PER_CLIENT", default_value_t = 1000)]
     quota_per_client: u32,
-    /// QRs the memory store holds in all, about 1 KiB each (least recently used evicted beyond).
+    /// QRs the memory store holds in all, about 1.7 KiB of memory each (least recently used evicted beyond).
     #[arg(long, env = "KHQR_MAX_ENTRIES", default_value_t = 200_000)]
     max_entries: u64,
     /// Take the client address from this header's last entry (e.g. X-Forwarded-For), only behind a proxy you run that sets it.

@@ -83,7 +83,7 @@ pub struct Limits {
 
 impl Default for Limits {
     /// 50 requests/s per client (burst 200), 20/s per `bakongid` (burst 100),
-    /// 1 000 QRs per client, 200 000 QRs in memory (about 1 KiB each), 5 minutes of grace.
+    /// 1 000 QRs per client, 200 000 QRs in memory (about 1.7 KiB of memory each), 5 minutes of grace.
     fn default() -> Self {
         Limits {
             client_per_sec: 50,
