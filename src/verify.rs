@@ -11,7 +11,7 @@ use crate::payload::{
     ADDITIONAL_SUBS_FIELDS,
 };
 use crate::tag;
-use crate::tlv::utf16_len;
+use crate::tlv::{utf16_len, DataObject};
 
 /// Options for [`verify_with`]. `Default` is the strict rule set of [`verify`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -94,6 +94,9 @@ struct TopLevel {
     seen: IdSet,
     poi: Option<[u8; 2]>,
     repeat: Option<u8>,
+    /// The first sub-tag read twice inside a KHQR template (29, 30, 62, 64,
+    /// 99): the template's tag and the sub-tag (verify refuses it, code 58).
+    duplicate_sub: Option<(u8, u8)>,
 }
 
 impl TopLevel {
@@ -103,9 +106,11 @@ impl TopLevel {
             seen: IdSet::default(),
             poi: None,
             repeat: None,
+            duplicate_sub: None,
         };
         let mut last = None;
-        for (id, value) in d.top_level() {
+        for e in d.iter() {
+            let id = e.id();
             if last == Some(id) {
                 t.repeat = Some(id);
                 return t;
@@ -115,8 +120,13 @@ impl TopLevel {
                 t.duplicate = Some(id);
             }
             if id == tag::POINT_OF_INITIATION_METHOD && t.poi.is_none() {
-                let v = value.as_bytes();
+                let v = e.value().as_bytes();
                 t.poi = Some(if v.len() == 2 { [v[0], v[1]] } else { [0, 0] });
+            }
+            if let (true, Some(children), None) =
+                (tag::is_khqr_template(id), e.children, t.duplicate_sub)
+            {
+                t.duplicate_sub = first_repeat(children).map(|sub| (id, sub));
             }
         }
         if let Some(id) = stop.top.and_then(|e| e.id) {
@@ -129,6 +139,15 @@ impl TopLevel {
     fn has(&self, id: u8) -> bool {
         self.seen.contains(id)
     }
+}
+
+/// The first sub-tag of `children` that was already read before.
+fn first_repeat(children: &[DataObject<'_>]) -> Option<u8> {
+    let mut subs = IdSet::default();
+    children
+        .iter()
+        .map(DataObject::id)
+        .find(|&id| subs.insert(id))
 }
 
 /// The data objects a KHQR must have, in the order verify asks for them (the
@@ -257,15 +276,15 @@ fn check_read(d: &mut Decoded<'_>, now_ms: u64, options: VerifyOptions) -> Resul
             "is not a data object of its own at the end: the final 6304 and four hex digits are inside another value",
         ));
     }
-    check_repeats(d, &top)?;
-    check_fields(d)?;
+    check_repeats(&top)?;
+    check_fields(d, dynamic)?;
     check_timestamps(d, dynamic || has_amount, now_ms, options)
 }
 
 /// A tag anywhere twice, a sub-tag twice in a KHQR template (readers disagree
 /// on which one counts, the SDK takes the last, so a payee or an expiry could be
 /// hidden), or both account templates.
-fn check_repeats(d: &Decoded<'_>, top: &TopLevel) -> Result<(), Error> {
+fn check_repeats(top: &TopLevel) -> Result<(), Error> {
     if let Some(id) = top.duplicate {
         return Err(Error::new(
             ErrorCode::DuplicateTag,
@@ -273,20 +292,12 @@ fn check_repeats(d: &Decoded<'_>, top: &TopLevel) -> Result<(), Error> {
             Detail::Duplicate(id),
         ));
     }
-    for e in d.iter() {
-        let id = e.id();
-        if let (true, Some(children)) = (tag::is_khqr_template(id), e.children) {
-            let mut subs = IdSet::default();
-            for o in children {
-                if subs.insert(o.id()) {
-                    return Err(Error::new(
-                        ErrorCode::DuplicateTag,
-                        crate::decode::template_field(id),
-                        Detail::DuplicateSub(id, o.id()),
-                    ));
-                }
-            }
-        }
+    if let Some((id, sub)) = top.duplicate_sub {
+        return Err(Error::new(
+            ErrorCode::DuplicateTag,
+            crate::decode::template_field(id),
+            Detail::DuplicateSub(id, sub),
+        ));
     }
     if top.has(tag::INDIVIDUAL_ACCOUNT) && top.has(tag::MERCHANT_ACCOUNT) {
         return Err(Error::reason(
@@ -343,7 +354,7 @@ fn expect(
 
 /// Each field's rules, in the order the payload carries the fields (the SDK's
 /// order). Lengths and their codes come from the field table.
-fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
+fn check_fields(d: &Decoded<'_>, dynamic: bool) -> Result<(), Error> {
     // The character rule, folded into one scan of the whole payload: when it
     // is all printable ASCII, no field can break it.
     let text = if printable_ascii(d.payload()) {
@@ -386,7 +397,7 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
                 let why = "must be 116 (KHR) or 840 (USD)";
                 expect(v, &["116", "840"], ErrorCode::UnsupportedCurrency, f, why)?;
             }
-            tag::TRANSACTION_AMOUNT => check_amount(d, v)?,
+            tag::TRANSACTION_AMOUNT => check_amount(d, dynamic, v)?,
             tag::COUNTRY_CODE => {
                 Field::CountryCode.check_present(v)?;
                 expect(
@@ -529,7 +540,7 @@ fn check_chars_bmp_ok(v: &str, field: Field) -> Result<(), Error> {
 /// allows (whole riel for KHR, a zero fraction such as `5000.0` accepted as bank
 /// apps print it; at most two decimals written for USD), and not zero in a
 /// dynamic KHQR (47: there is nothing to pay).
-fn check_amount(d: &Decoded<'_>, v: &str) -> Result<(), Error> {
+fn check_amount(d: &Decoded<'_>, dynamic: bool, v: &str) -> Result<(), Error> {
     let Some((_, frac)) = decimal_parts(v).filter(|_| utf16_len(v) <= MAX_AMOUNT_LEN) else {
         return Err(Error::reason_with(
             ErrorCode::TransactionAmountInvalid,
@@ -549,7 +560,7 @@ fn check_amount(d: &Decoded<'_>, v: &str) -> Result<(), Error> {
         None => Ok(None),
     }?;
     let zero = minor.map_or_else(|| v.bytes().all(|b| b == b'0' || b == b'.'), |m| m == 0);
-    if d.is_dynamic() && zero {
+    if dynamic && zero {
         return Err(Error::reason_with(
             ErrorCode::InvalidDynamicKhqr,
             Field::TransactionAmount,
