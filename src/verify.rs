@@ -357,10 +357,13 @@ fn expect(
 fn check_fields(d: &Decoded<'_>, dynamic: bool) -> Result<(), Error> {
     // The character rule, folded into one scan of the whole payload: when it
     // is all printable ASCII, no field can break it.
-    let text = if printable_ascii(d.payload()) {
-        check_length_only
-    } else {
-        check_text
+    let ascii = printable_ascii(d.payload());
+    let text = |field: Field, v: &str| {
+        if ascii {
+            check_length_only(field, v)
+        } else {
+            check_text(field, v)
+        }
     };
     for e in d.iter() {
         let v = e.value();
@@ -437,6 +440,7 @@ fn check_text(field: Field, v: &str) -> Result<(), Error> {
 
 /// [`check_text`] without the character rule (for a payload already known to
 /// be printable ASCII).
+#[inline]
 fn check_length_only(field: Field, v: &str) -> Result<(), Error> {
     field.check_present(v)?;
     if field == Field::MerchantName {
@@ -488,7 +492,7 @@ fn check_account(e: &Entry<'_, '_>) -> Result<(), Error> {
 /// own rules.
 fn check_language(
     e: &Entry<'_, '_>,
-    text: fn(Field, &str) -> Result<(), Error>,
+    text: impl Fn(Field, &str) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let [pref, name, city] = e.sub_values([
         tag::sub::LANGUAGE_PREFERENCE,
