@@ -307,6 +307,34 @@ pub(crate) fn decimal_parts(s: &str) -> Option<(&str, Option<&str>)> {
     (digits(int) && frac.is_none_or(digits)).then_some((int, frac))
 }
 
+/// The integer digits and fraction digits of amount text read leniently (the
+/// rules of [`Amount::read_minor_units`] but the size).
+fn read_parts(s: &str, currency: Currency) -> Result<(&str, &[u8]), Error> {
+    let (int, frac) = decimal_parts(s)
+        .ok_or_else(|| amount_error("must be plain decimal digits with an optional fraction", s))?;
+    let frac = frac.unwrap_or("").as_bytes();
+    if frac
+        .iter()
+        .skip(currency.decimals() as usize)
+        .any(|&b| b != b'0')
+    {
+        return Err(amount_error(fraction_refusal(currency), s));
+    }
+    Ok((int, frac))
+}
+
+/// Whether amount text is zero, read as [`Amount::read_minor_units`] reads it
+/// (the same errors), without computing the value: for text of at most 17
+/// bytes, which cannot overflow `u64` minor units.
+pub(crate) fn read_is_zero(s: &str, currency: Currency) -> Result<bool, Error> {
+    debug_assert!(
+        s.len() <= 17,
+        "longer text could overflow: use read_minor_units"
+    );
+    let (int, frac) = read_parts(s, currency)?;
+    Ok(int.bytes().chain(frac.iter().copied()).all(|b| b == b'0'))
+}
+
 impl Amount {
     /// Reads amount text as others write it (Bakong's API, bank apps, a
     /// payload's tag 54), leniently: plain decimal text (`^[0-9]+(\.[0-9]+)?$`,
@@ -328,14 +356,8 @@ impl Amount {
     /// assert!(Amount::read_minor_units("1e3", Currency::Usd).is_err());
     /// ```
     pub fn read_minor_units(s: &str, currency: Currency) -> Result<u64, Error> {
-        let (int, frac) = decimal_parts(s).ok_or_else(|| {
-            amount_error("must be plain decimal digits with an optional fraction", s)
-        })?;
-        let frac = frac.unwrap_or("").as_bytes();
+        let (int, frac) = read_parts(s, currency)?;
         let decimals = currency.decimals() as usize;
-        if frac.iter().skip(decimals).any(|&b| b != b'0') {
-            return Err(amount_error(fraction_refusal(currency), s));
-        }
         let too_large = || amount_error("is too large", s);
         let mut n = int.bytes().try_fold(0u64, |n, b| {
             n.checked_mul(10)?.checked_add(u64::from(b - b'0'))

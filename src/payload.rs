@@ -992,7 +992,9 @@ fn words(b: &[u8]) -> impl Iterator<Item = u64> + '_ {
 
 /// Account ID: the SDK's rules, then ours.
 pub(crate) fn check_account_id(id: &str) -> Result<(), Error> {
-    check_account_id_sdk(id)?;
+    required(id, Field::BakongAccountId)?;
+    Field::BakongAccountId.check_length(id)?;
+    // The SDK's `@` rule is inside ours (exactly one `@`), with the same error.
     check_account_id_strict(id)
 }
 

@@ -2,7 +2,7 @@
 
 use alloc::borrow::ToOwned;
 
-use crate::amount::{decimal_parts, fraction_refusal, Amount, Currency, MAX_AMOUNT_LEN};
+use crate::amount::{decimal_parts, fraction_refusal, read_is_zero, Currency, MAX_AMOUNT_LEN};
 use crate::crc;
 use crate::decode::{parse_ms, Decoded, Entry, Stop};
 use crate::error::{Detail, Error, ErrorCode, Field};
@@ -553,17 +553,18 @@ fn check_amount(d: &Decoded<'_>, dynamic: bool, v: &str) -> Result<(), Error> {
             v,
         ));
     };
-    let minor = match d.currency() {
+    let zero = match d.currency() {
         Some(c @ Currency::Usd) if frac.is_some_and(|f| f.len() > 2) => Err(Error::reason_with(
             ErrorCode::TransactionAmountInvalid,
             Field::TransactionAmount,
             fraction_refusal(c),
             v,
         )),
-        Some(c) => Amount::read_minor_units(v, c).map(Some),
+        // At most 13 characters: no overflow, so only zero or not matters.
+        Some(c) => read_is_zero(v, c).map(Some),
         None => Ok(None),
     }?;
-    let zero = minor.map_or_else(|| v.bytes().all(|b| b == b'0' || b == b'.'), |m| m == 0);
+    let zero = zero.unwrap_or_else(|| v.bytes().all(|b| b == b'0' || b == b'.'));
     if dynamic && zero {
         return Err(Error::reason_with(
             ErrorCode::InvalidDynamicKhqr,
