@@ -299,12 +299,18 @@ impl Amount {
 /// The whole and fractional digits of decimal text, `^[0-9]+(\.[0-9]+)?$`
 /// (no sign, exponent, space or separator): the one syntax of amount text.
 pub(crate) fn decimal_parts(s: &str) -> Option<(&str, Option<&str>)> {
-    let (int, frac) = match s.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (s, None),
+    // One pass: the integer digits end at the first other byte, which must be
+    // a '.' followed by at least one digit and only digits.
+    let b = s.as_bytes();
+    let Some(dot) = b.iter().position(|c| !c.is_ascii_digit()) else {
+        return (!b.is_empty()).then_some((s, None));
     };
-    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
-    (digits(int) && frac.is_none_or(digits)).then_some((int, frac))
+    let (int, frac) = (s.get(..dot)?, s.get(dot + 1..)?);
+    let ok = dot > 0
+        && b.get(dot) == Some(&b'.')
+        && !frac.is_empty()
+        && frac.bytes().all(|c| c.is_ascii_digit());
+    ok.then_some((int, Some(frac)))
 }
 
 /// The integer digits and fraction digits of amount text read leniently (the
