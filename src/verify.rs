@@ -70,7 +70,7 @@ pub fn verify(payload: &str, now_ms: u64) -> Result<Decoded<'_>, Error> {
 /// decode: the tags it saw (a bit per tag), the point of initiation method, and
 /// the tag it stopped at for being the same as the one before.
 /// A set of tags or sub-tags (0–99), a bit each.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 struct IdSet([u64; 2]);
 
 impl IdSet {
@@ -80,6 +80,13 @@ impl IdSet {
         let there = self.0[word] & bit != 0;
         self.0[word] |= bit;
         there
+    }
+
+    /// Adds `id`, and adds it to `again` too when it was there already.
+    fn insert_noting(&mut self, id: u8, again: &mut IdSet) {
+        let (word, bit) = (usize::from(id >> 6) & 1, 1u64 << (id & 63));
+        again.0[word] |= self.0[word] & bit;
+        self.0[word] |= bit;
     }
 
     fn contains(self, id: u8) -> bool {
@@ -108,6 +115,8 @@ impl TopLevel {
             repeat: None,
             duplicate_sub: None,
         };
+        // Tags seen again: noted without a branch, named after the loop (rare).
+        let mut again = IdSet::default();
         let mut last = None;
         for e in d.iter() {
             let id = e.id();
@@ -116,9 +125,7 @@ impl TopLevel {
                 return t;
             }
             last = Some(id);
-            if t.seen.insert(id) && t.duplicate.is_none() {
-                t.duplicate = Some(id);
-            }
+            t.seen.insert_noting(id, &mut again);
             if id == tag::POINT_OF_INITIATION_METHOD && t.poi.is_none() {
                 let v = e.value().as_bytes();
                 t.poi = Some(if v.len() == 2 { [v[0], v[1]] } else { [0, 0] });
@@ -126,8 +133,12 @@ impl TopLevel {
             if let (true, Some(children), None) =
                 (tag::is_khqr_template(id), e.children, t.duplicate_sub)
             {
-                t.duplicate_sub = first_repeat(children).map(|sub| (id, sub));
+                t.duplicate_sub =
+                    first_repeat(children.iter().map(DataObject::id)).map(|sub| (id, sub));
             }
+        }
+        if again != IdSet::default() {
+            t.duplicate = first_repeat(d.iter().map(|e| e.id()));
         }
         if let Some(id) = stop.top.and_then(|e| e.id) {
             // Its ID was read: the SDK counts the tag as present.
@@ -141,13 +152,10 @@ impl TopLevel {
     }
 }
 
-/// The first sub-tag of `children` that was already read before.
-fn first_repeat(children: &[DataObject<'_>]) -> Option<u8> {
-    let mut subs = IdSet::default();
-    children
-        .iter()
-        .map(DataObject::id)
-        .find(|&id| subs.insert(id))
+/// The first of `ids` that came before.
+fn first_repeat(mut ids: impl Iterator<Item = u8>) -> Option<u8> {
+    let mut seen = IdSet::default();
+    ids.find(|&id| seen.insert(id))
 }
 
 /// The data objects a KHQR must have, in the order verify asks for them (the
