@@ -318,27 +318,19 @@ pub(crate) fn decimal_parts(s: &str) -> Option<(&str, Option<&str>)> {
 fn read_parts(s: &str, currency: Currency) -> Result<(&str, &[u8]), Error> {
     let (int, frac) = decimal_parts(s)
         .ok_or_else(|| amount_error("must be plain decimal digits with an optional fraction", s))?;
-    let frac = frac.unwrap_or("").as_bytes();
-    if frac
-        .iter()
-        .skip(currency.decimals() as usize)
-        .any(|&b| b != b'0')
-    {
+    let frac = frac.unwrap_or("");
+    if !fraction_fits(frac, currency) {
         return Err(amount_error(fraction_refusal(currency), s));
     }
-    Ok((int, frac))
+    Ok((int, frac.as_bytes()))
 }
 
-/// Whether amount text is zero, read as [`Amount::read_minor_units`] reads it
-/// (the same errors), without computing the value: for text of at most 17
-/// bytes, which cannot overflow `u64` minor units.
-pub(crate) fn read_is_zero(s: &str, currency: Currency) -> Result<bool, Error> {
-    debug_assert!(
-        s.len() <= 17,
-        "longer text could overflow: use read_minor_units"
-    );
-    let (int, frac) = read_parts(s, currency)?;
-    Ok(int.bytes().chain(frac.iter().copied()).all(|b| b == b'0'))
+/// Whether fraction digits read leniently fit `currency`: every digit past its
+/// decimals is a zero (`"500"` and `"50"` fit USD, `"0"` fits KHR, `"1"` does not).
+pub(crate) fn fraction_fits(frac: &str, currency: Currency) -> bool {
+    frac.bytes()
+        .skip(currency.decimals() as usize)
+        .all(|b| b == b'0')
 }
 
 impl Amount {

@@ -2,7 +2,7 @@
 
 use alloc::borrow::ToOwned;
 
-use crate::amount::{decimal_parts, fraction_refusal, read_is_zero, Currency, MAX_AMOUNT_LEN};
+use crate::amount::{decimal_parts, fraction_fits, fraction_refusal, Currency, MAX_AMOUNT_LEN};
 use crate::crc;
 use crate::decode::{parse_ms, Decoded, Entry, Stop};
 use crate::error::{Detail, Error, ErrorCode, Field};
@@ -11,7 +11,7 @@ use crate::payload::{
     ADDITIONAL_SUBS_FIELDS,
 };
 use crate::tag;
-use crate::tlv::{utf16_len, DataObject};
+use crate::tlv::DataObject;
 
 /// Options for [`verify_with`]. `Default` is the strict rule set of [`verify`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -553,7 +553,8 @@ fn check_chars_bmp_ok(v: &str, field: Field) -> Result<(), Error> {
 /// apps print it; at most two decimals written for USD), and not zero in a
 /// dynamic KHQR (47: there is nothing to pay).
 fn check_amount(d: &Decoded<'_>, dynamic: bool, v: &str) -> Result<(), Error> {
-    let Some((_, frac)) = decimal_parts(v).filter(|_| utf16_len(v) <= MAX_AMOUNT_LEN) else {
+    // Decimal text is ASCII: its length in bytes is its length in characters.
+    let Some((_, frac)) = decimal_parts(v).filter(|_| v.len() <= MAX_AMOUNT_LEN) else {
         return Err(Error::reason_with(
             ErrorCode::TransactionAmountInvalid,
             Field::TransactionAmount,
@@ -561,18 +562,20 @@ fn check_amount(d: &Decoded<'_>, dynamic: bool, v: &str) -> Result<(), Error> {
             v,
         ));
     };
-    let zero = match d.currency() {
-        Some(c @ Currency::Usd) if frac.is_some_and(|f| f.len() > 2) => Err(Error::reason_with(
-            ErrorCode::TransactionAmountInvalid,
-            Field::TransactionAmount,
-            fraction_refusal(c),
-            v,
-        )),
-        // At most 13 characters: no overflow, so only zero or not matters.
-        Some(c) => read_is_zero(v, c).map(Some),
-        None => Ok(None),
-    }?;
-    let zero = zero.unwrap_or_else(|| v.bytes().all(|b| b == b'0' || b == b'.'));
+    if let Some(c) = d.currency() {
+        let frac = frac.unwrap_or("");
+        // Read as `Amount::read_minor_units` reads it, and at most two
+        // decimals written for USD. At most 13 characters cannot overflow.
+        if !fraction_fits(frac, c) || (c == Currency::Usd && frac.len() > 2) {
+            return Err(Error::reason_with(
+                ErrorCode::TransactionAmountInvalid,
+                Field::TransactionAmount,
+                fraction_refusal(c),
+                v,
+            ));
+        }
+    }
+    let zero = v.bytes().all(|b| b == b'0' || b == b'.');
     if dynamic && zero {
         return Err(Error::reason_with(
             ErrorCode::InvalidDynamicKhqr,
