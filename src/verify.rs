@@ -133,8 +133,14 @@ impl TopLevel {
             if let (true, Some(children), None) =
                 (tag::is_khqr_template(id), e.children, t.duplicate_sub)
             {
-                t.duplicate_sub =
-                    first_repeat(children.iter().map(DataObject::id)).map(|sub| (id, sub));
+                let (mut subs, mut again) = (IdSet::default(), IdSet::default());
+                for o in children {
+                    subs.insert_noting(o.id(), &mut again);
+                }
+                if again != IdSet::default() {
+                    t.duplicate_sub =
+                        first_repeat(children.iter().map(DataObject::id)).map(|sub| (id, sub));
+                }
             }
         }
         if again != IdSet::default() {
