@@ -466,19 +466,19 @@ fn check_length_only(field: Field, v: &str) -> Result<(), Error> {
 /// The merchant account template (29 or 30): known sub-tags, the account ID's
 /// rules, the account information or merchant ID, the acquiring bank.
 fn check_account(e: &Entry<'_, '_>) -> Result<(), Error> {
-    let known = e.children.is_some_and(|c| c.iter().any(|o| o.id() <= 2));
-    if !known {
+    let [id, second, bank] = e.sub_values([
+        tag::sub::BAKONG_ACCOUNT_ID,
+        tag::sub::ACCOUNT_INFORMATION,
+        tag::sub::ACQUIRING_BANK,
+    ]);
+    // None of the known sub-tags (or no sub-objects at all).
+    if id.is_none() && second.is_none() && bank.is_none() {
         return Err(Error::reason(
             ErrorCode::MerchantTypeRequired,
             Field::MerchantAccountInformation,
             "has no Bakong account ID, account information or acquiring bank sub-tag",
         ));
     }
-    let [id, second, bank] = e.sub_values([
-        tag::sub::BAKONG_ACCOUNT_ID,
-        tag::sub::ACCOUNT_INFORMATION,
-        tag::sub::ACQUIRING_BANK,
-    ]);
     check_account_id(id.unwrap_or(""))?;
     if e.id() == tag::INDIVIDUAL_ACCOUNT {
         if let Some(a) = second {
