@@ -326,19 +326,21 @@ fn check_repeats(top: &TopLevel) -> Result<(), Error> {
 fn check_form(payload: &str) -> Result<(), Error> {
     let b = payload.as_bytes();
     let n = b.len();
-    let form_ok =
-        n >= 12 && &b[n - 8..n - 4] == b"6304" && b[n - 4..].iter().all(u8::is_ascii_hexdigit);
-    if !form_ok {
+    // The last four bytes must be hex digits (a cut inside a character, which
+    // `get` refuses, is not one either); they are checked and read at once.
+    let stored = (n >= 12 && &b[n - 8..n - 4] == b"6304")
+        .then(|| payload.get(n - 4..))
+        .flatten()
+        .and_then(|s| crc::parse_hex4(s).map(|v| (s, v)));
+    let Some((stored, value)) = stored else {
         return Err(Error::reason(
             ErrorCode::KhqrInvalid,
             Field::Payload,
             "does not end with a CRC data object (6304 and four hex digits)",
         ));
-    }
-    // The last 8 bytes are ASCII, so n - 4 is a char boundary.
-    let stored = &payload[n - 4..];
+    };
     let computed = crc::checksum(&b[..n - 4]);
-    if crc::parse_hex4(stored) != Some(computed) {
+    if value != computed {
         return Err(Error::new(
             ErrorCode::KhqrInvalid,
             Field::Crc,
