@@ -1018,6 +1018,7 @@ pub(crate) fn check_mcc_sdk(mcc: &str) -> Result<(), Error> {
 }
 
 /// MCC: the SDK's rules, then ours: exactly 4 digits (the SDK accepts `7`).
+#[inline]
 pub(crate) fn check_mcc(mcc: &str) -> Result<(), Error> {
     if mcc.len() == 4 && mcc.bytes().all(|b| b.is_ascii_digit()) {
         // Valid by both rule sets (the usual case, decided in one test).
