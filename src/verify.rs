@@ -381,6 +381,8 @@ fn check_fields(d: &Decoded<'_>, dynamic: bool) -> Result<(), Error> {
             check_text(field, v)
         }
     };
+    // The currency once tag 53 is read (repeated tags were refused before).
+    let mut currency = None;
     for e in d.iter() {
         let v = e.value();
         match e.id() {
@@ -415,8 +417,12 @@ fn check_fields(d: &Decoded<'_>, dynamic: bool) -> Result<(), Error> {
                 f.check_length(v)?;
                 let why = "must be 116 (KHR) or 840 (USD)";
                 expect(v, &["116", "840"], ErrorCode::UnsupportedCurrency, f, why)?;
+                currency = Some(Currency::from_numeric_text(v));
             }
-            tag::TRANSACTION_AMOUNT => check_amount(d, dynamic, v)?,
+            tag::TRANSACTION_AMOUNT => {
+                // Tag 53 normally comes first; read it off the payload if not.
+                check_amount(currency.unwrap_or_else(|| d.currency()), dynamic, v)?;
+            }
             tag::COUNTRY_CODE => {
                 Field::CountryCode.check_present(v)?;
                 expect(
@@ -560,7 +566,7 @@ fn check_chars_bmp_ok(v: &str, field: Field) -> Result<(), Error> {
 /// allows (whole riel for KHR, a zero fraction such as `5000.0` accepted as bank
 /// apps print it; at most two decimals written for USD), and not zero in a
 /// dynamic KHQR (47: there is nothing to pay).
-fn check_amount(d: &Decoded<'_>, dynamic: bool, v: &str) -> Result<(), Error> {
+fn check_amount(currency: Option<Currency>, dynamic: bool, v: &str) -> Result<(), Error> {
     // Decimal text is ASCII: its length in bytes is its length in characters.
     let Some((_, frac)) = decimal_parts(v).filter(|_| v.len() <= MAX_AMOUNT_LEN) else {
         return Err(Error::reason_with(
@@ -570,7 +576,7 @@ fn check_amount(d: &Decoded<'_>, dynamic: bool, v: &str) -> Result<(), Error> {
             v,
         ));
     };
-    if let Some(c) = d.currency() {
+    if let Some(c) = currency {
         let frac = frac.unwrap_or("");
         // Read as `Amount::read_minor_units` reads it, and at most two
         // decimals written for USD. At most 13 characters cannot overflow.
