@@ -299,12 +299,38 @@ impl Amount {
 /// The whole and fractional digits of decimal text, `^[0-9]+(\.[0-9]+)?$`
 /// (no sign, exponent, space or separator): the one syntax of amount text.
 pub(crate) fn decimal_parts(s: &str) -> Option<(&str, Option<&str>)> {
-    let (int, frac) = match s.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (s, None),
+    // One pass: the integer digits end at the first other byte, which must be
+    // a '.' followed by at least one digit and only digits.
+    let b = s.as_bytes();
+    let Some(dot) = b.iter().position(|c| !c.is_ascii_digit()) else {
+        return (!b.is_empty()).then_some((s, None));
     };
-    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
-    (digits(int) && frac.is_none_or(digits)).then_some((int, frac))
+    let (int, frac) = (s.get(..dot)?, s.get(dot + 1..)?);
+    let ok = dot > 0
+        && b.get(dot) == Some(&b'.')
+        && !frac.is_empty()
+        && frac.bytes().all(|c| c.is_ascii_digit());
+    ok.then_some((int, Some(frac)))
+}
+
+/// The integer digits and fraction digits of amount text read leniently (the
+/// rules of [`Amount::read_minor_units`] but the size).
+fn read_parts(s: &str, currency: Currency) -> Result<(&str, &[u8]), Error> {
+    let (int, frac) = decimal_parts(s)
+        .ok_or_else(|| amount_error("must be plain decimal digits with an optional fraction", s))?;
+    let frac = frac.unwrap_or("");
+    if !fraction_fits(frac, currency) {
+        return Err(amount_error(fraction_refusal(currency), s));
+    }
+    Ok((int, frac.as_bytes()))
+}
+
+/// Whether fraction digits read leniently fit `currency`: every digit past its
+/// decimals is a zero (`"500"` and `"50"` fit USD, `"0"` fits KHR, `"1"` does not).
+pub(crate) fn fraction_fits(frac: &str, currency: Currency) -> bool {
+    frac.bytes()
+        .skip(currency.decimals() as usize)
+        .all(|b| b == b'0')
 }
 
 impl Amount {
@@ -328,14 +354,8 @@ impl Amount {
     /// assert!(Amount::read_minor_units("1e3", Currency::Usd).is_err());
     /// ```
     pub fn read_minor_units(s: &str, currency: Currency) -> Result<u64, Error> {
-        let (int, frac) = decimal_parts(s).ok_or_else(|| {
-            amount_error("must be plain decimal digits with an optional fraction", s)
-        })?;
-        let frac = frac.unwrap_or("").as_bytes();
+        let (int, frac) = read_parts(s, currency)?;
         let decimals = currency.decimals() as usize;
-        if frac.iter().skip(decimals).any(|&b| b != b'0') {
-            return Err(amount_error(fraction_refusal(currency), s));
-        }
         let too_large = || amount_error("is too large", s);
         let mut n = int.bytes().try_fold(0u64, |n, b| {
             n.checked_mul(10)?.checked_add(u64::from(b - b'0'))

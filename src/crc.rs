@@ -45,8 +45,13 @@ pub fn hex4(v: u16) -> [u8; 4] {
 pub fn parse_hex4(s: &str) -> Option<u16> {
     let digits: &[u8; 4] = s.as_bytes().try_into().ok()?;
     digits.iter().try_fold(0u16, |acc, &x| {
-        let v = char::from(x).to_digit(16)?;
-        Some(acc << 4 | v as u16)
+        let v = match x {
+            b'0'..=b'9' => x - b'0',
+            b'a'..=b'f' => x - b'a' + 10,
+            b'A'..=b'F' => x - b'A' + 10,
+            _ => return None,
+        };
+        Some(acc << 4 | u16::from(v))
     })
 }
 

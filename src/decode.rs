@@ -326,15 +326,6 @@ impl<'a> Decoded<'a> {
         stop
     }
 
-    /// ID and value of each top-level data object, in order (cheaper than
-    /// [`Decoded::iter`] when the sub-objects are not needed).
-    pub(crate) fn top_level(&self) -> impl Iterator<Item = (u8, &'a str)> + '_ {
-        self.top
-            .as_slice()
-            .iter()
-            .map(|e| (e.object.id(), e.object.value()))
-    }
-
     /// The string that was decoded.
     #[must_use]
     pub const fn payload(&self) -> &'a str {

@@ -992,7 +992,9 @@ fn words(b: &[u8]) -> impl Iterator<Item = u64> + '_ {
 
 /// Account ID: the SDK's rules, then ours.
 pub(crate) fn check_account_id(id: &str) -> Result<(), Error> {
-    check_account_id_sdk(id)?;
+    required(id, Field::BakongAccountId)?;
+    Field::BakongAccountId.check_length(id)?;
+    // The SDK's `@` rule is inside ours (exactly one `@`), with the same error.
     check_account_id_strict(id)
 }
 
@@ -1016,7 +1018,12 @@ pub(crate) fn check_mcc_sdk(mcc: &str) -> Result<(), Error> {
 }
 
 /// MCC: the SDK's rules, then ours: exactly 4 digits (the SDK accepts `7`).
+#[inline]
 pub(crate) fn check_mcc(mcc: &str) -> Result<(), Error> {
+    if mcc.len() == 4 && mcc.bytes().all(|b| b.is_ascii_digit()) {
+        // Valid by both rule sets (the usual case, decided in one test).
+        return Ok(());
+    }
     check_mcc_sdk(mcc)?;
     if mcc.len() == 4 {
         Ok(())

@@ -2,7 +2,7 @@
 
 use alloc::borrow::ToOwned;
 
-use crate::amount::{decimal_parts, fraction_refusal, Amount, Currency, MAX_AMOUNT_LEN};
+use crate::amount::{decimal_parts, fraction_fits, fraction_refusal, Currency, MAX_AMOUNT_LEN};
 use crate::crc;
 use crate::decode::{parse_ms, Decoded, Entry, Stop};
 use crate::error::{Detail, Error, ErrorCode, Field};
@@ -11,7 +11,7 @@ use crate::payload::{
     ADDITIONAL_SUBS_FIELDS,
 };
 use crate::tag;
-use crate::tlv::utf16_len;
+use crate::tlv::DataObject;
 
 /// Options for [`verify_with`]. `Default` is the strict rule set of [`verify`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -70,7 +70,7 @@ pub fn verify(payload: &str, now_ms: u64) -> Result<Decoded<'_>, Error> {
 /// decode: the tags it saw (a bit per tag), the point of initiation method, and
 /// the tag it stopped at for being the same as the one before.
 /// A set of tags or sub-tags (0–99), a bit each.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
 struct IdSet([u64; 2]);
 
 impl IdSet {
@@ -80,6 +80,13 @@ impl IdSet {
         let there = self.0[word] & bit != 0;
         self.0[word] |= bit;
         there
+    }
+
+    /// Adds `id`, and adds it to `again` too when it was there already.
+    fn insert_noting(&mut self, id: u8, again: &mut IdSet) {
+        let (word, bit) = (usize::from(id >> 6) & 1, 1u64 << (id & 63));
+        again.0[word] |= self.0[word] & bit;
+        self.0[word] |= bit;
     }
 
     fn contains(self, id: u8) -> bool {
@@ -94,6 +101,9 @@ struct TopLevel {
     seen: IdSet,
     poi: Option<[u8; 2]>,
     repeat: Option<u8>,
+    /// The first sub-tag read twice inside a KHQR template (29, 30, 62, 64,
+    /// 99): the template's tag and the sub-tag (verify refuses it, code 58).
+    duplicate_sub: Option<(u8, u8)>,
 }
 
 impl TopLevel {
@@ -103,21 +113,38 @@ impl TopLevel {
             seen: IdSet::default(),
             poi: None,
             repeat: None,
+            duplicate_sub: None,
         };
+        // Tags seen again: noted without a branch, named after the loop (rare).
+        let mut again = IdSet::default();
         let mut last = None;
-        for (id, value) in d.top_level() {
+        for e in d.iter() {
+            let id = e.id();
             if last == Some(id) {
                 t.repeat = Some(id);
                 return t;
             }
             last = Some(id);
-            if t.seen.insert(id) && t.duplicate.is_none() {
-                t.duplicate = Some(id);
-            }
+            t.seen.insert_noting(id, &mut again);
             if id == tag::POINT_OF_INITIATION_METHOD && t.poi.is_none() {
-                let v = value.as_bytes();
+                let v = e.value().as_bytes();
                 t.poi = Some(if v.len() == 2 { [v[0], v[1]] } else { [0, 0] });
             }
+            if let (true, Some(children), None) =
+                (tag::is_khqr_template(id), e.children, t.duplicate_sub)
+            {
+                let (mut subs, mut again) = (IdSet::default(), IdSet::default());
+                for o in children {
+                    subs.insert_noting(o.id(), &mut again);
+                }
+                if again != IdSet::default() {
+                    t.duplicate_sub =
+                        first_repeat(children.iter().map(DataObject::id)).map(|sub| (id, sub));
+                }
+            }
+        }
+        if again != IdSet::default() {
+            t.duplicate = first_repeat(d.iter().map(|e| e.id()));
         }
         if let Some(id) = stop.top.and_then(|e| e.id) {
             // Its ID was read: the SDK counts the tag as present.
@@ -129,6 +156,12 @@ impl TopLevel {
     fn has(&self, id: u8) -> bool {
         self.seen.contains(id)
     }
+}
+
+/// The first of `ids` that came before.
+fn first_repeat(mut ids: impl Iterator<Item = u8>) -> Option<u8> {
+    let mut seen = IdSet::default();
+    ids.find(|&id| seen.insert(id))
 }
 
 /// The data objects a KHQR must have, in the order verify asks for them (the
@@ -257,15 +290,15 @@ fn check_read(d: &mut Decoded<'_>, now_ms: u64, options: VerifyOptions) -> Resul
             "is not a data object of its own at the end: the final 6304 and four hex digits are inside another value",
         ));
     }
-    check_repeats(d, &top)?;
-    check_fields(d)?;
+    check_repeats(&top)?;
+    check_fields(d, dynamic)?;
     check_timestamps(d, dynamic || has_amount, now_ms, options)
 }
 
 /// A tag anywhere twice, a sub-tag twice in a KHQR template (readers disagree
 /// on which one counts, the SDK takes the last, so a payee or an expiry could be
 /// hidden), or both account templates.
-fn check_repeats(d: &Decoded<'_>, top: &TopLevel) -> Result<(), Error> {
+fn check_repeats(top: &TopLevel) -> Result<(), Error> {
     if let Some(id) = top.duplicate {
         return Err(Error::new(
             ErrorCode::DuplicateTag,
@@ -273,20 +306,12 @@ fn check_repeats(d: &Decoded<'_>, top: &TopLevel) -> Result<(), Error> {
             Detail::Duplicate(id),
         ));
     }
-    for e in d.iter() {
-        let id = e.id();
-        if let (true, Some(children)) = (tag::is_khqr_template(id), e.children) {
-            let mut subs = IdSet::default();
-            for o in children {
-                if subs.insert(o.id()) {
-                    return Err(Error::new(
-                        ErrorCode::DuplicateTag,
-                        crate::decode::template_field(id),
-                        Detail::DuplicateSub(id, o.id()),
-                    ));
-                }
-            }
-        }
+    if let Some((id, sub)) = top.duplicate_sub {
+        return Err(Error::new(
+            ErrorCode::DuplicateTag,
+            crate::decode::template_field(id),
+            Detail::DuplicateSub(id, sub),
+        ));
     }
     if top.has(tag::INDIVIDUAL_ACCOUNT) && top.has(tag::MERCHANT_ACCOUNT) {
         return Err(Error::reason(
@@ -301,19 +326,21 @@ fn check_repeats(d: &Decoded<'_>, top: &TopLevel) -> Result<(), Error> {
 fn check_form(payload: &str) -> Result<(), Error> {
     let b = payload.as_bytes();
     let n = b.len();
-    let form_ok =
-        n >= 12 && &b[n - 8..n - 4] == b"6304" && b[n - 4..].iter().all(u8::is_ascii_hexdigit);
-    if !form_ok {
+    // The last four bytes must be hex digits (a cut inside a character, which
+    // `get` refuses, is not one either); they are checked and read at once.
+    let stored = (n >= 12 && &b[n - 8..n - 4] == b"6304")
+        .then(|| payload.get(n - 4..))
+        .flatten()
+        .and_then(|s| crc::parse_hex4(s).map(|v| (s, v)));
+    let Some((stored, value)) = stored else {
         return Err(Error::reason(
             ErrorCode::KhqrInvalid,
             Field::Payload,
             "does not end with a CRC data object (6304 and four hex digits)",
         ));
-    }
-    // The last 8 bytes are ASCII, so n - 4 is a char boundary.
-    let stored = &payload[n - 4..];
+    };
     let computed = crc::checksum(&b[..n - 4]);
-    if crc::parse_hex4(stored) != Some(computed) {
+    if value != computed {
         return Err(Error::new(
             ErrorCode::KhqrInvalid,
             Field::Crc,
@@ -343,14 +370,19 @@ fn expect(
 
 /// Each field's rules, in the order the payload carries the fields (the SDK's
 /// order). Lengths and their codes come from the field table.
-fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
+fn check_fields(d: &Decoded<'_>, dynamic: bool) -> Result<(), Error> {
     // The character rule, folded into one scan of the whole payload: when it
     // is all printable ASCII, no field can break it.
-    let text = if printable_ascii(d.payload()) {
-        check_length_only
-    } else {
-        check_text
+    let ascii = printable_ascii(d.payload());
+    let text = |field: Field, v: &str| {
+        if ascii {
+            check_length_only(field, v)
+        } else {
+            check_text(field, v)
+        }
     };
+    // The currency once tag 53 is read (repeated tags were refused before).
+    let mut currency = None;
     for e in d.iter() {
         let v = e.value();
         match e.id() {
@@ -385,8 +417,12 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
                 f.check_length(v)?;
                 let why = "must be 116 (KHR) or 840 (USD)";
                 expect(v, &["116", "840"], ErrorCode::UnsupportedCurrency, f, why)?;
+                currency = Some(Currency::from_numeric_text(v));
             }
-            tag::TRANSACTION_AMOUNT => check_amount(d, v)?,
+            tag::TRANSACTION_AMOUNT => {
+                // Tag 53 normally comes first; read it off the payload if not.
+                check_amount(currency.unwrap_or_else(|| d.currency()), dynamic, v)?;
+            }
             tag::COUNTRY_CODE => {
                 Field::CountryCode.check_present(v)?;
                 expect(
@@ -426,6 +462,7 @@ fn check_text(field: Field, v: &str) -> Result<(), Error> {
 
 /// [`check_text`] without the character rule (for a payload already known to
 /// be printable ASCII).
+#[inline]
 fn check_length_only(field: Field, v: &str) -> Result<(), Error> {
     field.check_present(v)?;
     if field == Field::MerchantName {
@@ -437,19 +474,19 @@ fn check_length_only(field: Field, v: &str) -> Result<(), Error> {
 /// The merchant account template (29 or 30): known sub-tags, the account ID's
 /// rules, the account information or merchant ID, the acquiring bank.
 fn check_account(e: &Entry<'_, '_>) -> Result<(), Error> {
-    let known = e.children.is_some_and(|c| c.iter().any(|o| o.id() <= 2));
-    if !known {
+    let [id, second, bank] = e.sub_values([
+        tag::sub::BAKONG_ACCOUNT_ID,
+        tag::sub::ACCOUNT_INFORMATION,
+        tag::sub::ACQUIRING_BANK,
+    ]);
+    // None of the known sub-tags (or no sub-objects at all).
+    if id.is_none() && second.is_none() && bank.is_none() {
         return Err(Error::reason(
             ErrorCode::MerchantTypeRequired,
             Field::MerchantAccountInformation,
             "has no Bakong account ID, account information or acquiring bank sub-tag",
         ));
     }
-    let [id, second, bank] = e.sub_values([
-        tag::sub::BAKONG_ACCOUNT_ID,
-        tag::sub::ACCOUNT_INFORMATION,
-        tag::sub::ACQUIRING_BANK,
-    ]);
     check_account_id(id.unwrap_or(""))?;
     if e.id() == tag::INDIVIDUAL_ACCOUNT {
         if let Some(a) = second {
@@ -477,7 +514,7 @@ fn check_account(e: &Entry<'_, '_>) -> Result<(), Error> {
 /// own rules.
 fn check_language(
     e: &Entry<'_, '_>,
-    text: fn(Field, &str) -> Result<(), Error>,
+    text: impl Fn(Field, &str) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let [pref, name, city] = e.sub_values([
         tag::sub::LANGUAGE_PREFERENCE,
@@ -529,8 +566,9 @@ fn check_chars_bmp_ok(v: &str, field: Field) -> Result<(), Error> {
 /// allows (whole riel for KHR, a zero fraction such as `5000.0` accepted as bank
 /// apps print it; at most two decimals written for USD), and not zero in a
 /// dynamic KHQR (47: there is nothing to pay).
-fn check_amount(d: &Decoded<'_>, v: &str) -> Result<(), Error> {
-    let Some((_, frac)) = decimal_parts(v).filter(|_| utf16_len(v) <= MAX_AMOUNT_LEN) else {
+fn check_amount(currency: Option<Currency>, dynamic: bool, v: &str) -> Result<(), Error> {
+    // Decimal text is ASCII: its length in bytes is its length in characters.
+    let Some((_, frac)) = decimal_parts(v).filter(|_| v.len() <= MAX_AMOUNT_LEN) else {
         return Err(Error::reason_with(
             ErrorCode::TransactionAmountInvalid,
             Field::TransactionAmount,
@@ -538,18 +576,21 @@ fn check_amount(d: &Decoded<'_>, v: &str) -> Result<(), Error> {
             v,
         ));
     };
-    let minor = match d.currency() {
-        Some(c @ Currency::Usd) if frac.is_some_and(|f| f.len() > 2) => Err(Error::reason_with(
-            ErrorCode::TransactionAmountInvalid,
-            Field::TransactionAmount,
-            fraction_refusal(c),
-            v,
-        )),
-        Some(c) => Amount::read_minor_units(v, c).map(Some),
-        None => Ok(None),
-    }?;
-    let zero = minor.map_or_else(|| v.bytes().all(|b| b == b'0' || b == b'.'), |m| m == 0);
-    if d.is_dynamic() && zero {
+    if let Some(c) = currency {
+        let frac = frac.unwrap_or("");
+        // Read as `Amount::read_minor_units` reads it, and at most two
+        // decimals written for USD. At most 13 characters cannot overflow.
+        if !fraction_fits(frac, c) || (c == Currency::Usd && frac.len() > 2) {
+            return Err(Error::reason_with(
+                ErrorCode::TransactionAmountInvalid,
+                Field::TransactionAmount,
+                fraction_refusal(c),
+                v,
+            ));
+        }
+    }
+    let zero = v.bytes().all(|b| b == b'0' || b == b'.');
+    if dynamic && zero {
         return Err(Error::reason_with(
             ErrorCode::InvalidDynamicKhqr,
             Field::TransactionAmount,
