@@ -17,7 +17,9 @@
 //! payload that is not all ASCII starts with an ECI 26 (UTF-8) designator
 //! (§7.4.2), so decoders return its bytes as UTF-8.
 
-use qrcode::{bits::Bits, QrCode, Version};
+use qrcode::bits::Bits;
+use qrcode::canvas::{Canvas, MaskPattern};
+use qrcode::{Color, Version};
 
 use super::symbol::ec_level;
 use super::{Ecc, RenderError};
@@ -28,6 +30,86 @@ pub(crate) const ECI_UTF8: u32 = 26;
 /// Bits of an ECI designator for an assignment number under 128: the 4-bit
 /// mode indicator and one 8-bit byte (§7.4.2.2).
 const ECI_BITS: usize = 12;
+
+/// The eight mask patterns, in the order of their numbers (ISO/IEC 18004 Table 10).
+const MASKS: [MaskPattern; 8] = [
+    MaskPattern::Checkerboard,
+    MaskPattern::HorizontalLines,
+    MaskPattern::VerticalLines,
+    MaskPattern::DiagonalLines,
+    MaskPattern::LargeCheckerboard,
+    MaskPattern::Fields,
+    MaskPattern::Diamonds,
+    MaskPattern::Meadow,
+];
+
+/// The modules (row by row, true = dark) of `canvas` under the mask with the
+/// lowest penalty (the first of equals). `qrcode` masks and draws the format
+/// information; the penalty is scored here on flat booleans, because
+/// `QrCode::with_bits`'s own scoring made the encode about 6 times slower
+/// than the rest of it (README, "QR symbols").
+fn best_mask(canvas: &Canvas, size: usize) -> Vec<bool> {
+    let mut best: Option<(u32, Vec<bool>)> = None;
+    for mask in MASKS {
+        let mut c = canvas.clone();
+        c.apply_mask(mask);
+        let dark: Vec<bool> = c
+            .into_colors()
+            .into_iter()
+            .map(|m| m == Color::Dark)
+            .collect();
+        let p = penalty(&dark, size);
+        if best.as_ref().is_none_or(|(q, _)| p < *q) {
+            best = Some((p, dark));
+        }
+    }
+    best.map(|(_, d)| d).unwrap_or_default()
+}
+
+/// The mask penalty of ISO/IEC 18004 §7.8.3.1: runs of 5 or more modules of
+/// one colour in a row or column (3 + the run beyond 5), 2 × 2 blocks of one
+/// colour (3 each), finder-like 1:1:3:1:1 patterns with 4 light modules on one
+/// side (40 each; outside the symbol counts as light), and 10 for every 5%
+/// the dark share is away from 50%.
+fn penalty(dark: &[bool], n: usize) -> u32 {
+    // Written without data-dependent branches: the modules look random, so
+    // branches on them are mispredicted about half the time.
+    let mut columns = vec![false; n * n];
+    for (i, &d) in dark.iter().enumerate() {
+        columns[(i % n) * n + i / n] = d;
+    }
+    let mut score = 0u32;
+    for line in dark.chunks_exact(n).chain(columns.chunks_exact(n)) {
+        let mut run = 0u32;
+        let mut prev = !line[0];
+        // The last 11 modules as bits (1 = dark), the line padded with 4
+        // light modules at each end.
+        let mut window = 0u16;
+        for &d in line.iter().chain(&[false; 4]) {
+            run = run * u32::from(d == prev) + 1;
+            prev = d;
+            score += 3 * u32::from(run == 5) + u32::from(run > 5);
+            window = (window << 1 | u16::from(d)) & 0x7FF;
+            score += 40 * u32::from(window == 0b000_0101_1101 || window == 0b101_1101_0000);
+        }
+        // The padding is one light run: take back what it added to the runs.
+        let tail = u32::try_from(line.iter().rev().take_while(|&&d| !d).count()).unwrap_or(0);
+        let runs = |r: u32| if r >= 5 { r - 2 } else { 0 };
+        score -= runs(tail + 4) - runs(tail);
+    }
+    for y in 0..n - 1 {
+        let (top, bottom) = (&dark[y * n..(y + 1) * n], &dark[(y + 1) * n..(y + 2) * n]);
+        for x in 0..n - 1 {
+            let four = [top[x], top[x + 1], bottom[x], bottom[x + 1]];
+            let dark_count = four.iter().map(|&d| u32::from(d)).sum::<u32>();
+            score += 3 * u32::from(dark_count % 4 == 0);
+        }
+    }
+    let total = n * n;
+    let dark_count = dark.iter().filter(|&&d| d).count();
+    let off = (dark_count * 20).abs_diff(total * 10) / total;
+    score + 10 * u32::try_from(off).unwrap_or(u32::MAX / 20)
+}
 
 /// A segment mode. Kanji is left out on purpose (module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,13 +320,14 @@ pub(crate) fn encode(payload: &str, ecc: Ecc) -> Result<(usize, Vec<bool>), Rend
         if !pushed {
             return Err(too_long());
         }
-        let code = QrCode::with_bits(b, ec).map_err(|_| too_long())?;
-        let dark = code
-            .to_colors()
-            .into_iter()
-            .map(|c| c == qrcode::Color::Dark)
-            .collect();
-        return Ok((code.width(), dark));
+        let version = b.version();
+        let (data_cw, ec_cw) = qrcode::ec::construct_codewords(&b.into_bytes(), version, ec)
+            .map_err(|_| too_long())?;
+        let mut canvas = Canvas::new(version, ec);
+        canvas.draw_all_functional_patterns();
+        canvas.draw_data(&data_cw, &ec_cw);
+        let size = 17 + 4 * usize::try_from(v).unwrap_or(0);
+        return Ok((size, best_mask(&canvas, size)));
     }
     Err(too_long())
 }
@@ -252,6 +335,7 @@ pub(crate) fn encode(payload: &str, ecc: Ecc) -> Result<(usize, Vec<bool>), Rend
 #[cfg(test)]
 mod tests {
     use super::*;
+    use qrcode::EcLevel;
 
     /// Bits of the cheapest assignment of a mode to every byte, found by
     /// trying them all (runs of one mode are one segment).
@@ -379,5 +463,67 @@ mod tests {
             encode(&"a".repeat(2332), Ecc::M),
             Err(RenderError::TooLong { bytes: 2332 })
         ));
+    }
+
+    /// §7.8.3.1 by hand: an all-light 21 × 21 square has 42 lines with a run
+    /// of 21 (3 + 16 each), 400 light 2 × 2 blocks (3 each), no finder-like
+    /// pattern and a dark share 50% off (10 × 10): 798 + 1 200 + 100. Then
+    /// 1011101 in the middle of row 10: a finder-like pattern with light on
+    /// both sides, counted once per side.
+    #[test]
+    fn penalty_by_hand() {
+        let mut grid = vec![false; 21 * 21];
+        assert_eq!(penalty(&grid, 21), 2098);
+        for (i, d) in [true, false, true, true, true, false, true]
+            .into_iter()
+            .enumerate()
+        {
+            grid[10 * 21 + 7 + i] = d;
+        }
+        // Runs: that row 5 + 5, its 5 dark columns 8 each, 20 rows and 16
+        // columns 19 each: 774. Blocks: 400 − 40 touching the row + 24 still
+        // light: 384 × 3. Finder-like: 2 × 40. Dark share 5 of 441: 9 × 10.
+        assert_eq!(penalty(&grid, 21), 774 + 1152 + 80 + 90);
+    }
+
+    /// The chosen mask's penalty is the least of the eight.
+    #[test]
+    fn best_mask_is_least_penalty() {
+        let payload = "00020101021129180014jonhsmith@nbcq5204599953031165802KH5910Jonh Smith6010Phnom Penh6304856B";
+        let (size, chosen) = encode(payload, Ecc::M).unwrap();
+        let v = i16::try_from((size - 17) / 4).unwrap();
+        let mut bits = Bits::new(Version::Normal(v));
+        let (segs, _) = segments(payload.as_bytes(), 0);
+        for s in segs {
+            let d = &payload.as_bytes()[s.start..s.end];
+            match s.mode {
+                Mode::Numeric => bits.push_numeric_data(d),
+                Mode::Alphanumeric => bits.push_alphanumeric_data(d),
+                Mode::Byte => bits.push_byte_data(d),
+            }
+            .unwrap();
+        }
+        bits.push_terminator(EcLevel::M).unwrap();
+        let version = bits.version();
+        let (data, ec) =
+            qrcode::ec::construct_codewords(&bits.into_bytes(), version, EcLevel::M).unwrap();
+        let mut canvas = Canvas::new(version, EcLevel::M);
+        canvas.draw_all_functional_patterns();
+        canvas.draw_data(&data, &ec);
+        let least = MASKS
+            .iter()
+            .map(|&m| {
+                let mut c = canvas.clone();
+                c.apply_mask(m);
+                let dark: Vec<bool> = c
+                    .into_colors()
+                    .into_iter()
+                    .map(|m| m == Color::Dark)
+                    .collect();
+                penalty(&dark, size)
+            })
+            .min()
+            .unwrap();
+        assert_eq!(penalty(&chosen, size), least);
     }
 }
