@@ -12,14 +12,15 @@ disagreement:
     to be checked against the documented departures (README)
 
 Usage: scripts/oracle-diff.py --sdk-dir DIR [--n 2000] [--seed 1]
-(DIR from ../shared/oracle/setup.sh DIR; needs node, and a release build of
+(DIR from ../shared/oracle/setup.sh DIR, or $KHQR_SHARED/oracle/setup.sh; needs node, and a release build of
 khqr: cargo build --release -p khqr-cli).
 """
 import argparse, json, os, random, subprocess, sys, collections
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-GEN = os.path.join(ROOT, "..", "shared", "oracle", "gen.js")
+SHARED = os.environ.get("KHQR_SHARED") or os.path.join(ROOT, "..", "shared")
+GEN = os.path.join(SHARED, "oracle", "gen.js")
 KHQR = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "khqr")
 
 KHMER = "កខគឃងចឆជឈញដឋឌឍណតថទធនបផពភមយរលវសហឡអ"

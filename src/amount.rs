@@ -269,7 +269,12 @@ impl Amount {
     /// The text of tag 54, e.g. `"1.50"`.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        ascii(&self.buf[..usize::from(self.len)])
+        ascii(self.as_bytes())
+    }
+
+    /// [`Amount::as_str`] as ASCII bytes (no UTF-8 check).
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..usize::from(self.len)).unwrap_or(&[])
     }
 
     /// The amount in minor units: riel for KHR, cents for USD.
@@ -342,6 +347,32 @@ impl Amount {
         n.ok_or_else(too_large)
     }
 
+    /// `minor` units written with every decimal of `currency`: two for USD
+    /// (`1000` → `"10.00"`), none for KHR (`100` → `"100"`). Unlike
+    /// [`Amount::from_minor_units`] (the SDK's tag 54, `"10"` for 1000 cents),
+    /// this is how Bakong's API and receipts show an amount.
+    ///
+    /// ```
+    /// use bakong_khqr::{Amount, Currency};
+    /// assert_eq!(Amount::with_decimals(1000, Currency::Usd), "10.00");
+    /// assert_eq!(Amount::with_decimals(5, Currency::Usd), "0.05");
+    /// assert_eq!(Amount::with_decimals(100, Currency::Khr), "100");
+    /// ```
+    #[must_use]
+    pub fn with_decimals(minor: u64, currency: Currency) -> String {
+        let mut digits = [0u8; 20];
+        match currency {
+            Currency::Khr => decimal(minor, &mut digits).into(),
+            Currency::Usd => {
+                let mut out = String::from(decimal(minor / 100, &mut digits));
+                out.push('.');
+                out.push(char::from(b'0' + (minor % 100 / 10) as u8));
+                out.push(char::from(b'0' + (minor % 10) as u8));
+                out
+            }
+        }
+    }
+
     /// Amount text as a person reads it on the KHQR card: digits grouped in
     /// threes with commas, USD with two decimals (`"1234.5"` → `"1,234.50"`), KHR
     /// whole (`"1250000"` → `"1,250,000"`; a non-zero fraction is kept, trailing
@@ -401,10 +432,28 @@ pub(crate) const fn fraction_refusal(currency: Currency) -> &'static str {
 
 /// `n` in decimal digits, written at the end of `buf` (20 bytes hold any `u64`).
 pub(crate) fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
+    ascii(decimal_digits(n, buf))
+}
+
+/// [`decimal`] as ASCII bytes (no UTF-8 check).
+pub(crate) fn decimal_digits(n: u64, buf: &mut [u8; 20]) -> &[u8] {
     /// "00" to "99": two digits per division.
     const PAIRS: &[u8; 200] = b"00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
     let mut i = buf.len();
     let mut n = n;
+    // Eight digits at a time in 32-bit arithmetic (cheaper than 64-bit).
+    while n >= 100_000_000 {
+        let mut low = (n % 100_000_000) as u32;
+        n /= 100_000_000;
+        for _ in 0..4 {
+            let pair = (low % 100) as usize * 2;
+            low /= 100;
+            i -= 2;
+            buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        }
+    }
+    // Below 10^8 now.
+    let mut n = n as u32;
     while n >= 100 {
         let pair = (n % 100) as usize * 2;
         n /= 100;
@@ -419,7 +468,7 @@ pub(crate) fn decimal(n: u64, buf: &mut [u8; 20]) -> &str {
         i -= 1;
         buf[i] = b'0' + n as u8;
     }
-    ascii(&buf[i..])
+    &buf[i..]
 }
 
 /// Bytes this module wrote as ASCII digits and points, as text.
@@ -444,6 +493,22 @@ impl fmt::Debug for Amount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_matches_to_string() {
+        let mut powers: Vec<u64> = (0..20).map(|e| 10u64.pow(e)).collect();
+        powers.extend(powers.clone().iter().map(|p| p - 1));
+        powers.extend([
+            1_700_000_000_000,
+            99_999_999_999,
+            123_456_789_012_345_678,
+            u64::MAX,
+        ]);
+        for n in powers {
+            let mut buf = [0; 20];
+            assert_eq!(decimal(n, &mut buf), n.to_string());
+        }
+    }
 
     fn ok(s: &str, c: Currency) -> String {
         Amount::parse(s, c).unwrap().as_str().to_owned()

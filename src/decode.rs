@@ -459,12 +459,44 @@ impl<'a> Decoded<'a> {
 
 pub(crate) fn parse_ms(s: &str) -> Option<u64> {
     // At most 19 digits: below u64::MAX, so no overflow.
-    if s.is_empty() || s.len() > 19 {
+    let b = s.as_bytes();
+    if b.is_empty() || b.len() > 19 {
         return None;
     }
-    s.bytes().try_fold(0u64, |n, b| {
-        b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
-    })
+    // Eight digits at a time; the first group padded with leading zeros.
+    let first = b.len() % 8;
+    let (head, rest) = b.split_at(first);
+    let mut n = 0;
+    if !head.is_empty() {
+        let mut group = [b'0'; 8];
+        group[8 - first..].copy_from_slice(head);
+        n = eight_digits(group)?;
+    }
+    for c in rest.chunks_exact(8) {
+        let mut group = [0; 8];
+        group.copy_from_slice(c);
+        n = n * 100_000_000 + eight_digits(group)?;
+    }
+    Some(n)
+}
+
+/// Eight ASCII digits, the first most significant, as their number (at most
+/// 99,999,999); `None` unless all are digits. A byte is a digit when its high
+/// half is 3 both as it is and after adding 6 (0x30-0x39 only); the digits
+/// are then paired, the pairs paired, and those paired by multiplications.
+fn eight_digits(group: [u8; 8]) -> Option<u64> {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    let x = u64::from_le_bytes(group);
+    // A carry out of a byte of 0xFA or more only follows a byte that fails already.
+    let digits =
+        x & (ONES * 0xF0) == ONES * 0x30 && x.wrapping_add(ONES * 6) & (ONES * 0xF0) == ONES * 0x30;
+    if !digits {
+        return None;
+    }
+    let x = (x & (ONES * 0x0F)).wrapping_mul(10 << 8 | 1) >> 8;
+    let x = (x & 0x00FF_00FF_00FF_00FF).wrapping_mul(100 << 16 | 1) >> 16;
+    let x = (x & 0x0000_FFFF_0000_FFFF).wrapping_mul(10_000 << 32 | 1) >> 32;
+    Some(x)
 }
 
 impl fmt::Debug for Decoded<'_> {
@@ -488,6 +520,51 @@ impl fmt::Debug for Decoded<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_ms_reads_digits_only() {
+        for n in [
+            0u64,
+            7,
+            10,
+            99_999_999,
+            100_000_000,
+            1_700_000_000_000,
+            u64::MAX / 10,
+        ] {
+            assert_eq!(parse_ms(&n.to_string()), Some(n), "{n}");
+            let padded = format!("00{n}");
+            let want = (padded.len() <= 19).then_some(n);
+            assert_eq!(parse_ms(&padded), want, "{padded}");
+        }
+        assert_eq!(
+            parse_ms("9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        for bad in [
+            "",
+            "17000000000000000000",
+            "1700000000/00",
+            "17000000000:0",
+            "+1",
+            "1 ",
+            "١٢",
+        ] {
+            assert_eq!(parse_ms(bad), None, "{bad}");
+        }
+        // Every non-digit byte at every place of 13 digits.
+        for at in 0..13 {
+            for b in (0u8..=0x7F).filter(|b| !b.is_ascii_digit()) {
+                let mut s = b"1700000000000".to_vec();
+                s[at] = b;
+                assert_eq!(
+                    parse_ms(core::str::from_utf8(&s).unwrap()),
+                    None,
+                    "{at} {b}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn more_objects_than_inline_slots_still_round_trip() {

@@ -5,12 +5,12 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use core::fmt;
 
-use crate::amount::{decimal, Amount, Currency};
+use crate::amount::{decimal_digits, Amount, Currency};
 use crate::crc;
 use crate::error::{Error, ErrorCode, Field};
 use crate::hash::{Md5, TranId};
 use crate::tag;
-use crate::tlv::{TooLong, Writer};
+use crate::tlv::{ArrayWriter, TooLong};
 
 /// The merchant account template and what goes in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -512,40 +512,68 @@ impl<'a> Request<'a> {
         Error::reason(ErrorCode::InvalidRequest, field, why)
     }
 
-    /// Writes the data objects in the SDK's order, then the CRC.
+    /// Writes the data objects in the SDK's order, then the CRC, in one pass
+    /// into a buffer on the stack, and appends the result to `out`.
     fn emit(&self, plan: &Plan<'_>, now_ms: u64, out: &mut String) -> Result<(), Error> {
-        let start = out.len();
-        let mut w = Writer::new(out);
+        // Most payloads fit the small buffer (less to clear); a longer one is
+        // written again into the large one.
+        if self.emit_into::<USUAL_PAYLOAD_BYTES>(plan, now_ms, out)?
+            || self.emit_into::<MAX_PAYLOAD_BYTES>(plan, now_ms, out)?
+        {
+            return Ok(());
+        }
+        // The checked limits keep every payload within the large buffer.
+        debug_assert!(false, "a KHQR over {MAX_PAYLOAD_BYTES} bytes");
+        Err(Error::too_long(
+            ErrorCode::TemplateTooLong,
+            Field::Payload,
+            MAX_PAYLOAD_BYTES + 1,
+            MAX_PAYLOAD_BYTES,
+        ))
+    }
+
+    /// [`Request::emit`] with a buffer of `N` bytes; `false` (and nothing
+    /// appended) when the payload does not fit.
+    fn emit_into<const N: usize>(
+        &self,
+        plan: &Plan<'_>,
+        now_ms: u64,
+        out: &mut String,
+    ) -> Result<bool, Error> {
+        let mut w = ArrayWriter::<N>::new();
         if let Err(e) = self.emit_objects(plan, now_ms, &mut w) {
-            out.truncate(start);
             // The character rule comes first in our order.
             check_characters(self, plan)?;
             return Err(too_long_error(e));
         }
+        w.put(b"6304");
+        let crc = crc::checksum_hex(w.bytes());
+        w.put(&crc);
+        let Some(text) = w.as_str() else {
+            return Ok(false);
+        };
         // The character rule (53), folded into one scan of what was written:
         // only when that finds a suspect character are the fields looked at.
-        if !printable_ascii(&out[start..]) {
-            if let Err(e) = check_characters(self, plan) {
-                out.truncate(start);
-                return Err(e);
-            }
+        if !printable_ascii(text) {
+            check_characters(self, plan)?;
         }
-        out.push_str("6304");
-        let crc = crc::checksum_hex(&out.as_bytes()[start..]);
-        // Four ASCII hex digits, pushed byte by byte as chars: cannot fail.
-        out.extend(crc.iter().map(|&b| char::from(b)));
-        Ok(())
+        out.push_str(text);
+        Ok(true)
     }
 
-    fn emit_objects(
+    fn emit_objects<const N: usize>(
         &self,
         plan: &Plan<'_>,
         now_ms: u64,
-        w: &mut Writer<'_>,
+        w: &mut ArrayWriter<N>,
     ) -> Result<(), TooLong> {
-        w.write(tag::PAYLOAD_FORMAT_INDICATOR, "01")?;
-        let poi = if plan.amount.is_some() { "12" } else { "11" };
-        w.write(tag::POINT_OF_INITIATION_METHOD, poi)?;
+        // Tags 00 (payload format indicator 01) and 01 (point of initiation:
+        // 12 dynamic, 11 static) as one constant.
+        w.put(if plan.amount.is_some() {
+            b"000201010212"
+        } else {
+            b"000201010211"
+        });
         if let Some(u) = self.given(Field::UnionPayMerchantAccount) {
             w.write(tag::UNIONPAY_MERCHANT_ACCOUNT, u)?;
         }
@@ -553,60 +581,82 @@ impl<'a> Request<'a> {
             Account::Individual { .. } => (tag::INDIVIDUAL_ACCOUNT, Field::AccountInformation),
             Account::Merchant { .. } => (tag::MERCHANT_ACCOUNT, Field::MerchantId),
         };
-        w.write_template_parts(
+        w.write_template(
             account_tag,
             &[
-                (tag::sub::BAKONG_ACCOUNT_ID, Some(&self.bakong_account_id)),
-                (tag::sub::ACCOUNT_INFORMATION, self.given(second)),
-                (tag::sub::ACQUIRING_BANK, self.given(Field::AcquiringBank)),
+                (
+                    tag::sub::BAKONG_ACCOUNT_ID,
+                    Some(self.bakong_account_id.as_bytes()),
+                ),
+                (tag::sub::ACCOUNT_INFORMATION, bytes(self.given(second))),
+                (
+                    tag::sub::ACQUIRING_BANK,
+                    bytes(self.given(Field::AcquiringBank)),
+                ),
             ],
         )?;
         w.write(tag::MERCHANT_CATEGORY_CODE, plan.mcc)?;
         w.write(tag::TRANSACTION_CURRENCY, self.currency.numeric_str())?;
         if let Some(a) = &plan.amount {
-            w.write(tag::TRANSACTION_AMOUNT, a.as_str())?;
+            w.write(tag::TRANSACTION_AMOUNT, a.as_bytes())?;
         }
         w.write(tag::COUNTRY_CODE, "KH")?;
-        w.write(tag::MERCHANT_NAME, &self.merchant_name)?;
+        w.write(tag::MERCHANT_NAME, self.merchant_name.as_bytes())?;
         w.write(tag::MERCHANT_CITY, plan.city)?;
-        let additional = ADDITIONAL_DATA.map(|(sub, f)| (sub, self.given(f)));
+        let mut additional = [(0, None); ADDITIONAL_DATA.len()];
+        for (slot, (sub, f)) in additional.iter_mut().zip(ADDITIONAL_DATA) {
+            *slot = (sub, bytes(self.given(f)));
+        }
         if additional.iter().any(|(_, v)| v.is_some()) {
-            w.write_template_parts(tag::ADDITIONAL_DATA, &additional)?;
+            w.write_template(tag::ADDITIONAL_DATA, &additional)?;
         }
         let name_alt = self.given(Field::MerchantNameAlternateLanguage);
         let city_alt = self.given(Field::MerchantCityAlternateLanguage);
         if name_alt.is_some() || city_alt.is_some() {
             // `check` let a name through only with its preference and vice versa.
             let pref = name_alt.and(self.given(Field::LanguagePreference));
-            w.write_template_parts(
+            w.write_template(
                 tag::LANGUAGE_TEMPLATE,
                 &[
-                    (tag::sub::LANGUAGE_PREFERENCE, pref),
-                    (tag::sub::NAME_ALTERNATE_LANGUAGE, pref.and(name_alt)),
-                    (tag::sub::CITY_ALTERNATE_LANGUAGE, city_alt),
+                    (tag::sub::LANGUAGE_PREFERENCE, bytes(pref)),
+                    (tag::sub::NAME_ALTERNATE_LANGUAGE, bytes(pref.and(name_alt))),
+                    (tag::sub::CITY_ALTERNATE_LANGUAGE, bytes(city_alt)),
                 ],
             )?;
         }
         if let Some(exp) = plan.expiration_ms {
             let (mut created_buf, mut exp_buf) = ([0u8; 20], [0u8; 20]);
-            w.write_template_parts(
+            w.write_template(
                 tag::TIMESTAMPS,
                 &[
                     (
                         tag::sub::CREATION_TIMESTAMP,
-                        Some(decimal(now_ms, &mut created_buf)),
+                        Some(decimal_digits(now_ms, &mut created_buf)),
                     ),
                     (
                         tag::sub::EXPIRATION_TIMESTAMP,
-                        Some(decimal(exp, &mut exp_buf)),
+                        Some(decimal_digits(exp, &mut exp_buf)),
                     ),
                 ],
-            )
-        } else {
-            Ok(())
+            )?;
         }
+        Ok(())
     }
 }
+
+/// A text value's UTF-8 bytes, for [`ArrayWriter::write_template`].
+fn bytes(v: Option<&str>) -> Option<&[u8]> {
+    v.map(str::as_bytes)
+}
+
+/// The largest KHQR `generate` can write, in bytes: every value within its
+/// checked limit (a UTF-16 unit of BMP text is at most 3 UTF-8 bytes): tags 00,
+/// 01, 52, 53, 54, 58 and the CRC take at most 58 bytes; 15, 29/30, 62 and 64
+/// at most 4 + 297 each; 59 4 + 75, 60 4 + 45; 99 at most 52 (two timestamps of
+/// up to 20 digits): 1,442 in all.
+const MAX_PAYLOAD_BYTES: usize = 1536;
+/// A buffer that holds most KHQRs (Latin text, or a few Khmer fields).
+const USUAL_PAYLOAD_BYTES: usize = 384;
 
 /// What the rules found that `emit` writes.
 struct Plan<'p> {
@@ -636,7 +686,7 @@ const SDK_ORDER: [Rule; 11] = [
     check_amount,
     |r, _| check_name_sdk(&r.merchant_name, Field::MerchantName),
     |_, p| Field::MerchantCity.check_length(p.city),
-    |r, _| check_texts(r, &ADDITIONAL_DATA.map(|(_, f)| f)),
+    |r, _| check_texts(r, &ADDITIONAL_SUBS_FIELDS.1),
     |r, _| check_language(r),
     check_expiration,
 ];
@@ -654,6 +704,16 @@ const OUR_ORDER: [OurRule; 3] = [
 
 /// The text fields of the additional data template (62), from the field table.
 const ADDITIONAL_DATA: [(u8, Field); 5] = Field::subs_of(tag::ADDITIONAL_DATA);
+/// The sub-tags and the fields of [`ADDITIONAL_DATA`], apart.
+pub(crate) const ADDITIONAL_SUBS_FIELDS: ([u8; 5], [Field; 5]) = {
+    let (mut subs, mut fields) = ([0; 5], [Field::Payload; 5]);
+    let mut i = 0;
+    while i < ADDITIONAL_DATA.len() {
+        (subs[i], fields[i]) = ADDITIONAL_DATA[i];
+        i += 1;
+    }
+    (subs, fields)
+};
 
 /// The optional text fields every request can carry, in the SDK's order of
 /// its `optional` object (the account template's own sub-fields aside).
@@ -885,25 +945,49 @@ fn account_id_invalid(id: &str) -> Error {
 /// Account ID, our rule on top of the SDK's: 3 unless exactly one `@` with text
 /// on both sides and no whitespace (the SDK accepts `@`, `a@`, `a@b@c`).
 pub(crate) fn check_account_id_strict(id: &str) -> Result<(), Error> {
-    // One pass over the bytes for ASCII ('@' is ASCII and never part of a
-    // multi-byte character): count the '@', look for white space.
+    // One pass over the bytes, eight at a time ('@' is ASCII and never part
+    // of a multi-byte character): count the '@', flag a byte at or below
+    // b' ' (ASCII white space is there; the exact test runs when one is) and
+    // a byte over 0x7F.
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const LOW7: u64 = ONES * 0x7F;
+    const TOPS: u64 = ONES * 0x80;
     let b = id.as_bytes();
-    // ASCII white space (tab, LF, VT, FF, CR, space) is at most b' ': the
-    // branch-free pass only flags such a byte; the exact test runs when one is there.
-    let (ats, low) = b.iter().fold((0usize, false), |(ats, low), &c| {
-        (ats + usize::from(c == b'@'), low || c <= b' ')
-    });
-    let space = low && b.iter().any(|&c| c.is_ascii_whitespace() || c == 0x0B);
+    let (mut ats, mut flags, mut high) = (0, 0, 0);
+    for x in words(b) {
+        // Per byte, exact (no carry leaves a byte): top bit set unless zero.
+        let not_zero = |y: u64| ((y & LOW7) + LOW7) | y;
+        ats += (!not_zero(x ^ (ONES * u64::from(b'@'))) & TOPS).count_ones();
+        // Top bit set for a byte at or below b' '.
+        flags |= !(((x & LOW7) + ONES * 0x5F) | x) & TOPS;
+        high |= x & TOPS;
+    }
+    let space = flags != 0 && b.iter().any(|&c| c.is_ascii_whitespace() || c == 0x0B);
     let ok = ats == 1
         && b.first() != Some(&b'@')
         && b.last() != Some(&b'@')
         && !space
-        && (b.is_ascii() || !id.chars().any(char::is_whitespace));
+        && (high == 0 || !id.chars().any(char::is_whitespace));
     if ok {
         Ok(())
     } else {
         Err(account_id_invalid(id))
     }
+}
+
+/// `b` as little-endian words of eight bytes, the last padded with `a`.
+fn words(b: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    let chunks = b.chunks_exact(8);
+    let tail = chunks.remainder();
+    let mut last = [b'a'; 8];
+    last[..tail.len()].copy_from_slice(tail);
+    chunks
+        .map(|c| {
+            let mut w = [0; 8];
+            w.copy_from_slice(c);
+            u64::from_le_bytes(w)
+        })
+        .chain((!tail.is_empty()).then_some(u64::from_le_bytes(last)))
 }
 
 /// Account ID: the SDK's rules, then ours.
@@ -965,10 +1049,24 @@ pub(crate) fn check_not_blank(
     Ok(())
 }
 
-/// Whether `v` is all printable ASCII (then no text in it can break the
-/// character rule). One branch-free pass.
+/// Whether `v` is all printable ASCII, 0x20 to 0x7E (then no text in it can
+/// break the character rule). Eight bytes at a time: a byte below 0x20 makes
+/// `x - 0x20` borrow into its top bit where its own top bit is clear; a byte
+/// of 0x7F or more has its top bit set in `x | (x + 1)` (a carry out of an
+/// 0xFF byte only reaches a byte after one already found).
 pub(crate) fn printable_ascii(v: &str) -> bool {
-    v.bytes().fold(true, |ok, c| ok & (0x20..0x7F).contains(&c))
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const TOPS: u64 = ONES * 0x80;
+    let chunks = v.as_bytes().chunks_exact(8);
+    let tail = chunks.remainder();
+    let mut bad = 0;
+    for c in chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(c);
+        let x = u64::from_le_bytes(word);
+        bad |= (x.wrapping_sub(ONES * 0x20) & !x) | x | x.wrapping_add(ONES);
+    }
+    bad & TOPS == 0 && tail.iter().all(|c| (0x20..0x7F).contains(c))
 }
 
 /// 53 for a control character or a character outside the BMP.
@@ -1054,5 +1152,81 @@ impl fmt::Debug for Khqr {
             .field("payload", &self.payload)
             .field("md5", &self.md5)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_account_id_strict, printable_ascii, Request, USUAL_PAYLOAD_BYTES};
+
+    #[test]
+    fn a_payload_over_the_small_buffer_is_written_whole() {
+        let khmer = |n: usize| "ក".repeat(n);
+        let (name, city, text) = (khmer(25), khmer(15), khmer(25));
+        let now_ms = 1_700_000_000_000;
+        let khqr = Request::individual("jonhsmith@nbcq", name.as_str())
+            .merchant_city(city.as_str())
+            .amount("1000")
+            .expires_in_ms(60_000)
+            .bill_number(text.as_str())
+            .store_label(text.as_str())
+            .terminal_label(text.as_str())
+            .language_preference("km")
+            .merchant_name_alternate_language(text.as_str())
+            .merchant_city_alternate_language(city.as_str())
+            .generate(now_ms)
+            .unwrap();
+        assert!(khqr.as_str().len() > USUAL_PAYLOAD_BYTES);
+        let d = crate::verify(khqr.as_str(), now_ms).unwrap();
+        assert_eq!(d.merchant_name(), Some(name.as_str()));
+        assert_eq!(d.terminal_label(), Some(text.as_str()));
+        assert_eq!(d.merchant_city_alternate_language(), Some(city.as_str()));
+        assert_eq!(d.expiration_timestamp(), Some("1700000060000"));
+    }
+
+    #[test]
+    fn account_id_rule_at_every_place() {
+        // The rule byte by byte: exactly one '@', not first or last, no white space.
+        let rule = |id: &str| {
+            id.matches('@').count() == 1
+                && !id.starts_with('@')
+                && !id.ends_with('@')
+                && !id.chars().any(char::is_whitespace)
+        };
+        let odd = [
+            "@", " ", "\t", "\u{b}", "\u{a0}", "\u{3000}", "!", "\u{7f}", "ក", "😀", "\0",
+        ];
+        for len in 1..=20 {
+            for at in 0..len {
+                for c in odd {
+                    let base: String = "ab@cdefghijklmnopqrstuv".chars().take(len).collect();
+                    let mut s: String = base.chars().take(at).collect();
+                    s.push_str(c);
+                    s.extend(base.chars().skip(at + 1));
+                    assert_eq!(check_account_id_strict(&s).is_ok(), rule(&s), "{s:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn printable_ascii_agrees_with_the_byte_rule_at_every_place() {
+        // Every ASCII byte and some UTF-8 text at each place of strings of
+        // 1 to 20 bytes: the eight-byte words, their borrows and the tail.
+        let odd = ["\u{7f}", "é", "ក", "\u{80}", "\u{ff}", "😀"];
+        for len in 1..=20 {
+            for at in 0..len {
+                let text = (0u8..0x80).map(|b| char::from(b).to_string());
+                for c in text.chain(odd.iter().map(|s| (*s).to_owned())) {
+                    let s = format!(
+                        "{}{c}{}",
+                        "a~ ".repeat(7).get(..at).unwrap(),
+                        "Z".repeat(len - at - 1)
+                    );
+                    let want = s.bytes().all(|b| (0x20..0x7F).contains(&b));
+                    assert_eq!(printable_ascii(&s), want, "{s:?}");
+                }
+            }
+        }
     }
 }

@@ -152,8 +152,35 @@ fn two_digits(bytes: &[u8]) -> Option<u8> {
 /// Number of UTF-16 code units of `s` (the length unit of KHQR writers).
 #[must_use]
 pub fn utf16_len(s: &str) -> usize {
-    let bytes = s.as_bytes();
-    if bytes.is_ascii() {
+    utf16_len_of_utf8(s.as_bytes())
+}
+
+/// Whether `bytes` are all ASCII, eight at a time. (`<[u8]>::is_ascii` takes
+/// the bytes after its last 64-byte block one by one: a quarter of a KHQR.)
+pub(crate) const fn all_ascii(bytes: &[u8]) -> bool {
+    const TOPS: u64 = 0x8080_8080_8080_8080;
+    let mut words = 0u64;
+    let mut rest = bytes;
+    while let [a, b, c, d, e, f, g, h, tail @ ..] = rest {
+        words |= u64::from_ne_bytes([*a, *b, *c, *d, *e, *f, *g, *h]);
+        rest = tail;
+    }
+    // The last 0 to 7 bytes: within the last eight when there are eight.
+    let mut last = 0u8;
+    if let [.., a, b, c, d, e, f, g, h] = bytes {
+        words |= u64::from_ne_bytes([*a, *b, *c, *d, *e, *f, *g, *h]);
+    } else {
+        while let [x, tail @ ..] = rest {
+            last |= *x;
+            rest = tail;
+        }
+    }
+    words & TOPS == 0 && last < 0x80
+}
+
+/// [`utf16_len`] of the UTF-8 bytes of a string.
+fn utf16_len_of_utf8(bytes: &[u8]) -> usize {
+    if all_ascii(bytes) {
         return bytes.len();
     }
     // Every UTF-8 lead byte starts one scalar value; 4-byte sequences need a
@@ -240,7 +267,7 @@ impl<'a> Reader<'a> {
             rest: input,
             offset: base,
             failed: false,
-            ascii: input.is_ascii(),
+            ascii: all_ascii(input.as_bytes()),
         }
     }
 
@@ -253,7 +280,7 @@ impl<'a> Reader<'a> {
             rest: object.value,
             offset: object.offset + 4,
             failed: false,
-            ascii: self.ascii || object.value.is_ascii(),
+            ascii: self.ascii || all_ascii(object.value.as_bytes()),
         }
     }
 
@@ -406,37 +433,6 @@ impl<'b> Writer<'b> {
         Ok(())
     }
 
-    /// Appends a template whose sub-objects are `parts` (`(ID, value)`, absent
-    /// values skipped), computing its length first: no patching afterwards.
-    /// Errors and output as [`Writer::write_template`] writing the same parts.
-    pub(crate) fn write_template_parts(
-        &mut self,
-        id: u8,
-        parts: &[(u8, Option<&str>)],
-    ) -> Result<(), TooLong> {
-        let mut total = 0;
-        for &(sub, value) in parts {
-            if let Some(v) = value {
-                let n = utf16_len(v);
-                if n > MAX_LENGTH {
-                    return Err(TooLong { id: sub, length: n });
-                }
-                total += 4 + n;
-            }
-        }
-        if total > MAX_LENGTH {
-            return Err(TooLong { id, length: total });
-        }
-        push2(self.out, id);
-        push2(self.out, total as u8);
-        for &(sub, value) in parts {
-            if let Some(v) = value {
-                self.write_with_length(sub, utf16_len(v), v)?;
-            }
-        }
-        Ok(())
-    }
-
     /// Appends a template (EMV QRCPS-MPM 4.7.1: a value that is itself data
     /// objects) whose content `f` writes; its length is patched in afterwards.
     ///
@@ -475,6 +471,113 @@ impl<'b> Writer<'b> {
     #[must_use]
     pub fn as_str(&self) -> &str {
         self.out
+    }
+}
+
+/// Appends data objects to a buffer of `N` bytes on the stack, in one pass:
+/// no allocation and no capacity check of a `String` per object. For output
+/// whose largest size is known beforehand; a write that does not fit is not
+/// made and marks the writer (see [`ArrayWriter::as_str`]). Lengths are UTF-16
+/// code units, as [`Writer`]'s.
+pub(crate) struct ArrayWriter<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+    overflow: bool,
+}
+
+impl<const N: usize> ArrayWriter<N> {
+    pub(crate) const fn new() -> Self {
+        ArrayWriter {
+            buf: [0; N],
+            len: 0,
+            overflow: false,
+        }
+    }
+
+    /// Appends `bytes` (UTF-8 text, or ASCII), or marks the overflow.
+    #[inline]
+    pub(crate) fn put(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        if let Some(slot) = self.buf.get_mut(self.len..end) {
+            slot.copy_from_slice(bytes);
+            self.len = end;
+        } else {
+            self.overflow = true;
+        }
+    }
+
+    /// Appends an ID and a length of `units`.
+    #[inline]
+    fn head(&mut self, id: u8, units: usize) -> Result<(), TooLong> {
+        debug_assert!(id <= 99, "TLV IDs are two digits");
+        if units > MAX_LENGTH {
+            return Err(TooLong { id, length: units });
+        }
+        let n = units as u8;
+        self.put(&[b'0' + id / 10, b'0' + id % 10, b'0' + n / 10, b'0' + n % 10]);
+        Ok(())
+    }
+
+    /// Appends ID, length and value (UTF-8 text).
+    ///
+    /// # Errors
+    /// [`TooLong`] if `value` is over 99 UTF-16 code units; nothing is written then.
+    #[inline]
+    pub(crate) fn write(&mut self, id: u8, value: impl AsRef<[u8]>) -> Result<(), TooLong> {
+        let value = value.as_ref();
+        self.head(id, utf16_len_of_utf8(value))?;
+        self.put(value);
+        Ok(())
+    }
+
+    /// Appends a template whose sub-objects are `parts` (`(ID, UTF-8 value)`,
+    /// absent values skipped), its length computed first.
+    ///
+    /// # Errors
+    /// [`TooLong`] for the first part over 99 units, else for the template when
+    /// its value is over 99 units; nothing is written then.
+    pub(crate) fn write_template<const P: usize>(
+        &mut self,
+        id: u8,
+        parts: &[(u8, Option<&[u8]>); P],
+    ) -> Result<(), TooLong> {
+        let mut units = [0usize; P];
+        let mut total = 0;
+        for (&(sub, value), n) in parts.iter().zip(&mut units) {
+            if let Some(v) = value {
+                *n = utf16_len_of_utf8(v);
+                if *n > MAX_LENGTH {
+                    return Err(TooLong {
+                        id: sub,
+                        length: *n,
+                    });
+                }
+                total += 4 + *n;
+            }
+        }
+        self.head(id, total)?;
+        for (&(sub, value), &n) in parts.iter().zip(&units) {
+            if let Some(v) = value {
+                // Within 99: checked above.
+                let _ = self.head(sub, n);
+                self.put(v);
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes written so far.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
+    }
+
+    /// The text written, or `None` when a write did not fit in `N` bytes.
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        if self.overflow {
+            return None;
+        }
+        // Only UTF-8 text and ASCII were put, whole: this cannot fail.
+        core::str::from_utf8(self.bytes()).ok()
     }
 }
 
@@ -615,6 +718,20 @@ mod tests {
         let kids: Vec<_> = top[0].children().collect::<Result<_, _>>().unwrap();
         assert_eq!(kids[1].value(), "Bank");
         assert_eq!(kids[1].offset(), 11);
+    }
+
+    #[test]
+    fn all_ascii_matches_std() {
+        for len in 0..40 {
+            for at in 0..len {
+                for b in [0x7F, 0x80, 0xC3, 0xFF] {
+                    let mut v = vec![b'a'; len];
+                    assert!(all_ascii(&v));
+                    v[at] = b;
+                    assert_eq!(all_ascii(&v), v.is_ascii(), "{len} {at} {b}");
+                }
+            }
+        }
     }
 
     #[test]

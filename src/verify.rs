@@ -6,7 +6,10 @@ use crate::amount::{decimal_parts, fraction_refusal, Amount, Currency, MAX_AMOUN
 use crate::crc;
 use crate::decode::{parse_ms, Decoded, Entry, Stop};
 use crate::error::{Detail, Error, ErrorCode, Field};
-use crate::payload::{check_account_id, check_chars, check_mcc, check_not_blank, printable_ascii};
+use crate::payload::{
+    check_account_id, check_chars, check_mcc, check_not_blank, printable_ascii,
+    ADDITIONAL_SUBS_FIELDS,
+};
 use crate::tag;
 use crate::tlv::utf16_len;
 
@@ -397,7 +400,7 @@ fn check_fields(d: &Decoded<'_>) -> Result<(), Error> {
             tag::MERCHANT_NAME => text(Field::MerchantName, v)?,
             tag::MERCHANT_CITY => text(Field::MerchantCity, v)?,
             tag::ADDITIONAL_DATA => {
-                let values = e.sub_values(ADDITIONAL_DATA.map(|(sub, _)| sub));
+                let values = e.sub_values(ADDITIONAL_SUBS_FIELDS.0);
                 for ((_, field), value) in ADDITIONAL_DATA.iter().zip(values) {
                     if let Some(x) = value {
                         text(*field, x)?;

@@ -9,6 +9,7 @@
 //! cargo build --release -p khqr-server --bin khqr-server --example load
 //! target/release/examples/load            # all scenarios, about 2 minutes
 //! target/release/examples/load --quick    # shorter runs, 100 000 creates for RSS
+//! target/release/examples/load --help     # pipelining, generator threads, create only
 //! ```
 //!
 //! Scenarios: `create`; `qr` and `stand` cached (one QR, drawn once);
@@ -22,10 +23,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
-
 #[derive(Default)]
 struct Tally {
     latencies_us: Vec<u32>,
@@ -36,57 +33,105 @@ struct Tally {
 /// What one connection asks for next: a path, or `None` when it is done.
 type Next = Arc<dyn Fn(u64) -> Option<String> + Send + Sync>;
 
+/// One keep-alive connection: keeps up to `depth` requests in flight
+/// (HTTP/1.1 pipelining when `depth` > 1), parsing answers with `httparse`.
+/// A plain client, far cheaper per request than a full HTTP client, so that
+/// the generator takes little of the CPU it shares with the server.
 async fn connection(
     addr: std::net::SocketAddr,
     next: Next,
     stop: Arc<AtomicBool>,
     deadline: Instant,
+    depth: usize,
 ) -> Tally {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tally = Tally::default();
-    let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
+    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
         tally.errors += 1;
         return tally;
     };
     let _ = stream.set_nodelay(true);
-    let Ok((mut send, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-    else {
-        tally.errors += 1;
-        return tally;
-    };
-    tokio::spawn(conn);
+    let mut sent: std::collections::VecDeque<Instant> = std::collections::VecDeque::new();
+    let mut out = Vec::with_capacity(4096);
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut i = 0u64;
-    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
-        let Some(path) = next(i) else { break };
-        i += 1;
-        let req = hyper::Request::get(path)
-            .header("host", "127.0.0.1")
-            .body(Empty::<Bytes>::new())
-            .expect("request");
-        let started = Instant::now();
-        let Ok(resp) = send.send_request(req).await else {
+    let mut more = true;
+    loop {
+        // Send until `depth` requests are in flight.
+        out.clear();
+        while more && sent.len() < depth {
+            if Instant::now() >= deadline || stop.load(Ordering::Relaxed) {
+                more = false;
+                break;
+            }
+            let Some(path) = next(i) else {
+                more = false;
+                break;
+            };
+            i += 1;
+            out.extend_from_slice(b"GET ");
+            out.extend_from_slice(path.as_bytes());
+            out.extend_from_slice(b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+            sent.push_back(Instant::now());
+        }
+        if !out.is_empty() && stream.write_all(&out).await.is_err() {
             tally.errors += 1;
-            break;
-        };
-        let status = resp.status();
-        let json = resp
-            .headers()
-            .get("content-type")
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-        let Ok(_body) = resp.into_body().collect().await else {
-            tally.errors += 1;
-            break;
-        };
-        tally
-            .latencies_us
-            .push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
-        if !status.is_success() {
-            tally.errors += 1;
-            if !json {
-                tally.non_json_errors += 1;
+            return tally;
+        }
+        if sent.is_empty() {
+            return tally;
+        }
+        // Read at least one whole answer.
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut headers);
+            let parsed = resp.parse(&buf);
+            if let Ok(httparse::Status::Complete(head_len)) = parsed {
+                let mut body_len = 0usize;
+                let mut json = false;
+                for h in resp.headers.iter() {
+                    if h.name.eq_ignore_ascii_case("content-length") {
+                        body_len = std::str::from_utf8(h.value)
+                            .ok()
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                    } else if h.name.eq_ignore_ascii_case("content-type") {
+                        json = h.value.starts_with(b"application/json");
+                    }
+                }
+                let status = resp.code.unwrap_or(0);
+                if buf.len() >= head_len + body_len {
+                    buf.drain(..head_len + body_len);
+                    let started = sent.pop_front().unwrap_or_else(Instant::now);
+                    tally
+                        .latencies_us
+                        .push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
+                    if !(200..300).contains(&status) {
+                        tally.errors += 1;
+                        if !json {
+                            tally.non_json_errors += 1;
+                        }
+                    }
+                    if !sent.is_empty() && !buf.is_empty() {
+                        // Another answer may be buffered already.
+                        continue;
+                    }
+                    break;
+                }
+            } else if parsed.is_err() {
+                tally.errors += 1;
+                return tally;
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => {
+                    tally.errors += 1;
+                    return tally;
+                }
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
             }
         }
     }
-    tally
 }
 
 struct Report {
@@ -130,11 +175,20 @@ async fn run(
     secs: f64,
     next: &Next,
     stop: &Arc<AtomicBool>,
+    depth: usize,
 ) -> Report {
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(secs);
     let tasks: Vec<_> = (0..conns)
-        .map(|_| tokio::spawn(connection(addr, next.clone(), stop.clone(), deadline)))
+        .map(|_| {
+            tokio::spawn(connection(
+                addr,
+                next.clone(),
+                stop.clone(),
+                deadline,
+                depth,
+            ))
+        })
         .collect();
     let mut all = Tally::default();
     for t in tasks {
@@ -194,7 +248,32 @@ async fn make_trans(base: &str, n: usize) -> Vec<String> {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("usage: load [--quick] [--pipeline N] [--threads N] [--create-only]");
+        println!("  --quick        3 s per scenario and 100 000 creates for RSS (else 8 s and 1 000 000)");
+        println!("  --pipeline N   requests in flight per connection for create and cached images (default 1: none)");
+        println!("  --threads N    threads of the load generator (default 1; it shares the CPUs with the server)");
+        println!("  --create-only  only the create scenario");
+        return;
+    }
+    let value = |name: &str, default: usize| -> usize {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+            .max(1)
+    };
+    let depth = value("--pipeline", 1);
+    let threads = value("--threads", 1);
+    let create_only = args.iter().any(|a| a == "--create-only");
+    let pl = if depth > 1 {
+        format!(", pipeline {depth}")
+    } else {
+        String::new()
+    };
+    let quick = args.iter().any(|a| a == "--quick");
     let secs = if quick { 3.0 } else { 8.0 };
     let rss_creates: u64 = if quick { 100_000 } else { 1_000_000 };
     let exe = std::env::current_exe().expect("exe");
@@ -223,7 +302,7 @@ fn main() {
         .expect("start server");
     let pid = child.id();
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(threads)
         .enable_all()
         .build()
         .expect("runtime");
@@ -236,7 +315,9 @@ fn main() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let cpus = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-        println!("khqr-server load benchmark: {cpus} CPUs, 127.0.0.1, server pid {pid}, {secs} s per scenario");
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        let load: Vec<&str> = load.split_whitespace().take(3).collect();
+        println!("khqr-server load benchmark: {cpus} CPUs (load average {}), 127.0.0.1, server pid {pid}, {secs} s per scenario, {threads} generator thread(s)", load.join(" "));
         println!("| scenario                               |  requests |     req/s |  p50 ms  |  p99 ms  | errors | non-JSON |");
         println!("|---|---:|---:|---:|---:|---:|---:|");
         let stop = Arc::new(AtomicBool::new(false));
@@ -247,15 +328,18 @@ fn main() {
             let n = c.fetch_add(1, Ordering::Relaxed);
             Some(format!("/khqr/create?amount=1.25&bakongid=bench{}@abaa&merchantname=Bench&username=load", n % 100_000))
         });
-        run(addr, "create (32 connections)", 32, secs, &create, &stop).await.print();
+        run(addr, &format!("create (32 connections{pl})"), 32, secs, &create, &stop, depth).await.print();
 
+        if create_only {
+            return;
+        }
         let trans = make_trans(&base, 1).await;
         let one = trans[0].clone();
         let qr: Next = Arc::new(move |_| Some(format!("/khqr/qr/{one}")));
-        run(addr, "qr, cached (32 connections)", 32, secs, &qr, &stop).await.print();
+        run(addr, &format!("qr, cached (32 connections{pl})"), 32, secs, &qr, &stop, depth).await.print();
         let one = trans[0].clone();
         let stand: Next = Arc::new(move |_| Some(format!("/khqr/qr/stand/{one}")));
-        run(addr, "stand, cached (32 connections)", 32, secs, &stand, &stop).await.print();
+        run(addr, &format!("stand, cached (32 connections{pl})"), 32, secs, &stand, &stop, depth).await.print();
 
         // Uncached: every request draws a card never drawn before.
         let fresh = Arc::new(make_trans(&base, if quick { 1_500 } else { 5_000 }).await);
@@ -265,7 +349,7 @@ fn main() {
             let i = n.fetch_add(1, Ordering::Relaxed);
             f.get(i).map(|t| format!("/khqr/qr/stand/{t}"))
         });
-        run(addr, "stand, uncached (8 connections)", 8, secs, &stand_fresh, &stop).await.print();
+        run(addr, "stand, uncached (8 connections)", 8, secs, &stand_fresh, &stop, 1).await.print();
 
         // create while 8 connections saturate uncached stand.
         let more = Arc::new(make_trans(&base, if quick { 1_500 } else { 5_000 }).await);
@@ -277,10 +361,10 @@ fn main() {
         });
         let stand_bg = {
             let stop = stop.clone();
-            tokio::spawn(async move { run(addr, "  (stand, uncached, 8 connections, background)", 8, secs + 1.0, &stand_more, &stop).await })
+            tokio::spawn(async move { run(addr, "  (stand, uncached, 8 connections, background)", 8, secs + 1.0, &stand_more, &stop, 1).await })
         };
         tokio::time::sleep(Duration::from_millis(300)).await;
-        run(addr, "create while stand is saturated (4 conn)", 4, secs - 1.0, &create, &stop).await.print();
+        run(addr, "create while stand is saturated (4 conn)", 4, secs - 1.0, &create, &stop, 1).await.print();
         stand_bg.await.expect("bg").print();
 
         // RSS through N creates.
@@ -309,7 +393,7 @@ fn main() {
                 }
             })
         };
-        let r = run(addr, &format!("{rss_creates} creates (32 connections)"), 32, 300.0, &creates, &stop).await;
+        let r = run(addr, &format!("{rss_creates} creates (32 connections)"), 32, 300.0, &creates, &stop, 1).await;
         stop.store(true, Ordering::Relaxed);
         let _ = sampler.await;
         r.print();

@@ -22,8 +22,8 @@
 //!   one upstream call, through [`bakong_khqr::status::ReqwestTransport`] (no
 //!   redirects, timeout, body cap) with at most [`Config::upstream_concurrency`]
 //!   calls at once.
-//! * **Images** are drawn on at most [`Config::render_threads`] blocking threads,
-//!   once per QR, and cached (bounded by bytes), with `ETag` and a
+//! * **Images** are drawn on [`Config::render_threads`] dedicated threads at a
+//!   lower CPU priority (never on the async workers), once per QR, and cached (bounded by bytes), with `ETag` and a
 //!   `Cache-Control` that follows the QR's remaining life.
 //! * **Parameters**: see [`params`] (one rule for repeats: refused; invalid
 //!   UTF-8, control and bidi characters refused).
@@ -41,6 +41,7 @@
 
 pub mod checkout;
 pub mod params;
+mod render_pool;
 pub mod seed;
 mod serve;
 pub mod store;
@@ -98,7 +99,8 @@ pub struct Config {
     pub open_relay: bool,
     /// How long a "pending" status is reused, in milliseconds.
     pub pending_cache_ms: u64,
-    /// Threads drawing PNGs at once (a bounded share of the blocking pool).
+    /// Threads drawing PNGs (dedicated threads at nice 10 on Linux, so that a
+    /// flood of images cannot take the CPU from the other endpoints).
     pub render_threads: usize,
     /// Bytes of rendered PNGs kept.
     pub image_cache_bytes: u64,
@@ -134,8 +136,8 @@ pub struct Config {
 impl Config {
     /// Defaults: production Bakong, no token, 10-minute QRs, [`store::Limits`]
     /// defaults, 10 s upstream timeout, 64 upstream calls, 1 MiB upstream cap,
-    /// no open relay, pending cached 3 s, render threads half the CPUs (at least
-    /// 1), 64 MiB of images, 15 s request timeout, 8 KiB bodies, 4 KiB targets,
+    /// no open relay, pending cached 3 s, render threads as many as the CPUs
+    /// ([`std::thread::available_parallelism`]), 64 MiB of images, 15 s request timeout, 8 KiB bodies, 4 KiB targets,
     /// 16 KiB of headers.
     #[must_use]
     pub fn new(public_url: impl Into<String>) -> Self {
@@ -152,7 +154,7 @@ impl Config {
             upstream_max_body_bytes: bakong_khqr::status::DEFAULT_MAX_BODY_BYTES,
             open_relay: false,
             pending_cache_ms: 3_000,
-            render_threads: (cpus / 2).max(1),
+            render_threads: cpus.max(1),
             image_cache_bytes: 64 << 20,
             request_timeout_ms: 15_000,
             max_body_bytes: 8 * 1024,
@@ -206,6 +208,7 @@ struct AppState {
     pending_cache_ms: u64,
     statuses: moka::future::Cache<String, StatusEntry>,
     renders: Semaphore,
+    pool: render_pool::RenderPool,
     images: moka::future::Cache<(String, Kind), Bytes>,
     request_timeout: Duration,
     max_uri_bytes: usize,
@@ -316,6 +319,7 @@ pub fn app(config: &Config, store: AnyStore) -> Result<App, ConfigError> {
             .expire_after(StatusLife)
             .build(),
         renders: Semaphore::new(config.render_threads.max(1)),
+        pool: render_pool::RenderPool::new(config.render_threads.max(1)),
         images: moka::future::Cache::builder()
             .max_capacity(config.image_cache_bytes.max(1))
             .weigher(|_, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
@@ -568,6 +572,46 @@ fn route_label(path: &str) -> &'static str {
     }
 }
 
+/// A metrics label for a status: the usual ones without an allocation.
+fn status_label(status: u16) -> metrics::SharedString {
+    let fixed = match status {
+        200 => "200",
+        304 => "304",
+        400 => "400",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        409 => "409",
+        413 => "413",
+        414 => "414",
+        429 => "429",
+        431 => "431",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        other => return other.to_string().into(),
+    };
+    fixed.into()
+}
+
+/// A metrics label for a method: the standard ones, else `other` (so the
+/// label cannot grow).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Every request passes here: target and header size limits (414, 431), the
 /// request timeout (408), any non-JSON error turned into the JSON error, the
 /// access log and the request metrics.
@@ -618,8 +662,8 @@ async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: Next)
     let resp = jsonify(resp);
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
-    let status_label = status.to_string();
-    metrics::counter!("khqr_http_requests_total", "route" => route, "method" => method.as_str().to_owned(), "status" => status_label.clone()).increment(1);
+    let status_label = status_label(status);
+    metrics::counter!("khqr_http_requests_total", "route" => route, "method" => method_label(&method), "status" => status_label.clone()).increment(1);
     metrics::histogram!("khqr_http_request_duration_seconds", "route" => route, "status" => status_label).record(elapsed.as_secs_f64());
     tracing::info!(
         target: "khqr_server::access",
@@ -908,11 +952,13 @@ async fn image(
             let Ok(Ok(permit)) = tokio::time::timeout(wait, state.renders.acquire()).await else {
                 return Err(RenderFail::Busy);
             };
-            let out = tokio::task::spawn_blocking(move || match kind {
-                Kind::Qr => qr_png(&payload, &QrOptions::default()),
-                Kind::Stand => card_png(&payload, &CardOptions::default()),
-            })
-            .await;
+            let out = state
+                .pool
+                .run(move || match kind {
+                    Kind::Qr => qr_png(&payload, &QrOptions::default()),
+                    Kind::Stand => card_png(&payload, &CardOptions::default()),
+                })
+                .await;
             drop(permit);
             match out {
                 Ok(Ok(png)) => Ok(Bytes::from(png)),

@@ -9,7 +9,7 @@
 //! (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069). Text shown to a
 //! payer (`merchantname`, `username`) must also not contain `<` or `>`.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
 use percent_encoding::percent_decode;
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -36,15 +36,19 @@ impl ParamError {
 /// Largest number of parameters read from one request.
 pub const MAX_PARAMS: usize = 32;
 
-/// The parameters of one request, by name.
+/// The parameters of one request, by name (at most [`MAX_PARAMS`], so a
+/// list searched in order costs less than hashing).
 #[derive(Debug, Default, Clone)]
-pub struct Params(HashMap<String, String>);
+pub struct Params(Vec<(String, String)>);
 
 impl Params {
     /// The value of `name`, if given.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn insert(&mut self, name: String, value: String) -> Result<(), ParamError> {
@@ -56,13 +60,13 @@ impl Params {
         }
         check_text(&name, &name)?;
         check_text(&name, &value)?;
-        if self.0.contains_key(&name) {
+        if self.0.iter().any(|(n, _)| *n == name) {
             return Err(ParamError::new(
                 "duplicate_parameter",
                 format!("parameter {name:?} is given more than once"),
             ));
         }
-        self.0.insert(name, value);
+        self.0.push((name, value));
         Ok(())
     }
 
@@ -139,11 +143,15 @@ impl Params {
 
 /// Form decoding (`+` is a space, `%XX` a byte), refusing invalid UTF-8.
 fn decode(raw: &[u8], what: &str) -> Result<String, ParamError> {
-    let plus: Vec<u8> = raw
-        .iter()
-        .map(|&b| if b == b'+' { b' ' } else { b })
-        .collect();
-    let bytes: Vec<u8> = percent_decode(&plus).collect();
+    let plus: Cow<'_, [u8]> = if raw.contains(&b'+') {
+        raw.iter()
+            .map(|&b| if b == b'+' { b' ' } else { b })
+            .collect::<Vec<u8>>()
+            .into()
+    } else {
+        raw.into()
+    };
+    let bytes: Vec<u8> = Cow::from(percent_decode(&plus)).into_owned();
     String::from_utf8(bytes).map_err(|_| {
         ParamError::new(
             "invalid_utf8",

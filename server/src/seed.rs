@@ -2,7 +2,7 @@
 //! here from the library: only the server speaks this shape).
 
 use bakong_khqr::status::TransactionStatus;
-use bakong_khqr::Currency;
+use bakong_khqr::{Amount, Currency};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -92,9 +92,10 @@ pub fn seed_json(status: &TransactionStatus, username: Option<&str>) -> String {
 
 /// Decimal text written with the decimals of `currency` (ISO 4217 letters or
 /// numeric code): two for USD (`10` → `10.00`, `1.5` → `1.50`), none for KHR
-/// (`100.0` → `100`). Text that would need rounding (`1.505` USD), an unknown
-/// currency or text that is not plain decimal is returned unchanged: digits are
-/// only padded or trailing zeros dropped, never rounded.
+/// (`100.0` → `100`), read and written by [`Amount`] (leading zeros dropped).
+/// Text that would need rounding (`1.505` USD), an unknown currency, text that
+/// is not plain decimal or over `u64::MAX` minor units is returned unchanged:
+/// never rounded.
 ///
 /// ```
 /// use khqr_server::amount_with_currency_decimals;
@@ -107,23 +108,10 @@ pub fn amount_with_currency_decimals(text: &str, currency: &str) -> String {
     let Ok(currency) = Currency::parse(currency) else {
         return text.into();
     };
-    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
-    let plain = !int.is_empty()
-        && int.bytes().all(|b| b.is_ascii_digit())
-        && frac.bytes().all(|b| b.is_ascii_digit())
-        && !(text.contains('.') && frac.is_empty());
-    let decimals = currency.decimals() as usize;
-    let significant = frac.trim_end_matches('0');
-    if !plain || significant.len() > decimals {
-        return text.into();
-    }
-    let mut out = String::from(int);
-    if decimals > 0 {
-        out.push('.');
-        out.push_str(significant);
-        out.extend(core::iter::repeat_n('0', decimals - significant.len()));
-    }
-    out
+    Amount::read_minor_units(text, currency).map_or_else(
+        |_| text.into(),
+        |minor| Amount::with_decimals(minor, currency),
+    )
 }
 
 #[cfg(test)]

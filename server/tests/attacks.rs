@@ -534,6 +534,85 @@ async fn slowloris_is_cut_off_and_others_are_served() {
     server.stop().await;
 }
 
+/// Requests hyper cannot parse at all (it answers them itself, before any
+/// routing) still get the JSON error, over a raw connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unparseable_requests_get_json_errors_too() {
+    let fake = fake_bakong().await;
+    let config = config_for(&fake);
+    let store = make_store(&Backend::Memory, config.limits.clone()).await;
+    let server = start_server(config, ServeConfig::default(), store).await;
+    let mut many_headers = String::new();
+    for i in 0..150 {
+        many_headers.push_str("x-h");
+        many_headers.push_str(&i.to_string());
+        many_headers.push_str(": v\r\n");
+    }
+    let head_70k = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nx-pad: {}\r\n\r\n",
+        "p".repeat(70 * 1024)
+    );
+    let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+        (
+            b"\xff\xfe\x00garbage\r\n\r\n".to_vec(),
+            "400",
+            "bad_request",
+        ),
+        (
+            b"GET /h\xffz HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            "400",
+            "bad_request",
+        ),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nbad header line\r\n\r\n".to_vec(),
+            "400",
+            "bad_request",
+        ),
+        (
+            b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n".to_vec(),
+            "400",
+            "bad_request",
+        ),
+        (
+            format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n").into_bytes(),
+            "431",
+            "headers_too_large",
+        ),
+        (head_70k.into_bytes(), "431", "headers_too_large"),
+    ];
+    for (i, (bytes, status, kind)) in cases.into_iter().enumerate() {
+        let mut s = raw_conn("127.0.0.6", server.addr).await;
+        // The server may answer and close before reading everything sent.
+        let _ = s.write_all(&bytes).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "case {i}: {answer}"
+        );
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head");
+        let head = head.to_ascii_lowercase();
+        assert!(
+            head.contains("content-type: application/json"),
+            "case {i}: {head}"
+        );
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "case {i}"
+        );
+        let v: Value = serde_json::from_str(body).expect("JSON body");
+        assert_eq!(v["status"], false, "case {i}");
+        assert_eq!(v["error"], kind, "case {i}: {v}");
+        assert_eq!(v["errorCode"], 60, "case {i}");
+    }
+    // Still serving, and a normal request is untouched.
+    let c = client(None);
+    let a = get(&c, &format!("{}/healthz", server.base)).await;
+    assert_eq!((a.status, a.json()["status"].as_bool()), (200, Some(true)));
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redirect_from_bakong_is_not_followed() {
     // The forger says "paid" for anything; the fake Bakong redirects to it.
