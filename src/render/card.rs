@@ -15,7 +15,7 @@
 //! * a light grey dashed separator (dash 6, gap 4, 1 pixel thick, times scale);
 //! * the QR at [`CardOptions::ecc`] (default M), its 4-module quiet zone included, as
 //!   wide as fits in 92% of `W` at a whole number of pixels per module (never resampled;
-//!   82–90% for most payloads),
+//!   85–92% of `W` at scale 2),
 //!   centred in the space below the separator, with a centre badge about 18% of
 //!   the symbol's width.
 //!
