@@ -211,18 +211,14 @@ pub(crate) fn segments(data: &[u8], range: usize) -> (Vec<Segment>, usize) {
     let mut cost = vec![[NONE; 6]; n + 1];
     let mut from = vec![[6u8; 6]; n + 1];
     for (i, &b) in data.iter().enumerate() {
-        let prev: Vec<(usize, Option<(Mode, usize)>)> = if i == 0 {
-            vec![(0, None)]
-        } else {
-            STATES
-                .iter()
-                .enumerate()
-                .filter(|&(s, _)| cost[i][s] != NONE)
-                .map(|(s, &st)| (s, Some(st)))
-                .collect()
-        };
-        for (s, st) in prev {
-            let base = if i == 0 { 0 } else { cost[i][s] };
+        // Index 6 is the start, before the first byte.
+        for s in 0..=6 {
+            let (base, st) = match (i, s) {
+                (0, 6) => (0, None),
+                (0, _) | (_, 6) => continue,
+                _ if cost[i][s] == NONE => continue,
+                _ => (cost[i][s], Some(STATES[s])),
+            };
             for mode in MODES.into_iter().filter(|m| m.holds(b)) {
                 let g = mode.group_bits();
                 let (add, phase) = match st {
