@@ -45,9 +45,9 @@ const MASKS: [MaskPattern; 8] = [
 
 /// The modules (row by row, true = dark) of `canvas` under the mask with the
 /// lowest penalty (the first of equals). `qrcode` masks and draws the format
-/// information; the penalty is scored here on flat booleans, because
-/// `QrCode::with_bits`'s own scoring made the encode about 6 times slower
-/// than the rest of it (README, "QR symbols").
+/// information; the penalty is scored here on flat booleans, because with
+/// `QrCode::with_bits`'s own scoring the criterion `qr/encode_dynamic` took
+/// 1.02 ms against 0.19 ms with this one (README, the encoder paragraph).
 fn best_mask(canvas: &Canvas, size: usize) -> Vec<bool> {
     let mut best: Option<(u32, Vec<bool>)> = None;
     for mask in MASKS {
