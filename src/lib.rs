@@ -48,7 +48,7 @@
 //!
 //! # 2. Draw the QR, and 3. the card (feature `render`)
 //!
-//! [`render::qr_png`] draws the plain QR (byte mode, error correction M, a
+//! [`render::qr_png`] draws the plain QR (mixed-mode segments, error correction M, a
 //! 4-module quiet zone, whole pixels per module); [`render::card_png`] draws the
 //! branded KHQR card merchants print or show, from the payload alone.
 //!
@@ -151,7 +151,7 @@
 //! | feature | what it adds | pulls in |
 //! |---|---|---|
 //! | (none) | payloads, MD5, decode, verify | `crc`, `md-5` |
-//! | `qr` | [`render`]'s plain QR: matrix, PNG, SVG | `fast_qr`, `qrcode`, `png` |
+//! | `qr` | [`render`]'s plain QR: matrix, PNG, SVG | `qrcode`, `png` |
 //! | `card` | `qr` plus the KHQR card PNG (`render::card_png`) | `tiny-skia`, `rustybuzz` |
 //! | `render` | both: `qr` and `card` | — |
 //! | `serde` | [`json`]: requests in the SDK's JSON shape; [`SdkFields`] serialises | `serde`, `serde_json` |

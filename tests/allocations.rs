@@ -130,7 +130,7 @@ fn allocations_per_operation() {
     for (name, expected, measured) in &rows {
         println!("{name:<48} {expected:>8} {measured:>8}");
     }
-    // The QR symbol and PNG allocate inside fast_qr and png: reported, not pinned.
+    // The QR symbol and PNG allocate inside qrcode and png: reported, not pinned.
     #[cfg(feature = "render")]
     {
         use bakong_khqr::render::{qr_png, Ecc, QrMatrix, QrOptions};

@@ -73,20 +73,21 @@ fn clean_images_read_back_exactly_with_every_decoder() {
 
 /// The least share (percent) each decoder must read, per variant and condition:
 /// `[rqrr, rxing, zbar]`. rxing and zbar are held to issue 9's bar (the phone
-/// ≥ 95% / ≥ 90%, blur σ 2 ≥ 90% rxing on the default card) and the plain QR
-/// to at least the rates it had before (zbar read no non-ASCII payload then:
-/// 76%); rqrr has no perspective-tolerant sampling and a global binariser, so
-/// its floors are what it does today, to catch regressions.
+/// ≥ 95% / ≥ 90%, blur σ 2 ≥ 90% rxing on the default card) or above it; the
+/// other floors sit a few points under what the mixed-mode symbol and the
+/// larger card QR measure (README, "Read rates"), to catch regressions. rqrr
+/// has no perspective-tolerant sampling and a global binariser, so its floors
+/// are lower.
 fn floor(plain: bool, c: Condition) -> [usize; 3] {
     match (plain, c) {
         (_, Condition::Clean) => [100, 100, 100],
-        (true, Condition::Blur2) => [30, 93, 80],
-        (true, Condition::Phone) => [35, 97, 85],
-        (true, Condition::Px150) => [55, 97, 97],
-        (true, _) => [80, 97, 95],
-        (false, Condition::Blur2) => [30, 90, 45],
-        (false, Condition::Phone) => [30, 95, 90],
-        (false, _) => [75, 97, 95],
+        (true, Condition::Blur2) => [45, 97, 93],
+        (true, Condition::Phone) => [50, 97, 93],
+        (true, Condition::Px150) => [75, 97, 97],
+        (true, _) => [85, 97, 97],
+        (false, Condition::Blur2) => [60, 95, 85],
+        (false, Condition::Phone) => [50, 97, 94],
+        (false, _) => [75, 97, 97],
     }
 }
 

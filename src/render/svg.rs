@@ -12,7 +12,7 @@ fn hex(rgb: [u8; 3]) -> String {
 /// Draws `payload` as an SVG document: a `viewBox` of `size + 2 × quiet_zone`
 /// modules square, `width`/`height` of that times `module_px` pixels, a light
 /// background `<rect>` and a single `<path>` with one sub-path per horizontal
-/// run of dark modules. Encoded like [`super::qr_png`] (byte mode, `ecc`).
+/// run of dark modules. Encoded like [`super::qr_png`] (mixed-mode segments, `ecc`).
 ///
 /// ```
 /// use bakong_khqr::render::{qr_svg, QrOptions};

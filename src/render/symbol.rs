@@ -1,61 +1,30 @@
 //! What a QR symbol is made of, for drawing over it safely: which modules
 //! belong to function patterns, which codeword (and which Reed–Solomon block)
 //! every data module carries, and how many codewords a centre badge may spoil.
-//! Also the ECI 26 (UTF-8) encoder for payloads that are not pure ASCII.
 //!
 //! Rules from ISO/IEC 18004:2015: function patterns §6.3 (finder, separator,
 //! timing, alignment, format and version information, dark module), codeword
 //! placement §7.7.3, block structure and interleaving §7.5.2 and Table 9 (the
 //! table comes from the `qrcode` crate's `ec::construct_codewords`, probed
-//! below), ECI §7.4.2.
+//! below).
 
 // The anatomy is used by the card only.
 #![cfg_attr(not(feature = "card"), allow(dead_code))]
 // Symbol sides are 21–177 modules (checked in `version_of`), far inside i16.
 #![allow(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 
-use qrcode::{bits::Bits, EcLevel, QrCode, Version};
+use qrcode::{bits::Bits, EcLevel, Version};
 
-use super::{Ecc, RenderError};
+use super::Ecc;
 
-fn ec_level(ecc: Ecc) -> EcLevel {
+/// The `qrcode` crate's name for `ecc`.
+pub(crate) fn ec_level(ecc: Ecc) -> EcLevel {
     match ecc {
         Ecc::L => EcLevel::L,
         Ecc::M => EcLevel::M,
         Ecc::Q => EcLevel::Q,
         Ecc::H => EcLevel::H,
     }
-}
-
-/// The ECI assignment number of UTF-8 (AIM ECI specification).
-pub(crate) const ECI_UTF8: u32 = 26;
-
-/// Encodes `payload` as one ECI 26 (UTF-8) designator followed by one byte-mode
-/// segment of its UTF-8 bytes, in the smallest version that holds it at `ecc`.
-/// Returns the side in modules and the modules row by row (true = dark).
-pub(crate) fn encode_eci_utf8(payload: &str, ecc: Ecc) -> Result<(usize, Vec<bool>), RenderError> {
-    let ec = ec_level(ecc);
-    let too_long = || RenderError::TooLong {
-        bytes: payload.len(),
-    };
-    for v in 1..=40 {
-        let mut bits = Bits::new(Version::Normal(v));
-        if bits.push_eci_designator(ECI_UTF8).is_err()
-            || bits.push_byte_data(payload.as_bytes()).is_err()
-            || bits.push_terminator(ec).is_err()
-        {
-            continue;
-        }
-        let code = QrCode::with_bits(bits, ec).map_err(|_| too_long())?;
-        let size = code.width();
-        let dark = code
-            .to_colors()
-            .into_iter()
-            .map(|c| c == qrcode::Color::Dark)
-            .collect();
-        return Ok((size, dark));
-    }
-    Err(too_long())
 }
 
 /// The version (1–40) of a symbol `size` modules wide.
