@@ -332,8 +332,7 @@ fn write_card_svg(
             card_png(payload, &options).map_err(|e| io_failure("cannot draw the card", &e))?;
         std::fs::write(path, png)
             .map_err(|e| io_failure(&format!("cannot write {}", path.display()), &e))?;
-        // The JSON key keeps its first name: scripts read it.
-        out.insert("stand".into(), json!(path.display().to_string()));
+        out.insert("card".into(), json!(path.display().to_string()));
     }
     if let Some(path) = &card.card_svg {
         let svg =

@@ -195,7 +195,8 @@ fn render_writes_card_svg_and_png() {
         String::from_utf8_lossy(&o.stderr)
     );
     let v = json_of(&o);
-    assert_eq!(v["stand"], stand.display().to_string());
+    assert_eq!(v["card"], stand.display().to_string());
+    assert!(v.get("stand").is_none(), "one word: card");
     assert_eq!(v["svg"], svg.display().to_string());
     let options = bakong_khqr::render::CardOptions::default()
         .centre_icon(bakong_khqr::render::CentreIcon::None);
