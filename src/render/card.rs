@@ -714,19 +714,8 @@ fn draw_icon(
         marks::draw_disc(canvas, cx, cy, r, &paint(d));
     }
     if let Some(sign_rgb) = sign_rgb {
-        // The currency sign, its ink centred, about 110% of the radius tall.
-        let sign = match plan.currency {
-            Currency::Usd => "$",
-            Currency::Khr => "៛",
-        };
-        let probe = text::shape(fonts, sign, Weight::Bold, 100.0);
-        if let Some((l, t, rr, bb)) = probe.ink(fonts) {
-            let ink_h = (bb - t).max(1) as f32;
-            let px = 100.0 * (1.1 * r) / ink_h;
-            let line = text::shape(fonts, sign, Weight::Bold, px);
-            let (l, t, rr, bb) = line.ink(fonts).unwrap_or((l, t, rr, bb));
-            let x = (cx - (l + rr) as f32 / 2.0).round();
-            let baseline = (cy - (t + bb) as f32 / 2.0).round();
+        if let Some((line, x, baseline)) = badge_sign(fonts, plan.currency, cx, cy, r) {
+            let (x, baseline) = (x.round(), baseline.round());
             let clip = clip_to(canvas, b, &[ink_rect(fonts, &line, x, baseline)])?;
             line.fill(fonts, canvas, &paint(sign_rgb), x, baseline, clip.as_ref());
         }
@@ -752,6 +741,31 @@ fn draw_icon(
         }
     }
     Ok(())
+}
+
+/// The currency sign of the centre badge, shaped bold so that its ink is about
+/// 110% of the disc's radius `r` tall, with the pen position (x, baseline)
+/// that centres its ink on (`cx`, `cy`); pixels, not rounded. `None` when the
+/// sign has no ink in the font. Shared by the PNG and the SVG card.
+fn badge_sign(
+    fonts: &Fonts,
+    currency: Currency,
+    cx: f32,
+    cy: f32,
+    r: f32,
+) -> Option<(text::Line, f32, f32)> {
+    let sign = match currency {
+        Currency::Usd => "$",
+        Currency::Khr => "៛",
+    };
+    let (l, t, rr, bb) = text::shape(fonts, sign, Weight::Bold, 100.0).ink(fonts)?;
+    let ink_h = (bb - t).max(1) as f32;
+    let px = 100.0 * (1.1 * r) / ink_h;
+    let line = text::shape(fonts, sign, Weight::Bold, px);
+    let (l, t, rr, bb) = line.ink(fonts).unwrap_or((l, t, rr, bb));
+    let x = cx - (l + rr) as f32 / 2.0;
+    let baseline = cy - (t + bb) as f32 / 2.0;
+    Some((line, x, baseline))
 }
 
 /// Draws the KHQR card for `payload` as a PNG of `300·scale × 435·scale`

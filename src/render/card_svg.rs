@@ -10,13 +10,12 @@ use core::fmt::Write as _;
 use base64::Engine as _;
 use tiny_skia::{Path, PathBuilder, PathSegment, Transform};
 
-use super::text::{self, Fonts, Line, Weight};
+use super::text::{self, Fonts, Line};
 use super::{
     decode_png, fit_box, marks, plan, rounded_rect, CardOptions, CentreIcon, Plan, PxRect,
     BADGE_DARK, KHQR_RED, SEPARATOR, TEXT,
 };
 use crate::render::RenderError;
-use crate::Currency;
 
 /// The printed width of every card, millimetres: 4 inches, the size the PNG's
 /// pHYs chunk gives every scale (75 dpi per unit of scale).
@@ -140,20 +139,8 @@ fn push_badge(
     };
     if let Some(d) = disc {
         push_path(out, PathBuilder::from_circle(cx, cy, r).as_ref(), d, "");
-        // The currency sign, its ink centred, about 110% of the radius tall:
-        // the same sizing and placement as `draw_icon` in the parent module.
-        let sign = match plan.currency {
-            Currency::Usd => "$",
-            Currency::Khr => "៛",
-        };
-        let probe = text::shape(fonts, sign, Weight::Bold, 100.0);
-        if let Some((l, t, rr, bb)) = probe.ink(fonts) {
-            let ink_h = (bb - t).max(1) as f32;
-            let px = 100.0 * (1.1 * r) / ink_h;
-            let line = text::shape(fonts, sign, Weight::Bold, px);
-            let (l, t, rr, bb) = line.ink(fonts).unwrap_or((l, t, rr, bb));
-            let x = cx - (l + rr) as f32 / 2.0;
-            let baseline = cy - (t + bb) as f32 / 2.0;
+        // The currency sign: the same sizing and placement as the PNG's.
+        if let Some((line, x, baseline)) = super::badge_sign(fonts, plan.currency, cx, cy, r) {
             out.push_str("<g clip-path=\"url(#khqr-badge)\">");
             push_line(out, fonts, &line, x, baseline, [255, 255, 255]);
             out.push_str("</g>");
