@@ -310,7 +310,12 @@ fn qr_options(a: &ImageArgs) -> QrOptions {
 fn write_png(payload: &str, path: &PathBuf, image: &ImageArgs) -> Result<(), Failure> {
     let png =
         qr_png(payload, &qr_options(image)).map_err(|e| io_failure("cannot draw the QR", &e))?;
-    std::fs::write(path, png)
+    write_file(path, png)
+}
+
+/// Writes `bytes` to `path`; a failure names the file.
+fn write_file(path: &PathBuf, bytes: impl AsRef<[u8]>) -> Result<(), Failure> {
+    std::fs::write(path, bytes)
         .map_err(|e| io_failure(&format!("cannot write {}", path.display()), &e))
 }
 
@@ -330,22 +335,19 @@ fn write_card_svg(
     if let Some(path) = &card.card {
         let png =
             card_png(payload, &options).map_err(|e| io_failure("cannot draw the card", &e))?;
-        std::fs::write(path, png)
-            .map_err(|e| io_failure(&format!("cannot write {}", path.display()), &e))?;
+        write_file(path, png)?;
         out.insert("card".into(), json!(path.display().to_string()));
     }
     if let Some(path) = &card.card_svg {
         let svg =
             card_svg(payload, &options).map_err(|e| io_failure("cannot draw the card", &e))?;
-        std::fs::write(path, svg)
-            .map_err(|e| io_failure(&format!("cannot write {}", path.display()), &e))?;
+        write_file(path, svg)?;
         out.insert("card_svg".into(), json!(path.display().to_string()));
     }
     if let Some(path) = &card.svg {
         let svg = qr_svg(payload, &qr_options(image))
             .map_err(|e| io_failure("cannot draw the QR", &e))?;
-        std::fs::write(path, svg)
-            .map_err(|e| io_failure(&format!("cannot write {}", path.display()), &e))?;
+        write_file(path, svg)?;
         out.insert("svg".into(), json!(path.display().to_string()));
     }
     Ok(())
