@@ -177,52 +177,52 @@ impl Amount {
         let (int, frac) = decimal_parts(s).ok_or_else(|| {
             amount_error("must be plain decimal digits with an optional fraction", s)
         })?;
-        let int = int.trim_start_matches('0');
-        let int = if int.is_empty() { "0" } else { int };
-        let mut out = [0u8; MAX_AMOUNT_LEN];
-        let mut len = 0usize;
-        let mut push = |bytes: &[u8]| -> Result<(), Error> {
-            let end = len + bytes.len();
-            let dst = out
-                .get_mut(len..end)
-                .ok_or_else(|| amount_error("is over 13 characters when written", s))?;
-            dst.copy_from_slice(bytes);
-            len = end;
-            Ok(())
-        };
+        let zeros = int.bytes().take_while(|&b| b == b'0').count();
+        // At least one digit stays ("000" is "0").
+        let int = int
+            .get(zeros.min(int.len().saturating_sub(1))..)
+            .unwrap_or(int);
         // The SDK writes a USD amount without a decimal point as given, leading
         // zeros included; everything else from the number's value.
-        let verbatim = currency == Currency::Usd && frac.is_none();
-        push(if verbatim {
-            s.as_bytes()
-        } else {
-            int.as_bytes()
-        })?;
-        let mut cents = 0u64;
-        match (currency, frac) {
+        let head = match (currency, frac) {
+            (Currency::Usd, None) => s,
+            _ => int,
+        };
+        let over = || amount_error("is over 13 characters when written", s);
+        if head.len() > MAX_AMOUNT_LEN {
+            return Err(over());
+        }
+        // USD with a decimal point: exactly two decimals, padded ("1.5" → "1.50").
+        let cents = match (currency, frac) {
             (Currency::Khr, Some(f)) if f.bytes().any(|b| b != b'0') => {
                 return Err(amount_error(fraction_refusal(currency), s));
             }
-            (Currency::Khr, _) | (Currency::Usd, None) => {}
-            (Currency::Usd, Some(f)) if f.len() > 2 => {
-                return Err(amount_error(fraction_refusal(currency), s));
-            }
-            (Currency::Usd, Some(f)) => {
-                let mut two = [b'0'; 2];
-                two[..f.len()].copy_from_slice(f.as_bytes());
-                push(b".")?;
-                push(&two)?;
-                cents = u64::from(two[0] - b'0') * 10 + u64::from(two[1] - b'0');
-            }
-        }
-        // ≤ 13 digits: fits a u64 with room for ×100.
-        let whole: u64 = int.parse().map_err(|_| amount_error("is too large", s))?;
-        let minor = match currency {
-            Currency::Khr => whole,
-            Currency::Usd => whole * 100 + cents,
+            (Currency::Khr, _) | (Currency::Usd, None) => None,
+            (Currency::Usd, Some(f)) => match *f.as_bytes() {
+                [d] => Some([d, b'0']),
+                [d, e] => Some([d, e]),
+                _ => return Err(amount_error(fraction_refusal(currency), s)),
+            },
         };
+        let mut buf = [0u8; MAX_AMOUNT_LEN];
+        let mut len = head.len();
+        buf[..len].copy_from_slice(head.as_bytes());
+        // ≤ 13 digits: fits a u64 with room for ×100.
+        let whole = int.bytes().fold(0u64, |v, d| v * 10 + u64::from(d - b'0'));
+        let mut minor = match currency {
+            Currency::Khr => whole,
+            Currency::Usd => whole * 100,
+        };
+        if let Some([d, e]) = cents {
+            let Some(tail) = buf.get_mut(len..len + 3) else {
+                return Err(over());
+            };
+            tail.copy_from_slice(&[b'.', d, e]);
+            len += 3;
+            minor += u64::from(d - b'0') * 10 + u64::from(e - b'0');
+        }
         Ok(Amount {
-            buf: out,
+            buf,
             len: len as u8,
             minor,
             currency,

@@ -455,6 +455,7 @@ impl Field {
     }
 
     /// Refuses `v` if it is over the field's length limit (UTF-16 code units).
+    #[inline]
     pub(crate) fn check_length(self, v: &str) -> Result<(), Error> {
         if let Some((max, code)) = self.limit() {
             // UTF-16 never needs more units than UTF-8 needs bytes: a value

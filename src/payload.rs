@@ -424,7 +424,7 @@ impl<'a> Request<'a> {
     /// # Errors
     /// First, a setter that did not apply to the request (60, naming the field).
     /// Then the first failing check, in the SDK's order (khqr-notes §4; the list
-    /// `SDK_ORDER` in `src/payload.rs`), so the code matches the SDK's wherever
+    /// `check_in_sdk_order` in `src/payload.rs`), so the code matches the SDK's wherever
     /// the SDK reports one:
     ///
     /// | check | code |
@@ -442,7 +442,7 @@ impl<'a> Request<'a> {
     /// | language preference without name / name without preference / preference over 2 / name over 25 / city over 15 | 39 / 37 / 38 / 40 / 41 |
     /// | dynamic: no expiration / not 13 digits / before `now` | 45 / 49 / 50 |
     ///
-    /// Then our own refusals (`OUR_ORDER`), for input the SDK accepts but should
+    /// Then our own refusals (`check_in_our_order`), for input the SDK accepts but should
     /// not (so they never hide an error the SDK would report): an expiration on a
     /// static KHQR (55); an account ID that is not exactly one `@` with text on
     /// both sides and no whitespace (3); an MCC that is not exactly 4 digits (51);
@@ -490,12 +490,8 @@ impl<'a> Request<'a> {
             amount: None,
             expiration_ms: None,
         };
-        for rule in SDK_ORDER {
-            rule(self, &mut plan)?;
-        }
-        for rule in OUR_ORDER {
-            rule(self, &plan)?;
-        }
+        check_in_sdk_order(self, &mut plan)?;
+        check_in_our_order(self, &plan)?;
         Ok(plan)
     }
 
@@ -512,55 +508,41 @@ impl<'a> Request<'a> {
         Error::reason(ErrorCode::InvalidRequest, field, why)
     }
 
-    /// Writes the data objects in the SDK's order, then the CRC, in one pass
-    /// into a buffer on the stack, and appends the result to `out`.
+    /// Writes the data objects in the SDK's order, then the CRC, into a buffer
+    /// on the stack, and appends the result to `out`.
+    ///
+    /// First with lengths counted in bytes, which is right when every value is
+    /// printable ASCII (nearly every KHQR): one scan of what was written shows
+    /// it, and also settles the character rule (53). Otherwise it is written
+    /// again with lengths in UTF-16 code units, after the character rule, into
+    /// a buffer that holds the longest KHQR.
     fn emit(&self, plan: &Plan<'_>, now_ms: u64, out: &mut String) -> Result<(), Error> {
-        // Most payloads fit the small buffer (less to clear); a longer one is
-        // written again into the large one.
-        if self.emit_into::<USUAL_PAYLOAD_BYTES>(plan, now_ms, out)?
-            || self.emit_into::<MAX_PAYLOAD_BYTES>(plan, now_ms, out)?
-        {
-            return Ok(());
+        let mut w = ArrayWriter::<USUAL_PAYLOAD_BYTES>::counting_bytes();
+        let written = self.emit_objects(plan, now_ms, &mut w).is_ok();
+        if let Some(text) = w.as_str().filter(|t| written && printable_ascii(t)) {
+            out.push_str(text);
+        } else {
+            // The character rule comes before a template's length (52).
+            check_characters(self, plan)?;
+            let mut w = ArrayWriter::<MAX_PAYLOAD_BYTES>::utf16();
+            self.emit_objects(plan, now_ms, &mut w)
+                .map_err(too_long_error)?;
+            let Some(text) = w.as_str() else {
+                // The checked limits keep every payload within the buffer.
+                debug_assert!(false, "a KHQR over {MAX_PAYLOAD_BYTES} bytes");
+                return Err(Error::too_long(
+                    ErrorCode::TemplateTooLong,
+                    Field::Payload,
+                    MAX_PAYLOAD_BYTES + 1,
+                    MAX_PAYLOAD_BYTES,
+                ));
+            };
+            out.push_str(text);
         }
-        // The checked limits keep every payload within the large buffer.
-        debug_assert!(false, "a KHQR over {MAX_PAYLOAD_BYTES} bytes");
-        Err(Error::too_long(
-            ErrorCode::TemplateTooLong,
-            Field::Payload,
-            MAX_PAYLOAD_BYTES + 1,
-            MAX_PAYLOAD_BYTES,
-        ))
+        Ok(())
     }
 
-    /// [`Request::emit`] with a buffer of `N` bytes; `false` (and nothing
-    /// appended) when the payload does not fit.
-    fn emit_into<const N: usize>(
-        &self,
-        plan: &Plan<'_>,
-        now_ms: u64,
-        out: &mut String,
-    ) -> Result<bool, Error> {
-        let mut w = ArrayWriter::<N>::new();
-        if let Err(e) = self.emit_objects(plan, now_ms, &mut w) {
-            // The character rule comes first in our order.
-            check_characters(self, plan)?;
-            return Err(too_long_error(e));
-        }
-        w.put(b"6304");
-        let crc = crc::checksum_hex(w.bytes());
-        w.put(&crc);
-        let Some(text) = w.as_str() else {
-            return Ok(false);
-        };
-        // The character rule (53), folded into one scan of what was written:
-        // only when that finds a suspect character are the fields looked at.
-        if !printable_ascii(text) {
-            check_characters(self, plan)?;
-        }
-        out.push_str(text);
-        Ok(true)
-    }
-
+    /// The data objects, then the CRC.
     fn emit_objects<const N: usize>(
         &self,
         plan: &Plan<'_>,
@@ -640,6 +622,10 @@ impl<'a> Request<'a> {
                 ],
             )?;
         }
+        // The CRC (63) of everything before its own value, ID and length included.
+        w.put(b"6304");
+        let crc = crc::checksum_hex(w.bytes());
+        w.put(&crc);
         Ok(())
     }
 }
@@ -667,40 +653,34 @@ struct Plan<'p> {
     expiration_ms: Option<u64>,
 }
 
-/// One rule of [`Request::generate`].
-type Rule = for<'r> fn(&'r Request<'_>, &mut Plan<'r>) -> Result<(), Error>;
-/// One of our own rules, run after the SDK's.
-type OurRule = fn(&Request<'_>, &Plan<'_>) -> Result<(), Error>;
-
 /// The SDK's checks, in the SDK's order (khqr-notes §4), so that the first
 /// error has the SDK's code.
-const SDK_ORDER: [Rule; 11] = [
-    |r, _| {
-        r.given(Field::UnionPayMerchantAccount)
-            .map_or(Ok(()), |u| Field::UnionPayMerchantAccount.check_length(u))
-    },
-    |r, _| check_account_id_sdk(&r.bakong_account_id),
-    |r, _| check_account_template(r),
-    |_, p| check_mcc_sdk(p.mcc),
-    |r, _| check_upi_currency(r),
-    check_amount,
-    |r, _| check_name_sdk(&r.merchant_name, Field::MerchantName),
-    |_, p| Field::MerchantCity.check_length(p.city),
-    |r, _| check_texts(r, &ADDITIONAL_SUBS_FIELDS.1),
-    |r, _| check_language(r),
-    check_expiration,
-];
+fn check_in_sdk_order<'r>(r: &'r Request<'_>, p: &mut Plan<'r>) -> Result<(), Error> {
+    if let Some(u) = r.given(Field::UnionPayMerchantAccount) {
+        Field::UnionPayMerchantAccount.check_length(u)?;
+    }
+    check_account_id_sdk(&r.bakong_account_id)?;
+    check_account_template(r)?;
+    check_mcc_sdk(p.mcc)?;
+    check_upi_currency(r)?;
+    check_amount(r, p)?;
+    check_name_sdk(&r.merchant_name, Field::MerchantName)?;
+    Field::MerchantCity.check_length(p.city)?;
+    check_texts(r, &ADDITIONAL_SUBS_FIELDS.1)?;
+    check_language(r)?;
+    check_expiration(r, p)
+}
 
 /// Our own rules, after every check the SDK makes.
 ///
 /// The last of them, no control character and nothing outside the BMP in any
 /// text (53, [`check_characters`]), runs as one scan of the written payload in
 /// [`Request::write`], before a template's length is refused (52).
-const OUR_ORDER: [OurRule; 3] = [
-    |r, _| check_account_id_strict(&r.bakong_account_id),
-    |_, p| check_mcc(p.mcc),
-    |r, _| check_blanks(r),
-];
+fn check_in_our_order(r: &Request<'_>, p: &Plan<'_>) -> Result<(), Error> {
+    check_account_id_strict(&r.bakong_account_id)?;
+    check_mcc(p.mcc)?;
+    check_blanks(r)
+}
 
 /// The text fields of the additional data template (62), from the field table.
 const ADDITIONAL_DATA: [(u8, Field); 5] = Field::subs_of(tag::ADDITIONAL_DATA);
@@ -748,6 +728,7 @@ fn check_account_template(r: &Request<'_>) -> Result<(), Error> {
 }
 
 /// Each given field of `fields` within its length limit.
+#[inline(always)]
 fn check_texts(r: &Request<'_>, fields: &[Field]) -> Result<(), Error> {
     for &f in fields {
         if let Some(v) = r.given(f) {

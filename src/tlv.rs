@@ -477,20 +477,45 @@ impl<'b> Writer<'b> {
 /// Appends data objects to a buffer of `N` bytes on the stack, in one pass:
 /// no allocation and no capacity check of a `String` per object. For output
 /// whose largest size is known beforehand; a write that does not fit is not
-/// made and marks the writer (see [`ArrayWriter::as_str`]). Lengths are UTF-16
-/// code units, as [`Writer`]'s.
+/// made and marks the writer (see [`ArrayWriter::as_str`]).
+///
+/// Lengths are UTF-16 code units, as [`Writer`]'s ([`ArrayWriter::utf16`]), or
+/// bytes ([`ArrayWriter::counting_bytes`]): the same count for ASCII, without a scan of
+/// each value. A caller counting bytes must check that what was written is
+/// ASCII, and write it again counting UTF-16 units when it is not.
 pub(crate) struct ArrayWriter<const N: usize> {
     buf: [u8; N],
     len: usize,
     overflow: bool,
+    utf16: bool,
 }
 
 impl<const N: usize> ArrayWriter<N> {
-    pub(crate) const fn new() -> Self {
+    /// An empty writer counting lengths in UTF-16 code units.
+    pub(crate) const fn utf16() -> Self {
         ArrayWriter {
             buf: [0; N],
             len: 0,
             overflow: false,
+            utf16: true,
+        }
+    }
+
+    /// An empty writer counting lengths in bytes: right only for ASCII.
+    pub(crate) const fn counting_bytes() -> Self {
+        ArrayWriter {
+            utf16: false,
+            ..Self::utf16()
+        }
+    }
+
+    /// A value's length in this writer's unit.
+    #[inline(always)]
+    fn units(&self, value: &[u8]) -> usize {
+        if self.utf16 {
+            utf16_len_of_utf8(value)
+        } else {
+            value.len()
         }
     }
 
@@ -525,43 +550,41 @@ impl<const N: usize> ArrayWriter<N> {
     #[inline]
     pub(crate) fn write(&mut self, id: u8, value: impl AsRef<[u8]>) -> Result<(), TooLong> {
         let value = value.as_ref();
-        self.head(id, utf16_len_of_utf8(value))?;
+        self.head(id, self.units(value))?;
         self.put(value);
         Ok(())
     }
 
     /// Appends a template whose sub-objects are `parts` (`(ID, UTF-8 value)`,
-    /// absent values skipped), its length computed first.
+    /// absent values skipped); its length is written in afterwards.
     ///
     /// # Errors
     /// [`TooLong`] for the first part over 99 units, else for the template when
     /// its value is over 99 units; nothing is written then.
-    pub(crate) fn write_template<const P: usize>(
+    pub(crate) fn write_template(
         &mut self,
         id: u8,
-        parts: &[(u8, Option<&[u8]>); P],
+        parts: &[(u8, Option<&[u8]>)],
     ) -> Result<(), TooLong> {
-        let mut units = [0usize; P];
-        let mut total = 0;
-        for (&(sub, value), n) in parts.iter().zip(&mut units) {
+        let start = self.len;
+        self.head(id, 0)?;
+        for &(sub, value) in parts {
             if let Some(v) = value {
-                *n = utf16_len_of_utf8(v);
-                if *n > MAX_LENGTH {
-                    return Err(TooLong {
-                        id: sub,
-                        length: *n,
-                    });
+                if let Err(e) = self.write(sub, v) {
+                    self.len = start;
+                    return Err(e);
                 }
-                total += 4 + *n;
             }
         }
-        self.head(id, total)?;
-        for (&(sub, value), &n) in parts.iter().zip(&units) {
-            if let Some(v) = value {
-                // Within 99: checked above.
-                let _ = self.head(sub, n);
-                self.put(v);
-            }
+        let value = self.buf.get(start + 4..self.len).unwrap_or_default();
+        let units = self.units(value);
+        if units > MAX_LENGTH {
+            self.len = start;
+            return Err(TooLong { id, length: units });
+        }
+        // The two length digits, in place of "00".
+        if let Some(digits) = self.buf.get_mut(start + 2..start + 4) {
+            digits.copy_from_slice(two_digits_text(units as u8).as_bytes());
         }
         Ok(())
     }
