@@ -517,14 +517,14 @@ impl<'a> Request<'a> {
     /// again with lengths in UTF-16 code units, after the character rule, into
     /// a buffer that holds the longest KHQR.
     fn emit(&self, plan: &Plan<'_>, now_ms: u64, out: &mut String) -> Result<(), Error> {
-        let mut w = ArrayWriter::<USUAL_PAYLOAD_BYTES>::counting_bytes();
+        let mut w = ArrayWriter::<USUAL_PAYLOAD_BYTES, false>::new();
         let written = self.emit_objects(plan, now_ms, &mut w).is_ok();
         if let Some(text) = w.as_str().filter(|t| written && printable_ascii(t)) {
             out.push_str(text);
         } else {
             // The character rule comes before a template's length (52).
             check_characters(self, plan)?;
-            let mut w = ArrayWriter::<MAX_PAYLOAD_BYTES>::utf16();
+            let mut w = ArrayWriter::<MAX_PAYLOAD_BYTES, true>::new();
             self.emit_objects(plan, now_ms, &mut w)
                 .map_err(too_long_error)?;
             let Some(text) = w.as_str() else {
@@ -543,11 +543,11 @@ impl<'a> Request<'a> {
     }
 
     /// The data objects, then the CRC.
-    fn emit_objects<const N: usize>(
+    fn emit_objects<const N: usize, const UTF16: bool>(
         &self,
         plan: &Plan<'_>,
         now_ms: u64,
-        w: &mut ArrayWriter<N>,
+        w: &mut ArrayWriter<N, UTF16>,
     ) -> Result<(), TooLong> {
         // Tags 00 (payload format indicator 01) and 01 (point of initiation:
         // 12 dynamic, 11 static) as one constant.
@@ -728,6 +728,9 @@ fn check_account_template(r: &Request<'_>) -> Result<(), Error> {
 }
 
 /// Each given field of `fields` within its length limit.
+// Inlined, the loop over a constant list unrolls and each field's member is
+// read directly (measured: about 100 instructions fewer per generate).
+#[allow(clippy::inline_always)]
 #[inline(always)]
 fn check_texts(r: &Request<'_>, fields: &[Field]) -> Result<(), Error> {
     for &f in fields {

@@ -479,40 +479,30 @@ impl<'b> Writer<'b> {
 /// whose largest size is known beforehand; a write that does not fit is not
 /// made and marks the writer (see [`ArrayWriter::as_str`]).
 ///
-/// Lengths are UTF-16 code units, as [`Writer`]'s ([`ArrayWriter::utf16`]), or
-/// bytes ([`ArrayWriter::counting_bytes`]): the same count for ASCII, without a scan of
-/// each value. A caller counting bytes must check that what was written is
-/// ASCII, and write it again counting UTF-16 units when it is not.
-pub(crate) struct ArrayWriter<const N: usize> {
+/// Lengths are UTF-16 code units, as [`Writer`]'s, when `UTF16` is true; bytes
+/// otherwise, the same count for ASCII without a scan of each value. A caller
+/// counting bytes must check that what was written is ASCII, and write it again
+/// counting UTF-16 units when it is not.
+pub(crate) struct ArrayWriter<const N: usize, const UTF16: bool> {
     buf: [u8; N],
     len: usize,
     overflow: bool,
-    utf16: bool,
 }
 
-impl<const N: usize> ArrayWriter<N> {
-    /// An empty writer counting lengths in UTF-16 code units.
-    pub(crate) const fn utf16() -> Self {
+impl<const N: usize, const UTF16: bool> ArrayWriter<N, UTF16> {
+    /// An empty writer.
+    pub(crate) const fn new() -> Self {
         ArrayWriter {
             buf: [0; N],
             len: 0,
             overflow: false,
-            utf16: true,
-        }
-    }
-
-    /// An empty writer counting lengths in bytes: right only for ASCII.
-    pub(crate) const fn counting_bytes() -> Self {
-        ArrayWriter {
-            utf16: false,
-            ..Self::utf16()
         }
     }
 
     /// A value's length in this writer's unit.
-    #[inline(always)]
-    fn units(&self, value: &[u8]) -> usize {
-        if self.utf16 {
+    #[inline]
+    fn units(value: &[u8]) -> usize {
+        if UTF16 {
             utf16_len_of_utf8(value)
         } else {
             value.len()
@@ -550,7 +540,7 @@ impl<const N: usize> ArrayWriter<N> {
     #[inline]
     pub(crate) fn write(&mut self, id: u8, value: impl AsRef<[u8]>) -> Result<(), TooLong> {
         let value = value.as_ref();
-        self.head(id, self.units(value))?;
+        self.head(id, Self::units(value))?;
         self.put(value);
         Ok(())
     }
@@ -577,7 +567,7 @@ impl<const N: usize> ArrayWriter<N> {
             }
         }
         let value = self.buf.get(start + 4..self.len).unwrap_or_default();
-        let units = self.units(value);
+        let units = Self::units(value);
         if units > MAX_LENGTH {
             self.len = start;
             return Err(TooLong { id, length: units });
