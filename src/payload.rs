@@ -556,71 +556,24 @@ impl<'a> Request<'a> {
         } else {
             b"000201010211"
         });
-        if let Some(u) = self.given(Field::UnionPayMerchantAccount) {
-            w.write(tag::UNIONPAY_MERCHANT_ACCOUNT, u)?;
-        }
-        let (account_tag, second) = match &self.account {
-            Account::Individual { .. } => (tag::INDIVIDUAL_ACCOUNT, Field::AccountInformation),
-            Account::Merchant { .. } => (tag::MERCHANT_ACCOUNT, Field::MerchantId),
-        };
-        w.write_template(
-            account_tag,
-            &[
-                (
-                    tag::sub::BAKONG_ACCOUNT_ID,
-                    Some(self.bakong_account_id.as_bytes()),
-                ),
-                (tag::sub::ACCOUNT_INFORMATION, bytes(self.given(second))),
-                (
-                    tag::sub::ACQUIRING_BANK,
-                    bytes(self.given(Field::AcquiringBank)),
-                ),
-            ],
+        w.write_given(
+            tag::UNIONPAY_MERCHANT_ACCOUNT,
+            bytes(self.given(Field::UnionPayMerchantAccount)),
         )?;
+        self.emit_account(w)?;
         w.write(tag::MERCHANT_CATEGORY_CODE, plan.mcc)?;
         w.write(tag::TRANSACTION_CURRENCY, self.currency.numeric_str())?;
-        if let Some(a) = &plan.amount {
-            w.write(tag::TRANSACTION_AMOUNT, a.as_bytes())?;
-        }
+        w.write_given(
+            tag::TRANSACTION_AMOUNT,
+            plan.amount.as_ref().map(Amount::as_bytes),
+        )?;
         w.write(tag::COUNTRY_CODE, "KH")?;
         w.write(tag::MERCHANT_NAME, self.merchant_name.as_bytes())?;
         w.write(tag::MERCHANT_CITY, plan.city)?;
-        let mut additional = [(0, None); ADDITIONAL_DATA.len()];
-        for (slot, (sub, f)) in additional.iter_mut().zip(ADDITIONAL_DATA) {
-            *slot = (sub, bytes(self.given(f)));
-        }
-        if additional.iter().any(|(_, v)| v.is_some()) {
-            w.write_template(tag::ADDITIONAL_DATA, &additional)?;
-        }
-        let name_alt = self.given(Field::MerchantNameAlternateLanguage);
-        let city_alt = self.given(Field::MerchantCityAlternateLanguage);
-        if name_alt.is_some() || city_alt.is_some() {
-            // `check` let a name through only with its preference and vice versa.
-            let pref = name_alt.and(self.given(Field::LanguagePreference));
-            w.write_template(
-                tag::LANGUAGE_TEMPLATE,
-                &[
-                    (tag::sub::LANGUAGE_PREFERENCE, bytes(pref)),
-                    (tag::sub::NAME_ALTERNATE_LANGUAGE, bytes(pref.and(name_alt))),
-                    (tag::sub::CITY_ALTERNATE_LANGUAGE, bytes(city_alt)),
-                ],
-            )?;
-        }
+        self.emit_additional_data(w)?;
+        self.emit_language(w)?;
         if let Some(exp) = plan.expiration_ms {
-            let (mut created_buf, mut exp_buf) = ([0u8; 20], [0u8; 20]);
-            w.write_template(
-                tag::TIMESTAMPS,
-                &[
-                    (
-                        tag::sub::CREATION_TIMESTAMP,
-                        Some(decimal_digits(now_ms, &mut created_buf)),
-                    ),
-                    (
-                        tag::sub::EXPIRATION_TIMESTAMP,
-                        Some(decimal_digits(exp, &mut exp_buf)),
-                    ),
-                ],
-            )?;
+            emit_timestamps(w, now_ms, exp)?;
         }
         // The CRC (63) of everything before its own value, ID and length included.
         w.put(b"6304");
@@ -628,9 +581,87 @@ impl<'a> Request<'a> {
         w.put(&crc);
         Ok(())
     }
+
+    /// The merchant account template, 29 or 30.
+    fn emit_account<const N: usize, const UTF16: bool>(
+        &self,
+        w: &mut ArrayWriter<N, UTF16>,
+    ) -> Result<(), TooLong> {
+        let (account_tag, second) = match &self.account {
+            Account::Individual { .. } => (tag::INDIVIDUAL_ACCOUNT, Field::AccountInformation),
+            Account::Merchant { .. } => (tag::MERCHANT_ACCOUNT, Field::MerchantId),
+        };
+        let t = w.open(account_tag);
+        w.write(
+            tag::sub::BAKONG_ACCOUNT_ID,
+            self.bakong_account_id.as_bytes(),
+        )?;
+        w.write_given(tag::sub::ACCOUNT_INFORMATION, bytes(self.given(second)))?;
+        w.write_given(
+            tag::sub::ACQUIRING_BANK,
+            bytes(self.given(Field::AcquiringBank)),
+        )?;
+        w.close(t)
+    }
+
+    /// The additional data template (62), when any of its fields is given.
+    fn emit_additional_data<const N: usize, const UTF16: bool>(
+        &self,
+        w: &mut ArrayWriter<N, UTF16>,
+    ) -> Result<(), TooLong> {
+        if ADDITIONAL_DATA
+            .iter()
+            .all(|&(_, f)| self.given(f).is_none())
+        {
+            return Ok(());
+        }
+        let t = w.open(tag::ADDITIONAL_DATA);
+        for (sub, f) in ADDITIONAL_DATA {
+            w.write_given(sub, bytes(self.given(f)))?;
+        }
+        w.close(t)
+    }
+
+    /// The language template (64), when a name or city in it is given.
+    fn emit_language<const N: usize, const UTF16: bool>(
+        &self,
+        w: &mut ArrayWriter<N, UTF16>,
+    ) -> Result<(), TooLong> {
+        let name_alt = self.given(Field::MerchantNameAlternateLanguage);
+        let city_alt = self.given(Field::MerchantCityAlternateLanguage);
+        if name_alt.is_none() && city_alt.is_none() {
+            return Ok(());
+        }
+        // `check` let a name through only with its preference and vice versa.
+        let pref = name_alt.and(self.given(Field::LanguagePreference));
+        let t = w.open(tag::LANGUAGE_TEMPLATE);
+        w.write_given(tag::sub::LANGUAGE_PREFERENCE, bytes(pref))?;
+        w.write_given(tag::sub::NAME_ALTERNATE_LANGUAGE, bytes(pref.and(name_alt)))?;
+        w.write_given(tag::sub::CITY_ALTERNATE_LANGUAGE, bytes(city_alt))?;
+        w.close(t)
+    }
 }
 
-/// A text value's UTF-8 bytes, for [`ArrayWriter::write_template`].
+/// The timestamps template (99): created `now_ms`, expires `exp_ms`.
+fn emit_timestamps<const N: usize, const UTF16: bool>(
+    w: &mut ArrayWriter<N, UTF16>,
+    now_ms: u64,
+    exp_ms: u64,
+) -> Result<(), TooLong> {
+    let mut digits = [0u8; 20];
+    let t = w.open(tag::TIMESTAMPS);
+    w.write(
+        tag::sub::CREATION_TIMESTAMP,
+        decimal_digits(now_ms, &mut digits),
+    )?;
+    w.write(
+        tag::sub::EXPIRATION_TIMESTAMP,
+        decimal_digits(exp_ms, &mut digits),
+    )?;
+    w.close(t)
+}
+
+/// A text value's UTF-8 bytes, for [`ArrayWriter::write_given`].
 fn bytes(v: Option<&str>) -> Option<&[u8]> {
     v.map(str::as_bytes)
 }

@@ -545,34 +545,40 @@ impl<const N: usize, const UTF16: bool> ArrayWriter<N, UTF16> {
         Ok(())
     }
 
-    /// Appends a template whose sub-objects are `parts` (`(ID, UTF-8 value)`,
-    /// absent values skipped); its length is written in afterwards.
+    /// Appends a data object when `value` is given.
     ///
     /// # Errors
-    /// [`TooLong`] for the first part over 99 units, else for the template when
-    /// its value is over 99 units; nothing is written then.
-    pub(crate) fn write_template(
-        &mut self,
-        id: u8,
-        parts: &[(u8, Option<&[u8]>)],
-    ) -> Result<(), TooLong> {
-        let start = self.len;
-        self.head(id, 0)?;
-        for &(sub, value) in parts {
-            if let Some(v) = value {
-                if let Err(e) = self.write(sub, v) {
-                    self.len = start;
-                    return Err(e);
-                }
-            }
+    /// As [`ArrayWriter::write`].
+    #[inline]
+    pub(crate) fn write_given(&mut self, id: u8, value: Option<&[u8]>) -> Result<(), TooLong> {
+        match value {
+            Some(v) => self.write(id, v),
+            None => Ok(()),
         }
+    }
+
+    /// Starts a template (EMV QRCPS-MPM 4.7.1: a value that is itself data
+    /// objects): writes its ID and a placeholder length, and returns where it
+    /// starts, for [`ArrayWriter::close`] once its sub-objects are written.
+    #[inline]
+    pub(crate) fn open(&mut self, id: u8) -> Template {
+        let start = self.len;
+        // The ID alone cannot be over the limit.
+        let _ = self.head(id, 0);
+        Template { id, start }
+    }
+
+    /// Ends `template`: writes its length in place of the placeholder.
+    ///
+    /// # Errors
+    /// [`TooLong`] when its value is over 99 units.
+    pub(crate) fn close(&mut self, template: Template) -> Result<(), TooLong> {
+        let Template { id, start } = template;
         let value = self.buf.get(start + 4..self.len).unwrap_or_default();
         let units = Self::units(value);
         if units > MAX_LENGTH {
-            self.len = start;
             return Err(TooLong { id, length: units });
         }
-        // The two length digits, in place of "00".
         if let Some(digits) = self.buf.get_mut(start + 2..start + 4) {
             digits.copy_from_slice(two_digits_text(units as u8).as_bytes());
         }
@@ -592,6 +598,13 @@ impl<const N: usize, const UTF16: bool> ArrayWriter<N, UTF16> {
         // Only UTF-8 text and ASCII were put, whole: this cannot fail.
         core::str::from_utf8(self.bytes()).ok()
     }
+}
+
+/// A template an [`ArrayWriter`] has opened: its ID and where it starts.
+#[must_use = "a template's length is written when it is closed"]
+pub(crate) struct Template {
+    id: u8,
+    start: usize,
 }
 
 /// "00" to "99", two characters each.
