@@ -572,6 +572,8 @@ impl<const N: usize, const UTF16: bool> ArrayWriter<N, UTF16> {
     ///
     /// # Errors
     /// [`TooLong`] when its value is over 99 units.
+    // Taken by value so that a template is closed once.
+    #[allow(clippy::needless_pass_by_value)]
     pub(crate) fn close(&mut self, template: Template) -> Result<(), TooLong> {
         let Template { id, start } = template;
         let value = self.buf.get(start + 4..self.len).unwrap_or_default();
