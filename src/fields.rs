@@ -226,7 +226,7 @@ macro_rules! fields {
         $( accessor!([$(#[$doc])*] $variant $( $($accessor)? )?); )*
 
         /// Every field, in the table's order.
-        const ALL: &[Field] = &[ $( Field::$variant, )* ];
+        pub(crate) const ALL: &[Field] = &[ $( Field::$variant, )* ];
     };
 }
 

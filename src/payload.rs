@@ -122,17 +122,8 @@ pub struct Request<'a> {
     currency: Currency,
     amount: Option<AmountInput<'a>>,
     expiration: Option<Expiration>,
-    merchant_city: Option<Cow<'a, str>>,
-    bill_number: Option<Cow<'a, str>>,
-    mobile_number: Option<Cow<'a, str>>,
-    store_label: Option<Cow<'a, str>>,
-    terminal_label: Option<Cow<'a, str>>,
-    purpose_of_transaction: Option<Cow<'a, str>>,
-    language_preference: Option<Cow<'a, str>>,
-    merchant_name_alternate_language: Option<Cow<'a, str>>,
-    merchant_city_alternate_language: Option<Cow<'a, str>>,
-    upi_merchant_account: Option<Cow<'a, str>>,
-    merchant_category_code: Option<Cow<'a, str>>,
+    /// The optional text fields, each at its place in [`OPTIONAL_SLOTS`].
+    optional: [Option<Cow<'a, str>>; OPTIONAL_SLOTS.len()],
     /// The first field set that does not apply to this request.
     misuse: Option<Field>,
 }
@@ -167,17 +158,7 @@ impl<'a> Request<'a> {
             currency: Currency::Khr,
             amount: None,
             expiration: None,
-            merchant_city: None,
-            bill_number: None,
-            mobile_number: None,
-            store_label: None,
-            terminal_label: None,
-            purpose_of_transaction: None,
-            language_preference: None,
-            merchant_name_alternate_language: None,
-            merchant_city_alternate_language: None,
-            upi_merchant_account: None,
-            merchant_category_code: None,
+            optional: Default::default(),
             misuse: None,
         }
     }
@@ -267,25 +248,13 @@ impl<'a> Request<'a> {
 
     /// The optional text member of a field, for [`Request::set`].
     fn optional_mut(&mut self, field: Field) -> Option<&mut Option<Cow<'a, str>>> {
-        Some(match field {
-            Field::MerchantCity => &mut self.merchant_city,
-            Field::BillNumber => &mut self.bill_number,
-            Field::MobileNumber => &mut self.mobile_number,
-            Field::StoreLabel => &mut self.store_label,
-            Field::TerminalLabel => &mut self.terminal_label,
-            Field::PurposeOfTransaction => &mut self.purpose_of_transaction,
-            Field::LanguagePreference => &mut self.language_preference,
-            Field::MerchantNameAlternateLanguage => &mut self.merchant_name_alternate_language,
-            Field::MerchantCityAlternateLanguage => &mut self.merchant_city_alternate_language,
-            Field::UnionPayMerchantAccount => &mut self.upi_merchant_account,
-            Field::MerchantCategoryCode => &mut self.merchant_category_code,
-            _ => return None,
-        })
+        self.optional.get_mut(optional_slot(field)?)
     }
 
     /// The text of a field as set (empty text included; defaults not applied),
     /// `None` when unset or not a text field of this request's kind.
     #[must_use]
+    #[inline]
     pub fn text(&self, field: Field) -> Option<&str> {
         match (field, &self.account) {
             (Field::BakongAccountId, _) => Some(&self.bakong_account_id),
@@ -308,29 +277,24 @@ impl<'a> Request<'a> {
                 Some(acquiring_bank)
             }
             (Field::MerchantId, Account::Merchant { merchant_id, .. }) => Some(merchant_id),
-            (Field::MerchantCity, _) => Option::as_deref(&self.merchant_city),
-            (Field::BillNumber, _) => Option::as_deref(&self.bill_number),
-            (Field::MobileNumber, _) => Option::as_deref(&self.mobile_number),
-            (Field::StoreLabel, _) => Option::as_deref(&self.store_label),
-            (Field::TerminalLabel, _) => Option::as_deref(&self.terminal_label),
-            (Field::PurposeOfTransaction, _) => Option::as_deref(&self.purpose_of_transaction),
-            (Field::LanguagePreference, _) => Option::as_deref(&self.language_preference),
-            (Field::MerchantNameAlternateLanguage, _) => {
-                Option::as_deref(&self.merchant_name_alternate_language)
-            }
-            (Field::MerchantCityAlternateLanguage, _) => {
-                Option::as_deref(&self.merchant_city_alternate_language)
-            }
-            (Field::UnionPayMerchantAccount, _) => Option::as_deref(&self.upi_merchant_account),
-            (Field::MerchantCategoryCode, _) => Option::as_deref(&self.merchant_category_code),
-            _ => None,
+            (f, _) => Option::as_deref(self.optional.get(optional_slot(f)?)?),
         }
     }
 
     /// A text field's value when set and not empty (empty counts as absent, as in
     /// the SDK).
+    #[inline]
     fn given(&self, field: Field) -> Option<&str> {
         self.text(field).filter(|s| !s.is_empty())
+    }
+
+    /// [`Request::given`] for the optional field at `slot` of [`OPTIONAL_SLOTS`].
+    #[inline]
+    fn given_at(&self, slot: usize) -> Option<&str> {
+        self.optional
+            .get(slot)?
+            .as_deref()
+            .filter(|s| !s.is_empty())
     }
 
     /// The merchant account template: individual or merchant, with its sub-fields.
@@ -609,15 +573,15 @@ impl<'a> Request<'a> {
         &self,
         w: &mut ArrayWriter<N, UTF16>,
     ) -> Result<(), TooLong> {
-        if ADDITIONAL_DATA
+        if ADDITIONAL_SLOTS
             .iter()
-            .all(|&(_, f)| self.given(f).is_none())
+            .all(|&(_, slot)| self.given_at(slot).is_none())
         {
             return Ok(());
         }
         let t = w.open(tag::ADDITIONAL_DATA);
-        for (sub, f) in ADDITIONAL_DATA {
-            w.write_given(sub, bytes(self.given(f)))?;
+        for (sub, slot) in ADDITIONAL_SLOTS {
+            w.write_given(sub, bytes(self.given_at(slot)))?;
         }
         w.close(t)
     }
@@ -715,6 +679,22 @@ fn check_in_our_order(r: &Request<'_>, p: &Plan<'_>) -> Result<(), Error> {
 
 /// The text fields of the additional data template (62), from the field table.
 const ADDITIONAL_DATA: [(u8, Field); 5] = Field::subs_of(tag::ADDITIONAL_DATA);
+/// The sub-tags of [`ADDITIONAL_DATA`] and where a [`Request`] keeps each.
+const ADDITIONAL_SLOTS: [(u8, usize); 5] = {
+    let mut slots = [(0, 0); 5];
+    let mut i = 0;
+    while i < ADDITIONAL_DATA.len() {
+        let (sub, field) = ADDITIONAL_DATA[i];
+        let slot = SLOT_OF[field as usize];
+        assert!(
+            slot != u8::MAX,
+            "every additional data field is optional text"
+        );
+        slots[i] = (sub, slot as usize);
+        i += 1;
+    }
+    slots
+};
 /// The sub-tags and the fields of [`ADDITIONAL_DATA`], apart.
 pub(crate) const ADDITIONAL_SUBS_FIELDS: ([u8; 5], [Field; 5]) = {
     let (mut subs, mut fields) = ([0; 5], [Field::Payload; 5]);
@@ -724,6 +704,39 @@ pub(crate) const ADDITIONAL_SUBS_FIELDS: ([u8; 5], [Field; 5]) = {
         i += 1;
     }
     (subs, fields)
+};
+
+/// Where each optional text field of a [`Request`] is kept: the merchant city,
+/// then [`OPTIONAL_TEXT_FIELDS`].
+const OPTIONAL_SLOTS: [Field; 11] = {
+    let mut slots = [Field::MerchantCity; 11];
+    let mut i = 0;
+    while i < OPTIONAL_TEXT_FIELDS.len() {
+        slots[i + 1] = OPTIONAL_TEXT_FIELDS[i];
+        i += 1;
+    }
+    slots
+};
+
+/// The place of `field` in [`OPTIONAL_SLOTS`], if it is there.
+#[inline]
+const fn optional_slot(field: Field) -> Option<usize> {
+    match SLOT_OF[field as usize] {
+        u8::MAX => None,
+        i => Some(i as usize),
+    }
+}
+
+/// [`OPTIONAL_SLOTS`] inverted: for each field (by its place in the field
+/// table), its slot, or `u8::MAX`.
+const SLOT_OF: [u8; crate::fields::ALL.len()] = {
+    let mut slot_of = [u8::MAX; crate::fields::ALL.len()];
+    let mut i = 0;
+    while i < OPTIONAL_SLOTS.len() {
+        slot_of[OPTIONAL_SLOTS[i] as usize] = i as u8;
+        i += 1;
+    }
+    slot_of
 };
 
 /// The optional text fields every request can carry, in the SDK's order of
