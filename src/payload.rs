@@ -5,7 +5,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use core::fmt;
 
-use crate::amount::{decimal_digits, Amount, Currency};
+use crate::amount::{Amount, Currency};
 use crate::crc;
 use crate::error::{Error, ErrorCode, Field};
 use crate::hash::{Md5, TranId};
@@ -612,16 +612,10 @@ fn emit_timestamps<const N: usize, const UTF16: bool>(
     now_ms: u64,
     exp_ms: u64,
 ) -> Result<(), TooLong> {
-    let mut digits = [0u8; 20];
+    let mut digits = itoa::Buffer::new();
     let t = w.open(tag::TIMESTAMPS);
-    w.write(
-        tag::sub::CREATION_TIMESTAMP,
-        decimal_digits(now_ms, &mut digits),
-    )?;
-    w.write(
-        tag::sub::EXPIRATION_TIMESTAMP,
-        decimal_digits(exp_ms, &mut digits),
-    )?;
+    w.write(tag::sub::CREATION_TIMESTAMP, digits.format(now_ms))?;
+    w.write(tag::sub::EXPIRATION_TIMESTAMP, digits.format(exp_ms))?;
     w.close(t)
 }
 
