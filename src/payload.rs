@@ -453,6 +453,7 @@ impl<'a> Request<'a> {
             city: self.given(Field::MerchantCity).unwrap_or(DEFAULT_CITY),
             amount: None,
             expiration_ms: None,
+            account_id_shape: account_id_shape(&self.bakong_account_id),
         };
         check_in_sdk_order(self, &mut plan)?;
         check_in_our_order(self, &plan)?;
@@ -640,6 +641,8 @@ struct Plan<'p> {
     city: &'p str,
     amount: Option<Amount>,
     expiration_ms: Option<u64>,
+    /// Whether the Bakong account ID has our shape (read once for both rules).
+    account_id_shape: bool,
 }
 
 /// The SDK's checks, in the SDK's order (khqr-notes §4), so that the first
@@ -648,7 +651,7 @@ fn check_in_sdk_order<'r>(r: &'r Request<'_>, p: &mut Plan<'r>) -> Result<(), Er
     if let Some(u) = r.given(Field::UnionPayMerchantAccount) {
         Field::UnionPayMerchantAccount.check_length(u)?;
     }
-    check_account_id_sdk(&r.bakong_account_id)?;
+    check_account_id_sdk(&r.bakong_account_id, p.account_id_shape)?;
     check_account_template(r)?;
     check_mcc_sdk(p.mcc)?;
     check_upi_currency(r)?;
@@ -666,7 +669,9 @@ fn check_in_sdk_order<'r>(r: &'r Request<'_>, p: &mut Plan<'r>) -> Result<(), Er
 /// text (53, [`check_characters`]), runs as one scan of the written payload in
 /// [`Request::write`], before a template's length is refused (52).
 fn check_in_our_order(r: &Request<'_>, p: &Plan<'_>) -> Result<(), Error> {
-    check_account_id_strict(&r.bakong_account_id)?;
+    if !p.account_id_shape {
+        return Err(account_id_invalid(&r.bakong_account_id));
+    }
     check_mcc(p.mcc)?;
     check_blanks(r)
 }
@@ -945,10 +950,11 @@ fn required(v: &str, field: Field) -> Result<(), Error> {
 }
 
 /// Account ID, the SDK's rules: 1 if empty, 6 if over 32, 3 without an `@`.
-pub(crate) fn check_account_id_sdk(id: &str) -> Result<(), Error> {
+/// `shape`: whether it has our shape ([`account_id_shape`]), which has one.
+fn check_account_id_sdk(id: &str, shape: bool) -> Result<(), Error> {
     required(id, Field::BakongAccountId)?;
     Field::BakongAccountId.check_length(id)?;
-    if id.contains('@') {
+    if shape || id.contains('@') {
         Ok(())
     } else {
         Err(account_id_invalid(id))
@@ -967,6 +973,15 @@ fn account_id_invalid(id: &str) -> Error {
 /// Account ID, our rule on top of the SDK's: 3 unless exactly one `@` with text
 /// on both sides and no whitespace (the SDK accepts `@`, `a@`, `a@b@c`).
 pub(crate) fn check_account_id_strict(id: &str) -> Result<(), Error> {
+    if account_id_shape(id) {
+        Ok(())
+    } else {
+        Err(account_id_invalid(id))
+    }
+}
+
+/// Whether `id` is exactly one `@` with text on both sides and no white space.
+fn account_id_shape(id: &str) -> bool {
     // One pass over the bytes, eight at a time ('@' is ASCII and never part
     // of a multi-byte character): count the '@', flag a byte at or below
     // b' ' (ASCII white space is there; the exact test runs when one is) and
@@ -985,16 +1000,11 @@ pub(crate) fn check_account_id_strict(id: &str) -> Result<(), Error> {
         high |= x & TOPS;
     }
     let space = flags != 0 && b.iter().any(|&c| c.is_ascii_whitespace() || c == 0x0B);
-    let ok = ats == 1
+    ats == 1
         && b.first() != Some(&b'@')
         && b.last() != Some(&b'@')
         && !space
-        && (high == 0 || !id.chars().any(char::is_whitespace));
-    if ok {
-        Ok(())
-    } else {
-        Err(account_id_invalid(id))
-    }
+        && (high == 0 || !id.chars().any(char::is_whitespace))
 }
 
 /// `b` as little-endian words of eight bytes, the last padded with `a`.
