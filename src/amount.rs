@@ -274,7 +274,11 @@ impl Amount {
 
     /// [`Amount::as_str`] as ASCII bytes (no UTF-8 check).
     pub(crate) fn as_bytes(&self) -> &[u8] {
-        self.buf.get(..usize::from(self.len)).unwrap_or(&[])
+        debug_assert!(
+            usize::from(self.len) <= MAX_AMOUNT_LEN,
+            "parse checks the length"
+        );
+        self.buf.get(..usize::from(self.len)).unwrap_or_default()
     }
 
     /// The amount in minor units: riel for KHR, cents for USD.

@@ -423,7 +423,8 @@ impl Field {
         ALL.iter().copied().find(|f| f.json_key() == Some(key))
     }
 
-    /// The field a top-level data object or template is, by its tag.
+    /// The field a top-level data object or template is, by its tag;
+    /// [`Field::Payload`] for a tag the table does not name.
     pub(crate) fn of_tag(id: u8) -> Field {
         match id {
             29 | 30 => Field::MerchantAccountInformation,

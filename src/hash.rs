@@ -34,7 +34,8 @@ impl Md5 {
     pub fn to_hex(&self) -> [u8; 32] {
         let mut out = [0u8; 32];
         // 16 bytes always fill 32 hex digits exactly: the length check cannot fail.
-        let _ = hex::encode_to_slice(self.0, &mut out);
+        let filled = hex::encode_to_slice(self.0, &mut out);
+        debug_assert!(filled.is_ok(), "16 bytes are 32 hex digits");
         out
     }
 
@@ -121,7 +122,9 @@ impl TranId {
     #[must_use]
     pub fn as_str(&self) -> &str {
         // Always ASCII alphanumerics.
-        core::str::from_utf8(&self.0).unwrap_or("")
+        let text = core::str::from_utf8(&self.0);
+        debug_assert!(text.is_ok(), "a transaction id is base62 digits");
+        text.unwrap_or_default()
     }
 }
 

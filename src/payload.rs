@@ -514,12 +514,12 @@ impl<'a> Request<'a> {
         now_ms: u64,
         w: &mut ArrayWriter<N, UTF16>,
     ) -> Result<(), TooLong> {
-        // Tags 00 (payload format indicator 01) and 01 (point of initiation:
-        // 12 dynamic, 11 static) as one constant.
+        // Tags 00 (payload format indicator) and 01 (point of initiation) as
+        // one constant.
         w.put(if plan.amount.is_some() {
-            b"000201010212"
+            &DYNAMIC_HEAD
         } else {
-            b"000201010211"
+            &STATIC_HEAD
         });
         w.write_given(
             tag::UNIONPAY_MERCHANT_ACCOUNT,
@@ -532,7 +532,7 @@ impl<'a> Request<'a> {
             tag::TRANSACTION_AMOUNT,
             plan.amount.as_ref().map(Amount::as_bytes),
         )?;
-        w.write(tag::COUNTRY_CODE, "KH")?;
+        w.write(tag::COUNTRY_CODE, tag::value::COUNTRY_CODE)?;
         w.write(tag::MERCHANT_NAME, self.merchant_name.as_bytes())?;
         w.write(tag::MERCHANT_CITY, plan.city)?;
         self.emit_additional_data(w)?;
@@ -541,7 +541,7 @@ impl<'a> Request<'a> {
             emit_timestamps(w, now_ms, exp)?;
         }
         // The CRC (63) of everything before its own value, ID and length included.
-        w.put(b"6304");
+        w.put(tag::value::CRC_HEAD.as_bytes());
         let crc = crc::checksum_hex(w.bytes());
         w.put(&crc);
         Ok(())
@@ -618,6 +618,37 @@ fn emit_timestamps<const N: usize, const UTF16: bool>(
     w.write(tag::sub::CREATION_TIMESTAMP, digits.format(now_ms))?;
     w.write(tag::sub::EXPIRATION_TIMESTAMP, digits.format(exp_ms))?;
     w.close(t)
+}
+
+/// The first two data objects, 00 and 01, of a static and a dynamic KHQR.
+const STATIC_HEAD: [u8; 12] = head_objects(tag::value::STATIC);
+const DYNAMIC_HEAD: [u8; 12] = head_objects(tag::value::DYNAMIC);
+
+/// Tags 00 and 01 with the point of initiation method `poi` (two digits).
+const fn head_objects(poi: &str) -> [u8; 12] {
+    let (pfi, poi) = (
+        tag::value::PAYLOAD_FORMAT_INDICATOR.as_bytes(),
+        poi.as_bytes(),
+    );
+    assert!(pfi.len() == 2 && poi.len() == 2);
+    let t = (
+        tag::PAYLOAD_FORMAT_INDICATOR,
+        tag::POINT_OF_INITIATION_METHOD,
+    );
+    [
+        b'0' + t.0 / 10,
+        b'0' + t.0 % 10,
+        b'0',
+        b'2',
+        pfi[0],
+        pfi[1],
+        b'0' + t.1 / 10,
+        b'0' + t.1 % 10,
+        b'0',
+        b'2',
+        poi[0],
+        poi[1],
+    ]
 }
 
 /// A text value's UTF-8 bytes, for [`ArrayWriter::write_given`].

@@ -63,6 +63,23 @@ pub mod sub {
     pub const EXPIRATION_TIMESTAMP: u8 = 1;
 }
 
+/// The fixed values of a KHQR's data objects (EMV QRCPS-MPM 4.7.1 and the KHQR
+/// profile), each written once here: `generate` writes them, `verify` asks for
+/// them.
+pub mod value {
+    /// Payload Format Indicator (tag 00): the only version, `01`.
+    pub const PAYLOAD_FORMAT_INDICATOR: &str = "01";
+    /// Point of Initiation Method (tag 01) of a static KHQR (no amount).
+    pub const STATIC: &str = "11";
+    /// Point of Initiation Method (tag 01) of a dynamic KHQR (an amount).
+    pub const DYNAMIC: &str = "12";
+    /// Country Code (tag 58): Cambodia.
+    pub const COUNTRY_CODE: &str = "KH";
+    /// The ID and length of the CRC (tag 63, four hex digits): the last data
+    /// object, its value the CRC of everything before, these four included.
+    pub const CRC_HEAD: &str = "6304";
+}
+
 /// Whether EMV defines `id` as a template whose value is itself data objects:
 /// 26–51 (merchant account information), 62, 64 and 80–99.
 #[must_use]

@@ -528,8 +528,8 @@ impl<const N: usize, const UTF16: bool> ArrayWriter<N, UTF16> {
         if units > MAX_LENGTH {
             return Err(TooLong { id, length: units });
         }
-        let n = units as u8;
-        self.put(&[b'0' + id / 10, b'0' + id % 10, b'0' + n / 10, b'0' + n % 10]);
+        self.put(two_digits_text(id).as_bytes());
+        self.put(two_digits_text(units as u8).as_bytes());
         Ok(())
     }
 
@@ -563,8 +563,9 @@ impl<const N: usize, const UTF16: bool> ArrayWriter<N, UTF16> {
     #[inline]
     pub(crate) fn open(&mut self, id: u8) -> Template {
         let start = self.len;
-        // The ID alone cannot be over the limit.
-        let _ = self.head(id, 0);
+        // A length of 0 is within the limit.
+        let head = self.head(id, 0);
+        debug_assert!(head.is_ok(), "a length of 0 is within the limit");
         Template { id, start }
     }
 
@@ -576,6 +577,10 @@ impl<const N: usize, const UTF16: bool> ArrayWriter<N, UTF16> {
     #[allow(clippy::needless_pass_by_value)]
     pub(crate) fn close(&mut self, template: Template) -> Result<(), TooLong> {
         let Template { id, start } = template;
+        debug_assert!(
+            start + 4 <= self.len,
+            "a template is closed after it is opened"
+        );
         let value = self.buf.get(start + 4..self.len).unwrap_or_default();
         let units = Self::units(value);
         if units > MAX_LENGTH {
@@ -589,7 +594,8 @@ impl<const N: usize, const UTF16: bool> ArrayWriter<N, UTF16> {
 
     /// The bytes written so far.
     pub(crate) fn bytes(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or(&[])
+        debug_assert!(self.len <= N, "writes that do not fit are not made");
+        self.buf.get(..self.len).unwrap_or_default()
     }
 
     /// The text written, or `None` when a write did not fit in `N` bytes.
