@@ -484,6 +484,24 @@ impl Field {
     }
 }
 
+/// The sub-fields of the additional data template (62), `(sub-tag, field)` in
+/// sub-tag order, from the table.
+pub(crate) const ADDITIONAL_DATA_FIELDS: [(u8, Field); 5] =
+    Field::subs_of(crate::tag::ADDITIONAL_DATA);
+/// The fields of `subs` (`(sub-tag, field)` pairs), without their sub-tags.
+pub(crate) const fn fields_only<const N: usize>(subs: [(u8, Field); N]) -> [Field; N] {
+    let mut out = [Field::Payload; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = subs[i].1;
+        i += 1;
+    }
+    out
+}
+
+/// The sub-fields of the language template (64), from the table.
+pub(crate) const LANGUAGE_FIELDS: [(u8, Field); 3] = Field::subs_of(crate::tag::LANGUAGE_TEMPLATE);
+
 impl<'a> Decoded<'a> {
     /// The raw value of `field` in this payload: a data object's value, a
     /// template sub-object's value, or for [`Field::MerchantAccountInformation`]

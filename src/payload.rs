@@ -8,6 +8,7 @@ use core::fmt;
 use crate::amount::{Amount, Currency};
 use crate::crc;
 use crate::error::{Error, ErrorCode, Field};
+use crate::fields::{fields_only, ADDITIONAL_DATA_FIELDS as ADDITIONAL_DATA, LANGUAGE_FIELDS};
 use crate::hash::{Md5, TranId};
 use crate::tag;
 use crate::tlv::{ArrayWriter, TooLong};
@@ -689,7 +690,7 @@ fn check_in_sdk_order<'r>(r: &'r Request<'_>, p: &mut Plan<'r>) -> Result<(), Er
     check_amount(r, p)?;
     check_name_sdk(&r.merchant_name, Field::MerchantName)?;
     Field::MerchantCity.check_length(p.city)?;
-    check_texts(r, &ADDITIONAL_SUBS_FIELDS.1)?;
+    check_texts(r, &fields_only(ADDITIONAL_DATA))?;
     check_language(r)?;
     check_expiration(r, p)
 }
@@ -707,8 +708,6 @@ fn check_in_our_order(r: &Request<'_>, p: &Plan<'_>) -> Result<(), Error> {
     check_blanks(r)
 }
 
-/// The text fields of the additional data template (62), from the field table.
-const ADDITIONAL_DATA: [(u8, Field); 5] = Field::subs_of(tag::ADDITIONAL_DATA);
 /// The sub-tags of [`ADDITIONAL_DATA`] and where a [`Request`] keeps each.
 const ADDITIONAL_SLOTS: [(u8, usize); 5] = {
     let mut slots = [(0, 0); 5];
@@ -860,14 +859,7 @@ fn check_language(r: &Request<'_>) -> Result<(), Error> {
         }
         _ => {}
     }
-    check_texts(
-        r,
-        &[
-            Field::LanguagePreference,
-            Field::MerchantNameAlternateLanguage,
-            Field::MerchantCityAlternateLanguage,
-        ],
-    )
+    check_texts(r, &fields_only(LANGUAGE_FIELDS))
 }
 
 /// A dynamic KHQR needs an expiration of 13 digits, not before `now`; a static
