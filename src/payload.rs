@@ -575,17 +575,11 @@ impl<'a> Request<'a> {
         &self,
         w: &mut ArrayWriter<N, UTF16>,
     ) -> Result<(), TooLong> {
-        if ADDITIONAL_SLOTS
-            .iter()
-            .all(|&(_, slot)| self.given_at(slot).is_none())
-        {
-            return Ok(());
-        }
         let t = w.open(tag::ADDITIONAL_DATA);
         for (sub, slot) in ADDITIONAL_SLOTS {
             w.write_given(sub, bytes(self.given_at(slot)))?;
         }
-        w.close(t)
+        w.close_unless_empty(t)
     }
 
     /// The language template (64), when a name or city in it is given.

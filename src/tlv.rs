@@ -569,6 +569,19 @@ impl<const N: usize, const UTF16: bool> ArrayWriter<N, UTF16> {
         Template { id, start }
     }
 
+    /// Ends `template` as [`ArrayWriter::close`] does, or removes it when
+    /// nothing was written in it.
+    ///
+    /// # Errors
+    /// As [`ArrayWriter::close`].
+    pub(crate) fn close_unless_empty(&mut self, template: Template) -> Result<(), TooLong> {
+        if self.len == template.start + 4 {
+            self.len = template.start;
+            return Ok(());
+        }
+        self.close(template)
+    }
+
     /// Ends `template`: writes its length in place of the placeholder.
     ///
     /// # Errors
