@@ -930,21 +930,14 @@ fn check_blanks(r: &Request<'_>) -> Result<(), Error> {
 
 /// Ours: no control character and nothing outside the BMP in any text (53).
 fn check_characters(r: &Request<'_>, plan: &Plan<'_>) -> Result<(), Error> {
-    // Every text field but the MCC (digits, checked before), in the order of
-    // the request's fields.
-    let head = [
-        Field::BakongAccountId,
-        Field::AccountInformation,
-        Field::AcquiringBank,
-        Field::MerchantName,
-        Field::MerchantCity,
-    ];
-    let optional = OPTIONAL_TEXT_FIELDS.iter().take(9);
-    for &f in head.iter().chain(optional).chain(&[Field::MerchantId]) {
-        let v = if f == Field::MerchantCity {
-            Some(plan.city)
-        } else {
-            r.given(f)
+    // Every text field of the request, in the table's order, the merchant city
+    // as written (the default when not given). The MCC and the amount are
+    // digits, checked before.
+    for &f in crate::fields::ALL {
+        let v = match f {
+            Field::MerchantCategoryCode | Field::TransactionAmount => None,
+            Field::MerchantCity => Some(plan.city),
+            _ => r.given(f),
         };
         if let Some(v) = v {
             check_chars(v, f)?;
