@@ -980,17 +980,8 @@ fn account_id_invalid(id: &str) -> Error {
     )
 }
 
-/// Account ID, our rule on top of the SDK's: 3 unless exactly one `@` with text
-/// on both sides and no whitespace (the SDK accepts `@`, `a@`, `a@b@c`).
-pub(crate) fn check_account_id_strict(id: &str) -> Result<(), Error> {
-    if account_id_shape(id) {
-        Ok(())
-    } else {
-        Err(account_id_invalid(id))
-    }
-}
-
-/// Whether `id` is exactly one `@` with text on both sides and no white space.
+/// Whether `id` is exactly one `@` with text on both sides and no white space:
+/// our rule on top of the SDK's (which accepts `@`, `a@`, `a@b@c`), code 3.
 fn account_id_shape(id: &str) -> bool {
     // One pass over the bytes, eight at a time ('@' is ASCII and never part
     // of a multi-byte character): count the '@', flag a byte at or below
@@ -1034,10 +1025,13 @@ fn words(b: &[u8]) -> impl Iterator<Item = u64> + '_ {
 
 /// Account ID: the SDK's rules, then ours.
 pub(crate) fn check_account_id(id: &str) -> Result<(), Error> {
-    required(id, Field::BakongAccountId)?;
-    Field::BakongAccountId.check_length(id)?;
-    // The SDK's `@` rule is inside ours (exactly one `@`), with the same error.
-    check_account_id_strict(id)
+    let shape = account_id_shape(id);
+    check_account_id_sdk(id, shape)?;
+    if shape {
+        Ok(())
+    } else {
+        Err(account_id_invalid(id))
+    }
 }
 
 fn mcc_invalid(mcc: &str) -> Error {
@@ -1206,7 +1200,7 @@ impl fmt::Debug for Khqr {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_account_id_strict, printable_ascii, Request, USUAL_PAYLOAD_BYTES};
+    use super::{account_id_shape, printable_ascii, Request, USUAL_PAYLOAD_BYTES};
 
     #[test]
     fn a_payload_over_the_small_buffer_is_written_whole() {
@@ -1252,7 +1246,7 @@ mod tests {
                     let mut s: String = base.chars().take(at).collect();
                     s.push_str(c);
                     s.extend(base.chars().skip(at + 1));
-                    assert_eq!(check_account_id_strict(&s).is_ok(), rule(&s), "{s:?}");
+                    assert_eq!(account_id_shape(&s), rule(&s), "{s:?}");
                 }
             }
         }
