@@ -887,24 +887,11 @@ fn draw_icon(
         }
     }
     // Function-pattern modules under the badge, drawn back on top.
-    {
-        let m = &plan.matrix;
-        let data = canvas.data_mut();
-        let stride = w * 4;
-        let mpx = mpx as usize;
-        for &(mx, my) in &plan.badge_functions {
-            let v = if m.is_dark(mx, my) { 0 } else { 255 };
-            let x0 = plan.layout.qr.x as usize + (mx + 4) * mpx;
-            let y0 = plan.layout.qr.y as usize + (my + 4) * mpx;
-            for y in y0..y0 + mpx {
-                let start = y * stride + x0 * 4;
-                if let Some(row) = data.get_mut(start..start + mpx * 4) {
-                    for px in row.chunks_exact_mut(4) {
-                        px.copy_from_slice(&[v, v, v, 255]);
-                    }
-                }
-            }
-        }
+    let m = &plan.matrix;
+    let data = canvas.data_mut();
+    for &at in &plan.badge_functions {
+        let v = if m.is_dark(at.0, at.1) { 0 } else { 255 };
+        fill_module(data, w * 4, plan.layout.qr, mpx as usize, at, v);
     }
     Ok(())
 }
@@ -967,16 +954,33 @@ pub fn card_png(payload: &str, options: &CardOptions) -> Result<Vec<u8>, RenderE
     let fonts = text::fonts()?;
     let l = &plan.layout;
     let (w, h) = (l.width, l.height);
-    let (wf, hf) = (w as f32, h as f32);
     // Opaque white (premultiplied white is all 255), written once.
     let size = IntSize::from_wh(w, h).ok_or(RenderError::InvalidOption("empty card"))?;
     let mut canvas = Pixmap::from_vec(vec![255; w as usize * h as usize * 4], size)
         .ok_or(RenderError::InvalidOption("empty card"))?;
+    draw_header(&mut canvas, l, options)?;
+    draw_text(&mut canvas, &plan, fonts)?;
+    draw_separator(&mut canvas, l.separator, options.scale);
+    draw_modules(&mut canvas, &plan);
+    draw_icon(&mut canvas, &plan, options, fonts)?;
+    // Transparent outside the rounded corners.
+    cut_corners(&mut canvas, l.corner_radius)?;
+    encode(&canvas, options.scale)
+}
 
-    // Header, dog-ear.
-    let red = paint(KHQR_RED);
+/// The red header, the dog-ear below it at the right edge (`0.055·H` a
+/// side), and the wordmark in white or the caller's logo.
+///
+/// # Errors
+/// [`RenderError::Image`] when the logo is not a PNG or is too large.
+fn draw_header(
+    canvas: &mut Pixmap,
+    l: &CardLayout,
+    options: &CardOptions,
+) -> Result<(), RenderError> {
+    let (wf, hf) = (l.width as f32, l.height as f32);
     let header_h = l.header.height as f32;
-    fill_px(&mut canvas, l.header, KHQR_RED);
+    fill_px(canvas, l.header, KHQR_RED);
     let ear = (0.055 * hf).round();
     let mut pb = PathBuilder::new();
     pb.move_to(wf - ear, header_h);
@@ -984,87 +988,106 @@ pub fn card_png(payload: &str, options: &CardOptions) -> Result<Vec<u8>, RenderE
     pb.line_to(wf, header_h + ear);
     pb.close();
     if let Some(p) = pb.finish() {
-        canvas.fill_path(&p, &red, FillRule::Winding, Transform::identity(), None);
+        canvas.fill_path(
+            &p,
+            &paint(KHQR_RED),
+            FillRule::Winding,
+            Transform::identity(),
+            None,
+        );
     }
     if let Some(logo) = &options.header_logo {
         let img = decode_png(logo)?;
-        draw_image(&mut canvas, &img, l.header_mark);
+        draw_image(canvas, &img, l.header_mark);
     } else {
         marks::draw_wordmark(
-            &mut canvas,
+            canvas,
             l.header_mark.x as f32,
             l.header_mark.y as f32,
             l.header_mark.height as f32,
             &paint([255, 255, 255]),
         );
     }
+    Ok(())
+}
 
-    // Text, kept between the header and the separator.
+/// The name, amount and currency code, clipped to the band between the
+/// header and the separator when any ink would leave it.
+fn draw_text(canvas: &mut Pixmap, plan: &Plan, fonts: &Fonts) -> Result<(), RenderError> {
+    let l = &plan.layout;
     let band = PxRect {
         x: 0,
         y: l.header.bottom(),
-        width: w,
+        width: l.width,
         height: l.separator.y.saturating_sub(l.header.bottom()),
     };
     let inks: Vec<PxRect> = [Some(l.name), l.amount, l.currency]
         .into_iter()
         .flatten()
         .collect();
-    let clip = clip_to(&canvas, band, &inks)?;
+    let clip = clip_to(canvas, band, &inks)?;
     let ink = paint(TEXT);
     let mut lines = vec![(&plan.name, plan.name_origin)];
     if let Some(a) = &plan.amount {
         lines.extend([(&a.amount, a.amount_at), (&a.code, a.code_at)]);
     }
     for (line, (x, b)) in lines {
-        line.fill(
-            fonts,
-            &mut canvas,
-            &ink,
-            x.round(),
-            b.round(),
-            clip.as_ref(),
-        );
+        line.fill(fonts, canvas, &ink, x.round(), b.round(), clip.as_ref());
     }
+    Ok(())
+}
 
-    // Dashed separator: dash 6, gap 4 (× scale), whole pixels.
-    let s = options.scale;
-    for x in (0..w).step_by(10 * s as usize) {
+/// The dashed separator in `area`: dash 6, gap 4 (× `scale`), whole pixels.
+fn draw_separator(canvas: &mut Pixmap, area: PxRect, scale: u32) {
+    let w = area.right();
+    for x in (area.x..w).step_by(10 * scale as usize) {
         let dash = PxRect {
             x,
-            width: (6 * s).min(w - x),
-            ..l.separator
+            width: (6 * scale).min(w - x),
+            ..area
         };
-        fill_px(&mut canvas, dash, SEPARATOR);
+        fill_px(canvas, dash, SEPARATOR);
     }
+}
 
-    // QR modules, written as whole pixels (no resampling, no anti-aliasing).
+/// Fills module (`mx`, `my`) of the QR at `qr` (quiet zone included),
+/// `mpx` pixels a side, with opaque grey level `v`; pixels outside the
+/// canvas are skipped. `data` is the canvas, `stride` bytes a row.
+fn fill_module(
+    data: &mut [u8],
+    stride: usize,
+    qr: PxRect,
+    mpx: usize,
+    (mx, my): (usize, usize),
+    v: u8,
+) {
+    let x0 = qr.x as usize + (mx + 4) * mpx;
+    let y0 = qr.y as usize + (my + 4) * mpx;
+    for y in y0..y0 + mpx {
+        let start = y * stride + x0 * 4;
+        if let Some(row) = data.get_mut(start..start + mpx * 4) {
+            for px in row.chunks_exact_mut(4) {
+                px.copy_from_slice(&[v, v, v, 255]);
+            }
+        }
+    }
+}
+
+/// The QR's dark modules, written as whole pixels (no resampling, no
+/// anti-aliasing) on the white canvas.
+fn draw_modules(canvas: &mut Pixmap, plan: &Plan) {
+    let l = &plan.layout;
     let m = &plan.matrix;
-    let stride = w as usize * 4;
+    let stride = canvas.width() as usize * 4;
     let mpx = l.module_px as usize;
     let data = canvas.data_mut();
     for my in 0..m.size() {
         for mx in 0..m.size() {
-            if !m.is_dark(mx, my) {
-                continue;
-            }
-            let x0 = l.qr.x as usize + (mx + 4) * mpx;
-            let y0 = l.qr.y as usize + (my + 4) * mpx;
-            for y in y0..y0 + mpx {
-                let start = y * stride + x0 * 4;
-                if let Some(row) = data.get_mut(start..start + mpx * 4) {
-                    for px in row.chunks_exact_mut(4) {
-                        px.copy_from_slice(&[0, 0, 0, 255]);
-                    }
-                }
+            if m.is_dark(mx, my) {
+                fill_module(data, stride, l.qr, mpx, (mx, my), 0);
             }
         }
     }
-    draw_icon(&mut canvas, &plan, options, fonts)?;
-
-    // Transparent outside the rounded corners.
-    cut_corners(&mut canvas, l.corner_radius)?;
-    encode(&canvas, options.scale)
 }
 
 /// Pixels per metre of a card at `scale`: 75 dpi per unit of scale, so that
