@@ -18,7 +18,7 @@ mod common;
 use bakong_khqr::render::{
     card_layout, card_png, CardLayout, CardOptions, CentreIcon, PxRect, QrMatrix, RenderError,
 };
-use bakong_khqr::{Currency, Request};
+use bakong_khqr::{Currency, Field, Request};
 
 const NOW: u64 = 1_700_000_000_000;
 
@@ -475,33 +475,114 @@ fn errors_are_typed() {
         Err(RenderError::Decode(_))
     ));
     // No tag 59.
-    assert!(matches!(
-        card_png("00020101021153031165802KH63041234", &CardOptions::default()),
-        Err(RenderError::Field { tag: 59, .. })
-    ));
+    let e = card_png("00020101021153031165802KH63041234", &CardOptions::default());
+    assert_eq!(field_error(e), (Field::MerchantName, 2));
     // Currency 999.
-    assert!(matches!(
-        card_png(
-            "000201010211530399958020KH5904Shop63041234"
-                .replace("58020KH", "5802KH")
-                .as_str(),
-            &CardOptions::default()
-        ),
-        Err(RenderError::Field { tag: 53, .. })
-    ));
+    let e = card_png(
+        "000201010211530399958020KH5904Shop63041234"
+            .replace("58020KH", "5802KH")
+            .as_str(),
+        &CardOptions::default(),
+    );
+    assert_eq!(field_error(e), (Field::TransactionCurrency, 28));
+    // No tag 53.
+    let e = card_png(
+        "0002010102115802KH5904Shop63041234",
+        &CardOptions::default(),
+    );
+    assert_eq!(field_error(e), (Field::TransactionCurrency, 9));
+    // Currency over 3 characters: the length code, as verify.
+    let e = card_png(
+        "0002010102115305116.55802KH5904Shop63041234",
+        &CardOptions::default(),
+    );
+    assert_eq!(field_error(e), (Field::TransactionCurrency, 19));
     // A non-decimal amount.
-    assert!(matches!(
-        card_png(
-            "0002010102125303840540311e5802KH5904Shop63041234",
-            &CardOptions::default()
-        ),
-        Err(RenderError::Field { tag: 54, .. })
-    ));
+    let e = card_png(
+        "0002010102125303840540311e5802KH5904Shop63041234",
+        &CardOptions::default(),
+    );
+    assert_eq!(field_error(e), (Field::TransactionAmount, 4));
     let bad_logo = CardOptions::default().header_logo(b"not a png".to_vec());
     assert!(matches!(
         card_png(&p, &bad_logo),
         Err(RenderError::Image(_))
     ));
+}
+
+/// The field and the core's code of a [`RenderError::Field`].
+#[track_caller]
+fn field_error<T: std::fmt::Debug>(r: Result<T, RenderError>) -> (Field, u16) {
+    match r {
+        Err(RenderError::Field(e)) => (e.field(), e.code().number()),
+        other => panic!("expected a field error, got {other:?}"),
+    }
+}
+
+/// A static USD payload with merchant name `name` (any text; the CRC is not
+/// checked by the card).
+fn with_name(name: &str) -> String {
+    let len = name.encode_utf16().count();
+    format!("000201010211530384059{len:02}{name}5802KH63040000")
+}
+
+/// The card checks the merchant name by the core's rules: blank is only white
+/// space and invisible format characters (code 2, before the character rule),
+/// a control character is code 53, and `generate` refuses each such name with
+/// the same code.
+#[test]
+fn name_rules_are_the_cores() {
+    let refused: [(&str, u16); 8] = [
+        ("", 2),
+        (" ", 2),
+        ("\u{200B}", 2),
+        (" \u{FEFF}\u{2060} \u{200D}", 2),
+        ("\u{3000}\u{00A0}", 2),
+        ("\t", 2),
+        ("Shop\u{7}", 53),
+        ("\u{85}Shop", 53),
+    ];
+    for (name, code) in refused {
+        let e = card_layout(&with_name(name), &CardOptions::default().scale(1));
+        assert_eq!(field_error(e), (Field::MerchantName, code), "{name:?}");
+        let g = Request::individual("jonhsmith@nbcq", name)
+            .generate(NOW)
+            .unwrap_err();
+        assert_eq!(g.code().number(), code, "generate, {name:?}");
+        assert_eq!(g.field(), Field::MerchantName, "generate, {name:?}");
+    }
+    // The messages are the core's, after the card's prefix.
+    let e = card_png(&with_name("\u{200B}"), &CardOptions::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "cannot draw the card: merchant name (tag 59) is blank"
+    );
+    let e = card_png(&with_name("Shop\u{7}"), &CardOptions::default()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "cannot draw the card: merchant name (tag 59) contains a control character: \"U+0007\""
+    );
+    // Not blank: visible text with invisible characters in it, and surrounding
+    // spaces (trimmed from what is drawn). Generate accepts each.
+    for (name, shown) in [
+        ("Sh\u{200B}op", "Sh\u{200B}op"),
+        ("  Shop  ", "Shop"),
+        ("\u{200B}.", "\u{200B}."),
+    ] {
+        let l = card_layout(&with_name(name), &CardOptions::default().scale(1)).unwrap();
+        assert_eq!(l.name_text, shown, "{name:?}");
+        assert!(Request::individual("jonhsmith@nbcq", name)
+            .generate(NOW)
+            .is_ok());
+    }
+    // Text outside the BMP is accepted as verify reads a payload (bank apps
+    // print emoji), though generate refuses to write it (53).
+    let l = card_layout(
+        &with_name("Shop \u{1F600}"),
+        &CardOptions::default().scale(1),
+    )
+    .unwrap();
+    assert_eq!(l.name_text, "Shop \u{1F600}");
 }
 
 /// Golden cards, compared by decoded pixels (±2 per channel).
@@ -681,7 +762,7 @@ proptest::proptest! {
                 proptest::prop_assert!(l.name.bottom() <= l.separator.y, "{:?}", l.name);
             }
             Err(e) => proptest::prop_assert!(
-                matches!(e, RenderError::Field { tag: 59, .. }),
+                matches!(&e, RenderError::Field(f) if f.field() == Field::MerchantName),
                 "{e}"
             ),
         }
@@ -710,9 +791,7 @@ fn every_vector_lays_out_or_fails_typed() {
                     ok += 1;
                 }
                 Err(
-                    RenderError::Decode(_)
-                    | RenderError::Field { .. }
-                    | RenderError::TooLong { .. },
+                    RenderError::Decode(_) | RenderError::Field(_) | RenderError::TooLong { .. },
                 ) => refused += 1,
                 Err(e) => panic!("{qr}: unexpected {e}"),
             }

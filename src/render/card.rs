@@ -57,7 +57,8 @@ use super::marks;
 use super::symbol::Anatomy;
 use super::text::{self, Fonts, Line, Weight};
 use super::{Ecc, QrMatrix, RenderError};
-use crate::{Currency, Decoded};
+use crate::payload::{check_chars, check_not_blank};
+use crate::{Currency, Decoded, Error, ErrorCode, Field};
 
 #[path = "card_svg.rs"]
 mod card_svg;
@@ -266,20 +267,103 @@ struct AmountPlan {
     code_at: (f32, f32),
 }
 
-fn field_error(tag: u8, reason: &'static str) -> RenderError {
-    RenderError::Field { tag, reason }
+/// Formats tag 54 for reading through [`Amount::grouped`](crate::Amount::grouped),
+/// the one place that formats money: USD with two decimals (`1234.5` →
+/// `1,234.50`), KHR whole (`1250000` → `1,250,000`; non-zero decimals kept).
+/// `None` for zero.
+///
+/// # Errors
+/// [`RenderError::Field`] with the core's error: code 4
+/// ([`ErrorCode::TransactionAmountInvalid`]), field
+/// [`Field::TransactionAmount`], for text that is not plain decimal or is over
+/// 13 characters.
+fn format_amount(raw: &str, currency: Currency) -> Result<Option<String>, RenderError> {
+    crate::Amount::grouped(raw, currency).map_err(RenderError::Field)
 }
 
-/// Formats tag 54 for reading through [`Amount::grouped`], the one place that
-/// formats money: USD with two decimals (`1234.5` → `1,234.50`), KHR whole
-/// (`1250000` → `1,250,000`; non-zero decimals kept). `None` for zero.
-fn format_amount(raw: &str, currency: Currency) -> Result<Option<String>, RenderError> {
-    crate::Amount::grouped(raw, currency).map_err(|_| {
-        field_error(
-            54,
-            "the amount is not a decimal number of at most 13 characters",
-        )
+/// The merchant name (tag 59) as the card shows it: the payload's value with
+/// surrounding white space trimmed (the text starts at the margin).
+///
+/// Checked by the core's rules for a merchant name, in the core's order:
+/// * absent: code 2 ([`ErrorCode::MerchantNameRequired`]), as `verify`;
+/// * blank — nothing but white space and invisible format characters (a
+///   zero-width space, joiners, a byte-order mark): code 2, by
+///   `payload::check_not_blank`, the rule `generate` and `verify` apply;
+/// * a control character: code 53 ([`ErrorCode::InvalidCharacter`]), by
+///   `payload::check_chars`. Text outside the Basic Multilingual Plane (an
+///   emoji) is accepted, as `verify` accepts it when reading a payload (bank
+///   apps print it): `check_chars` is asked only when there is a control
+///   character.
+///
+/// Not checked: the 25-character limit (a longer name is shrunk, then cut
+/// with "…").
+fn merchant_name<'a>(decoded: &Decoded<'a>) -> Result<&'a str, RenderError> {
+    let field = Field::MerchantName;
+    let name = decoded
+        .merchant_name()
+        .ok_or(RenderError::Field(Error::missing(
+            ErrorCode::MerchantNameRequired,
+            field,
+        )))?;
+    check_not_blank(name, ErrorCode::MerchantNameRequired, field).map_err(RenderError::Field)?;
+    if name.chars().any(char::is_control) {
+        check_chars(name, field).map_err(RenderError::Field)?;
+    }
+    Ok(name.trim())
+}
+
+/// The transaction currency (tag 53): `116` (KHR) or `840` (USD) exactly.
+///
+/// # Errors
+/// [`RenderError::Field`], field [`Field::TransactionCurrency`], as `verify`:
+/// code 9 ([`ErrorCode::CurrencyTypeRequired`]) when absent, 19
+/// ([`ErrorCode::TransactionCurrencyLengthInvalid`]) when over 3 characters
+/// (the field table's limit), 28 ([`ErrorCode::UnsupportedCurrency`]) for any
+/// other value.
+fn currency_of(decoded: &Decoded<'_>) -> Result<Currency, RenderError> {
+    let field = Field::TransactionCurrency;
+    let raw = decoded
+        .transaction_currency()
+        .ok_or(RenderError::Field(Error::missing(
+            ErrorCode::CurrencyTypeRequired,
+            field,
+        )))?;
+    field.check_length(raw).map_err(RenderError::Field)?;
+    Currency::from_numeric_text(raw).ok_or_else(|| {
+        RenderError::Field(Error::reason_with(
+            ErrorCode::UnsupportedCurrency,
+            field,
+            "must be 116 (KHR) or 840 (USD)",
+            raw,
+        ))
     })
+}
+
+/// What the card shows of the payload, checked.
+struct Shown<'a> {
+    /// Tag 59, trimmed ([`merchant_name`]).
+    name: &'a str,
+    /// Tag 53.
+    currency: Currency,
+    /// Tag 54 grouped for reading ([`format_amount`]); `None` for no amount or zero.
+    amount_text: Option<String>,
+}
+
+impl<'a> Shown<'a> {
+    /// Reads and checks the three fields, name first, then currency, then amount.
+    fn read(decoded: &Decoded<'a>) -> Result<Self, RenderError> {
+        let name = merchant_name(decoded)?;
+        let currency = currency_of(decoded)?;
+        let amount_text = match decoded.transaction_amount() {
+            Some(raw) => format_amount(raw, currency)?,
+            None => None,
+        };
+        Ok(Shown {
+            name,
+            currency,
+            amount_text,
+        })
+    }
 }
 
 /// Ink box of `line` drawn with its pen at `(x, baseline)`; empty at the pen for no ink.
@@ -303,206 +387,288 @@ fn check_options(options: &CardOptions) -> Result<(), RenderError> {
     Ok(())
 }
 
-fn plan(payload: &str, options: &CardOptions) -> Result<Plan, RenderError> {
-    check_options(options)?;
-    let decoded = Decoded::parse(payload).map_err(RenderError::Decode)?;
-    let name_raw = decoded
-        .merchant_name()
-        .ok_or_else(|| field_error(59, "the payload has no merchant name"))?
-        .trim();
-    if name_raw.is_empty() {
-        return Err(field_error(59, "the merchant name is blank"));
-    }
-    if name_raw.chars().any(char::is_control) {
-        return Err(field_error(59, "the merchant name has control characters"));
-    }
-    let currency = decoded
-        .currency()
-        .ok_or_else(|| field_error(53, "the currency is not 116 (KHR) or 840 (USD)"))?;
-    let amount_text = match decoded.transaction_amount() {
-        Some(raw) => format_amount(raw, currency)?,
-        None => None,
-    };
-    let matrix = QrMatrix::encode(payload, options.ecc)?;
-    let fonts = text::fonts()?;
+/// The card's size and the fixed lines of its layout, pixels (module docs).
+struct Frame {
+    /// Card width and height.
+    w: u32,
+    h: u32,
+    /// The same as floats.
+    wf: f32,
+    hf: f32,
+    /// Header height, `0.12·H` rounded.
+    header_h: f32,
+    /// Left margin of the text, `0.08·H` rounded.
+    margin: f32,
+    /// Widest text line: the width less both margins.
+    max_text: i32,
+    /// Top of the separator, `0.325·H` rounded.
+    separator_y: f32,
+    /// Separator thickness: the scale, at least 1.
+    thickness: f32,
+}
 
-    let s = options.scale as f32;
-    let (w, h) = (
-        CARD_WIDTH_1X * options.scale,
-        CARD_HEIGHT_1X * options.scale,
-    );
-    let (wf, hf) = (w as f32, h as f32);
-    let header_h = (0.12 * hf).round();
-    let margin = (0.08 * hf).round();
-    let max_text = (wf - 2.0 * margin) as i32;
-    let separator_y = (0.325 * hf).round();
+impl Frame {
+    fn new(scale: u32) -> Frame {
+        let (w, h) = (CARD_WIDTH_1X * scale, CARD_HEIGHT_1X * scale);
+        let (wf, hf) = (w as f32, h as f32);
+        let margin = (0.08 * hf).round();
+        Frame {
+            w,
+            h,
+            wf,
+            hf,
+            header_h: (0.12 * hf).round(),
+            margin,
+            max_text: (wf - 2.0 * margin) as i32,
+            separator_y: (0.325 * hf).round(),
+            thickness: (scale as f32).round().max(1.0),
+        }
+    }
+}
 
-    // Header mark.
-    let header_mark = if let Some(logo) = &options.header_logo {
+/// The box of the header's mark: the caller's logo fitted into 70% of the
+/// width and 60% of the header, or the wordmark at cap height `0.039·H`; centred.
+///
+/// # Errors
+/// [`RenderError::Image`] when the logo is not a PNG or is too large.
+fn header_mark(options: &CardOptions, f: &Frame) -> Result<PxRect, RenderError> {
+    if let Some(logo) = &options.header_logo {
         let img = decode_png(logo)?;
-        fit_box(
+        return Ok(fit_box(
             img.width() as f32,
             img.height() as f32,
-            0.7 * wf,
-            0.6 * header_h,
-            wf / 2.0,
-            header_h / 2.0,
-        )
-    } else {
-        let cap = (0.039 * hf).round();
-        let mw = marks::wordmark_width() * cap;
-        PxRect {
-            x: ((wf - mw) / 2.0).round() as u32,
-            y: ((header_h - cap) / 2.0).round() as u32,
-            width: mw.round() as u32,
-            height: cap as u32,
-        }
-    };
-
-    // Name.
-    let name_fit = text::fit(
-        fonts,
-        name_raw,
-        Weight::Regular,
-        0.03 * hf,
-        0.022 * hf,
-        max_text,
-    );
-    let name_text = text_of(name_raw, &name_fit);
-    let name_line = name_fit.line;
-    let name_baseline = if amount_text.is_some() {
-        header_h + 0.078 * hf
-    } else {
-        (f32::midpoint(header_h, separator_y) + 0.3 * name_line.px).round()
-    };
-    let (nl, _) = name_line.extent(fonts);
-    let name_x = margin - nl as f32;
-    let name_box = ink_rect(fonts, &name_line, name_x, name_baseline);
-
-    // Amount and currency code, shrunk together (never cut) to fit.
-    let currency_code = currency.alpha();
-    let mut amount = None;
-    let mut amount_box = None;
-    let mut currency_box = None;
-    let mut amount_px = None;
-    if let Some(t) = &amount_text {
-        let baseline = name_baseline + 0.088 * hf;
-        let mut k = 1.0f32;
-        let mut placed = None;
-        for _ in 0..60 {
-            let a = text::shape(fonts, t, Weight::Bold, 0.065 * hf * k);
-            let c = text::shape(
-                fonts,
-                currency_code,
-                Weight::Regular,
-                0.03 * hf * k.max(0.7),
-            );
-            let (al, ar) = a.extent(fonts);
-            let (cl, cr) = c.extent(fonts);
-            let gap = 0.3 * c.px;
-            let total = (ar - al) as f32 + gap + (cr - cl) as f32;
-            if total <= max_text as f32 {
-                let ax = margin - al as f32;
-                let cx = (margin + (ar - al) as f32 + gap - cl as f32).round();
-                placed = Some((a, ax, c, cx));
-                break;
-            }
-            k *= 0.95;
-        }
-        let (a, ax, c, cx) = placed.ok_or(field_error(54, "the amount does not fit the card"))?;
-        amount_box = Some(ink_rect(fonts, &a, ax, baseline));
-        currency_box = Some(ink_rect(fonts, &c, cx, baseline));
-        amount_px = Some(a.px);
-        amount = Some(AmountPlan {
-            amount: a,
-            amount_at: (ax, baseline),
-            code: c,
-            code_at: (cx, baseline),
-        });
+            0.7 * f.wf,
+            0.6 * f.header_h,
+            f.wf / 2.0,
+            f.header_h / 2.0,
+        ));
     }
+    let cap = (0.039 * f.hf).round();
+    let mw = marks::wordmark_width() * cap;
+    Ok(PxRect {
+        x: ((f.wf - mw) / 2.0).round() as u32,
+        y: ((f.header_h - cap) / 2.0).round() as u32,
+        width: mw.round() as u32,
+        height: cap as u32,
+    })
+}
 
-    let thickness = s.round().max(1.0);
-    let separator = PxRect {
-        x: 0,
-        y: separator_y as u32,
-        width: w,
-        height: thickness as u32,
+/// The merchant name's line as placed.
+struct NamePlan {
+    line: Line,
+    /// Pen origin `(x, baseline)`.
+    at: (f32, f32),
+    /// Ink box.
+    ink: PxRect,
+    /// The text drawn ([`text_of`]).
+    text: String,
+    truncated: bool,
+}
+
+/// Fits the name (regular, `0.03·H`, shrunk to `0.022·H`, then cut) at the
+/// left margin: below the header when an amount follows, else centred between
+/// the header and the separator.
+fn place_name(fonts: &Fonts, name: &str, with_amount: bool, f: &Frame) -> NamePlan {
+    let fit = text::fit(
+        fonts,
+        name,
+        Weight::Regular,
+        0.03 * f.hf,
+        0.022 * f.hf,
+        f.max_text,
+    );
+    let text = text_of(name, &fit);
+    let line = fit.line;
+    let baseline = if with_amount {
+        f.header_h + 0.078 * f.hf
+    } else {
+        (f32::midpoint(f.header_h, f.separator_y) + 0.3 * line.px).round()
     };
+    let (nl, _) = line.extent(fonts);
+    let x = f.margin - nl as f32;
+    NamePlan {
+        ink: ink_rect(fonts, &line, x, baseline),
+        line,
+        at: (x, baseline),
+        text,
+        truncated: fit.truncated,
+    }
+}
 
-    // QR: the most whole pixels per module that keep it, quiet zone
-    // included, within QR_SHARE of the width and the space below the separator.
-    let modules = matrix.size() as u32;
-    let total = modules + 8;
-    let top = separator_y + thickness;
-    let avail_h = hf - top - 0.02 * hf;
-    let max_side = (QR_SHARE * wf).min(avail_h);
+/// Places the amount (bold, `0.065·H`) and the currency code after it
+/// (regular, `0.03·H`) on `baseline` from the left margin, shrunk together by
+/// 5% steps (the code no further than 70%) until both fit; never cut.
+///
+/// # Errors
+/// [`RenderError::Field`] (code 4, [`Field::TransactionAmount`]) if 60 steps
+/// do not make it fit (not expected: 13 characters fit long before).
+fn place_amount(
+    fonts: &Fonts,
+    amount: &str,
+    code: &str,
+    baseline: f32,
+    f: &Frame,
+) -> Result<AmountPlan, RenderError> {
+    let mut k = 1.0f32;
+    for _ in 0..60 {
+        let a = text::shape(fonts, amount, Weight::Bold, 0.065 * f.hf * k);
+        let c = text::shape(fonts, code, Weight::Regular, 0.03 * f.hf * k.max(0.7));
+        let (al, ar) = a.extent(fonts);
+        let (cl, cr) = c.extent(fonts);
+        let gap = 0.3 * c.px;
+        let total = (ar - al) as f32 + gap + (cr - cl) as f32;
+        if total <= f.max_text as f32 {
+            let ax = f.margin - al as f32;
+            let cx = (f.margin + (ar - al) as f32 + gap - cl as f32).round();
+            return Ok(AmountPlan {
+                amount: a,
+                amount_at: (ax, baseline),
+                code: c,
+                code_at: (cx, baseline),
+            });
+        }
+        k *= 0.95;
+    }
+    Err(RenderError::Field(Error::reason(
+        ErrorCode::TransactionAmountInvalid,
+        Field::TransactionAmount,
+        "does not fit the card",
+    )))
+}
+
+/// The QR's box, quiet zone included, and its pixels per module: the most
+/// whole pixels per module that keep it within [`QR_SHARE`] of the width and
+/// the space below the separator (less `0.02·H`), centred in that space.
+///
+/// # Errors
+/// [`RenderError::TooLong`] (`bytes`: `payload_len`) when even one pixel per
+/// module does not fit.
+fn place_qr(
+    matrix: &QrMatrix,
+    f: &Frame,
+    payload_len: usize,
+) -> Result<(PxRect, u32), RenderError> {
+    let total = matrix.size() as u32 + 8;
+    let top = f.separator_y + f.thickness;
+    let avail_h = f.hf - top - 0.02 * f.hf;
+    let max_side = (QR_SHARE * f.wf).min(avail_h);
     let module_px = ((max_side / total as f32).floor() as u32).max(1);
     let side = module_px * total;
-    if side as f32 > max_side.max(wf.min(avail_h)) {
-        return Err(RenderError::TooLong {
-            bytes: payload.len(),
-        });
+    if side as f32 > max_side.max(f.wf.min(avail_h)) {
+        return Err(RenderError::TooLong { bytes: payload_len });
     }
     let qr = PxRect {
-        x: (w - side) / 2,
-        y: (top + ((hf - top - side as f32) / 2.0).floor()) as u32,
+        x: (f.w - side) / 2,
+        y: (top + ((f.hf - top - side as f32) / 2.0).floor()) as u32,
         width: side,
         height: side,
     };
-    let badge = if options.centre_icon == CentreIcon::None {
+    Ok((qr, module_px))
+}
+
+/// The centre badge: its square in modules ([`badge_square`]), the function
+/// modules inside it (drawn back over it), and its box in card pixels. All
+/// empty with [`CentreIcon::None`] or when no square fits the budget.
+struct BadgePlan {
+    square: Option<(usize, usize)>,
+    functions: Vec<(usize, usize)>,
+    icon: Option<PxRect>,
+}
+
+fn place_badge(matrix: &QrMatrix, options: &CardOptions, qr: PxRect, module_px: u32) -> BadgePlan {
+    let square = if options.centre_icon == CentreIcon::None {
         None
     } else {
-        badge_square(&matrix, options.ecc)
+        badge_square(matrix, options.ecc)
     };
-    let badge_functions = match (badge, Anatomy::new(matrix.size(), options.ecc)) {
+    let functions = match (square, Anatomy::new(matrix.size(), options.ecc)) {
         (Some((lo, k)), Some(a)) => (lo..lo + k)
             .flat_map(|y| (lo..lo + k).map(move |x| (x, y)))
             .filter(|&(x, y)| a.is_function(x, y))
             .collect(),
         _ => Vec::new(),
     };
-    let icon = badge.map(|(lo, k)| PxRect {
+    let icon = square.map(|(lo, k)| PxRect {
         x: qr.x + (4 + lo as u32) * module_px,
         y: qr.y + (4 + lo as u32) * module_px,
         width: k as u32 * module_px,
         height: k as u32 * module_px,
     });
+    BadgePlan {
+        square,
+        functions,
+        icon,
+    }
+}
+
+/// Checks the payload's fields and the options, then places everything.
+/// Errors come in this order: options, decode, name, currency, amount, QR
+/// encode, fonts, header logo, amount fit, QR size.
+fn plan(payload: &str, options: &CardOptions) -> Result<Plan, RenderError> {
+    check_options(options)?;
+    let decoded = Decoded::parse(payload).map_err(RenderError::Decode)?;
+    let shown = Shown::read(&decoded)?;
+    let matrix = QrMatrix::encode(payload, options.ecc)?;
+    let fonts = text::fonts()?;
+    let f = Frame::new(options.scale);
+
+    let header_mark = header_mark(options, &f)?;
+    let name = place_name(fonts, shown.name, shown.amount_text.is_some(), &f);
+    let currency_code = shown.currency.alpha();
+    let amount = match &shown.amount_text {
+        Some(t) => Some(place_amount(
+            fonts,
+            t,
+            currency_code,
+            name.at.1 + 0.088 * f.hf,
+            &f,
+        )?),
+        None => None,
+    };
+    let ink = |line: &Line, (x, baseline): (f32, f32)| ink_rect(fonts, line, x, baseline);
+    let (qr, module_px) = place_qr(&matrix, &f, payload.len())?;
+    let badge = place_badge(&matrix, options, qr, module_px);
 
     let layout = CardLayout {
-        width: w,
-        height: h,
-        corner_radius: 0.045 * hf,
+        width: f.w,
+        height: f.h,
+        corner_radius: 0.045 * f.hf,
         header: PxRect {
             x: 0,
             y: 0,
-            width: w,
-            height: header_h as u32,
+            width: f.w,
+            height: f.header_h as u32,
         },
         header_mark,
-        name: name_box,
-        name_text,
-        name_px: name_line.px,
-        name_truncated: name_fit.truncated,
-        amount: amount_box,
-        amount_text,
-        amount_px,
-        currency: currency_box,
+        name: name.ink,
+        name_text: name.text,
+        name_px: name.line.px,
+        name_truncated: name.truncated,
+        amount: amount.as_ref().map(|a| ink(&a.amount, a.amount_at)),
+        amount_text: shown.amount_text,
+        amount_px: amount.as_ref().map(|a| a.amount.px),
+        currency: amount.as_ref().map(|a| ink(&a.code, a.code_at)),
         currency_code,
-        separator,
+        separator: PxRect {
+            x: 0,
+            y: f.separator_y as u32,
+            width: f.w,
+            height: f.thickness as u32,
+        },
         qr,
-        modules,
+        modules: matrix.size() as u32,
         module_px,
-        icon,
+        icon: badge.icon,
     };
     Ok(Plan {
         layout,
         matrix,
-        currency,
-        name: name_line,
-        name_origin: (name_x, name_baseline),
+        currency: shown.currency,
+        name: name.line,
+        name_origin: name.at,
         amount,
-        badge,
-        badge_functions,
+        badge: badge.square,
+        badge_functions: badge.functions,
     })
 }
 
@@ -721,24 +887,11 @@ fn draw_icon(
         }
     }
     // Function-pattern modules under the badge, drawn back on top.
-    {
-        let m = &plan.matrix;
-        let data = canvas.data_mut();
-        let stride = w * 4;
-        let mpx = mpx as usize;
-        for &(mx, my) in &plan.badge_functions {
-            let v = if m.is_dark(mx, my) { 0 } else { 255 };
-            let x0 = plan.layout.qr.x as usize + (mx + 4) * mpx;
-            let y0 = plan.layout.qr.y as usize + (my + 4) * mpx;
-            for y in y0..y0 + mpx {
-                let start = y * stride + x0 * 4;
-                if let Some(row) = data.get_mut(start..start + mpx * 4) {
-                    for px in row.chunks_exact_mut(4) {
-                        px.copy_from_slice(&[v, v, v, 255]);
-                    }
-                }
-            }
-        }
+    let m = &plan.matrix;
+    let data = canvas.data_mut();
+    for &at in &plan.badge_functions {
+        let v = if m.is_dark(at.0, at.1) { 0 } else { 255 };
+        fill_module(data, w * 4, plan.layout.qr, mpx as usize, at, v);
     }
     Ok(())
 }
@@ -785,9 +938,13 @@ fn badge_sign(
 /// # Errors
 /// * [`RenderError::InvalidOption`]: `scale` is not 1–10.
 /// * [`RenderError::Decode`]: the payload is not well-formed KHQR TLV.
-/// * [`RenderError::Field`]: no or a blank merchant name (59); a currency other
-///   than 116 or 840 (53); an amount that is not decimal digits with an
-///   optional fraction, or longer than 13 characters (54).
+/// * [`RenderError::Field`]: a field the card shows breaks the core's rule; the
+///   [`crate::Error`] inside names the [`Field`](crate::Field) and has the code
+///   `generate` and `verify` give: the merchant name (tag 59) absent or blank
+///   (only white space and invisible format characters such as U+200B; code 2)
+///   or with a control character (53); the currency (tag 53) absent (9) or not
+///   116 or 840 (28); the amount (tag 54) not decimal digits with an optional
+///   fraction, or over 13 characters (4).
 /// * [`RenderError::TooLong`]: the payload does not fit a QR symbol at `ecc`.
 /// * [`RenderError::Image`]: a logo is not a PNG, or over 4096 pixels a side.
 /// * [`RenderError::Font`], [`RenderError::Png`]: the embedded fonts or the PNG
@@ -797,16 +954,33 @@ pub fn card_png(payload: &str, options: &CardOptions) -> Result<Vec<u8>, RenderE
     let fonts = text::fonts()?;
     let l = &plan.layout;
     let (w, h) = (l.width, l.height);
-    let (wf, hf) = (w as f32, h as f32);
     // Opaque white (premultiplied white is all 255), written once.
     let size = IntSize::from_wh(w, h).ok_or(RenderError::InvalidOption("empty card"))?;
     let mut canvas = Pixmap::from_vec(vec![255; w as usize * h as usize * 4], size)
         .ok_or(RenderError::InvalidOption("empty card"))?;
+    draw_header(&mut canvas, l, options)?;
+    draw_text(&mut canvas, &plan, fonts)?;
+    draw_separator(&mut canvas, l.separator, options.scale);
+    draw_modules(&mut canvas, &plan);
+    draw_icon(&mut canvas, &plan, options, fonts)?;
+    // Transparent outside the rounded corners.
+    cut_corners(&mut canvas, l.corner_radius)?;
+    encode(&canvas, options.scale)
+}
 
-    // Header, dog-ear.
-    let red = paint(KHQR_RED);
+/// The red header, the dog-ear below it at the right edge (`0.055·H` a
+/// side), and the wordmark in white or the caller's logo.
+///
+/// # Errors
+/// [`RenderError::Image`] when the logo is not a PNG or is too large.
+fn draw_header(
+    canvas: &mut Pixmap,
+    l: &CardLayout,
+    options: &CardOptions,
+) -> Result<(), RenderError> {
+    let (wf, hf) = (l.width as f32, l.height as f32);
     let header_h = l.header.height as f32;
-    fill_px(&mut canvas, l.header, KHQR_RED);
+    fill_px(canvas, l.header, KHQR_RED);
     let ear = (0.055 * hf).round();
     let mut pb = PathBuilder::new();
     pb.move_to(wf - ear, header_h);
@@ -814,87 +988,106 @@ pub fn card_png(payload: &str, options: &CardOptions) -> Result<Vec<u8>, RenderE
     pb.line_to(wf, header_h + ear);
     pb.close();
     if let Some(p) = pb.finish() {
-        canvas.fill_path(&p, &red, FillRule::Winding, Transform::identity(), None);
+        canvas.fill_path(
+            &p,
+            &paint(KHQR_RED),
+            FillRule::Winding,
+            Transform::identity(),
+            None,
+        );
     }
     if let Some(logo) = &options.header_logo {
         let img = decode_png(logo)?;
-        draw_image(&mut canvas, &img, l.header_mark);
+        draw_image(canvas, &img, l.header_mark);
     } else {
         marks::draw_wordmark(
-            &mut canvas,
+            canvas,
             l.header_mark.x as f32,
             l.header_mark.y as f32,
             l.header_mark.height as f32,
             &paint([255, 255, 255]),
         );
     }
+    Ok(())
+}
 
-    // Text, kept between the header and the separator.
+/// The name, amount and currency code, clipped to the band between the
+/// header and the separator when any ink would leave it.
+fn draw_text(canvas: &mut Pixmap, plan: &Plan, fonts: &Fonts) -> Result<(), RenderError> {
+    let l = &plan.layout;
     let band = PxRect {
         x: 0,
         y: l.header.bottom(),
-        width: w,
+        width: l.width,
         height: l.separator.y.saturating_sub(l.header.bottom()),
     };
     let inks: Vec<PxRect> = [Some(l.name), l.amount, l.currency]
         .into_iter()
         .flatten()
         .collect();
-    let clip = clip_to(&canvas, band, &inks)?;
+    let clip = clip_to(canvas, band, &inks)?;
     let ink = paint(TEXT);
     let mut lines = vec![(&plan.name, plan.name_origin)];
     if let Some(a) = &plan.amount {
         lines.extend([(&a.amount, a.amount_at), (&a.code, a.code_at)]);
     }
     for (line, (x, b)) in lines {
-        line.fill(
-            fonts,
-            &mut canvas,
-            &ink,
-            x.round(),
-            b.round(),
-            clip.as_ref(),
-        );
+        line.fill(fonts, canvas, &ink, x.round(), b.round(), clip.as_ref());
     }
+    Ok(())
+}
 
-    // Dashed separator: dash 6, gap 4 (× scale), whole pixels.
-    let s = options.scale;
-    for x in (0..w).step_by(10 * s as usize) {
+/// The dashed separator in `area`: dash 6, gap 4 (× `scale`), whole pixels.
+fn draw_separator(canvas: &mut Pixmap, area: PxRect, scale: u32) {
+    let w = area.right();
+    for x in (area.x..w).step_by(10 * scale as usize) {
         let dash = PxRect {
             x,
-            width: (6 * s).min(w - x),
-            ..l.separator
+            width: (6 * scale).min(w - x),
+            ..area
         };
-        fill_px(&mut canvas, dash, SEPARATOR);
+        fill_px(canvas, dash, SEPARATOR);
     }
+}
 
-    // QR modules, written as whole pixels (no resampling, no anti-aliasing).
+/// Fills module (`mx`, `my`) of the QR at `qr` (quiet zone included),
+/// `mpx` pixels a side, with opaque grey level `v`; pixels outside the
+/// canvas are skipped. `data` is the canvas, `stride` bytes a row.
+fn fill_module(
+    data: &mut [u8],
+    stride: usize,
+    qr: PxRect,
+    mpx: usize,
+    (mx, my): (usize, usize),
+    v: u8,
+) {
+    let x0 = qr.x as usize + (mx + 4) * mpx;
+    let y0 = qr.y as usize + (my + 4) * mpx;
+    for y in y0..y0 + mpx {
+        let start = y * stride + x0 * 4;
+        if let Some(row) = data.get_mut(start..start + mpx * 4) {
+            for px in row.chunks_exact_mut(4) {
+                px.copy_from_slice(&[v, v, v, 255]);
+            }
+        }
+    }
+}
+
+/// The QR's dark modules, written as whole pixels (no resampling, no
+/// anti-aliasing) on the white canvas.
+fn draw_modules(canvas: &mut Pixmap, plan: &Plan) {
+    let l = &plan.layout;
     let m = &plan.matrix;
-    let stride = w as usize * 4;
+    let stride = canvas.width() as usize * 4;
     let mpx = l.module_px as usize;
     let data = canvas.data_mut();
     for my in 0..m.size() {
         for mx in 0..m.size() {
-            if !m.is_dark(mx, my) {
-                continue;
-            }
-            let x0 = l.qr.x as usize + (mx + 4) * mpx;
-            let y0 = l.qr.y as usize + (my + 4) * mpx;
-            for y in y0..y0 + mpx {
-                let start = y * stride + x0 * 4;
-                if let Some(row) = data.get_mut(start..start + mpx * 4) {
-                    for px in row.chunks_exact_mut(4) {
-                        px.copy_from_slice(&[0, 0, 0, 255]);
-                    }
-                }
+            if m.is_dark(mx, my) {
+                fill_module(data, stride, l.qr, mpx, (mx, my), 0);
             }
         }
     }
-    draw_icon(&mut canvas, &plan, options, fonts)?;
-
-    // Transparent outside the rounded corners.
-    cut_corners(&mut canvas, l.corner_radius)?;
-    encode(&canvas, options.scale)
 }
 
 /// Pixels per metre of a card at `scale`: 75 dpi per unit of scale, so that
@@ -1090,7 +1283,8 @@ mod tests {
             assert!(
                 matches!(
                     format_amount(bad, Currency::Usd),
-                    Err(RenderError::Field { tag: 54, .. })
+                    Err(RenderError::Field(e)) if e.field() == Field::TransactionAmount
+                        && e.code() == ErrorCode::TransactionAmountInvalid
                 ),
                 "{bad:?}"
             );

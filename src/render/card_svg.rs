@@ -224,9 +224,13 @@ fn push_badge(
 /// As [`super::card_png`]:
 /// * [`RenderError::InvalidOption`]: `scale` is not 1–10.
 /// * [`RenderError::Decode`]: the payload is not well-formed KHQR TLV.
-/// * [`RenderError::Field`]: no or a blank merchant name (59); a currency other
-///   than 116 or 840 (53); an amount that is not decimal digits with an
-///   optional fraction, or longer than 13 characters (54).
+/// * [`RenderError::Field`]: a field the card shows breaks the core's rule; the
+///   [`crate::Error`] inside names the [`Field`](crate::Field) and has the code
+///   `generate` and `verify` give: the merchant name (tag 59) absent or blank
+///   (only white space and invisible format characters such as U+200B; code 2)
+///   or with a control character (53); the currency (tag 53) absent (9) or not
+///   116 or 840 (28); the amount (tag 54) not decimal digits with an optional
+///   fraction, or over 13 characters (4).
 /// * [`RenderError::TooLong`]: the payload does not fit a QR symbol at `ecc`.
 /// * [`RenderError::Image`]: a logo is not a PNG, or over 4096 pixels a side.
 /// * [`RenderError::Font`], [`RenderError::Png`]: the embedded fonts did not

@@ -137,13 +137,13 @@ pub enum RenderError {
     Png(String),
     /// The card's payload is not well-formed KHQR (see [`crate::Decoded::parse`]).
     Decode(crate::Error),
-    /// A field the card shows is missing or unusable.
-    Field {
-        /// The tag: 59 merchant name, 53 currency, 54 amount.
-        tag: u8,
-        /// Why, in words.
-        reason: &'static str,
-    },
+    /// A field the card shows is missing or unusable: the merchant name (tag
+    /// 59), the currency (tag 53) or the amount (tag 54). The error names the
+    /// field ([`crate::Error::field`], which knows its tag) and carries the
+    /// core's code for the rule it broke ([`crate::Error::code`]), the same
+    /// code `generate` and `verify` give: e.g. 2 for a blank name, 53 for a
+    /// control character, 28 for a currency other than 116 or 840.
+    Field(crate::Error),
     /// A caller's logo is not a decodable PNG, or is too large.
     Image(String),
     /// An embedded font did not parse (not expected: they are fixed at build time).
@@ -159,7 +159,7 @@ impl fmt::Display for RenderError {
             RenderError::InvalidOption(what) => write!(f, "invalid option: {what}"),
             RenderError::Png(e) => write!(f, "PNG encoding failed: {e}"),
             RenderError::Decode(e) => write!(f, "not a KHQR payload: {e}"),
-            RenderError::Field { tag, reason } => write!(f, "tag {tag:02}: {reason}"),
+            RenderError::Field(e) => write!(f, "cannot draw the card: {e}"),
             RenderError::Image(e) => write!(f, "logo image: {e}"),
             RenderError::Font(e) => write!(f, "embedded font: {e}"),
         }
