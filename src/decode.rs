@@ -111,8 +111,9 @@ const SUBS_INLINE: usize = 16;
 const NO_CHILDREN: (u32, u32) = (u32::MAX, 0);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Element<'a> {
-    object: DataObject<'a>,
+pub(crate) struct Element<'a> {
+    /// The data object.
+    pub(crate) object: DataObject<'a>,
     /// Range of this template's sub-objects in `Decoded::subs`; [`NO_CHILDREN`]
     /// when it is not a template that reads as data objects.
     children: (u32, u32),
@@ -171,13 +172,14 @@ impl<'a> Entry<'_, 'a> {
         self.object.value()
     }
 
-    /// The values of the sub-objects `subs` (one pass over the sub-objects); of
-    /// a repeated sub-tag, the last, as [`Entry::sub_value`].
-    pub(crate) fn sub_values<const N: usize>(&self, subs: [u8; N]) -> [Option<&'a str>; N] {
+    /// The values of the sub-objects with IDs `0..N`, each at its ID (one pass
+    /// over the sub-objects, an ID an index); of a repeated sub-tag, the last,
+    /// as [`Entry::sub_value`].
+    pub(crate) fn subs_below<const N: usize>(&self) -> [Option<&'a str>; N] {
         let mut out = [None; N];
         for o in self.children.unwrap_or(&[]) {
-            if let Some(i) = subs.iter().position(|&s| s == o.id()) {
-                out[i] = Some(o.value());
+            if let Some(slot) = out.get_mut(usize::from(o.id())) {
+                *slot = Some(o.value());
             }
         }
         out
@@ -194,6 +196,31 @@ impl<'a> Entry<'_, 'a> {
             .find(|o| o.id() == sub)
             .map(DataObject::value)
     }
+}
+
+/// Told of each data object [`Decoded::read_observed`] reads, as it reads it.
+pub(crate) trait Observer<'a> {
+    /// Whether [`Observer::children`] is wanted.
+    const WANTS_CHILDREN: bool = true;
+
+    /// A top-level data object was read; if it is a template,
+    /// [`Observer::children`] follows when its value reads as data objects.
+    fn object(&mut self, object: &DataObject<'a>);
+
+    /// The value of the top-level data object just read, a template with ID
+    /// `id`, read as the data objects `children` (in order).
+    fn children(&mut self, id: u8, children: &[DataObject<'a>]);
+}
+
+/// Told nothing: plain decode.
+impl<'a> Observer<'a> for () {
+    const WANTS_CHILDREN: bool = false;
+
+    #[inline(always)]
+    fn object(&mut self, _: &DataObject<'a>) {}
+
+    #[inline(always)]
+    fn children(&mut self, _: u8, _: &[DataObject<'a>]) {}
 }
 
 /// Where and why [`Decoded::read`] stopped short of a clean read.
@@ -270,6 +297,7 @@ impl<'a> Decoded<'a> {
     }
 
     /// Nothing read yet from `payload`.
+    #[inline]
     pub(crate) const fn empty(payload: &'a str) -> Self {
         Decoded {
             payload,
@@ -286,7 +314,17 @@ impl<'a> Decoded<'a> {
     /// is recorded and the reading goes on (verify reads the top level the way
     /// the SDK does, past such a template); a top-level data object that is not
     /// well-formed ends it.
+    // Not inlined into `parse`: the loop compiles better on its own.
+    #[inline(never)]
     pub(crate) fn read(&mut self) -> Stop {
+        self.read_observed(&mut ())
+    }
+
+    /// [`Decoded::read`], telling `observer` of each data object as it is read
+    /// (verify collects what it needs in the same pass; plain decode passes
+    /// `()`, which is told nothing and costs nothing).
+    #[inline]
+    pub(crate) fn read_observed<O: Observer<'a>>(&mut self, observer: &mut O) -> Stop {
         let mut stop = Stop::default();
         let mut reader = Reader::new(self.payload);
         while let Some(object) = reader.next() {
@@ -298,6 +336,7 @@ impl<'a> Decoded<'a> {
                 }
             };
             let id = object.id();
+            observer.object(&object);
             let mut children = NO_CHILDREN;
             if tag::is_template(id) {
                 let start = self.subs.len();
@@ -312,7 +351,13 @@ impl<'a> Decoded<'a> {
                     }
                 }
                 match broken {
-                    None => children = (start as u32, self.subs.len() as u32),
+                    None => {
+                        children = (start as u32, self.subs.len() as u32);
+                        if O::WANTS_CHILDREN {
+                            let subs = self.subs.as_slice().get(start..).unwrap_or(&[]);
+                            observer.children(id, subs);
+                        }
+                    }
                     Some(e) => {
                         self.subs.truncate(start);
                         if tag::is_khqr_template(id) && stop.template.is_none() {
@@ -324,6 +369,12 @@ impl<'a> Decoded<'a> {
             self.top.push(Element { object, children });
         }
         stop
+    }
+
+    /// The top-level data objects as stored, in order (with
+    /// [`Decoded::entry`], for verify's single pass over them).
+    pub(crate) fn elements(&self) -> &[Element<'a>] {
+        self.top.as_slice()
     }
 
     /// The string that was decoded.
@@ -338,7 +389,8 @@ impl<'a> Decoded<'a> {
         self.top.as_slice().iter().map(|e| self.entry(e))
     }
 
-    fn entry(&self, e: &Element<'a>) -> Entry<'_, 'a> {
+    /// `e` (one of [`Decoded::elements`]) with its sub-objects.
+    pub(crate) fn entry(&self, e: &Element<'a>) -> Entry<'_, 'a> {
         Entry {
             object: e.object,
             children: self
@@ -448,6 +500,7 @@ impl<'a> Decoded<'a> {
     }
 }
 
+#[inline]
 pub(crate) fn parse_ms(s: &str) -> Option<u64> {
     // At most 19 digits: below u64::MAX, so no overflow.
     let b = s.as_bytes();
@@ -458,26 +511,33 @@ pub(crate) fn parse_ms(s: &str) -> Option<u64> {
     let first = b.len() % 8;
     let (head, rest) = b.split_at(first);
     let mut n = 0;
-    if !head.is_empty() {
+    if let Some(w) = b.first_chunk::<8>().filter(|_| first > 0) {
+        // The head is the first `first` of eight bytes there: moved up to
+        // the end of the group (little-endian: the high bytes) over zeros.
+        let shift = 8 * (8 - first as u32);
+        let zeros = u64::from_le_bytes([b'0'; 8]) >> (64 - shift);
+        n = eight_digits((u64::from_le_bytes(*w) << shift) | zeros)?;
+    } else if !head.is_empty() {
+        // Fewer than eight bytes in all.
         let mut group = [b'0'; 8];
         group[8 - first..].copy_from_slice(head);
-        n = eight_digits(group)?;
+        n = eight_digits(u64::from_le_bytes(group))?;
     }
     for c in rest.chunks_exact(8) {
         let mut group = [0; 8];
         group.copy_from_slice(c);
-        n = n * 100_000_000 + eight_digits(group)?;
+        n = n * 100_000_000 + eight_digits(u64::from_le_bytes(group))?;
     }
     Some(n)
 }
 
-/// Eight ASCII digits, the first most significant, as their number (at most
-/// 99,999,999); `None` unless all are digits. A byte is a digit when its high
-/// half is 3 both as it is and after adding 6 (0x30-0x39 only); the digits
-/// are then paired, the pairs paired, and those paired by multiplications.
-fn eight_digits(group: [u8; 8]) -> Option<u64> {
+/// Eight ASCII digits as a little-endian word (the first digit, most
+/// significant, in the low byte), as their number (at most 99,999,999); `None`
+/// unless all are digits. A byte is a digit when its high half is 3 both as it
+/// is and after adding 6 (0x30-0x39 only); the digits are then paired, the
+/// pairs paired, and those paired by multiplications.
+fn eight_digits(x: u64) -> Option<u64> {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
-    let x = u64::from_le_bytes(group);
     // A carry out of a byte of 0xFA or more only follows a byte that fails already.
     let digits =
         x & (ONES * 0xF0) == ONES * 0x30 && x.wrapping_add(ONES * 6) & (ONES * 0xF0) == ONES * 0x30;
