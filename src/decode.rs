@@ -176,13 +176,7 @@ impl<'a> Entry<'_, 'a> {
     /// over the sub-objects, an ID an index); of a repeated sub-tag, the last,
     /// as [`Entry::sub_value`].
     pub(crate) fn subs_below<const N: usize>(&self) -> [Option<&'a str>; N] {
-        let mut out = [None; N];
-        for o in self.children.unwrap_or(&[]) {
-            if let Some(slot) = out.get_mut(usize::from(o.id())) {
-                *slot = Some(o.value());
-            }
-        }
-        out
+        subs_below(self.children.unwrap_or(&[]))
     }
 
     /// The value of sub-object `sub`, if this is a template that has one; of a
@@ -196,6 +190,19 @@ impl<'a> Entry<'_, 'a> {
             .find(|o| o.id() == sub)
             .map(DataObject::value)
     }
+}
+
+/// The values of the data objects `objects` with IDs `0..N`, each at its ID;
+/// of a repeated ID, the last.
+#[inline]
+pub(crate) fn subs_below<'a, const N: usize>(objects: &[DataObject<'a>]) -> [Option<&'a str>; N] {
+    let mut out = [None; N];
+    for o in objects {
+        if let Some(slot) = out.get_mut(usize::from(o.id())) {
+            *slot = Some(o.value());
+        }
+    }
+    out
 }
 
 /// Told of each data object [`Decoded::read_observed`] reads, as it reads it.
@@ -317,16 +324,21 @@ impl<'a> Decoded<'a> {
     // Not inlined into `parse`: the loop compiles better on its own.
     #[inline(never)]
     pub(crate) fn read(&mut self) -> Stop {
-        self.read_observed(&mut ())
+        self.read_observed(&mut (), false)
     }
 
     /// [`Decoded::read`], telling `observer` of each data object as it is read
     /// (verify collects what it needs in the same pass; plain decode passes
-    /// `()`, which is told nothing and costs nothing).
+    /// `()`, which is told nothing and costs nothing). `ascii`: the caller
+    /// knows the payload is all ASCII (`false`: not known, the reader looks).
     #[inline]
-    pub(crate) fn read_observed<O: Observer<'a>>(&mut self, observer: &mut O) -> Stop {
+    pub(crate) fn read_observed<O: Observer<'a>>(&mut self, observer: &mut O, ascii: bool) -> Stop {
         let mut stop = Stop::default();
-        let mut reader = Reader::new(self.payload);
+        let mut reader = if ascii {
+            Reader::known_ascii(self.payload)
+        } else {
+            Reader::new(self.payload)
+        };
         while let Some(object) = reader.next() {
             let object = match object {
                 Ok(o) => o,
@@ -500,7 +512,17 @@ impl<'a> Decoded<'a> {
     }
 }
 
+/// Exactly 13 ASCII digits (milliseconds since the Unix epoch from 2001 to
+/// 2286) as their number: [`parse_ms`] of a string of 13 bytes, in two words.
 #[inline]
+pub(crate) fn parse_ms13(s: &str) -> Option<u64> {
+    let b: &[u8; 13] = s.as_bytes().try_into().ok()?;
+    let (head, tail) = (b.first_chunk::<8>()?, b.last_chunk::<8>()?);
+    // The first five digits moved up to the end of a group over three zeros.
+    let head = (u64::from_le_bytes(*head) << 24) | (u64::from_le_bytes([b'0'; 8]) >> 40);
+    Some(eight_digits(head)? * 100_000_000 + eight_digits(u64::from_le_bytes(*tail))?)
+}
+
 pub(crate) fn parse_ms(s: &str) -> Option<u64> {
     // At most 19 digits: below u64::MAX, so no overflow.
     let b = s.as_bytes();
@@ -592,6 +614,20 @@ mod tests {
             parse_ms("9999999999999999999"),
             Some(9_999_999_999_999_999_999)
         );
+        for n in [1_000_000_000_000u64, 1_700_000_000_123, 9_999_999_999_999] {
+            assert_eq!(parse_ms13(&n.to_string()), Some(n), "{n}");
+        }
+        for s in ["0000000000000", "0000000000042", "1700000000000"] {
+            assert_eq!(parse_ms13(s), parse_ms(s), "{s}");
+        }
+        for bad in [
+            "170000000000",
+            "17000000000000",
+            "170000000000a",
+            "a700000000000",
+        ] {
+            assert_eq!(parse_ms13(bad), None, "{bad}");
+        }
         for bad in [
             "",
             "17000000000000000000",
@@ -608,11 +644,9 @@ mod tests {
             for b in (0u8..=0x7F).filter(|b| !b.is_ascii_digit()) {
                 let mut s = b"1700000000000".to_vec();
                 s[at] = b;
-                assert_eq!(
-                    parse_ms(core::str::from_utf8(&s).unwrap()),
-                    None,
-                    "{at} {b}"
-                );
+                let s = core::str::from_utf8(&s).unwrap();
+                assert_eq!(parse_ms(s), None, "{at} {b}");
+                assert_eq!(parse_ms13(s), None, "{at} {b}");
             }
         }
     }

@@ -4,7 +4,7 @@ use alloc::borrow::ToOwned;
 
 use crate::amount::{decimal_parts, fraction_fits, fraction_refusal, Currency, MAX_AMOUNT_LEN};
 use crate::crc;
-use crate::decode::{parse_ms, Decoded, Entry, Observer, Stop};
+use crate::decode::{parse_ms, parse_ms13, subs_below, Decoded, Entry, Observer, Stop};
 use crate::error::{Detail, Error, ErrorCode, Field};
 use crate::payload::{check_account_id, check_chars, check_mcc, check_not_blank, printable_ascii};
 use crate::tag;
@@ -89,7 +89,10 @@ impl IdSet {
 ///
 /// Each data object costs a bit and two tests; anything read twice goes to
 /// [`TopLevel::again`] (rare).
-struct TopLevel {
+struct TopLevel<'a> {
+    /// The creation and expiration timestamps (sub-tags 00 and 01) of the
+    /// last tag 99 read as data objects; `None` without one.
+    timestamps: Option<[Option<&'a str>; 2]>,
     /// Tags read; once the SDK would have stopped (`repeat`), the tags it read.
     seen: IdSet,
     /// The ID of the last data object read; 100 (no ID) before the first.
@@ -106,9 +109,10 @@ struct TopLevel {
     duplicate_sub: Option<(u8, u8)>,
 }
 
-impl TopLevel {
+impl TopLevel<'_> {
     const fn new() -> Self {
         TopLevel {
+            timestamps: None,
             seen: IdSet([0; 2]),
             last: 100,
             repeat: None,
@@ -168,7 +172,7 @@ impl TopLevel {
     }
 }
 
-impl<'a> Observer<'a> for TopLevel {
+impl<'a> Observer<'a> for TopLevel<'a> {
     #[inline]
     fn object(&mut self, object: &DataObject<'a>) {
         let id = object.id();
@@ -180,6 +184,9 @@ impl<'a> Observer<'a> for TopLevel {
 
     #[inline]
     fn children(&mut self, id: u8, children: &[DataObject<'a>]) {
+        if id == tag::TIMESTAMPS {
+            self.timestamps = Some(subs_below(children));
+        }
         if self.repeat.is_some() || self.duplicate_sub.is_some() || !tag::is_khqr_template(id) {
             return;
         }
@@ -265,8 +272,12 @@ pub fn verify_with<'a>(
 /// Reads `d` (empty) and applies every rule after the form's (steps 2–7 of
 /// [`verify_with`]).
 fn check_read(d: &mut Decoded<'_>, now_ms: u64, options: VerifyOptions) -> Result<(), Error> {
+    // The character rule, folded into one scan of the whole payload: when it
+    // is all printable ASCII, no field can break it (and the reader need not
+    // look for other characters).
+    let printable = printable_ascii(d.payload());
     let mut top = TopLevel::new();
-    let stop = d.read_observed(&mut top);
+    let stop = d.read_observed(&mut top, printable);
     top.finish(&stop);
     let d: &Decoded<'_> = d;
     let dynamic = top.poi(d) == Some(*b"12");
@@ -319,8 +330,8 @@ fn check_read(d: &mut Decoded<'_>, now_ms: u64, options: VerifyOptions) -> Resul
         ));
     }
     check_repeats(&top)?;
-    check_fields(d, dynamic)?;
-    check_timestamps(d, dynamic || has_amount, now_ms, options)
+    check_fields(d, dynamic, printable)?;
+    check_timestamps(top.timestamps, dynamic || has_amount, now_ms, options)
 }
 
 /// A tag anywhere twice, a sub-tag twice in a KHQR template (readers disagree
@@ -397,11 +408,9 @@ fn expect(
 }
 
 /// Each field's rules, in the order the payload carries the fields (the SDK's
-/// order). Lengths and their codes come from the field table.
-fn check_fields(d: &Decoded<'_>, dynamic: bool) -> Result<(), Error> {
-    // The character rule, folded into one scan of the whole payload: when it
-    // is all printable ASCII, no field can break it.
-    let ascii = printable_ascii(d.payload());
+/// order). Lengths and their codes come from the field table. `ascii`: the
+/// payload is all printable ASCII (the character rule holds for every field).
+fn check_fields(d: &Decoded<'_>, dynamic: bool, ascii: bool) -> Result<(), Error> {
     let text = |field: Field, v: &str| {
         if ascii {
             check_length_only(field, v)
@@ -632,20 +641,18 @@ fn check_amount(currency: Option<Currency>, dynamic: bool, v: &str) -> Result<()
     Ok(())
 }
 
+/// Tag 99's rules, given its sub-tags 00 and 01 (`timestamps`; `None` without
+/// tag 99).
 fn check_timestamps(
-    d: &Decoded<'_>,
+    timestamps: Option<[Option<&str>; 2]>,
     dynamic: bool,
     now_ms: u64,
     options: VerifyOptions,
 ) -> Result<(), Error> {
-    let Some(t) = d.get(tag::TIMESTAMPS) else {
+    const _: () = assert!(tag::sub::CREATION_TIMESTAMP == 0 && tag::sub::EXPIRATION_TIMESTAMP == 1);
+    let Some([created, exp]) = timestamps else {
         return Ok(());
     };
-    let subs = t.subs_below::<2>();
-    let [created, exp] = [
-        subs[usize::from(tag::sub::CREATION_TIMESTAMP)],
-        subs[usize::from(tag::sub::EXPIRATION_TIMESTAMP)],
-    ];
     let Some(exp) = exp else {
         if dynamic && !options.allow_missing_expiration {
             return Err(Error::reason(
@@ -656,7 +663,7 @@ fn check_timestamps(
         }
         return Ok(());
     };
-    let exp_ms = parse_ms(exp).filter(|_| exp.len() == 13).ok_or_else(|| {
+    let exp_ms = parse_ms13(exp).ok_or_else(|| {
         Error::reason_with(
             ErrorCode::ExpirationTimestampLengthInvalid,
             Field::ExpirationTimestamp,
@@ -664,7 +671,7 @@ fn check_timestamps(
             exp,
         )
     })?;
-    if let Some(created) = created.and_then(parse_ms) {
+    if let Some(created) = created.and_then(|c| parse_ms13(c).or_else(|| parse_ms(c))) {
         if exp_ms < created {
             return Err(Error::reason_with(
                 ErrorCode::ExpirationTimestampInThePast,
