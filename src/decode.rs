@@ -106,6 +106,10 @@ impl<T: Copy + Eq, const N: usize> Eq for Slots<T, N> {}
 const TOP_INLINE: usize = 16;
 const SUBS_INLINE: usize = 16;
 
+/// The empty store of sub-objects, a constant: copied in one piece into a new
+/// [`Decoded`], not filled slot by slot and then copied.
+const EMPTY_SUBS: Slots<DataObject<'static>, SUBS_INLINE> = Slots::new(DataObject::EMPTY);
+
 /// [`Element::children`] of a data object without sub-objects (an empty
 /// range would be a template with none).
 const NO_CHILDREN: (u32, u32) = (u32::MAX, 0);
@@ -312,7 +316,7 @@ impl<'a> Decoded<'a> {
                 object: DataObject::EMPTY,
                 children: NO_CHILDREN,
             }),
-            subs: Slots::new(DataObject::EMPTY),
+            subs: EMPTY_SUBS,
         }
     }
 
