@@ -190,6 +190,10 @@ impl<'a> Observer<'a> for TopLevel<'a> {
         if self.repeat.is_some() || self.duplicate_sub.is_some() || !tag::is_khqr_template(id) {
             return;
         }
+        // Sub-tags in increasing order (the usual) are all different.
+        if children.windows(2).all(|w| w[0].id() < w[1].id()) {
+            return;
+        }
         let mut subs = IdSet::default();
         if let Some(o) = children.iter().find(|o| subs.insert(o.id())) {
             self.duplicate_sub = Some((id, o.id()));
@@ -450,11 +454,16 @@ fn check_fields(d: &Decoded<'_>, dynamic: bool, ascii: bool) -> Result<(), Error
             tag::INDIVIDUAL_ACCOUNT | tag::MERCHANT_ACCOUNT => check_account(&d.entry(e))?,
             tag::MERCHANT_CATEGORY_CODE => check_mcc(v)?,
             tag::TRANSACTION_CURRENCY => {
-                let f = Field::TransactionCurrency;
-                f.check_length(v)?;
-                let why = "must be 116 (KHR) or 840 (USD)";
-                expect(v, &["116", "840"], ErrorCode::UnsupportedCurrency, f, why)?;
-                currency = Some(Currency::from_numeric_text(v));
+                // 116 or 840 (within the length) is read once; anything else
+                // is refused by the rules in order.
+                let c = Currency::from_numeric_text(v);
+                if c.is_none() {
+                    let f = Field::TransactionCurrency;
+                    f.check_length(v)?;
+                    let why = "must be 116 (KHR) or 840 (USD)";
+                    expect(v, &["116", "840"], ErrorCode::UnsupportedCurrency, f, why)?;
+                }
+                currency = Some(c);
             }
             tag::TRANSACTION_AMOUNT => {
                 // Tag 53 normally comes first; read it off the payload if not.
