@@ -516,8 +516,9 @@ impl<'a> Decoded<'a> {
     }
 }
 
-/// Exactly 13 ASCII digits (milliseconds since the Unix epoch from 2001 to
-/// 2286) as their number: [`parse_ms`] of a string of 13 bytes, in two words.
+/// Exactly 13 ASCII digits (leading zeros allowed; the width of milliseconds
+/// since the Unix epoch from 2001 to 2286) as their number: [`parse_ms`] of a
+/// string of 13 bytes, read in two words.
 #[inline]
 pub(crate) fn parse_ms13(s: &str) -> Option<u64> {
     let b: &[u8; 13] = s.as_bytes().try_into().ok()?;

@@ -273,7 +273,8 @@ impl<'a> Reader<'a> {
 
     /// A reader over `input` that is known to be all ASCII, as [`all_ascii`]
     /// would find (the caller looked already: printable ASCII, say); the
-    /// reader does not look again.
+    /// reader does not look again. Only for input the caller has checked: the
+    /// reader takes a length of n units as n bytes.
     pub(crate) const fn known_ascii(input: &'a str) -> Self {
         Reader {
             rest: input,

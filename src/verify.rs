@@ -500,6 +500,15 @@ fn check_fields(d: &Decoded<'_>, dynamic: bool, ascii: bool) -> Result<(), Error
 /// The text fields of the additional data template (62), from the field table.
 const ADDITIONAL_DATA: [(u8, Field); 5] = Field::subs_of(tag::ADDITIONAL_DATA);
 
+// `check_fields` reads the sub-tags of 62 below 9, each at its ID.
+const _: () = {
+    let mut i = 0;
+    while i < ADDITIONAL_DATA.len() {
+        assert!(ADDITIONAL_DATA[i].0 < 9, "a sub-tag of 62 over 8");
+        i += 1;
+    }
+};
+
 /// A text field: present (not empty), within its limit, not blank where the table
 /// says it is required, no control characters.
 fn check_text(field: Field, v: &str) -> Result<(), Error> {
