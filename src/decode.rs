@@ -106,13 +106,18 @@ impl<T: Copy + Eq, const N: usize> Eq for Slots<T, N> {}
 const TOP_INLINE: usize = 16;
 const SUBS_INLINE: usize = 16;
 
+/// The empty store of sub-objects, a constant: copied in one piece into a new
+/// [`Decoded`], not filled slot by slot and then copied.
+const EMPTY_SUBS: Slots<DataObject<'static>, SUBS_INLINE> = Slots::new(DataObject::EMPTY);
+
 /// [`Element::children`] of a data object without sub-objects (an empty
 /// range would be a template with none).
 const NO_CHILDREN: (u32, u32) = (u32::MAX, 0);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Element<'a> {
-    object: DataObject<'a>,
+pub(crate) struct Element<'a> {
+    /// The data object.
+    pub(crate) object: DataObject<'a>,
     /// Range of this template's sub-objects in `Decoded::subs`; [`NO_CHILDREN`]
     /// when it is not a template that reads as data objects.
     children: (u32, u32),
@@ -171,16 +176,11 @@ impl<'a> Entry<'_, 'a> {
         self.object.value()
     }
 
-    /// The values of the sub-objects `subs` (one pass over the sub-objects); of
-    /// a repeated sub-tag, the last, as [`Entry::sub_value`].
-    pub(crate) fn sub_values<const N: usize>(&self, subs: [u8; N]) -> [Option<&'a str>; N] {
-        let mut out = [None; N];
-        for o in self.children.unwrap_or(&[]) {
-            if let Some(i) = subs.iter().position(|&s| s == o.id()) {
-                out[i] = Some(o.value());
-            }
-        }
-        out
+    /// The values of the sub-objects with IDs `0..N`, each at its ID (one pass
+    /// over the sub-objects, an ID an index); of a repeated sub-tag, the last,
+    /// as [`Entry::sub_value`].
+    pub(crate) fn subs_below<const N: usize>(&self) -> [Option<&'a str>; N] {
+        subs_below(self.children.unwrap_or(&[]))
     }
 
     /// The value of sub-object `sub`, if this is a template that has one; of a
@@ -194,6 +194,44 @@ impl<'a> Entry<'_, 'a> {
             .find(|o| o.id() == sub)
             .map(DataObject::value)
     }
+}
+
+/// The values of the data objects `objects` with IDs `0..N`, each at its ID;
+/// of a repeated ID, the last.
+#[inline]
+pub(crate) fn subs_below<'a, const N: usize>(objects: &[DataObject<'a>]) -> [Option<&'a str>; N] {
+    let mut out = [None; N];
+    for o in objects {
+        if let Some(slot) = out.get_mut(usize::from(o.id())) {
+            *slot = Some(o.value());
+        }
+    }
+    out
+}
+
+/// Told of each data object [`Decoded::read_observed`] reads, as it reads it.
+pub(crate) trait Observer<'a> {
+    /// Whether [`Observer::children`] is wanted.
+    const WANTS_CHILDREN: bool = true;
+
+    /// A top-level data object was read; if it is a template,
+    /// [`Observer::children`] follows when its value reads as data objects.
+    fn object(&mut self, object: &DataObject<'a>);
+
+    /// The value of the top-level data object just read, a template with ID
+    /// `id`, read as the data objects `children` (in order).
+    fn children(&mut self, id: u8, children: &[DataObject<'a>]);
+}
+
+/// Told nothing: plain decode.
+impl<'a> Observer<'a> for () {
+    const WANTS_CHILDREN: bool = false;
+
+    #[inline(always)]
+    fn object(&mut self, _: &DataObject<'a>) {}
+
+    #[inline(always)]
+    fn children(&mut self, _: u8, _: &[DataObject<'a>]) {}
 }
 
 /// Where and why [`Decoded::read`] stopped short of a clean read.
@@ -270,6 +308,7 @@ impl<'a> Decoded<'a> {
     }
 
     /// Nothing read yet from `payload`.
+    #[inline]
     pub(crate) const fn empty(payload: &'a str) -> Self {
         Decoded {
             payload,
@@ -277,7 +316,7 @@ impl<'a> Decoded<'a> {
                 object: DataObject::EMPTY,
                 children: NO_CHILDREN,
             }),
-            subs: Slots::new(DataObject::EMPTY),
+            subs: EMPTY_SUBS,
         }
     }
 
@@ -286,9 +325,24 @@ impl<'a> Decoded<'a> {
     /// is recorded and the reading goes on (verify reads the top level the way
     /// the SDK does, past such a template); a top-level data object that is not
     /// well-formed ends it.
+    // Not inlined into `parse`: the loop compiles better on its own.
+    #[inline(never)]
     pub(crate) fn read(&mut self) -> Stop {
+        self.read_observed(&mut (), false)
+    }
+
+    /// [`Decoded::read`], telling `observer` of each data object as it is read
+    /// (verify collects what it needs in the same pass; plain decode passes
+    /// `()`, which is told nothing and costs nothing). `ascii`: the caller
+    /// knows the payload is all ASCII (`false`: not known, the reader looks).
+    #[inline]
+    pub(crate) fn read_observed<O: Observer<'a>>(&mut self, observer: &mut O, ascii: bool) -> Stop {
         let mut stop = Stop::default();
-        let mut reader = Reader::new(self.payload);
+        let mut reader = if ascii {
+            Reader::known_ascii(self.payload)
+        } else {
+            Reader::new(self.payload)
+        };
         while let Some(object) = reader.next() {
             let object = match object {
                 Ok(o) => o,
@@ -298,6 +352,7 @@ impl<'a> Decoded<'a> {
                 }
             };
             let id = object.id();
+            observer.object(&object);
             let mut children = NO_CHILDREN;
             if tag::is_template(id) {
                 let start = self.subs.len();
@@ -312,7 +367,13 @@ impl<'a> Decoded<'a> {
                     }
                 }
                 match broken {
-                    None => children = (start as u32, self.subs.len() as u32),
+                    None => {
+                        children = (start as u32, self.subs.len() as u32);
+                        if O::WANTS_CHILDREN {
+                            let subs = self.subs.as_slice().get(start..).unwrap_or(&[]);
+                            observer.children(id, subs);
+                        }
+                    }
                     Some(e) => {
                         self.subs.truncate(start);
                         if tag::is_khqr_template(id) && stop.template.is_none() {
@@ -324,6 +385,12 @@ impl<'a> Decoded<'a> {
             self.top.push(Element { object, children });
         }
         stop
+    }
+
+    /// The top-level data objects as stored, in order (with
+    /// [`Decoded::entry`], for verify's single pass over them).
+    pub(crate) fn elements(&self) -> &[Element<'a>] {
+        self.top.as_slice()
     }
 
     /// The string that was decoded.
@@ -338,7 +405,8 @@ impl<'a> Decoded<'a> {
         self.top.as_slice().iter().map(|e| self.entry(e))
     }
 
-    fn entry(&self, e: &Element<'a>) -> Entry<'_, 'a> {
+    /// `e` (one of [`Decoded::elements`]) with its sub-objects.
+    pub(crate) fn entry(&self, e: &Element<'a>) -> Entry<'_, 'a> {
         Entry {
             object: e.object,
             children: self
@@ -448,6 +516,18 @@ impl<'a> Decoded<'a> {
     }
 }
 
+/// Exactly 13 ASCII digits (leading zeros allowed; the width of milliseconds
+/// since the Unix epoch from 2001 to 2286) as their number: [`parse_ms`] of a
+/// string of 13 bytes, read in two words.
+#[inline]
+pub(crate) fn parse_ms13(s: &str) -> Option<u64> {
+    let b: &[u8; 13] = s.as_bytes().try_into().ok()?;
+    let (head, tail) = (b.first_chunk::<8>()?, b.last_chunk::<8>()?);
+    // The first five digits moved up to the end of a group over three zeros.
+    let head = (u64::from_le_bytes(*head) << 24) | (u64::from_le_bytes([b'0'; 8]) >> 40);
+    Some(eight_digits(head)? * 100_000_000 + eight_digits(u64::from_le_bytes(*tail))?)
+}
+
 pub(crate) fn parse_ms(s: &str) -> Option<u64> {
     // At most 19 digits: below u64::MAX, so no overflow.
     let b = s.as_bytes();
@@ -458,26 +538,33 @@ pub(crate) fn parse_ms(s: &str) -> Option<u64> {
     let first = b.len() % 8;
     let (head, rest) = b.split_at(first);
     let mut n = 0;
-    if !head.is_empty() {
+    if let Some(w) = b.first_chunk::<8>().filter(|_| first > 0) {
+        // The head is the first `first` of eight bytes there: moved up to
+        // the end of the group (little-endian: the high bytes) over zeros.
+        let shift = 8 * (8 - first as u32);
+        let zeros = u64::from_le_bytes([b'0'; 8]) >> (64 - shift);
+        n = eight_digits((u64::from_le_bytes(*w) << shift) | zeros)?;
+    } else if !head.is_empty() {
+        // Fewer than eight bytes in all.
         let mut group = [b'0'; 8];
         group[8 - first..].copy_from_slice(head);
-        n = eight_digits(group)?;
+        n = eight_digits(u64::from_le_bytes(group))?;
     }
     for c in rest.chunks_exact(8) {
         let mut group = [0; 8];
         group.copy_from_slice(c);
-        n = n * 100_000_000 + eight_digits(group)?;
+        n = n * 100_000_000 + eight_digits(u64::from_le_bytes(group))?;
     }
     Some(n)
 }
 
-/// Eight ASCII digits, the first most significant, as their number (at most
-/// 99,999,999); `None` unless all are digits. A byte is a digit when its high
-/// half is 3 both as it is and after adding 6 (0x30-0x39 only); the digits
-/// are then paired, the pairs paired, and those paired by multiplications.
-fn eight_digits(group: [u8; 8]) -> Option<u64> {
+/// Eight ASCII digits as a little-endian word (the first digit, most
+/// significant, in the low byte), as their number (at most 99,999,999); `None`
+/// unless all are digits. A byte is a digit when its high half is 3 both as it
+/// is and after adding 6 (0x30-0x39 only); the digits are then paired, the
+/// pairs paired, and those paired by multiplications.
+fn eight_digits(x: u64) -> Option<u64> {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
-    let x = u64::from_le_bytes(group);
     // A carry out of a byte of 0xFA or more only follows a byte that fails already.
     let digits =
         x & (ONES * 0xF0) == ONES * 0x30 && x.wrapping_add(ONES * 6) & (ONES * 0xF0) == ONES * 0x30;
@@ -532,6 +619,20 @@ mod tests {
             parse_ms("9999999999999999999"),
             Some(9_999_999_999_999_999_999)
         );
+        for n in [1_000_000_000_000u64, 1_700_000_000_123, 9_999_999_999_999] {
+            assert_eq!(parse_ms13(&n.to_string()), Some(n), "{n}");
+        }
+        for s in ["0000000000000", "0000000000042", "1700000000000"] {
+            assert_eq!(parse_ms13(s), parse_ms(s), "{s}");
+        }
+        for bad in [
+            "170000000000",
+            "17000000000000",
+            "170000000000a",
+            "a700000000000",
+        ] {
+            assert_eq!(parse_ms13(bad), None, "{bad}");
+        }
         for bad in [
             "",
             "17000000000000000000",
@@ -548,11 +649,9 @@ mod tests {
             for b in (0u8..=0x7F).filter(|b| !b.is_ascii_digit()) {
                 let mut s = b"1700000000000".to_vec();
                 s[at] = b;
-                assert_eq!(
-                    parse_ms(core::str::from_utf8(&s).unwrap()),
-                    None,
-                    "{at} {b}"
-                );
+                let s = core::str::from_utf8(&s).unwrap();
+                assert_eq!(parse_ms(s), None, "{at} {b}");
+                assert_eq!(parse_ms13(s), None, "{at} {b}");
             }
         }
     }

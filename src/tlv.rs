@@ -271,6 +271,19 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A reader over `input` that is known to be all ASCII, as [`all_ascii`]
+    /// would find (the caller looked already: printable ASCII, say); the
+    /// reader does not look again. Only for input the caller has checked: the
+    /// reader takes a length of n units as n bytes.
+    pub(crate) const fn known_ascii(input: &'a str) -> Self {
+        Reader {
+            rest: input,
+            offset: 0,
+            failed: false,
+            ascii: true,
+        }
+    }
+
     /// A reader over the value of `object` (read by this reader) as a template,
     /// with offsets relative to the whole input; knows the value is ASCII when
     /// the whole input is, without looking again.

@@ -4,12 +4,9 @@ use alloc::borrow::ToOwned;
 
 use crate::amount::{decimal_parts, fraction_fits, fraction_refusal, Currency, MAX_AMOUNT_LEN};
 use crate::crc;
-use crate::decode::{parse_ms, Decoded, Entry, Stop};
+use crate::decode::{parse_ms, parse_ms13, subs_below, Decoded, Entry, Observer, Stop};
 use crate::error::{Detail, Error, ErrorCode, Field};
-use crate::payload::{
-    check_account_id, check_chars, check_mcc, check_not_blank, printable_ascii,
-    ADDITIONAL_SUBS_FIELDS,
-};
+use crate::payload::{check_account_id, check_chars, check_mcc, check_not_blank, printable_ascii};
 use crate::tag;
 use crate::tlv::DataObject;
 
@@ -66,15 +63,13 @@ pub fn verify(payload: &str, now_ms: u64) -> Result<Decoded<'_>, Error> {
     verify_with(payload, now_ms, &VerifyOptions::default())
 }
 
-/// What the SDK's parser sees of the top level before it stops, read off one
-/// decode: the tags it saw (a bit per tag), the point of initiation method, and
-/// the tag it stopped at for being the same as the one before.
 /// A set of tags or sub-tags (0–99), a bit each.
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
 struct IdSet([u64; 2]);
 
 impl IdSet {
     /// Adds `id`; whether it was there already.
+    #[inline]
     fn insert(&mut self, id: u8) -> bool {
         let (word, bit) = (usize::from(id >> 6) & 1, 1u64 << (id & 63));
         let there = self.0[word] & bit != 0;
@@ -82,86 +77,128 @@ impl IdSet {
         there
     }
 
-    /// Adds `id`, and adds it to `again` too when it was there already.
-    fn insert_noting(&mut self, id: u8, again: &mut IdSet) {
-        let (word, bit) = (usize::from(id >> 6) & 1, 1u64 << (id & 63));
-        again.0[word] |= self.0[word] & bit;
-        self.0[word] |= bit;
-    }
-
     fn contains(self, id: u8) -> bool {
         self.0[usize::from(id >> 6) & 1] & (1u64 << (id & 63)) != 0
     }
 }
 
-struct TopLevel {
-    /// The first tag read a second time, not right after itself (the SDK reads
-    /// on; verify refuses it later, code 58).
-    duplicate: Option<u8>,
+/// What the SDK's parser sees of the top level before it stops, collected
+/// while [`Decoded::read_observed`] reads: the tags it saw (a bit per tag) and
+/// the tag it stopped at for being the same as the one before; and, for this
+/// crate's rules, the first tag and the first sub-tag read twice.
+///
+/// Each data object costs a bit and two tests; anything read twice goes to
+/// [`TopLevel::again`] (rare).
+struct TopLevel<'a> {
+    /// The creation and expiration timestamps (sub-tags 00 and 01) of the
+    /// last tag 99 read as data objects; `None` without one.
+    timestamps: Option<[Option<&'a str>; 2]>,
+    /// Tags read; once the SDK would have stopped (`repeat`), the tags it read.
     seen: IdSet,
-    poi: Option<[u8; 2]>,
+    /// The ID of the last data object read; 100 (no ID) before the first.
+    last: u8,
+    /// The tag read twice in a row, where the SDK stops reading.
     repeat: Option<u8>,
+    /// [`TopLevel::seen`] when the SDK stopped (`repeat`).
+    seen_by_sdk: IdSet,
+    /// The first tag read a second time (verify refuses it, code 58; the SDK
+    /// reads on unless it is right after itself).
+    duplicate: Option<u8>,
     /// The first sub-tag read twice inside a KHQR template (29, 30, 62, 64,
     /// 99): the template's tag and the sub-tag (verify refuses it, code 58).
     duplicate_sub: Option<(u8, u8)>,
 }
 
-impl TopLevel {
-    fn of(d: &Decoded<'_>, stop: &Stop) -> Self {
-        let mut t = TopLevel {
-            duplicate: None,
-            seen: IdSet::default(),
-            poi: None,
+impl TopLevel<'_> {
+    const fn new() -> Self {
+        TopLevel {
+            timestamps: None,
+            seen: IdSet([0; 2]),
+            last: 100,
             repeat: None,
+            seen_by_sdk: IdSet([0; 2]),
+            duplicate: None,
             duplicate_sub: None,
-        };
-        // Tags seen again: noted without a branch, named after the loop (rare).
-        let mut again = IdSet::default();
-        let mut last = None;
-        for e in d.iter() {
-            let id = e.id();
-            if last == Some(id) {
-                t.repeat = Some(id);
-                return t;
-            }
-            last = Some(id);
-            t.seen.insert_noting(id, &mut again);
-            if id == tag::POINT_OF_INITIATION_METHOD && t.poi.is_none() {
-                let v = e.value().as_bytes();
-                t.poi = Some(if v.len() == 2 { [v[0], v[1]] } else { [0, 0] });
-            }
-            if let (true, Some(children), None) =
-                (tag::is_khqr_template(id), e.children, t.duplicate_sub)
-            {
-                let (mut subs, mut again) = (IdSet::default(), IdSet::default());
-                for o in children {
-                    subs.insert_noting(o.id(), &mut again);
-                }
-                if again != IdSet::default() {
-                    t.duplicate_sub =
-                        first_repeat(children.iter().map(DataObject::id)).map(|sub| (id, sub));
-                }
-            }
         }
-        if again != IdSet::default() {
-            t.duplicate = first_repeat(d.iter().map(|e| e.id()));
+    }
+
+    /// A tag read again: right after itself (the SDK stops there) or later.
+    #[cold]
+    fn again(&mut self, id: u8) {
+        if id == self.last {
+            if self.repeat.is_none() {
+                self.repeat = Some(id);
+                self.seen_by_sdk = self.seen;
+            }
+        } else if self.duplicate.is_none() {
+            self.duplicate = Some(id);
         }
-        if let Some(id) = stop.top.and_then(|e| e.id) {
-            // Its ID was read: the SDK counts the tag as present.
-            t.seen.insert(id);
+    }
+
+    /// Completes the record when the reading is over: what the SDK saw, and
+    /// the tag of a data object that could not be read, which counts as seen
+    /// when its ID was read (the SDK counts it present) unless the SDK had
+    /// stopped before it.
+    fn finish(&mut self, stop: &Stop) {
+        if self.repeat.is_some() {
+            self.seen = self.seen_by_sdk;
+        } else if let Some(id) = stop.top.and_then(|e| e.id) {
+            self.seen.insert(id);
         }
-        t
     }
 
     fn has(&self, id: u8) -> bool {
         self.seen.contains(id)
     }
+
+    /// The point of initiation method as the SDK reads it: the value of the
+    /// first tag 01 before it stopped (`[0, 0]` when not two bytes).
+    fn poi(&self, d: &Decoded<'_>) -> Option<[u8; 2]> {
+        let elements = d.elements();
+        // Where the SDK stopped: the second of the first two equal IDs in a row.
+        let read = match self.repeat {
+            None => elements.len(),
+            Some(_) => elements
+                .windows(2)
+                .position(|w| w[0].object.id() == w[1].object.id())
+                .map_or(elements.len(), |i| i + 1),
+        };
+        let e = elements
+            .get(..read)?
+            .iter()
+            .find(|e| e.object.id() == tag::POINT_OF_INITIATION_METHOD)?;
+        let v = e.object.value().as_bytes();
+        Some(if v.len() == 2 { [v[0], v[1]] } else { [0, 0] })
+    }
 }
 
-/// The first of `ids` that came before.
-fn first_repeat(mut ids: impl Iterator<Item = u8>) -> Option<u8> {
-    let mut seen = IdSet::default();
-    ids.find(|&id| seen.insert(id))
+impl<'a> Observer<'a> for TopLevel<'a> {
+    #[inline]
+    fn object(&mut self, object: &DataObject<'a>) {
+        let id = object.id();
+        if id == self.last || self.seen.insert(id) {
+            self.again(id);
+        }
+        self.last = id;
+    }
+
+    #[inline]
+    fn children(&mut self, id: u8, children: &[DataObject<'a>]) {
+        if id == tag::TIMESTAMPS {
+            self.timestamps = Some(subs_below(children));
+        }
+        if self.repeat.is_some() || self.duplicate_sub.is_some() || !tag::is_khqr_template(id) {
+            return;
+        }
+        // Sub-tags in increasing order (the usual) are all different.
+        if children.windows(2).all(|w| w[0].id() < w[1].id()) {
+            return;
+        }
+        let mut subs = IdSet::default();
+        if let Some(o) = children.iter().find(|o| subs.insert(o.id())) {
+            self.duplicate_sub = Some((id, o.id()));
+        }
+    }
 }
 
 /// The data objects a KHQR must have, in the order verify asks for them (the
@@ -227,7 +264,8 @@ pub fn verify_with<'a>(
     options: &VerifyOptions,
 ) -> Result<Decoded<'a>, Error> {
     check_form(payload)?;
-    // Read into the returned value itself (no move of the ~1 KB `Decoded`).
+    // Read into the value returned. (It is still copied out once, a `memcpy`
+    // of the ~1 KB `Decoded`: Rust does not build a returned local in place.)
     let mut out = Ok(Decoded::empty(payload));
     if let Ok(d) = &mut out {
         check_read(d, now_ms, *options)?;
@@ -238,10 +276,15 @@ pub fn verify_with<'a>(
 /// Reads `d` (empty) and applies every rule after the form's (steps 2–7 of
 /// [`verify_with`]).
 fn check_read(d: &mut Decoded<'_>, now_ms: u64, options: VerifyOptions) -> Result<(), Error> {
-    let stop = d.read();
+    // The character rule, folded into one scan of the whole payload: when it
+    // is all printable ASCII, no field can break it (and the reader need not
+    // look for other characters).
+    let printable = printable_ascii(d.payload());
+    let mut top = TopLevel::new();
+    let stop = d.read_observed(&mut top, printable);
+    top.finish(&stop);
     let d: &Decoded<'_> = d;
-    let top = TopLevel::of(d, &stop);
-    let dynamic = top.poi == Some(*b"12");
+    let dynamic = top.poi(d) == Some(*b"12");
     let has_amount = top.has(tag::TRANSACTION_AMOUNT);
     if dynamic && !has_amount {
         return Err(Error::reason(
@@ -291,8 +334,8 @@ fn check_read(d: &mut Decoded<'_>, now_ms: u64, options: VerifyOptions) -> Resul
         ));
     }
     check_repeats(&top)?;
-    check_fields(d, dynamic)?;
-    check_timestamps(d, dynamic || has_amount, now_ms, options)
+    check_fields(d, dynamic, printable)?;
+    check_timestamps(top.timestamps, dynamic || has_amount, now_ms, options)
 }
 
 /// A tag anywhere twice, a sub-tag twice in a KHQR template (readers disagree
@@ -369,11 +412,9 @@ fn expect(
 }
 
 /// Each field's rules, in the order the payload carries the fields (the SDK's
-/// order). Lengths and their codes come from the field table.
-fn check_fields(d: &Decoded<'_>, dynamic: bool) -> Result<(), Error> {
-    // The character rule, folded into one scan of the whole payload: when it
-    // is all printable ASCII, no field can break it.
-    let ascii = printable_ascii(d.payload());
+/// order). Lengths and their codes come from the field table. `ascii`: the
+/// payload is all printable ASCII (the character rule holds for every field).
+fn check_fields(d: &Decoded<'_>, dynamic: bool, ascii: bool) -> Result<(), Error> {
     let text = |field: Field, v: &str| {
         if ascii {
             check_length_only(field, v)
@@ -383,9 +424,9 @@ fn check_fields(d: &Decoded<'_>, dynamic: bool) -> Result<(), Error> {
     };
     // The currency once tag 53 is read (repeated tags were refused before).
     let mut currency = None;
-    for e in d.iter() {
-        let v = e.value();
-        match e.id() {
+    for e in d.elements() {
+        let v = e.object.value();
+        match e.object.id() {
             tag::PAYLOAD_FORMAT_INDICATOR => {
                 let f = Field::PayloadFormatIndicator;
                 f.check_present(v)?;
@@ -410,14 +451,19 @@ fn check_fields(d: &Decoded<'_>, dynamic: bool) -> Result<(), Error> {
                 )?;
             }
             tag::UNIONPAY_MERCHANT_ACCOUNT => Field::UnionPayMerchantAccount.check_length(v)?,
-            tag::INDIVIDUAL_ACCOUNT | tag::MERCHANT_ACCOUNT => check_account(&e)?,
+            tag::INDIVIDUAL_ACCOUNT | tag::MERCHANT_ACCOUNT => check_account(&d.entry(e))?,
             tag::MERCHANT_CATEGORY_CODE => check_mcc(v)?,
             tag::TRANSACTION_CURRENCY => {
-                let f = Field::TransactionCurrency;
-                f.check_length(v)?;
-                let why = "must be 116 (KHR) or 840 (USD)";
-                expect(v, &["116", "840"], ErrorCode::UnsupportedCurrency, f, why)?;
-                currency = Some(Currency::from_numeric_text(v));
+                // 116 or 840 (within the length) is read once; anything else
+                // is refused by the rules in order.
+                let c = Currency::from_numeric_text(v);
+                if c.is_none() {
+                    let f = Field::TransactionCurrency;
+                    f.check_length(v)?;
+                    let why = "must be 116 (KHR) or 840 (USD)";
+                    expect(v, &["116", "840"], ErrorCode::UnsupportedCurrency, f, why)?;
+                }
+                currency = Some(c);
             }
             tag::TRANSACTION_AMOUNT => {
                 // Tag 53 normally comes first; read it off the payload if not.
@@ -436,14 +482,15 @@ fn check_fields(d: &Decoded<'_>, dynamic: bool) -> Result<(), Error> {
             tag::MERCHANT_NAME => text(Field::MerchantName, v)?,
             tag::MERCHANT_CITY => text(Field::MerchantCity, v)?,
             tag::ADDITIONAL_DATA => {
-                let values = e.sub_values(ADDITIONAL_SUBS_FIELDS.0);
-                for ((_, field), value) in ADDITIONAL_DATA.iter().zip(values) {
-                    if let Some(x) = value {
-                        text(*field, x)?;
+                // Sub-tags 01–08, each at its ID.
+                let values = d.entry(e).subs_below::<9>();
+                for (sub, field) in ADDITIONAL_DATA {
+                    if let Some(Some(x)) = values.get(usize::from(sub)) {
+                        text(field, x)?;
                     }
                 }
             }
-            tag::LANGUAGE_TEMPLATE => check_language(&e, text)?,
+            tag::LANGUAGE_TEMPLATE => check_language(&d.entry(e), text)?,
             _ => {}
         }
     }
@@ -452,6 +499,15 @@ fn check_fields(d: &Decoded<'_>, dynamic: bool) -> Result<(), Error> {
 
 /// The text fields of the additional data template (62), from the field table.
 const ADDITIONAL_DATA: [(u8, Field); 5] = Field::subs_of(tag::ADDITIONAL_DATA);
+
+// `check_fields` reads the sub-tags of 62 below 9, each at its ID.
+const _: () = {
+    let mut i = 0;
+    while i < ADDITIONAL_DATA.len() {
+        assert!(ADDITIONAL_DATA[i].0 < 9, "a sub-tag of 62 over 8");
+        i += 1;
+    }
+};
 
 /// A text field: present (not empty), within its limit, not blank where the table
 /// says it is required, no control characters.
@@ -474,11 +530,12 @@ fn check_length_only(field: Field, v: &str) -> Result<(), Error> {
 /// The merchant account template (29 or 30): known sub-tags, the account ID's
 /// rules, the account information or merchant ID, the acquiring bank.
 fn check_account(e: &Entry<'_, '_>) -> Result<(), Error> {
-    let [id, second, bank] = e.sub_values([
-        tag::sub::BAKONG_ACCOUNT_ID,
-        tag::sub::ACCOUNT_INFORMATION,
-        tag::sub::ACQUIRING_BANK,
-    ]);
+    let subs = e.subs_below::<3>();
+    let [id, second, bank] = [
+        subs[usize::from(tag::sub::BAKONG_ACCOUNT_ID)],
+        subs[usize::from(tag::sub::ACCOUNT_INFORMATION)],
+        subs[usize::from(tag::sub::ACQUIRING_BANK)],
+    ];
     // None of the known sub-tags (or no sub-objects at all).
     if id.is_none() && second.is_none() && bank.is_none() {
         return Err(Error::reason(
@@ -516,11 +573,12 @@ fn check_language(
     e: &Entry<'_, '_>,
     text: impl Fn(Field, &str) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    let [pref, name, city] = e.sub_values([
-        tag::sub::LANGUAGE_PREFERENCE,
-        tag::sub::NAME_ALTERNATE_LANGUAGE,
-        tag::sub::CITY_ALTERNATE_LANGUAGE,
-    ]);
+    let subs = e.subs_below::<3>();
+    let [pref, name, city] = [
+        subs[usize::from(tag::sub::LANGUAGE_PREFERENCE)],
+        subs[usize::from(tag::sub::NAME_ALTERNATE_LANGUAGE)],
+        subs[usize::from(tag::sub::CITY_ALTERNATE_LANGUAGE)],
+    ];
     match (pref, name) {
         (None, Some(_)) => {
             return Err(Error::reason(
@@ -601,17 +659,18 @@ fn check_amount(currency: Option<Currency>, dynamic: bool, v: &str) -> Result<()
     Ok(())
 }
 
+/// Tag 99's rules, given its sub-tags 00 and 01 (`timestamps`; `None` without
+/// tag 99).
 fn check_timestamps(
-    d: &Decoded<'_>,
+    timestamps: Option<[Option<&str>; 2]>,
     dynamic: bool,
     now_ms: u64,
     options: VerifyOptions,
 ) -> Result<(), Error> {
-    let Some(t) = d.get(tag::TIMESTAMPS) else {
+    const _: () = assert!(tag::sub::CREATION_TIMESTAMP == 0 && tag::sub::EXPIRATION_TIMESTAMP == 1);
+    let Some([created, exp]) = timestamps else {
         return Ok(());
     };
-    let [created, exp] =
-        t.sub_values([tag::sub::CREATION_TIMESTAMP, tag::sub::EXPIRATION_TIMESTAMP]);
     let Some(exp) = exp else {
         if dynamic && !options.allow_missing_expiration {
             return Err(Error::reason(
@@ -622,7 +681,7 @@ fn check_timestamps(
         }
         return Ok(());
     };
-    let exp_ms = parse_ms(exp).filter(|_| exp.len() == 13).ok_or_else(|| {
+    let exp_ms = parse_ms13(exp).ok_or_else(|| {
         Error::reason_with(
             ErrorCode::ExpirationTimestampLengthInvalid,
             Field::ExpirationTimestamp,
@@ -630,7 +689,7 @@ fn check_timestamps(
             exp,
         )
     })?;
-    if let Some(created) = created.and_then(parse_ms) {
+    if let Some(created) = created.and_then(|c| parse_ms13(c).or_else(|| parse_ms(c))) {
         if exp_ms < created {
             return Err(Error::reason_with(
                 ErrorCode::ExpirationTimestampInThePast,
