@@ -718,16 +718,6 @@ const ADDITIONAL_SLOTS: [(u8, usize); 5] = {
     }
     slots
 };
-/// The sub-tags and the fields of [`ADDITIONAL_DATA`], apart.
-pub(crate) const ADDITIONAL_SUBS_FIELDS: ([u8; 5], [Field; 5]) = {
-    let (mut subs, mut fields) = ([0; 5], [Field::Payload; 5]);
-    let mut i = 0;
-    while i < ADDITIONAL_DATA.len() {
-        (subs[i], fields[i]) = ADDITIONAL_DATA[i];
-        i += 1;
-    }
-    (subs, fields)
-};
 
 /// Where each optional text field of a [`Request`] is kept: the merchant city,
 /// then [`OPTIONAL_TEXT_FIELDS`].
