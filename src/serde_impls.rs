@@ -23,7 +23,6 @@ use crate::amount::Amount;
 use crate::decode::Decoded;
 use crate::fields::{json_key, Field};
 use crate::hash::Md5;
-use crate::json::{request_from_value, Kind};
 use crate::payload::{Account, AmountInput, Expiration, Khqr, Request};
 
 /// `[(request key, field)]` for fields that have a request key (checked at
@@ -95,16 +94,10 @@ impl Serialize for Request<'_> {
 
 impl<'de> Deserialize<'de> for Request<'static> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = serde_json::Value::deserialize(d)?;
-        let kind = if v
-            .get(json_key!(Field::MerchantId))
-            .is_some_and(|m| !m.is_null())
-        {
-            Kind::Merchant
-        } else {
-            Kind::Individual
-        };
-        request_from_value(kind, &v).map_err(D::Error::custom)
+        // The whole object as JSON text: a number amount is then read from its
+        // digits (`serde_json::from_str`), never through a float.
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        crate::json::read(None, raw.get()).map_err(D::Error::custom)
     }
 }
 
