@@ -25,7 +25,8 @@
 //!   or our own `expiresInMs`, milliseconds after the `now` of generation.
 //!
 //! Every key is applied, none dropped: an unknown key is refused (a misspelt
-//! `"ammount"` must not silently make a static QR), and a key of the other kind (`accountInformation` on a merchant's request,
+//! `"ammount"` must not silently make a static QR), so is a key given twice,
+//! and a key of the other kind (`accountInformation` on a merchant's request,
 //! `merchantID` on an individual's) makes [`Request::generate`] refuse the
 //! request with [`ErrorCode::InvalidRequest`] (60), as [`Request::set`] does.
 //!
@@ -124,7 +125,8 @@ fn object(json: &str) -> Result<Entries<'_>, serde_json::Error> {
 ///
 /// # Errors
 /// [`ErrorCode::InvalidRequest`] (60) for text that is not a JSON object, an
-/// unknown key, or a value of the wrong type (an object where text belongs;
+/// unknown key, a key given twice (also once at the top level and once in
+/// `"optional"`), or a value of the wrong type (an object where text belongs;
 /// a fractional, negative or non-numeric expiration); the currency's own
 /// errors (19, 28). Everything else is checked by [`Request::generate`],
 /// including a key that does not apply to `kind` (`accountInformation` on a
@@ -182,7 +184,7 @@ pub(crate) fn read(kind: Option<Kind>, json: &str) -> Result<Request<'static>, E
 }
 
 /// The top-level entries with those of `"optional"` among them; refuses an
-/// unknown key.
+/// unknown key and a key given twice (one of the two would be dropped).
 fn flatten<'a>(top: Entries<'a>) -> Result<Entries<'a>, Error> {
     let mut flat = Entries::with_capacity(top.len() + 8);
     let mut push = |(k, v): (String, &'a RawValue)| -> Result<(), Error> {
@@ -191,6 +193,14 @@ fn flatten<'a>(top: Entries<'a>) -> Result<Entries<'a>, Error> {
                 ErrorCode::InvalidRequest,
                 Field::Request,
                 "has an unknown key",
+                &k,
+            ));
+        }
+        if flat.iter().any(|(seen, _)| *seen == k) {
+            return Err(Error::reason_with(
+                ErrorCode::InvalidRequest,
+                Field::Request,
+                "has a key twice",
                 &k,
             ));
         }
@@ -443,6 +453,18 @@ mod tests {
         assert_eq!(r.text(Field::AcquiringBank), Some("Bank"));
         assert_eq!(r.text(Field::MerchantCity), Some("Siem Reap"));
         assert_eq!(r.text(Field::BillNumber), Some("7"));
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        for json in [
+            r#"{"bakongAccountID":"a@b","merchantName":"x","amount":"1","amount":"2"}"#,
+            r#"{"bakongAccountID":"a@b","merchantName":"x","amount":"1","optional":{"amount":"2"}}"#,
+        ] {
+            let e = request_from_json(Kind::Individual, json).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InvalidRequest);
+            assert_eq!(e.to_string(), "request has a key twice: \"amount\"");
+        }
     }
 
     fn amount_of(json_amount: &str, currency: &str) -> Result<String, Error> {
