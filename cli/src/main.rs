@@ -528,25 +528,21 @@ fn payload_arg(arg: &str) -> Result<String, Failure> {
     Ok(s.trim().to_owned())
 }
 
-/// Refuses to draw text that is not a KHQR: it must decode and carry a correct
-/// CRC (expired or otherwise imperfect bank QRs may still be restyled).
+/// Refuses to draw text that is not a KHQR: it must decode and pass verify's
+/// form check (it ends with `6304` and the CRC of what precedes it; else
+/// [`ErrorCode::KhqrInvalid`], 8, the library's error as `verify` reports it).
+/// Verify's other findings do not stop drawing: expired or otherwise imperfect
+/// bank QRs may still be restyled.
 fn check_drawable(payload: &str) -> Result<(), Failure> {
     bakong_khqr::decode(payload)?;
-    let n = payload.len();
-    let crc_ok = n >= 8
-        && payload.is_char_boundary(n - 8)
-        && payload[n - 8..].starts_with("6304")
-        && bakong_khqr::crc::parse_hex4(&payload[n - 4..])
-            == Some(bakong_khqr::crc::checksum(&payload.as_bytes()[..n - 4]));
-    if crc_ok {
-        Ok(())
-    } else {
-        let message = "not a KHQR: the string does not end with a correct CRC (tag 63)".to_owned();
-        Err(Failure {
-            json: json!({"error": {"code": 8, "name": "KHQR_INVALID", "message": message}}),
-            message,
+    let options = VerifyOptions::new().allow_missing_expiration(true);
+    match bakong_khqr::verify_with(payload, 0, &options) {
+        Err(e) if e.code() == ErrorCode::KhqrInvalid => Err(Failure {
+            json: json!({"error": error_json(&e)}),
+            message: format!("not a KHQR: {}", error_message(&e)),
             exit: 1,
-        })
+        }),
+        _ => Ok(()),
     }
 }
 

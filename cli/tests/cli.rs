@@ -235,7 +235,17 @@ fn payloads_from_stdin_and_render_refuses_non_khqr() {
     let bad_crc = good.replace("856B", "856C");
     let o = khqr(&["render", &bad_crc, "--png", png.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(json_of(&o)["error"]["code"], 8);
+    // The library's error, as verify reports it.
+    assert_eq!(
+        json_of(&o)["error"],
+        serde_json::json!({"code": 8, "name": "KHQR_INVALID",
+            "message": "CRC (tag 63) is 856C but the payload's CRC-16/CCITT-FALSE is 856B",
+            "sdkMessage": "KHQR provided is invalid"})
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "khqr: not a KHQR: CRC (tag 63) is 856C but the payload's CRC-16/CCITT-FALSE is 856B\n"
+    );
     assert!(!png.exists(), "nothing is written for a non-KHQR");
     std::fs::remove_dir_all(&dir).ok();
 
