@@ -5,7 +5,11 @@
 //!   840, amount as decimal text, `expirationTimestamp` in milliseconds) and
 //!   deserialises from it — a JSON body written for the JS SDK works unchanged
 //!   (see [`crate::json`] for the accepted value types). A request with
-//!   `merchantID` is a merchant's (tag 30), otherwise an individual's (tag 29).
+//!   `merchantID` (at the top level or in `optional`) is a merchant's (tag
+//!   30), otherwise an individual's (tag 29). It is read as JSON text (a
+//!   number amount from its digits, never through a float), so it needs
+//!   `serde_json`'s deserializers: `from_str`, `from_slice`, `from_reader` and
+//!   `from_value` (whose numbers `serde_json` already holds as floats).
 //!   An expiration relative to `now` ([`Expiration::AfterMs`]) has no SDK
 //!   equivalent and is written as our own key `expiresInMs`.
 //! * [`Khqr`] serialises as the SDK's `data`: `{"qr": …, "md5": …}`; it
