@@ -553,33 +553,9 @@ impl Amount {
             None => (text, None),
         };
         let (int, frac) = decimal_parts(mantissa).ok_or_else(not_number)?;
-        let exp: i64 = match exp {
+        let exp = match exp {
             None => 0,
-            Some(e) => {
-                let (negative, digits) = match e.as_bytes().first() {
-                    Some(b'-') => (true, e.get(1..).unwrap_or("")),
-                    Some(b'+') => (false, e.get(1..).unwrap_or("")),
-                    _ => (false, e),
-                };
-                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(not_number());
-                }
-                let digits = digits.trim_start_matches('0');
-                // 18 digits fit an i64; a longer exponent never gives ≤ 40 characters.
-                if digits.len() > 18 {
-                    return Err(too_long_number(text));
-                }
-                let n: i64 = if digits.is_empty() {
-                    0
-                } else {
-                    digits.parse().map_err(|_| not_number())?
-                };
-                if negative {
-                    -n
-                } else {
-                    n
-                }
-            }
+            Some(e) => json_exponent(e, text)?,
         };
         let frac = frac.unwrap_or("");
         // The significant digits, and where the decimal point stands among them.
@@ -627,6 +603,31 @@ impl Amount {
         }
         Ok(out)
     }
+}
+
+/// The exponent of the JSON number `text` (`e`, what follows its `e`: an
+/// optional sign, digits). Errors as [`Amount::decimal_from_json_number`]; an
+/// exponent of over 18 digits (18 fit an `i64`) never gives 40 characters or
+/// fewer.
+#[cfg(any(feature = "serde", feature = "status"))]
+fn json_exponent(e: &str, text: &str) -> Result<i64, Error> {
+    let (negative, digits) = match e.as_bytes().first() {
+        Some(b'-' | b'+') => (e.starts_with('-'), e.get(1..).unwrap_or("")),
+        _ => (false, e),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(amount_error("is not a JSON number", text));
+    }
+    let digits = digits.trim_start_matches('0');
+    if digits.len() > 18 {
+        return Err(too_long_number(text));
+    }
+    let n: i64 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().map_err(|_| too_long_number(text))?
+    };
+    Ok(if negative { -n } else { n })
 }
 
 /// A JSON number whose plain decimal text is too long to be an amount.

@@ -61,8 +61,9 @@ impl HttpResponse {
 /// A transaction Bakong found: the payment of a KHQR.
 ///
 /// Money is kept as text: [`amount`](Transaction::amount) is the decimal text of
-/// the JSON number Bakong sent (`1.5`, `100`), never parsed through a float;
-/// [`minor_units`](Transaction::minor_units) converts it exactly.
+/// the JSON number Bakong sent (`1.5`, `100`; `1.0E7` as `10000000`), never
+/// parsed through a float; [`minor_units`](Transaction::minor_units) converts
+/// it exactly.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Transaction {
@@ -75,6 +76,8 @@ pub struct Transaction {
     /// ISO 4217 letters as Bakong sent them, e.g. `"USD"`.
     pub currency: String,
     /// The amount's decimal text, e.g. `"1.5"`: digits, optionally `.` and digits.
+    /// A JSON number's exact value without redundant zeros (`1.50` → `"1.5"`,
+    /// `1.0E7` → `"10000000"`); a JSON string as sent (`"1.50"`).
     pub amount: String,
     /// The payer's note, if any.
     pub description: Option<String>,
