@@ -473,6 +473,135 @@ impl fmt::Debug for Amount {
     }
 }
 
+/// The longest plain decimal text [`Amount::decimal_from_json_number`] writes:
+/// 40 characters. Every amount KHQR or Bakong's API carries is far shorter
+/// (tag 54 holds 13 characters; `u64::MAX` cents are 21).
+#[cfg(any(feature = "serde", feature = "status"))]
+pub(crate) const MAX_JSON_NUMBER_TEXT: usize = 40;
+
+#[cfg(any(feature = "serde", feature = "status"))]
+impl Amount {
+    /// The exact value of a JSON number, given as its text (RFC 8259 §6:
+    /// digits, an optional fraction, an optional exponent), written as plain
+    /// decimal text (`^[0-9]+(\.[0-9]+)?$`, the syntax of [`Amount::parse`]):
+    /// the exponent applied by moving the decimal point in the text, leading
+    /// zeros of the whole part and trailing zeros of the fraction dropped.
+    ///
+    /// Shapes: `1.5` → `1.5`; `1.50` → `1.5`; `100.0` → `100`; `1.0E7` →
+    /// `10000000` (how Java's `Double.toString`, so Bakong's API, writes values
+    /// ≥ 10⁷); `2.5e-1` → `0.25`; `0.0E0` → `0`;
+    /// `0.30000000000000001` → `0.30000000000000001` (kept: a float would
+    /// round it to `0.3`).
+    ///
+    /// The rule: a JSON number is a decimal value, and money is never a float
+    /// (issue 12, "one money type"). For the numbers JavaScript's `String()`
+    /// writes exactly (whatever a float holds without rounding, between 10⁻⁶
+    /// and 10²¹) this is the text the official SDK reads from a JSON number
+    /// amount; where a float would round, the exact digits are kept, so
+    /// [`Amount::parse`] or [`Amount::read_minor_units`] refuse them rather than
+    /// charge a rounded amount. No float arithmetic.
+    ///
+    /// # Errors
+    /// [`ErrorCode::TransactionAmountInvalid`] (4) for a negative number
+    /// (`-1`, `-0`), text that is not a JSON number (`1.`, `.5`, `1e`, `"1"`,
+    /// `Infinity`), or a value whose plain text would be over
+    /// [`MAX_JSON_NUMBER_TEXT`] (40) characters (`1e99`).
+    pub(crate) fn decimal_from_json_number(text: &str) -> Result<String, Error> {
+        if text.starts_with('-') {
+            return Err(amount_error("is negative", text));
+        }
+        let not_number = || amount_error("is not a JSON number", text);
+        let (mantissa, exp) = match text.find(['e', 'E']) {
+            Some(i) => (text.get(..i).unwrap_or(""), text.get(i + 1..)),
+            None => (text, None),
+        };
+        let (int, frac) = decimal_parts(mantissa).ok_or_else(not_number)?;
+        let exp = match exp {
+            None => 0,
+            Some(e) => json_exponent(e, text)?,
+        };
+        let frac = frac.unwrap_or("");
+        // The significant digits, and where the decimal point stands among them.
+        let all = || int.bytes().chain(frac.bytes());
+        let lead = all().take_while(|&b| b == b'0').count();
+        let total = int.len() + frac.len();
+        if lead == total {
+            return Ok(String::from("0"));
+        }
+        let trail = all().rev().take_while(|&b| b == b'0').count();
+        let digits: String = all()
+            .skip(lead)
+            .take(total - lead - trail)
+            .map(char::from)
+            .collect();
+        let len = i64::try_from(digits.len()).map_err(|_| too_long_number(text))?;
+        let whole = i64::try_from(int.len()).map_err(|_| too_long_number(text))?;
+        let lead = i64::try_from(lead).map_err(|_| too_long_number(text))?;
+        let point = whole - lead + exp;
+        let written = if point <= 0 {
+            2 - point + len
+        } else if point >= len {
+            point
+        } else {
+            len + 1
+        };
+        if usize::try_from(written).map_or(true, |w| w > MAX_JSON_NUMBER_TEXT) {
+            return Err(too_long_number(text));
+        }
+        // In range now: 0 ≤ every count ≤ 40.
+        let count = |n: i64| usize::try_from(n).unwrap_or(0);
+        let mut out = String::with_capacity(count(written));
+        if point <= 0 {
+            out.push_str("0.");
+            out.extend(core::iter::repeat_n('0', count(-point)));
+            out.push_str(&digits);
+        } else if point >= len {
+            out.push_str(&digits);
+            out.extend(core::iter::repeat_n('0', count(point - len)));
+        } else {
+            let (a, b) = digits.split_at(count(point));
+            out.push_str(a);
+            out.push('.');
+            out.push_str(b);
+        }
+        Ok(out)
+    }
+}
+
+/// The exponent of the JSON number `text` (`e`, what follows its `e`: an
+/// optional sign, digits). Errors as [`Amount::decimal_from_json_number`]; an
+/// exponent of over 18 digits (18 fit an `i64`) never gives 40 characters or
+/// fewer.
+#[cfg(any(feature = "serde", feature = "status"))]
+fn json_exponent(e: &str, text: &str) -> Result<i64, Error> {
+    let (negative, digits) = match e.as_bytes().first() {
+        Some(b'-' | b'+') => (e.starts_with('-'), e.get(1..).unwrap_or("")),
+        _ => (false, e),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(amount_error("is not a JSON number", text));
+    }
+    let digits = digits.trim_start_matches('0');
+    if digits.len() > 18 {
+        return Err(too_long_number(text));
+    }
+    let n: i64 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().map_err(|_| too_long_number(text))?
+    };
+    Ok(if negative { -n } else { n })
+}
+
+/// A JSON number whose plain decimal text is too long to be an amount.
+#[cfg(any(feature = "serde", feature = "status"))]
+fn too_long_number(text: &str) -> Error {
+    amount_error(
+        "is over 40 characters when written as plain decimal text",
+        text,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -543,5 +672,113 @@ mod tests {
 
     fn code_minor(n: u64, c: Currency) -> u16 {
         Amount::from_minor_units(n, c).unwrap_err().code().number()
+    }
+}
+
+#[cfg(all(test, any(feature = "serde", feature = "status")))]
+mod json_number_tests {
+    use super::*;
+
+    fn plain(text: &str) -> String {
+        Amount::decimal_from_json_number(text).unwrap()
+    }
+
+    fn refused(text: &str) -> String {
+        let e = Amount::decimal_from_json_number(text).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::TransactionAmountInvalid, "{text}");
+        e.to_string()
+    }
+
+    #[test]
+    fn plain_numbers_keep_their_value_and_lose_redundant_zeros() {
+        for (given, want) in [
+            ("0", "0"),
+            ("0.00", "0"),
+            ("1", "1"),
+            ("1.5", "1.5"),
+            ("1.50", "1.5"),
+            ("100.0", "100"),
+            ("100", "100"),
+            ("007", "7"),
+            ("0.05", "0.05"),
+            ("90071992547409.93", "90071992547409.93"),
+            ("0.30000000000000001", "0.30000000000000001"),
+            ("12345678901.999999999999", "12345678901.999999999999"),
+        ] {
+            assert_eq!(plain(given), want, "{given}");
+        }
+    }
+
+    #[test]
+    fn exponents_move_the_point_in_the_text() {
+        for (given, want) in [
+            ("1.0E7", "10000000"),
+            ("1e2", "100"),
+            ("1E+2", "100"),
+            ("1.25E1", "12.5"),
+            ("2.5e-1", "0.25"),
+            ("1E-2", "0.01"),
+            ("1.5E+3", "1500"),
+            ("0.0E0", "0"),
+            ("0e99", "0"),
+            ("1e-7", "0.0000001"),
+            ("1e21", "1000000000000000000000"),
+            ("123.456e-2", "1.23456"),
+            ("123.456e2", "12345.6"),
+            ("0.00123e3", "1.23"),
+            ("1e000000000000000000000002", "100"),
+            ("9e39", "9000000000000000000000000000000000000000"),
+        ] {
+            assert_eq!(plain(given), want, "{given}");
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_number() {
+        assert_eq!(
+            refused("-1"),
+            "transaction amount (tag 54) is negative: \"-1\""
+        );
+        assert_eq!(
+            refused("1e99"),
+            "transaction amount (tag 54) is over 40 characters when written as plain decimal text: \"1e99\""
+        );
+        assert_eq!(
+            refused("1.e2"),
+            "transaction amount (tag 54) is not a JSON number: \"1.e2\""
+        );
+        for bad in [
+            "-0",
+            "-1e3",
+            "",
+            ".5",
+            "1.",
+            "1e",
+            "1e+",
+            "e2",
+            "\"1\"",
+            "Infinity",
+            "NaN",
+            "1 ",
+            "0x10",
+            "1e-39",
+            "9e40",
+            "1e9999999999999999999",
+        ] {
+            refused(bad);
+        }
+    }
+
+    #[test]
+    fn amounts_from_json_numbers_follow_the_text_rules() {
+        let usd = |t: &str| Amount::parse(&plain(t), Currency::Usd);
+        assert_eq!(usd("1.50").unwrap().as_str(), "1.50");
+        assert_eq!(usd("100.0").unwrap().as_str(), "100");
+        assert_eq!(usd("1.0E3").unwrap().minor_units(), 100_000);
+        assert_eq!(usd("0.30000000000000001").unwrap_err().code().number(), 4);
+        assert_eq!(
+            usd("12345678901.999999999999").unwrap_err().code().number(),
+            4
+        );
     }
 }

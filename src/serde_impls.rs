@@ -5,7 +5,11 @@
 //!   840, amount as decimal text, `expirationTimestamp` in milliseconds) and
 //!   deserialises from it — a JSON body written for the JS SDK works unchanged
 //!   (see [`crate::json`] for the accepted value types). A request with
-//!   `merchantID` is a merchant's (tag 30), otherwise an individual's (tag 29).
+//!   `merchantID` (at the top level or in `optional`) is a merchant's (tag
+//!   30), otherwise an individual's (tag 29). It is read as JSON text (a
+//!   number amount from its digits, never through a float), so it needs
+//!   `serde_json`'s deserializers: `from_str`, `from_slice`, `from_reader` and
+//!   `from_value` (whose numbers `serde_json` already holds as floats).
 //!   An expiration relative to `now` ([`Expiration::AfterMs`]) has no SDK
 //!   equivalent and is written as our own key `expiresInMs`.
 //! * [`Khqr`] serialises as the SDK's `data`: `{"qr": …, "md5": …}`; it
@@ -23,7 +27,6 @@ use crate::amount::Amount;
 use crate::decode::Decoded;
 use crate::fields::{json_key, Field};
 use crate::hash::Md5;
-use crate::json::{request_from_value, Kind};
 use crate::payload::{Account, AmountInput, Expiration, Khqr, Request};
 
 /// `[(request key, field)]` for fields that have a request key (checked at
@@ -95,16 +98,10 @@ impl Serialize for Request<'_> {
 
 impl<'de> Deserialize<'de> for Request<'static> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = serde_json::Value::deserialize(d)?;
-        let kind = if v
-            .get(json_key!(Field::MerchantId))
-            .is_some_and(|m| !m.is_null())
-        {
-            Kind::Merchant
-        } else {
-            Kind::Individual
-        };
-        request_from_value(kind, &v).map_err(D::Error::custom)
+        // The whole object as JSON text: a number amount is then read from its
+        // digits (`serde_json::from_str`), never through a float.
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        crate::json::read(None, raw.get()).map_err(D::Error::custom)
     }
 }
 

@@ -360,82 +360,9 @@ fn create(a: &CreateArgs) -> Result<serde_json::Value, Failure> {
         KindArg::Merchant => Kind::Merchant,
     };
     let khqr = if let Some(req) = &a.request {
-        let text = if req == "-" {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .map_err(|e| io_failure("cannot read the request from stdin", &e))?;
-            s
-        } else {
-            req.clone()
-        };
-        request_from_json(kind, &text)?.generate(now_ms)?
+        request_from_json(kind, &request_arg(req)?)?.generate(now_ms)?
     } else {
-        let id = a.bakong_id.as_deref().unwrap_or_default();
-        let name = a.merchant_name.as_deref().unwrap_or_default();
-        let mut r = match kind {
-            Kind::Merchant => Request::merchant(MerchantInfo {
-                bakong_account_id: id,
-                merchant_name: name,
-                merchant_id: a.merchant_id.as_deref().unwrap_or_default(),
-                acquiring_bank: a.acquiring_bank.as_deref().unwrap_or_default(),
-            }),
-            _ => Request::individual(id, name),
-        };
-        if let (Kind::Individual, Some(b)) = (kind, &a.acquiring_bank) {
-            r = r.acquiring_bank(b.as_str());
-        }
-        if let Some(i) = &a.account_information {
-            r = r.account_information(i.as_str());
-        }
-        let currency = Currency::parse(&a.currency)?;
-        r = r.currency(currency);
-        if let Some(text) = &a.amount {
-            // The library reads "0" as no amount (a static QR); a typed amount must pay something.
-            if Amount::parse(text, currency)?.is_zero() {
-                return Err(Failure {
-                    json: json!({"error": {
-                        "code": ErrorCode::TransactionAmountInvalid.number(),
-                        "name": ErrorCode::TransactionAmountInvalid.name(),
-                        "message": format!("transaction amount (tag 54) must be more than zero: {text:?}; omit --amount for a static QR"),
-                        "sdkMessage": ErrorCode::TransactionAmountInvalid.sdk_message(),
-                    }}),
-                    message: format!("transaction amount (tag 54) must be more than zero: {text:?}; omit --amount for a static QR"),
-                    exit: 1,
-                });
-            }
-        }
-        for (field, value) in [
-            (Field::MerchantCity, &a.merchant_city),
-            (Field::BillNumber, &a.bill_number),
-            (Field::MobileNumber, &a.mobile_number),
-            (Field::StoreLabel, &a.store_label),
-            (Field::TerminalLabel, &a.terminal_label),
-            (Field::PurposeOfTransaction, &a.purpose),
-            (Field::LanguagePreference, &a.language_preference),
-            (Field::MerchantNameAlternateLanguage, &a.merchant_name_alt),
-            (Field::MerchantCityAlternateLanguage, &a.merchant_city_alt),
-            (Field::UnionPayMerchantAccount, &a.upi_merchant_account),
-            (Field::MerchantCategoryCode, &a.mcc),
-        ] {
-            if let Some(v) = value {
-                r = r.set(field, v.as_str());
-            }
-        }
-        if let Some(amount) = &a.amount {
-            r = r.amount(amount.as_str());
-        }
-        let dynamic = a
-            .amount
-            .as_deref()
-            .is_some_and(|t| t.bytes().any(|b| (b'1'..=b'9').contains(&b)));
-        r = match (a.expires_at_ms, a.expires_in) {
-            (Some(at), _) => r.expires_at_ms(at),
-            (None, Some(d)) => r.expires_in_ms(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-            (None, None) if dynamic => r.expires_in_ms(10 * 60 * 1000),
-            (None, None) => r,
-        };
-        r.generate(now_ms)?
+        request_from_flags(a, kind)?.generate(now_ms)?
     };
     let mut out = serde_json::Map::new();
     out.insert("qr".into(), json!(khqr.as_str()));
@@ -448,6 +375,95 @@ fn create(a: &CreateArgs) -> Result<serde_json::Value, Failure> {
     }
     write_card_svg(khqr.as_str(), &a.card, &a.image, &mut out)?;
     Ok(serde_json::Value::Object(out))
+}
+
+/// The `--request` argument: the JSON itself, or `-` to read it from stdin.
+fn request_arg(arg: &str) -> Result<String, Failure> {
+    if arg != "-" {
+        return Ok(arg.to_owned());
+    }
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| io_failure("cannot read the request from stdin", &e))?;
+    Ok(s)
+}
+
+/// The request the field flags describe. Every text flag goes through
+/// `Request::set`, so a flag of the other kind (`--merchant-id` for an
+/// individual, `--account-information` for a merchant) makes `generate`
+/// refuse the request (60) instead of being ignored.
+fn request_from_flags(a: &CreateArgs, kind: Kind) -> Result<Request<'_>, Failure> {
+    let id = a.bakong_id.as_deref().unwrap_or_default();
+    let name = a.merchant_name.as_deref().unwrap_or_default();
+    let mut r = match kind {
+        Kind::Merchant => Request::merchant(MerchantInfo {
+            bakong_account_id: id,
+            merchant_name: name,
+            merchant_id: "",
+            acquiring_bank: "",
+        }),
+        _ => Request::individual(id, name),
+    };
+    let currency = Currency::parse(&a.currency)?;
+    r = r.currency(currency);
+    let amount = match &a.amount {
+        Some(text) => Some(positive_amount(text, currency)?),
+        None => None,
+    };
+    for (field, value) in [
+        (Field::MerchantId, &a.merchant_id),
+        (Field::AcquiringBank, &a.acquiring_bank),
+        (Field::AccountInformation, &a.account_information),
+        (Field::MerchantCity, &a.merchant_city),
+        (Field::BillNumber, &a.bill_number),
+        (Field::MobileNumber, &a.mobile_number),
+        (Field::StoreLabel, &a.store_label),
+        (Field::TerminalLabel, &a.terminal_label),
+        (Field::PurposeOfTransaction, &a.purpose),
+        (Field::LanguagePreference, &a.language_preference),
+        (Field::MerchantNameAlternateLanguage, &a.merchant_name_alt),
+        (Field::MerchantCityAlternateLanguage, &a.merchant_city_alt),
+        (Field::UnionPayMerchantAccount, &a.upi_merchant_account),
+        (Field::MerchantCategoryCode, &a.mcc),
+    ] {
+        if let Some(v) = value {
+            r = r.set(field, v.as_str());
+        }
+    }
+    if let Some(text) = &a.amount {
+        r = r.amount(text.as_str());
+    }
+    // An amount (never zero here) makes a dynamic KHQR, which expires.
+    Ok(match (a.expires_at_ms, a.expires_in) {
+        (Some(at), _) => r.expires_at_ms(at),
+        (None, Some(d)) => r.expires_in_ms(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        (None, None) if amount.is_some() => r.expires_in_ms(10 * 60 * 1000),
+        (None, None) => r,
+    })
+}
+
+/// `--amount` read for `currency`; zero is refused: the library reads it as no
+/// amount (a static QR), and a typed amount must pay something.
+fn positive_amount(text: &str, currency: Currency) -> Result<Amount, Failure> {
+    let amount = Amount::parse(text, currency)?;
+    if !amount.is_zero() {
+        return Ok(amount);
+    }
+    let code = ErrorCode::TransactionAmountInvalid;
+    let message = format!(
+        "transaction amount (tag 54) must be more than zero: {text:?}; omit --amount for a static QR"
+    );
+    Err(Failure {
+        json: json!({"error": {
+            "code": code.number(),
+            "name": code.name(),
+            "message": message,
+            "sdkMessage": code.sdk_message(),
+        }}),
+        message,
+        exit: 1,
+    })
 }
 
 #[derive(Serialize)]
@@ -512,25 +528,21 @@ fn payload_arg(arg: &str) -> Result<String, Failure> {
     Ok(s.trim().to_owned())
 }
 
-/// Refuses to draw text that is not a KHQR: it must decode and carry a correct
-/// CRC (expired or otherwise imperfect bank QRs may still be restyled).
+/// Refuses to draw text that is not a KHQR: it must decode and pass verify's
+/// form check (it ends with `6304` and the CRC of what precedes it; else
+/// [`ErrorCode::KhqrInvalid`], 8, the library's error as `verify` reports it).
+/// Verify's other findings do not stop drawing: expired or otherwise imperfect
+/// bank QRs may still be restyled.
 fn check_drawable(payload: &str) -> Result<(), Failure> {
     bakong_khqr::decode(payload)?;
-    let n = payload.len();
-    let crc_ok = n >= 8
-        && payload.is_char_boundary(n - 8)
-        && payload[n - 8..].starts_with("6304")
-        && bakong_khqr::crc::parse_hex4(&payload[n - 4..])
-            == Some(bakong_khqr::crc::checksum(&payload.as_bytes()[..n - 4]));
-    if crc_ok {
-        Ok(())
-    } else {
-        let message = "not a KHQR: the string does not end with a correct CRC (tag 63)".to_owned();
-        Err(Failure {
-            json: json!({"error": {"code": 8, "name": "KHQR_INVALID", "message": message}}),
-            message,
+    let options = VerifyOptions::new().allow_missing_expiration(true);
+    match bakong_khqr::verify_with(payload, 0, &options) {
+        Err(e) if e.code() == ErrorCode::KhqrInvalid => Err(Failure {
+            json: json!({"error": error_json(&e)}),
+            message: format!("not a KHQR: {}", error_message(&e)),
             exit: 1,
-        })
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -235,7 +235,17 @@ fn payloads_from_stdin_and_render_refuses_non_khqr() {
     let bad_crc = good.replace("856B", "856C");
     let o = khqr(&["render", &bad_crc, "--png", png.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
-    assert_eq!(json_of(&o)["error"]["code"], 8);
+    // The library's error, as verify reports it.
+    assert_eq!(
+        json_of(&o)["error"],
+        serde_json::json!({"code": 8, "name": "KHQR_INVALID",
+            "message": "CRC (tag 63) is 856C but the payload's CRC-16/CCITT-FALSE is 856B",
+            "sdkMessage": "KHQR provided is invalid"})
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "khqr: not a KHQR: CRC (tag 63) is 856C but the payload's CRC-16/CCITT-FALSE is 856B\n"
+    );
     assert!(!png.exists(), "nothing is written for a non-KHQR");
     std::fs::remove_dir_all(&dir).ok();
 
@@ -388,4 +398,74 @@ fn card_svg_flag_writes_the_print_card() {
     let bad = khqr(&["render", "nonsense", "--card-svg", svg.to_str().unwrap()]);
     assert_eq!(bad.status.code(), Some(1));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn flags_and_keys_of_the_other_kind_are_refused_not_ignored() {
+    let base = ["create", "--bakong-id", "a@b", "--merchant-name", "X"];
+    let o = khqr(&[&base[..], &["--merchant-id", "M1"]].concat());
+    assert_eq!(o.status.code(), Some(1));
+    let v = json_of(&o);
+    assert_eq!(v["error"]["code"], 60);
+    assert_eq!(v["error"]["name"], "INVALID_REQUEST");
+    assert_eq!(
+        String::from_utf8(o.stderr).unwrap(),
+        "khqr: merchant ID (tag 30 sub-tag 01) does not apply to an individual's KHQR (tag 29); it belongs to a merchant's (tag 30)\n"
+    );
+    let merchant = [
+        "--kind",
+        "merchant",
+        "--merchant-id",
+        "M1",
+        "--acquiring-bank",
+        "Dev Bank",
+    ];
+    let o = khqr(&[&base[..], &merchant[..], &["--account-information", "012"]].concat());
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(json_of(&o)["error"]["code"], 60);
+    // The kind's own flags still apply.
+    let o = khqr(&[&base[..], &merchant[..], &["--now-ms", "1700000000000"]].concat());
+    assert!(o.status.success());
+    let qr = json_of(&o)["qr"].as_str().unwrap().to_owned();
+    let d = bakong_khqr::decode(&qr).unwrap();
+    assert_eq!(d.merchant_id(), Some("M1"));
+    assert_eq!(d.acquiring_bank(), Some("Dev Bank"));
+    // The JSON request likewise.
+    let o = khqr(&[
+        "create",
+        "--request",
+        r#"{"bakongAccountID":"a@b","merchantName":"X","merchantID":"M1"}"#,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(json_of(&o)["error"]["code"], 60);
+}
+
+#[test]
+fn a_json_number_amount_is_read_exactly() {
+    let create = |amount: &str| {
+        khqr(&[
+            "create",
+            "--request",
+            &format!(
+                r#"{{"bakongAccountID":"a@b","merchantName":"X","currency":"USD","amount":{amount},"expiresInMs":600000}}"#
+            ),
+            "--now-ms",
+            "1700000000000",
+        ])
+    };
+    let o = create("0.30000000000000001");
+    assert_eq!(o.status.code(), Some(1));
+    let v = json_of(&o);
+    assert_eq!(v["error"]["code"], 4);
+    assert_eq!(
+        v["error"]["message"],
+        "transaction amount (tag 54) has more than 2 decimals; USD amounts are cents: \"0.30000000000000001\""
+    );
+    let o = create("1.50");
+    assert!(o.status.success());
+    let qr = json_of(&o)["qr"].as_str().unwrap().to_owned();
+    assert_eq!(
+        bakong_khqr::decode(&qr).unwrap().transaction_amount(),
+        Some("1.50")
+    );
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::status::Token;
-use crate::Currency;
+use crate::{Amount, Currency};
 
 /// One HTTP answer, as received: status code, headers, body bytes.
 ///
@@ -61,8 +61,9 @@ impl HttpResponse {
 /// A transaction Bakong found: the payment of a KHQR.
 ///
 /// Money is kept as text: [`amount`](Transaction::amount) is the decimal text of
-/// the JSON number Bakong sent (`1.5`, `100`), never parsed through a float;
-/// [`minor_units`](Transaction::minor_units) converts it exactly.
+/// the JSON number Bakong sent (`1.5`, `100`; `1.0E7` as `10000000`), never
+/// parsed through a float; [`minor_units`](Transaction::minor_units) converts
+/// it exactly.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Transaction {
@@ -75,6 +76,8 @@ pub struct Transaction {
     /// ISO 4217 letters as Bakong sent them, e.g. `"USD"`.
     pub currency: String,
     /// The amount's decimal text, e.g. `"1.5"`: digits, optionally `.` and digits.
+    /// A JSON number's exact value without redundant zeros (`1.50` → `"1.5"`,
+    /// `1.0E7` → `"10000000"`); a JSON string as sent (`"1.50"`).
     pub amount: String,
     /// The payer's note, if any.
     pub description: Option<String>,
@@ -505,60 +508,18 @@ struct TransactionWire<'a> {
     instruction_ref: Option<String>,
 }
 
-/// Rewrites a JSON number in exponent form (`1.0E7`, `2.5e-1`: how Java's
-/// `Double.toString` writes large and small values) as plain decimal text
-/// (`10000000`, `0.25`), moving the decimal point in the text — no float
-/// arithmetic. `None` if `text` is not digits, an optional fraction and an
-/// exponent of at most ±30.
-fn expand_exponent(text: &str) -> Option<String> {
-    let (mantissa, exp) = text.split_once(['e', 'E'])?;
-    let exp: i32 = exp.strip_prefix('+').unwrap_or(exp).parse().ok()?;
-    if !(-30..=30).contains(&exp) {
-        return None;
-    }
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let digit_run = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
-    if int.is_empty() || !digit_run(int) || !digit_run(frac) {
-        return None;
-    }
-    let digits = format!("{int}{frac}");
-    let point = i32::try_from(int.len()).ok()? + exp;
-    let len = i32::try_from(digits.len()).ok()?;
-    let mut out = if point <= 0 {
-        format!("0.{}{digits}", "0".repeat(usize::try_from(-point).ok()?))
-    } else if point >= len {
-        format!("{digits}{}", "0".repeat(usize::try_from(point - len).ok()?))
-    } else {
-        let (a, b) = digits.split_at(usize::try_from(point).ok()?);
-        format!("{a}.{b}")
-    };
-    if out.contains('.') {
-        while out.ends_with('0') {
-            out.pop();
-        }
-        if out.ends_with('.') {
-            out.pop();
-        }
-    }
-    let trimmed = out.trim_start_matches('0');
-    Some(if trimmed.is_empty() || trimmed.starts_with('.') {
-        format!("0{trimmed}")
-    } else {
-        trimmed.to_owned()
-    })
-}
-
-/// The decimal text of a JSON amount: a number token (`1.5`, or `1.0E7` in
-/// exponent form, rewritten as `10000000`) or a string (`"1.50"`), digits with an
-/// optional fraction; no sign.
+/// The decimal text of a JSON amount: a string (`"1.50"`, kept as sent) or a
+/// number token, whose exact value [`Amount::decimal_from_json_number`] writes
+/// as plain decimal text (`1.5`; `1.0E7`, Java's form of large doubles, as
+/// `10000000`); digits with an optional fraction, no sign.
 fn amount_text(raw: &RawValue) -> Result<String, ResponseError> {
     let text = raw.get();
     let text = if text.starts_with('"') {
         serde_json::from_str::<String>(text).map_err(ResponseError::malformed)?
     } else {
-        text.to_owned()
+        Amount::decimal_from_json_number(text)
+            .map_err(|e| ResponseError::malformed(format_args!("amount: {e}")))?
     };
-    let text = expand_exponent(&text).unwrap_or(text);
     if crate::amount::decimal_parts(&text).is_some() {
         Ok(text)
     } else {
@@ -765,31 +726,6 @@ mod pays_tests {
 }
 
 #[cfg(test)]
-mod exponent_tests {
-    use super::expand_exponent;
-
-    #[test]
-    fn exponent_forms_become_plain_decimals() {
-        for (given, want) in [
-            ("1.0E7", Some("10000000")),
-            ("1e2", Some("100")),
-            ("1.25E1", Some("12.5")),
-            ("2.5e-1", Some("0.25")),
-            ("1E-2", Some("0.01")),
-            ("1.5E+3", Some("1500")),
-            ("0.0E0", Some("0")),
-            ("1.5", None),
-            ("-1e2", None),
-            ("1e31", None),
-            ("e2", None),
-            ("1.e2", Some("100")),
-        ] {
-            assert_eq!(expand_exponent(given).as_deref(), want, "{given}");
-        }
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -859,6 +795,25 @@ mod tests {
         assert_eq!(
             (tx.amount.as_str(), tx.minor_units()),
             ("10000000", Some(10_000_000))
+        );
+        // A number's value, through amount.rs: trailing zeros go, the exponent
+        // moves the point, nothing is rounded.
+        for (given, text, cents) in [
+            ("1.50", "1.5", Some(150)),
+            ("2.5E-1", "0.25", Some(25)),
+            ("0.30000000000000001", "0.30000000000000001", None),
+        ] {
+            let Ok(TransactionStatus::Paid(tx)) = parse_transaction(&ok(&paid_body(given, "USD")))
+            else {
+                panic!("{given}")
+            };
+            assert_eq!((tx.amount.as_str(), tx.minor_units()), (text, cents));
+        }
+        assert_eq!(
+            parse_transaction(&ok(&paid_body("1e99", "USD"))).unwrap_err(),
+            ResponseError::Malformed {
+                reason: "amount: transaction amount (tag 54) is over 40 characters when written as plain decimal text: \"1e99\"".into()
+            }
         );
         for bad in ["-1.5", "-1e3", "\"abc\"", "1.", "null", "1e99"] {
             let err = parse_transaction(&ok(&paid_body(bad, "USD"))).unwrap_err();
