@@ -93,12 +93,32 @@ impl Currency {
 
     /// The currency for the text of tag 53, `"116"` or `"840"` exactly.
     #[must_use]
-    pub fn from_numeric_text(s: &str) -> Option<Self> {
-        match s {
-            "116" => Some(Currency::Khr),
-            "840" => Some(Currency::Usd),
+    pub const fn from_numeric_text(s: &str) -> Option<Self> {
+        match s.as_bytes() {
+            b"116" => Some(Currency::Khr),
+            b"840" => Some(Currency::Usd),
             _ => None,
         }
+    }
+
+    /// Reads the value of tag 53 as `verify` and the card read it.
+    ///
+    /// # Errors
+    /// [`ErrorCode::TransactionCurrencyLengthInvalid`] (19) when over 3
+    /// characters (the field table's limit), then
+    /// [`ErrorCode::UnsupportedCurrency`] (28) for anything but `116` and `840`
+    /// (the SDK's rules, in its order).
+    pub(crate) fn of_tag_value(s: &str) -> Result<Self, Error> {
+        if let Some(c) = Self::from_numeric_text(s) {
+            return Ok(c);
+        }
+        Field::TransactionCurrency.check_length(s)?;
+        Err(Error::reason_with(
+            ErrorCode::UnsupportedCurrency,
+            Field::TransactionCurrency,
+            "must be 116 (KHR) or 840 (USD)",
+            s,
+        ))
     }
 
     /// The currency for a numeric code, if KHQR supports it.

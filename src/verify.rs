@@ -6,8 +6,11 @@ use crate::amount::{decimal_parts, fraction_fits, fraction_refusal, Currency, MA
 use crate::crc;
 use crate::decode::{parse_ms, parse_ms13, subs_below, Decoded, Entry, Observer, Stop};
 use crate::error::{Detail, Error, ErrorCode, Field};
-use crate::payload::{check_account_id, check_chars, check_mcc, check_not_blank, printable_ascii};
-use crate::tag;
+use crate::fields::{Place, ADDITIONAL_DATA_FIELDS as ADDITIONAL_DATA};
+use crate::payload::{
+    check_account_id, check_chars_reading, check_mcc, check_not_blank, printable_ascii,
+};
+use crate::tag::{self, value};
 use crate::tlv::DataObject;
 
 /// Options for [`verify_with`]. `Default` is the strict rule set of [`verify`].
@@ -202,16 +205,16 @@ impl<'a> Observer<'a> for TopLevel<'a> {
 }
 
 /// The data objects a KHQR must have, in the order verify asks for them (the
-/// SDK's), with the code of each from the field table.
-const REQUIRED: [(u8, Field); 8] = [
-    (tag::PAYLOAD_FORMAT_INDICATOR, Field::PayloadFormatIndicator),
-    (tag::INDIVIDUAL_ACCOUNT, Field::MerchantAccountInformation),
-    (tag::MERCHANT_CATEGORY_CODE, Field::MerchantCategoryCode),
-    (tag::TRANSACTION_CURRENCY, Field::TransactionCurrency),
-    (tag::COUNTRY_CODE, Field::CountryCode),
-    (tag::MERCHANT_NAME, Field::MerchantName),
-    (tag::MERCHANT_CITY, Field::MerchantCity),
-    (tag::CRC, Field::Crc),
+/// SDK's); each one's tag and code come from the field table.
+const REQUIRED: [Field; 8] = [
+    Field::PayloadFormatIndicator,
+    Field::MerchantAccountInformation,
+    Field::MerchantCategoryCode,
+    Field::TransactionCurrency,
+    Field::CountryCode,
+    Field::MerchantName,
+    Field::MerchantCity,
+    Field::Crc,
 ];
 
 /// Verifies `payload` at time `now_ms` (milliseconds since the Unix epoch).
@@ -244,8 +247,9 @@ const REQUIRED: [(u8, Field); 8] = [
 /// 6. each field's rules, in tag order: 00 over 2 → 16, not `01` → 56; 01 over 2 →
 ///    17, not `11`/`12` → 48; 29/30 without readable sub-tags → 5, account ID empty
 ///    → 1, over 32 → 6, not `name@bank` → 3, account information / merchant ID
-///    empty or over 32 → 35 / 32, acquiring bank empty → 31, over 32 → 33; 52 over
-///    4 → 18, not 4 digits → 51; 53 over 3 → 19, not 116/840 → 28; 54 over 13,
+///    empty or over 32 → 35 / 32, acquiring bank empty → 31, over 32 → 33, a
+///    merchant's ID or acquiring bank of only white space → 30 / 31 (ours, as
+///    `generate`); 52 over 4 → 18, not 4 digits → 51; 53 over 3 → 19, not 116/840 → 28; 54 over 13,
 ///    not decimal digits, a non-zero fraction in KHR or over 2 decimals in USD →
 ///    4, zero in a dynamic KHQR → 47; 58 empty or over 3 → 20, not `KH` → 57; 59 empty or
 ///    blank → 2, over 25 → 7; 60 empty → 27, over 15 → 21; 62 sub-tags 01, 02, 03,
@@ -284,7 +288,7 @@ fn check_read(d: &mut Decoded<'_>, now_ms: u64, options: VerifyOptions) -> Resul
     let stop = d.read_observed(&mut top, printable);
     top.finish(&stop);
     let d: &Decoded<'_> = d;
-    let dynamic = top.poi(d) == Some(*b"12");
+    let dynamic = top.poi(d) == value::DYNAMIC.as_bytes().try_into().ok();
     let has_amount = top.has(tag::TRANSACTION_AMOUNT);
     if dynamic && !has_amount {
         return Err(Error::reason(
@@ -300,9 +304,12 @@ fn check_read(d: &mut Decoded<'_>, now_ms: u64, options: VerifyOptions) -> Resul
             "is required for a dynamic KHQR (one with an amount); tag 99 is missing",
         ));
     }
-    for (id, field) in REQUIRED {
-        let present =
-            top.has(id) || (id == tag::INDIVIDUAL_ACCOUNT && top.has(tag::MERCHANT_ACCOUNT));
+    for field in REQUIRED {
+        let present = match field.place() {
+            Place::Top(id) => top.has(id),
+            // Tag 29 or 30.
+            _ => top.has(tag::INDIVIDUAL_ACCOUNT) || top.has(tag::MERCHANT_ACCOUNT),
+        };
         if let (false, Some(code)) = (present, field.absent_code()) {
             return Err(Error::missing(code, field));
         }
@@ -371,7 +378,7 @@ fn check_form(payload: &str) -> Result<(), Error> {
     let n = b.len();
     // The last four bytes must be hex digits (a cut inside a character, which
     // `get` refuses, is not one either); they are checked and read at once.
-    let stored = (n >= 12 && &b[n - 8..n - 4] == b"6304")
+    let stored = (n >= 12 && &b[n - 8..n - 4] == value::CRC_HEAD.as_bytes())
         .then(|| payload.get(n - 4..))
         .flatten()
         .and_then(|s| crc::parse_hex4(s).map(|v| (s, v)));
@@ -432,7 +439,7 @@ fn check_fields(d: &Decoded<'_>, dynamic: bool, ascii: bool) -> Result<(), Error
                 f.check_present(v)?;
                 expect(
                     v,
-                    &["01"],
+                    &[value::PAYLOAD_FORMAT_INDICATOR],
                     ErrorCode::PayloadFormatIndicatorInvalid,
                     f,
                     "must be 01",
@@ -444,7 +451,7 @@ fn check_fields(d: &Decoded<'_>, dynamic: bool, ascii: bool) -> Result<(), Error
                 let why = "must be 11 (static) or 12 (dynamic)";
                 expect(
                     v,
-                    &["11", "12"],
+                    &[value::STATIC, value::DYNAMIC],
                     ErrorCode::PointOfInitiationMethodInvalid,
                     f,
                     why,
@@ -454,26 +461,17 @@ fn check_fields(d: &Decoded<'_>, dynamic: bool, ascii: bool) -> Result<(), Error
             tag::INDIVIDUAL_ACCOUNT | tag::MERCHANT_ACCOUNT => check_account(&d.entry(e))?,
             tag::MERCHANT_CATEGORY_CODE => check_mcc(v)?,
             tag::TRANSACTION_CURRENCY => {
-                // 116 or 840 (within the length) is read once; anything else
-                // is refused by the rules in order.
-                let c = Currency::from_numeric_text(v);
-                if c.is_none() {
-                    let f = Field::TransactionCurrency;
-                    f.check_length(v)?;
-                    let why = "must be 116 (KHR) or 840 (USD)";
-                    expect(v, &["116", "840"], ErrorCode::UnsupportedCurrency, f, why)?;
-                }
-                currency = Some(c);
+                currency = Some(Currency::of_tag_value(v)?);
             }
             tag::TRANSACTION_AMOUNT => {
                 // Tag 53 normally comes first; read it off the payload if not.
-                check_amount(currency.unwrap_or_else(|| d.currency()), dynamic, v)?;
+                check_amount(currency.or_else(|| d.currency()), dynamic, v)?;
             }
             tag::COUNTRY_CODE => {
                 Field::CountryCode.check_present(v)?;
                 expect(
                     v,
-                    &["KH"],
+                    &[value::COUNTRY_CODE],
                     ErrorCode::CountryCodeInvalid,
                     Field::CountryCode,
                     "must be KH",
@@ -497,9 +495,6 @@ fn check_fields(d: &Decoded<'_>, dynamic: bool, ascii: bool) -> Result<(), Error
     Ok(())
 }
 
-/// The text fields of the additional data template (62), from the field table.
-const ADDITIONAL_DATA: [(u8, Field); 5] = Field::subs_of(tag::ADDITIONAL_DATA);
-
 // `check_fields` reads the sub-tags of 62 below 9, each at its ID.
 const _: () = {
     let mut i = 0;
@@ -513,7 +508,7 @@ const _: () = {
 /// says it is required, no control characters.
 fn check_text(field: Field, v: &str) -> Result<(), Error> {
     check_length_only(field, v)?;
-    check_chars_bmp_ok(v, field)
+    check_chars_reading(v, field)
 }
 
 /// [`check_text`] without the character rule (for a payload already known to
@@ -544,7 +539,8 @@ fn check_account(e: &Entry<'_, '_>) -> Result<(), Error> {
             "has no Bakong account ID, account information or acquiring bank sub-tag",
         ));
     }
-    check_account_id(id.unwrap_or(""))?;
+    // An absent account ID is refused as an empty one (1).
+    check_account_id(id.unwrap_or_default())?;
     if e.id() == tag::INDIVIDUAL_ACCOUNT {
         if let Some(a) = second {
             Field::AccountInformation.check_present(a)?;
@@ -562,6 +558,17 @@ fn check_account(e: &Entry<'_, '_>) -> Result<(), Error> {
     }
     if let Some(b) = bank {
         Field::AcquiringBank.check_present(b)?;
+    }
+    // Ours, as `generate`'s: a merchant's ID and acquiring bank are not blank.
+    if e.id() == tag::MERCHANT_ACCOUNT {
+        for (v, code, field) in [
+            (second, ErrorCode::MerchantIdRequired, Field::MerchantId),
+            (bank, ErrorCode::AcquiringBankRequired, Field::AcquiringBank),
+        ] {
+            if let Some(v) = v {
+                check_not_blank(v, code, field)?;
+            }
+        }
     }
     Ok(())
 }
@@ -604,18 +611,6 @@ fn check_language(
     }
     if let Some(c) = city {
         text(Field::MerchantCityAlternateLanguage, c)?;
-    }
-    Ok(())
-}
-
-/// Control characters are refused; text outside the BMP is accepted when reading
-/// (bank apps print emoji; the lengths were checked as written).
-fn check_chars_bmp_ok(v: &str, field: Field) -> Result<(), Error> {
-    if printable_ascii(v) {
-        return Ok(());
-    }
-    if v.chars().any(char::is_control) {
-        return check_chars(v, field);
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Exact error codes and messages: every message names the field, its tag and
 //! the limit or rule.
 
-use bakong_khqr::{verify, Currency, ErrorCode, Request};
+use bakong_khqr::{verify, Currency, ErrorCode, Field, MerchantInfo, Request};
 
 const NOW: u64 = 1_700_000_000_000;
 
@@ -250,4 +250,60 @@ fn setters_that_do_not_apply_are_refused() {
         Request::individual("a@b", "Shop").set(bakong_khqr::Field::BillNumber, "1"),
         Request::individual("a@b", "Shop").bill_number("1")
     );
+}
+
+/// A merchant's ID or acquiring bank that is only white space: `generate`
+/// refuses it (30, 31), and so does `verify` when it reads one.
+#[test]
+fn verify_refuses_what_generate_refuses_as_blank() {
+    let tail = "52045999530384054041.505802KH5910Jonh Smith6010Phnom Penh\
+                99340013170000000000001131700000060000";
+    let merchant = |id: &str, bank: &str| {
+        let account = format!(
+            "0014jonhsmith@nbcq01{:02}{id}02{:02}{bank}",
+            id.encode_utf16().count(),
+            bank.encode_utf16().count()
+        );
+        with_crc(&format!(
+            "00020101021230{:02}{account}{tail}",
+            account.encode_utf16().count()
+        ))
+    };
+    assert!(verify(&merchant("MID-1", "Dev Bank"), NOW).is_ok());
+    for (id, bank, code, field, message) in [
+        (
+            " ",
+            "Dev Bank",
+            30,
+            Field::MerchantId,
+            "merchant ID (tag 30 sub-tag 01) is blank",
+        ),
+        (
+            "MID-1",
+            "\u{200B} ",
+            31,
+            Field::AcquiringBank,
+            "acquiring bank (tag 29/30 sub-tag 02) is blank",
+        ),
+    ] {
+        let e = verify(&merchant(id, bank), NOW).unwrap_err();
+        assert_eq!(
+            (e.code().number(), e.field()),
+            (code, field),
+            "{id:?} {bank:?}"
+        );
+        assert_eq!(e.to_string(), message);
+        let generated = Request::merchant(MerchantInfo {
+            bakong_account_id: "jonhsmith@nbcq",
+            merchant_name: "Jonh Smith",
+            merchant_id: id,
+            acquiring_bank: bank,
+        })
+        .generate(NOW)
+        .unwrap_err();
+        assert_eq!(
+            (generated.code().number(), generated.field()),
+            (code, field)
+        );
+    }
 }

@@ -57,7 +57,7 @@ use super::marks;
 use super::symbol::Anatomy;
 use super::text::{self, Fonts, Line, Weight};
 use super::{Ecc, QrMatrix, RenderError};
-use crate::payload::{check_chars, check_not_blank};
+use crate::payload::{check_chars_reading, check_not_blank};
 use crate::{Currency, Decoded, Error, ErrorCode, Field};
 
 #[path = "card_svg.rs"]
@@ -290,10 +290,9 @@ fn format_amount(raw: &str, currency: Currency) -> Result<Option<String>, Render
 ///   zero-width space, joiners, a byte-order mark): code 2, by
 ///   `payload::check_not_blank`, the rule `generate` and `verify` apply;
 /// * a control character: code 53 ([`ErrorCode::InvalidCharacter`]), by
-///   `payload::check_chars`. Text outside the Basic Multilingual Plane (an
-///   emoji) is accepted, as `verify` accepts it when reading a payload (bank
-///   apps print it): `check_chars` is asked only when there is a control
-///   character.
+///   `payload::check_chars_reading`, the rule `verify` applies when reading:
+///   text outside the Basic Multilingual Plane (an emoji) is accepted, as bank
+///   apps print it.
 ///
 /// Not checked: the 25-character limit (a longer name is shrunk, then cut
 /// with "…").
@@ -306,9 +305,7 @@ fn merchant_name<'a>(decoded: &Decoded<'a>) -> Result<&'a str, RenderError> {
             field,
         )))?;
     check_not_blank(name, ErrorCode::MerchantNameRequired, field).map_err(RenderError::Field)?;
-    if name.chars().any(char::is_control) {
-        check_chars(name, field).map_err(RenderError::Field)?;
-    }
+    check_chars_reading(name, field).map_err(RenderError::Field)?;
     Ok(name.trim())
 }
 
@@ -328,15 +325,7 @@ fn currency_of(decoded: &Decoded<'_>) -> Result<Currency, RenderError> {
             ErrorCode::CurrencyTypeRequired,
             field,
         )))?;
-    field.check_length(raw).map_err(RenderError::Field)?;
-    Currency::from_numeric_text(raw).ok_or_else(|| {
-        RenderError::Field(Error::reason_with(
-            ErrorCode::UnsupportedCurrency,
-            field,
-            "must be 116 (KHR) or 840 (USD)",
-            raw,
-        ))
-    })
+    Currency::of_tag_value(raw).map_err(RenderError::Field)
 }
 
 /// What the card shows of the payload, checked.
