@@ -93,10 +93,10 @@ impl Currency {
 
     /// The currency for the text of tag 53, `"116"` or `"840"` exactly.
     #[must_use]
-    pub const fn from_numeric_text(s: &str) -> Option<Self> {
-        match s.as_bytes() {
-            b"116" => Some(Currency::Khr),
-            b"840" => Some(Currency::Usd),
+    pub fn from_numeric_text(s: &str) -> Option<Self> {
+        match s {
+            "116" => Some(Currency::Khr),
+            "840" => Some(Currency::Usd),
             _ => None,
         }
     }
@@ -108,17 +108,9 @@ impl Currency {
     /// characters (the field table's limit), then
     /// [`ErrorCode::UnsupportedCurrency`] (28) for anything but `116` and `840`
     /// (the SDK's rules, in its order).
+    #[inline]
     pub(crate) fn of_tag_value(s: &str) -> Result<Self, Error> {
-        if let Some(c) = Self::from_numeric_text(s) {
-            return Ok(c);
-        }
-        Field::TransactionCurrency.check_length(s)?;
-        Err(Error::reason_with(
-            ErrorCode::UnsupportedCurrency,
-            Field::TransactionCurrency,
-            "must be 116 (KHR) or 840 (USD)",
-            s,
-        ))
+        Self::from_numeric_text(s).ok_or_else(|| tag_value_error(s))
     }
 
     /// The currency for a numeric code, if KHQR supports it.
@@ -147,6 +139,22 @@ impl fmt::Display for Currency {
 
 /// The longest amount text the official SDK writes: 13 characters.
 pub const MAX_AMOUNT_LEN: usize = 13;
+
+/// Why `s` is not a currency of tag 53 (see [`Currency::of_tag_value`]).
+#[cold]
+fn tag_value_error(s: &str) -> Error {
+    Field::TransactionCurrency
+        .check_length(s)
+        .err()
+        .unwrap_or_else(|| {
+            Error::reason_with(
+                ErrorCode::UnsupportedCurrency,
+                Field::TransactionCurrency,
+                "must be 116 (KHR) or 840 (USD)",
+                s,
+            )
+        })
+}
 
 /// A transaction amount, held as the exact text of tag 54 (ASCII, ≤ 13 characters).
 ///

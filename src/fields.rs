@@ -474,6 +474,7 @@ impl Field {
 
     /// Refuses `v` if it is empty (with the field's empty code, else its length
     /// code) or over the length limit.
+    #[inline]
     pub(crate) fn check_present(self, v: &str) -> Result<(), Error> {
         if v.is_empty() {
             if let Some(code) = self.empty_code().or(self.limit().map(|l| l.1)) {

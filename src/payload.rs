@@ -1130,6 +1130,7 @@ pub(crate) fn check_chars(v: &str, field: Field) -> Result<(), Error> {
 /// The character rule when reading a payload (`verify`, the card): control
 /// characters are refused (53, as [`check_chars`]); text outside the BMP is
 /// accepted (bank apps print emoji; the lengths were checked as written).
+#[inline]
 pub(crate) fn check_chars_reading(v: &str, field: Field) -> Result<(), Error> {
     if printable_ascii(v) || !v.chars().any(char::is_control) {
         return Ok(());

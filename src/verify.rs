@@ -559,16 +559,20 @@ fn check_account(e: &Entry<'_, '_>) -> Result<(), Error> {
     if let Some(b) = bank {
         Field::AcquiringBank.check_present(b)?;
     }
-    // Ours, as `generate`'s: a merchant's ID and acquiring bank are not blank.
     if e.id() == tag::MERCHANT_ACCOUNT {
-        for (v, code, field) in [
-            (second, ErrorCode::MerchantIdRequired, Field::MerchantId),
-            (bank, ErrorCode::AcquiringBankRequired, Field::AcquiringBank),
-        ] {
-            if let Some(v) = v {
-                check_not_blank(v, code, field)?;
-            }
-        }
+        check_merchant_blanks(second, bank)?;
+    }
+    Ok(())
+}
+
+/// Ours, as `generate`'s: a merchant's ID and acquiring bank are not blank.
+#[inline(never)]
+fn check_merchant_blanks(merchant_id: Option<&str>, bank: Option<&str>) -> Result<(), Error> {
+    if let Some(m) = merchant_id {
+        check_not_blank(m, ErrorCode::MerchantIdRequired, Field::MerchantId)?;
+    }
+    if let Some(b) = bank {
+        check_not_blank(b, ErrorCode::AcquiringBankRequired, Field::AcquiringBank)?;
     }
     Ok(())
 }
