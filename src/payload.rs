@@ -846,6 +846,12 @@ fn check_language(r: &Request<'_>) -> Result<(), Error> {
     check_texts(r, &fields_only(LANGUAGE_FIELDS))
 }
 
+/// The expirations the SDK accepts: 13 digits of milliseconds since the Unix
+/// epoch (2001-09-09 to 2286-11-20), code 49 otherwise.
+pub(crate) const EXPIRATION_MS: core::ops::Range<u64> = 1_000_000_000_000..10_000_000_000_000;
+/// Why an expiration outside [`EXPIRATION_MS`] is refused (generate, verify).
+pub(crate) const EXPIRATION_SHAPE: &str = "must be 13 digits of milliseconds since the Unix epoch";
+
 /// A dynamic KHQR needs an expiration of 13 digits, not before `now`; a static
 /// one takes none.
 fn check_expiration<'r>(r: &'r Request<'_>, plan: &mut Plan<'r>) -> Result<(), Error> {
@@ -872,11 +878,11 @@ fn check_expiration<'r>(r: &'r Request<'_>, plan: &mut Plan<'r>) -> Result<(), E
         Expiration::AtMs(ms) => ms,
         Expiration::AfterMs(d) => plan.now_ms.saturating_add(d),
     };
-    if !(1_000_000_000_000..10_000_000_000_000).contains(&ms) {
+    if !EXPIRATION_MS.contains(&ms) {
         return Err(Error::reason_with(
             ErrorCode::ExpirationTimestampLengthInvalid,
             Field::ExpirationTimestamp,
-            "must be 13 digits of milliseconds since the Unix epoch",
+            EXPIRATION_SHAPE,
             &ms.to_string(),
         ));
     }

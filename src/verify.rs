@@ -9,6 +9,7 @@ use crate::error::{Detail, Error, ErrorCode, Field};
 use crate::fields::{Place, ADDITIONAL_DATA_FIELDS as ADDITIONAL_DATA};
 use crate::payload::{
     check_account_id, check_chars_reading, check_mcc, check_not_blank, printable_ascii,
+    EXPIRATION_SHAPE,
 };
 use crate::tag::{self, value};
 use crate::tlv::DataObject;
@@ -684,7 +685,7 @@ fn check_timestamps(
         Error::reason_with(
             ErrorCode::ExpirationTimestampLengthInvalid,
             Field::ExpirationTimestamp,
-            "must be 13 digits of milliseconds since the Unix epoch",
+            EXPIRATION_SHAPE,
             exp,
         )
     })?;
