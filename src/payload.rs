@@ -1207,7 +1207,7 @@ impl fmt::Debug for Khqr {
 
 #[cfg(test)]
 mod tests {
-    use super::{account_id_shape, printable_ascii, Request, USUAL_PAYLOAD_BYTES};
+    use super::{account_id_shape, printable_ascii, Field, Request, USUAL_PAYLOAD_BYTES};
 
     #[test]
     fn a_payload_over_the_small_buffer_is_written_whole() {
@@ -1232,6 +1232,35 @@ mod tests {
         assert_eq!(d.terminal_label(), Some(text.as_str()));
         assert_eq!(d.merchant_city_alternate_language(), Some(city.as_str()));
         assert_eq!(d.expiration_timestamp(), Some("1700000060000"));
+    }
+
+    #[test]
+    fn an_ascii_payload_over_the_small_buffer_is_written_whole() {
+        // Every value within its limit, all ASCII: the first writer runs out
+        // of room mid-template (a head cut off at the buffer's end), and the
+        // payload is written again whole.
+        let now_ms = 1_700_000_000_000;
+        let (id, name) = (format!("{}@b", "a".repeat(30)), "N".repeat(25));
+        let (info, bank, city) = ("I".repeat(32), "B".repeat(23), "C".repeat(15));
+        let (upi, bill, mobile) = ("U".repeat(99), "b".repeat(25), "m".repeat(25));
+        for store in 18..=25 {
+            let store = "s".repeat(store);
+            let khqr = Request::individual(id.as_str(), name.as_str())
+                .account_information(info.as_str())
+                .acquiring_bank(bank.as_str())
+                .merchant_city(city.as_str())
+                .upi_merchant_account(upi.as_str())
+                .bill_number(bill.as_str())
+                .mobile_number(mobile.as_str())
+                .store_label(store.as_str())
+                .amount("1")
+                .expires_in_ms(60_000)
+                .generate(now_ms)
+                .unwrap();
+            let d = crate::verify(khqr.as_str(), now_ms).unwrap();
+            assert_eq!(d.store_label(), Some(store.as_str()));
+            assert_eq!(d.field(Field::UnionPayMerchantAccount), Some(upi.as_str()));
+        }
     }
 
     #[test]

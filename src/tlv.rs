@@ -71,8 +71,9 @@ impl<'a> DataObject<'a> {
     /// A placeholder for unused inline storage slots (ID 0, empty value).
     pub(crate) const EMPTY: Self = Self::new(0, 0, "", 0);
 
-    /// An object with ID `id` and stated length `length` whose value `value`
-    /// starts at byte `offset` - 4 (offsets are kept to 48 bits: 256 TiB).
+    /// An object with ID `id` and stated length `length` whose ID starts at
+    /// byte `offset` (its value at `offset` + 4; offsets are kept to 48 bits:
+    /// 256 TiB).
     #[inline]
     const fn new(id: u8, length: u8, value: &'a str, offset: usize) -> Self {
         DataObject {
@@ -553,15 +554,19 @@ impl<const N: usize, const UTF16: bool> ArrayWriter<N, UTF16> {
         if units > MAX_LENGTH {
             return Err(TooLong { id, length: units });
         }
-        self.put(two_digits_text(id).as_bytes());
-        self.put(two_digits_text(units as u8).as_bytes());
+        // One write of four bytes: a head is written whole or not at all.
+        let (i, n) = (
+            two_digits_text(id).as_bytes(),
+            two_digits_text(units as u8).as_bytes(),
+        );
+        self.put(&[i[0], i[1], n[0], n[1]]);
         Ok(())
     }
 
     /// Appends ID, length and value (UTF-8 text).
     ///
     /// # Errors
-    /// [`TooLong`] if `value` is over 99 UTF-16 code units; nothing is written then.
+    /// [`TooLong`] if `value` is over 99 of the writer's units; nothing is written then.
     #[inline]
     pub(crate) fn write(&mut self, id: u8, value: impl AsRef<[u8]>) -> Result<(), TooLong> {
         let value = value.as_ref();
@@ -600,7 +605,7 @@ impl<const N: usize, const UTF16: bool> ArrayWriter<N, UTF16> {
     /// # Errors
     /// As [`ArrayWriter::close`].
     pub(crate) fn close_unless_empty(&mut self, template: Template) -> Result<(), TooLong> {
-        if self.len == template.start + 4 {
+        if !self.overflow && self.len == template.start + 4 {
             self.len = template.start;
             return Ok(());
         }
@@ -615,6 +620,11 @@ impl<const N: usize, const UTF16: bool> ArrayWriter<N, UTF16> {
     #[allow(clippy::needless_pass_by_value)]
     pub(crate) fn close(&mut self, template: Template) -> Result<(), TooLong> {
         let Template { id, start } = template;
+        if self.overflow {
+            // What was written is thrown away (see `as_str`); the head may be
+            // missing.
+            return Ok(());
+        }
         debug_assert!(
             start + 4 <= self.len,
             "a template is closed after it is opened"
