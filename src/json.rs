@@ -145,7 +145,8 @@ pub fn request_from_json(kind: Kind, json: &str) -> Result<Request<'static>, Err
 /// the amount as a string.
 ///
 /// # Errors
-/// As [`request_from_json`].
+/// As [`request_from_json`], except that a key given twice cannot be seen: a
+/// [`Value`] has kept only the last (also of two `optional` objects).
 pub fn request_from_value(kind: Kind, v: &Value) -> Result<Request<'static>, Error> {
     if !v.is_object() {
         return Err(invalid(Field::Request, "must be a JSON object"));
@@ -252,12 +253,16 @@ fn item(raw: &RawValue) -> Item<'_> {
     }
 }
 
-/// A text field's value: a string, or a number's text as written.
+/// A text field's value: a string, or a number's value as plain decimal text
+/// (`1e3` → `"1000"`, `116.0` → `"116"`, as the SDK's `String()` writes most
+/// numbers; amount.rs), or as written when amount.rs refuses it (a sign).
 fn text(field: Field, raw: &RawValue) -> Result<Option<String>, Error> {
     match item(raw) {
         Item::Absent => Ok(None),
         Item::Text(s) => Ok(Some(s)),
-        Item::Number(t) => Ok(Some(t.to_owned())),
+        Item::Number(t) => Ok(Some(
+            Amount::decimal_from_json_number(t).unwrap_or_else(|_| t.to_owned()),
+        )),
         Item::Other => Err(invalid(field, "must be text")),
     }
 }
@@ -344,6 +349,13 @@ fn build(kind: Kind, flat: &[(String, &RawValue)]) -> Result<Request<'static>, E
         None => None,
     };
     let after = match flat.iter().rev().find(|(k, _)| k == EXPIRES_IN_MS) {
+        // Our own key: empty is not "absent" (the SDK's rule for its keys).
+        Some((_, v)) if v.get() == "\"\"" => {
+            return Err(invalid(
+                Field::ExpirationTimestamp,
+                "expiresInMs must be a whole, non-negative number of milliseconds",
+            ))
+        }
         Some((_, v)) => whole_ms(
             v,
             false,
@@ -394,6 +406,30 @@ mod tests {
         }
         let e = request_from_json(Kind::Individual, r#"{"ammount":"1"}"#).unwrap_err();
         assert_eq!(e.to_string(), "request has an unknown key: \"ammount\"");
+    }
+
+    #[test]
+    fn numbers_in_text_fields_are_their_value() {
+        // As the SDK's `String()` writes them, the same from JSON text and
+        // from a `Value`.
+        let body = r#"{"bakongAccountID":"a@b","merchantName":"N","currency":116.0,
+            "merchantCategoryCode":5999.0,"billNumber":1e3,"storeLabel":12.0}"#;
+        let from_text = request_from_json(Kind::Individual, body).unwrap();
+        let value: Value = serde_json::from_str(body).unwrap();
+        let from_value = request_from_value(Kind::Individual, &value).unwrap();
+        for r in [&from_text, &from_value] {
+            assert_eq!(r.currency_code(), Currency::Khr);
+            assert_eq!(r.text(Field::MerchantCategoryCode), Some("5999"));
+            assert_eq!(r.text(Field::BillNumber), Some("1000"));
+            assert_eq!(r.text(Field::StoreLabel), Some("12"));
+        }
+        // Our own key: empty is refused, not taken as absent.
+        let e = request_from_json(
+            Kind::Individual,
+            r#"{"bakongAccountID":"a@b","merchantName":"N","expiresInMs":""}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidRequest);
     }
 
     const NOW: u64 = 1_700_000_000_000;

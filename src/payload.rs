@@ -115,7 +115,7 @@ pub struct MerchantInfo<S> {
 /// assert_eq!(khqr.md5().to_string().len(), 32);
 /// # Ok::<(), bakong_khqr::Error>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Request<'a> {
     bakong_account_id: Cow<'a, str>,
     merchant_name: Cow<'a, str>,
@@ -127,6 +127,26 @@ pub struct Request<'a> {
     optional: [Option<Cow<'a, str>>; OPTIONAL_SLOTS.len()],
     /// The first field set that does not apply to this request.
     misuse: Option<Field>,
+}
+
+/// Each member by its name; the optional text fields by their field's name,
+/// only those set.
+impl fmt::Debug for Request<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Request");
+        d.field("bakong_account_id", &self.bakong_account_id)
+            .field("merchant_name", &self.merchant_name)
+            .field("account", &self.account)
+            .field("currency", &self.currency)
+            .field("amount", &self.amount)
+            .field("expiration", &self.expiration);
+        for (field, value) in OPTIONAL_SLOTS.iter().zip(&self.optional) {
+            if let Some(v) = value {
+                d.field(field.name(), v);
+            }
+        }
+        d.field("misuse", &self.misuse).finish()
+    }
 }
 
 /// Default merchant city, as the SDK.
@@ -693,7 +713,7 @@ fn check_in_sdk_order<'r>(r: &'r Request<'_>, p: &mut Plan<'r>) -> Result<(), Er
 ///
 /// The last of them, no control character and nothing outside the BMP in any
 /// text (53, [`check_characters`]), runs as one scan of the written payload in
-/// [`Request::write`], before a template's length is refused (52).
+/// `Request::emit`, before a template's length is refused (52).
 fn check_in_our_order(r: &Request<'_>, p: &Plan<'_>) -> Result<(), Error> {
     if !p.account_id_shape {
         return Err(account_id_invalid(&r.bakong_account_id));

@@ -205,6 +205,13 @@ impl<'a> Observer<'a> for TopLevel<'a> {
     }
 }
 
+/// The point of initiation method of a dynamic KHQR, as two bytes.
+const DYNAMIC_POI: [u8; 2] = {
+    let v = value::DYNAMIC.as_bytes();
+    assert!(v.len() == 2, "a point of initiation method is two digits");
+    [v[0], v[1]]
+};
+
 /// The data objects a KHQR must have, in the order verify asks for them (the
 /// SDK's); each one's tag and code come from the field table.
 const REQUIRED: [Field; 8] = [
@@ -249,8 +256,8 @@ const REQUIRED: [Field; 8] = [
 ///    17, not `11`/`12` → 48; 29/30 without readable sub-tags → 5, account ID empty
 ///    → 1, over 32 → 6, not `name@bank` → 3, account information / merchant ID
 ///    empty or over 32 → 35 / 32, acquiring bank empty → 31, over 32 → 33, a
-///    merchant's ID or acquiring bank of only white space → 30 / 31 (ours, as
-///    `generate`); 52 over 4 → 18, not 4 digits → 51; 53 over 3 → 19, not 116/840 → 28; 54 over 13,
+///    merchant's ID or acquiring bank that is blank (only white space and
+///    invisible format characters) → 30 / 31 (ours, as `generate`); 52 over 4 → 18, not 4 digits → 51; 53 over 3 → 19, not 116/840 → 28; 54 over 13,
 ///    not decimal digits, a non-zero fraction in KHR or over 2 decimals in USD →
 ///    4, zero in a dynamic KHQR → 47; 58 empty or over 3 → 20, not `KH` → 57; 59 empty or
 ///    blank → 2, over 25 → 7; 60 empty → 27, over 15 → 21; 62 sub-tags 01, 02, 03,
@@ -289,7 +296,7 @@ fn check_read(d: &mut Decoded<'_>, now_ms: u64, options: VerifyOptions) -> Resul
     let stop = d.read_observed(&mut top, printable);
     top.finish(&stop);
     let d: &Decoded<'_> = d;
-    let dynamic = top.poi(d) == value::DYNAMIC.as_bytes().try_into().ok();
+    let dynamic = top.poi(d) == Some(DYNAMIC_POI);
     let has_amount = top.has(tag::TRANSACTION_AMOUNT);
     if dynamic && !has_amount {
         return Err(Error::reason(
