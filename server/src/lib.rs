@@ -40,6 +40,8 @@
 #![allow(clippy::result_large_err)]
 
 pub mod checkout;
+pub mod client_ip;
+pub mod local_limits;
 pub mod params;
 mod render_pool;
 pub mod seed;

@@ -3,6 +3,11 @@
 //! whenever it waits for a request head), a cap on connections in all and per
 //! client address, and a graceful drain on shutdown.
 
+#[allow(dead_code)]
+mod conns;
+#[allow(dead_code)]
+mod write_timeout;
+
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
