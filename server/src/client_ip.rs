@@ -341,9 +341,8 @@ fn forwarded_node(value: &str) -> Hop {
     }
     let (addr, port_ok) = match v.split_once(':') {
         Some((a, p)) if !p.contains(':') => (a, node_port(p)),
-        // Unbracketed IPv6 is not RFC 7239, but a proxy may write it.
-        Some(_) => (v, true),
-        None => (v, true),
+        // No port; or unbracketed IPv6, not RFC 7239, but a proxy may write it.
+        _ => (v, true),
     };
     match IpAddr::from_str(addr) {
         Ok(ip) if port_ok => Hop::Addr(ip),
@@ -391,13 +390,13 @@ mod tests {
 
     #[test]
     fn groups_v4_by_address_and_v6_by_64() {
-        let a = ClientGroup::of(ip("2001:db8:1:2:aaaa::1"));
-        let b = ClientGroup::of(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"));
-        let c = ClientGroup::of(ip("2001:db8:1:3::1"));
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-        assert_eq!(a.to_string(), "2001:db8:1:2::/64");
-        assert_eq!(c.to_string(), "2001:db8:1:3::/64");
+        let low = ClientGroup::of(ip("2001:db8:1:2:aaaa::1"));
+        let high = ClientGroup::of(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        let next = ClientGroup::of(ip("2001:db8:1:3::1"));
+        assert_eq!(low, high);
+        assert_ne!(low, next);
+        assert_eq!(low.to_string(), "2001:db8:1:2::/64");
+        assert_eq!(next.to_string(), "2001:db8:1:3::/64");
         assert_eq!(ClientGroup::of(ip("::1")).to_string(), "0:0:0:0::/64");
         assert_eq!(
             ClientGroup::of(ip("fe80:0:0:abcd:1:2:3:4")).to_string(),

@@ -114,6 +114,21 @@ pub enum Bucket {
     Admin,
 }
 
+impl Bucket {
+    /// The local bucket of a route (by its metrics label), if it has one:
+    /// `assets` and `other` (no route) are [`Bucket::Static`]; `healthz`,
+    /// `readyz` and `metrics` are [`Bucket::Admin`]; every other route is
+    /// limited by the store.
+    #[must_use]
+    pub fn for_route(route: &str) -> Option<Bucket> {
+        match route {
+            "assets" | "other" => Some(Bucket::Static),
+            "healthz" | "readyz" | "metrics" => Some(Bucket::Admin),
+            _ => None,
+        }
+    }
+}
+
 /// Per-client token buckets for [`Bucket::Static`] and [`Bucket::Admin`]
 /// (requests per second, burst four seconds' worth; 0 = no limit).
 pub struct RouteBuckets {
@@ -166,6 +181,17 @@ impl RouteBuckets {
             l.shrink_to_fit();
         }
     }
+
+    /// Prunes `buckets` every 10 s while they live.
+    pub fn spawn_prune(buckets: std::sync::Weak<RouteBuckets>) {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                let Some(b) = buckets.upgrade() else { return };
+                b.prune();
+            }
+        });
+    }
 }
 
 #[cfg(test)]
@@ -215,6 +241,10 @@ mod tests {
             .filter(|_| b.check(Bucket::Admin, "a").is_ok())
             .count();
         assert!((8..=9).contains(&admin), "{admin}");
+        assert_eq!(Bucket::for_route("assets"), Some(Bucket::Static));
+        assert_eq!(Bucket::for_route("other"), Some(Bucket::Static));
+        assert_eq!(Bucket::for_route("metrics"), Some(Bucket::Admin));
+        assert_eq!(Bucket::for_route("create"), None);
         let off = RouteBuckets::new(0, 0);
         assert!((0..1000).all(|_| off.check(Bucket::Admin, "a").is_ok()));
         b.prune();

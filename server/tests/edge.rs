@@ -5,6 +5,8 @@
 //! is bounded in count and in time.
 
 #![allow(clippy::too_many_lines)]
+// Phase A: fields the server does not take yet.
+#![allow(dead_code)]
 
 mod common;
 
@@ -212,7 +214,7 @@ async fn event_streams_cannot_hold_every_connection_with_both_stores() {
         // The flood, one address after the other so the counts are exact:
         // 64 streams from each of 127.0.0.2..=9, each answer's head within 3 s.
         let started = Instant::now();
-        let mut held = Vec::new();
+        let mut streams = Vec::new();
         let (mut per_client, mut server_full, mut unanswered) = (0, 0, 0);
         for host in 2..=9 {
             for _ in 0..64 {
@@ -223,7 +225,7 @@ async fn event_streams_cannot_hold_every_connection_with_both_stores() {
                 match read_head(&mut s, Duration::from_secs(3)).await {
                     Some((200, head, _)) => {
                         assert!(head.contains("text/event-stream"), "{head}");
-                        held.push(s);
+                        streams.push(s);
                     }
                     Some((status @ (429 | 503), head, body)) => {
                         assert!(head.contains("application/json"), "{head}");
@@ -250,7 +252,7 @@ async fn event_streams_cannot_hold_every_connection_with_both_stores() {
         }
         eprintln!(
             "{backend:?}: {} streams held, {per_client} refused per client, {server_full} refused server-wide, {unanswered} unanswered, in {:?}",
-            held.len(),
+            streams.len(),
             started.elapsed()
         );
         // /healthz on the admin listener, five times, each within 100 ms.
@@ -295,13 +297,13 @@ async fn event_streams_cannot_hold_every_connection_with_both_stores() {
         // The caps: 32 per client for six addresses (192), then 8 more from
         // the seventh up to the 200 in all; every other stream refused.
         assert_eq!(unanswered, 0, "{backend:?}");
-        assert_eq!(held.len(), 200, "{backend:?}");
+        assert_eq!(streams.len(), 200, "{backend:?}");
         assert_eq!(per_client, 6 * 32, "{backend:?}");
         assert_eq!(server_full, 512 - 200 - 6 * 32, "{backend:?}");
         // The admin routes are not on the public port.
         let a = get(&c, &format!("{}/healthz", server.base)).await;
         assert_eq!(a.status, 404, "{backend:?}: /healthz on the public port");
-        drop(held);
+        drop(streams);
         server.stop().await;
     }
 }
@@ -382,7 +384,7 @@ async fn slow_readers_are_cut_off_by_the_write_timeout() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let queued_before = server_queued_bytes(port);
     // Write timeout plus a margin.
-    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let queued_after = server_queued_bytes(port);
     // A normal client is served meanwhile.
     let c = client(Some("127.0.0.20"));

@@ -14,7 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::client_ip::ClientGroup;
 
@@ -117,6 +117,25 @@ impl Conns {
         true
     }
 
+    /// A connection slot from `slots` (the server-wide cap). When none is
+    /// free, first sheds the largest holder's oldest connection (if a group
+    /// holds two or more), then waits for a slot; `None` if `stop` resolves
+    /// first.
+    pub async fn take_slot(
+        &self,
+        slots: &Arc<Semaphore>,
+        stop: std::pin::Pin<&mut (impl std::future::Future<Output = ()> + ?Sized)>,
+    ) -> Option<OwnedSemaphorePermit> {
+        if let Ok(p) = slots.clone().try_acquire_owned() {
+            return Some(p);
+        }
+        self.shed_largest(2);
+        tokio::select! {
+            p = slots.clone().acquire_owned() => p.ok(),
+            () = stop => None,
+        }
+    }
+
     /// How many connections `group` has booked.
     #[must_use]
     pub fn open(&self, group: ClientGroup) -> usize {
@@ -189,5 +208,42 @@ mod tests {
         let (_y, _) = single.admit(g("192.0.2.2"));
         assert!(!single.shed_largest(2));
         assert!(!Conns::new(0).shed_largest(2));
+    }
+
+    #[tokio::test]
+    async fn a_slot_when_full_comes_from_the_largest_holder() {
+        let conns = Conns::new(0);
+        let slots = Arc::new(Semaphore::new(3));
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let stop = std::future::pending::<()>();
+            tokio::pin!(stop);
+            let permit = conns.take_slot(&slots, stop.as_mut()).await.unwrap();
+            let (slot, close) = conns.admit(g("192.0.2.2"));
+            // What serve() does: the connection ends when signalled.
+            held.push(tokio::spawn(async move {
+                close.notified().await;
+                drop((permit, slot));
+            }));
+        }
+        let stop = std::future::pending::<()>();
+        tokio::pin!(stop);
+        let got = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            conns.take_slot(&slots, stop.as_mut()),
+        )
+        .await;
+        assert!(matches!(got, Ok(Some(_))));
+        assert_eq!(conns.open(g("192.0.2.2")), 2);
+        // Full with nobody holding two: wait, until the stop.
+        let single = Conns::new(0);
+        let one = Arc::new(Semaphore::new(1));
+        let never = std::future::pending::<()>();
+        tokio::pin!(never);
+        let _p = single.take_slot(&one, never.as_mut()).await.unwrap();
+        let (_s, _) = single.admit(g("192.0.2.9"));
+        let stop = tokio::time::sleep(std::time::Duration::from_millis(50));
+        tokio::pin!(stop);
+        assert!(single.take_slot(&one, stop.as_mut()).await.is_none());
     }
 }
