@@ -685,3 +685,90 @@ async fn ipv6_clients_are_capped_by_their_64() {
     assert_eq!(head.map(|h| h.0), Some(200));
     server.stop().await;
 }
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The binary with `args`, its environment cleared but for `PATH`; killed on
+/// drop.
+fn binary(args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_khqr-server"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Items 4 and 6 through the binary: `--admin-listen` serves the admin routes
+/// on their own port (and 404 on the public one); `--client-ip-header`
+/// without `--trusted-proxies` is refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_takes_admin_listen_and_refuses_an_untrusted_header() {
+    let (public, admin) = (free_port(), free_port());
+    let public_addr = format!("127.0.0.1:{public}");
+    let admin_addr = format!("127.0.0.1:{admin}");
+    let mut child = binary(&[
+        "--listen",
+        &public_addr,
+        "--admin-listen",
+        &admin_addr,
+        "--log",
+        "warn",
+    ])
+    .spawn()
+    .unwrap();
+    let c = client(None);
+    let mut up = None;
+    for _ in 0..100 {
+        if let Ok(r) = c.get(format!("http://{admin_addr}/healthz")).send().await {
+            up = Some(r.status().as_u16());
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut err).await;
+            }
+            panic!("the server exited ({status}): {err}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(up, Some(200), "no /healthz on the admin port within 10 s");
+    let r = get(&c, &format!("http://{admin_addr}/readyz")).await;
+    assert_eq!(r.status, 503, "no token: not ready");
+    assert_eq!(r.json()["token"], "missing");
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let a = get(&c, &format!("http://{public_addr}{path}")).await;
+        assert_eq!(a.status, 404, "{path} on the public port");
+    }
+    let a = get(
+        &c,
+        &format!("http://{public_addr}/khqr/assets/checkout.css"),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    let _ = child.kill().await;
+
+    let out = tokio::time::timeout(
+        Duration::from_secs(10),
+        binary(&[
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--client-ip-header",
+            "X-Forwarded-For",
+        ])
+        .output(),
+    )
+    .await
+    .expect("the server should refuse to start")
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started with an untrusted header");
+    assert!(err.contains("--trusted-proxies"), "{err}");
+}

@@ -64,11 +64,20 @@ impl<S> WriteTimeout<S> {
 }
 
 impl<S: Abort> WriteTimeout<S> {
-    /// After the inner write answered `poll`: disarm on progress, otherwise
-    /// arm the timer (if not yet) and fail once it has run out.
-    fn watch<T>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+    /// After the inner write, flush or shutdown answered `poll`: a finished
+    /// write disarms the timer (a finished flush or shutdown leaves it as it
+    /// is: only a write moves bytes); a pending one arms it (if not yet) and
+    /// fails once it has run out.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<T>>,
+        is_write: bool,
+    ) -> Poll<io::Result<T>> {
         if poll.is_ready() {
-            self.armed = false;
+            if is_write {
+                self.armed = false;
+            }
             return poll;
         }
         if !self.armed {
@@ -106,7 +115,7 @@ impl<S: AsyncWrite + Abort + Unpin> AsyncWrite for WriteTimeout<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
-        self.watch(cx, poll)
+        self.watch(cx, poll, true)
     }
 
     fn poll_write_vectored(
@@ -115,7 +124,7 @@ impl<S: AsyncWrite + Abort + Unpin> AsyncWrite for WriteTimeout<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        self.watch(cx, poll)
+        self.watch(cx, poll, true)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -124,12 +133,12 @@ impl<S: AsyncWrite + Abort + Unpin> AsyncWrite for WriteTimeout<S> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let poll = Pin::new(&mut self.inner).poll_flush(cx);
-        self.watch(cx, poll)
+        self.watch(cx, poll, false)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
-        self.watch(cx, poll)
+        self.watch(cx, poll, false)
     }
 }
 
