@@ -189,6 +189,14 @@ impl FromStr for ForwardedHeader {
     }
 }
 
+/// [`ForwardedHeader::from_str`], as a clap `value_parser`.
+///
+/// # Errors
+/// The text is not a header name.
+pub fn parse_forwarded_header(text: &str) -> Result<ForwardedHeader, String> {
+    text.parse()
+}
+
 /// How the client's address is found: the trusted proxies and their header.
 #[derive(Clone, Debug, Default)]
 pub struct ClientAddr {

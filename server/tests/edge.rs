@@ -5,8 +5,6 @@
 //! is bounded in count and in time.
 
 #![allow(clippy::too_many_lines)]
-// Phase A: fields the server does not take yet.
-#![allow(dead_code)]
 
 mod common;
 
@@ -84,38 +82,71 @@ impl Running {
 async fn start(edge: &Edge, backend: &Backend) -> Running {
     let fake = fake_bakong().await;
     let mut config = config_for(&fake);
-    config.limits = edge.limits.clone();
-    config.client_ip_header = edge.client_ip_header.map(str::to_owned);
+    config.rate_per_client = edge.limits.client_per_sec;
+    config.burst_per_client = edge.limits.client_burst;
+    config.rate_per_account = edge.limits.account_per_sec;
+    config.burst_per_account = edge.limits.account_burst;
+    config.quota_per_client = edge.limits.quota_per_client;
+    config.header_timeout_ms = edge.header_timeout_ms;
+    config.max_connections = edge.max_connections;
+    config.max_connections_per_ip = edge.max_connections_per_ip;
+    config.drain_secs = 2;
+    config.write_timeout_ms = edge.write_timeout_ms;
+    config.max_events_per_client = edge.max_events_per_client;
+    config.max_events = edge.max_events;
+    config.rate_assets_per_client = edge.assets_rate;
+    config.rate_admin_per_client = edge.admin_rate;
+    config.trusted_proxies = edge
+        .trusted_proxies
+        .map(|t| {
+            t.split(',')
+                .map(|n| khqr_server::client_ip::parse_network(n).unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    config.client_ip_header = edge.client_ip_header.map(|h| h.parse().unwrap());
     let listener = tokio::net::TcpListener::bind(edge.listen).await.unwrap();
     let addr = listener.local_addr().unwrap();
     assert!(addr.ip().is_loopback());
-    config.public_url = format!("http://{addr}");
-    let serve = khqr_server::ServeConfig {
-        header_read_timeout: Duration::from_millis(edge.header_timeout_ms),
-        max_connections: edge.max_connections,
-        max_connections_per_ip: edge.max_connections_per_ip,
-        drain_timeout: Duration::from_secs(2),
+    config.public_url = Some(format!("http://{addr}"));
+    let admin_listener = if edge.admin {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        config.admin_listen = Some(l.local_addr().unwrap());
+        Some(l)
+    } else {
+        None
     };
-    // Not on today's code: the write timeout, the event-stream caps, the
-    // admin listener, trusted proxies and the static/admin buckets.
-    let store = make_store(backend, config.limits.clone()).await;
+    let store = make_store(backend, config.limits()).await;
     let app = khqr_server::app(&config, store).unwrap();
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let mut rx1 = rx.clone();
-    let task = tokio::spawn(async move {
-        khqr_server::serve(listener, app.router(), serve, async move {
-            let _ = rx1.changed().await;
+    let mut tasks = Vec::new();
+    let base = format!("http://{addr}");
+    let mut admin_base = base.clone();
+    if let Some(l) = admin_listener {
+        admin_base = format!("http://{}", l.local_addr().unwrap());
+        let (router, serve, mut rx) = (app.admin_router(), config.admin_serve(), rx.clone());
+        tasks.push(tokio::spawn(async move {
+            khqr_server::serve(l, router, serve, async move {
+                let _ = rx.changed().await;
+            })
+            .await
+            .unwrap();
+        }));
+    }
+    let (router, serve, mut rx) = (app.router(), config.serve(), rx);
+    tasks.push(tokio::spawn(async move {
+        khqr_server::serve(listener, router, serve, async move {
+            let _ = rx.changed().await;
         })
         .await
         .unwrap();
-    });
-    let base = format!("http://{addr}");
+    }));
     Running {
-        admin_base: base.clone(),
+        admin_base,
         base,
         addr,
         stop,
-        tasks: vec![task],
+        tasks,
         _fake: fake,
     }
 }

@@ -137,6 +137,7 @@ impl Conns {
     }
 
     /// How many connections `group` has booked.
+    #[cfg(test)]
     #[must_use]
     pub fn open(&self, group: ClientGroup) -> usize {
         self.lock().groups.get(&group).map_or(0, VecDeque::len)

@@ -9,6 +9,14 @@
 //! ([`Abort`]), so the kernel discards the bytes still queued for that peer
 //! instead of trying to deliver them for minutes. Every write that moves bytes
 //! starts the clock again: a slow but reading client is never cut off.
+//!
+//! The kernel must not swallow a whole answer either: by default Linux takes
+//! up to megabytes per socket into its send buffer, so the 93 KB font "is
+//! written" at once to a client that never reads, and sits queued there for
+//! minutes. [`limit_unsent`] sets `TCP_NOTSENT_LOWAT` to [`NOTSENT_LOWAT`]
+//! bytes: the kernel then holds at most that much not yet sent (plus what the
+//! peer's window lets fly), and a stalled reader shows up here as a pending
+//! write.
 
 use std::future::Future;
 use std::io;
@@ -18,6 +26,25 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
+
+/// The most bytes the kernel keeps queued but not yet sent on a connection
+/// (`TCP_NOTSENT_LOWAT`, Linux): 16 KiB, the value commonly used by HTTP
+/// servers; bytes in flight to a reading peer are not counted, so throughput
+/// does not suffer.
+pub const NOTSENT_LOWAT: u32 = 16 * 1024;
+
+/// Bounds the bytes the kernel queues unsent on `stream` to
+/// [`NOTSENT_LOWAT`] (Linux; elsewhere nothing, and the write timeout starts
+/// once the kernel's own buffer is full). Errors are ignored: the connection
+/// works without it.
+pub fn limit_unsent(stream: &tokio::net::TcpStream) {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = socket2::SockRef::from(stream).set_tcp_notsent_lowat(NOTSENT_LOWAT);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = stream;
+}
 
 /// A connection that can be made to close abortively (TCP reset, queued bytes
 /// dropped).
@@ -55,11 +82,6 @@ impl<S> WriteTimeout<S> {
             timer: Box::pin(tokio::time::sleep(limit)),
             armed: false,
         }
-    }
-
-    /// The wrapped connection.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
     }
 }
 
