@@ -437,6 +437,40 @@ mod tests {
     }
 
     #[test]
+    fn client_addresses_and_admin_connections() {
+        let mut config = Config::new("https://pay.example");
+        assert!(config.client_addr().is_ok());
+        config.client_ip_header = Some("X-Forwarded-For".parse().unwrap());
+        let e = config.client_addr().unwrap_err();
+        assert!(e.0.contains("--trusted-proxies"), "{e}");
+        let parsed = Config::try_parse_from([
+            "khqr-server",
+            "--trusted-proxies",
+            "10.0.0.0/8,192.0.2.7",
+            "--client-ip-header",
+            "Forwarded",
+            "--admin-listen",
+            "127.0.0.1:9090",
+        ])
+        .unwrap();
+        assert!(parsed.client_addr().is_ok());
+        assert!(parsed.trusted().contains("10.1.2.3".parse().unwrap()));
+        assert!(parsed
+            .serve()
+            .trusted_proxies
+            .contains("192.0.2.7".parse().unwrap()));
+        let admin = parsed.admin_serve();
+        assert_eq!(
+            (admin.max_connections, admin.max_connections_per_ip),
+            (32, 0)
+        );
+        assert!(admin.trusted_proxies.is_empty());
+        assert_eq!(admin.write_timeout, parsed.serve().write_timeout);
+        assert!(Config::try_parse_from(["khqr-server", "--trusted-proxies", "10.0.0/8"]).is_err());
+        assert!(Config::try_parse_from(["khqr-server", "--admin-max-connections", "0"]).is_err());
+    }
+
+    #[test]
     fn bounds_are_enforced_by_the_parser() {
         for bad in [
             ["khqr-server", "--upstream-concurrency", "0"],

@@ -803,3 +803,60 @@ async fn the_binary_takes_admin_listen_and_refuses_an_untrusted_header() {
     assert!(!out.status.success(), "started with an untrusted header");
     assert!(err.contains("--trusted-proxies"), "{err}");
 }
+
+/// Item 6 with RFC 7239: from the trusted proxy, `Forwarded: for=` names the
+/// client, an IPv6 client counts by its /64 (another address of the same /64
+/// shares the bucket), and an `X-Forwarded-For` is not read when `Forwarded`
+/// is the header named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_from_a_trusted_proxy_groups_ipv6_by_64() {
+    let edge = Edge {
+        trusted_proxies: Some("127.0.0.1"),
+        client_ip_header: Some("Forwarded"),
+        limits: Limits {
+            client_per_sec: 1,
+            client_burst: 10,
+            account_per_sec: 0,
+            quota_per_client: 1_000_000,
+            ..Limits::default()
+        },
+        ..Edge::default()
+    };
+    let server = start(&edge, &Backend::Memory).await;
+    let url = format!("{}/khqr/qr/nosuchtran", server.base);
+    let proxy = client(Some("127.0.0.1"));
+    let status = |fwd: &'static str| {
+        let req = proxy.get(&url).header("forwarded", fwd);
+        async move { send(req).await.status }
+    };
+    let mut limited = 0;
+    for _ in 0..20 {
+        if status("for=\"[2001:db8:1:2::1]:443\";proto=https").await == 429 {
+            limited += 1;
+        }
+    }
+    assert!((9..=10).contains(&limited), "{limited} of 20 limited");
+    // The same /64: the same, empty, bucket.
+    assert_eq!(status("for=\"[2001:db8:1:2:ffff::9]\"").await, 429);
+    // Another /64, and an IPv4 client: their own buckets.
+    assert_eq!(status("for=\"[2001:db8:1:3::1]\"").await, 404);
+    assert_eq!(status("for=198.51.100.9").await, 404);
+    // An obfuscated client counts against the proxy itself.
+    assert_eq!(status("for=_hidden").await, 404);
+    // X-Forwarded-For is not the header named: these count as the proxy too,
+    // whatever they claim, and its bucket empties.
+    let mut proxy_limited = 0;
+    for i in 0..20 {
+        let a = send(
+            proxy
+                .get(&url)
+                .header("x-forwarded-for", format!("203.0.113.{i}")),
+        )
+        .await;
+        if a.status == 429 {
+            proxy_limited += 1;
+        }
+    }
+    assert!(proxy_limited >= 9, "{proxy_limited} of 20 limited");
+    server.stop().await;
+}
