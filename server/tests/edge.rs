@@ -436,11 +436,14 @@ async fn slow_readers_are_cut_off_by_the_write_timeout() {
         "queued on the server: {queued_before} bytes after 0.5 s, {queued_after} after 2.5 s; \
          {closed} of 64 closed, {whole} got the whole font"
     );
-    assert!(
-        queued_before > 64 * 4096,
-        "the attack did not queue: {queued_before}"
-    );
-    assert!(queued_after < 64 * 1024, "still queued: {queued_after}");
+    // The kernel's queues are read from /proc (Linux only).
+    if std::path::Path::new("/proc/net/tcp").exists() {
+        assert!(
+            queued_before > 64 * 4096,
+            "the attack did not queue: {queued_before}"
+        );
+        assert!(queued_after < 64 * 1024, "still queued: {queued_after}");
+    }
     assert_eq!(closed, 64);
     assert_eq!(whole, 0);
     server.stop().await;
