@@ -93,9 +93,12 @@ pub struct Config {
     /// File holding the Bakong token (re-read every 10 s).
     #[arg(long, env = "BAKONG_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
-    /// Where QRs and rate limits live: `memory` (this process only) or a Redis URL `redis://[user:pass@]host:port[/db]` (shared by every instance, kept over restarts).
-    #[arg(long, env = "KHQR_STORE", default_value = "memory")]
+    /// Where QRs, owed webhooks and rate limits live: `sqlite` (one file in --data-dir, kept over restarts and crashes: one instance), `sqlite:PATH` (that file), a Redis URL `redis://[user:pass@]host:port[/db]` (shared by several instances), or `memory` (this process only, lost on restart: tests and throwaway runs).
+    #[arg(long, env = "KHQR_STORE", default_value = "sqlite")]
     pub store: String,
+    /// Directory of the `sqlite` store's database, `khqr.sqlite3` (created if missing).
+    #[arg(long, env = "KHQR_DATA_DIR", default_value = "/var/lib/khqr-server")]
+    pub data_dir: PathBuf,
     /// Lifetime of a created QR, in seconds (tag 99).
     #[arg(long, env = "KHQR_QR_TTL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub qr_ttl_secs: u64,
@@ -306,6 +309,20 @@ impl Config {
         })
     }
 
+    /// The SQLite database file [`Config::store`] names: `sqlite` gives
+    /// `<data_dir>/khqr.sqlite3`, `sqlite:PATH` gives `PATH`; `None` for the
+    /// other stores.
+    #[must_use]
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        if self.store == "sqlite" {
+            return Some(self.data_dir.join(crate::store::sqlite::FILE_NAME));
+        }
+        self.store
+            .strip_prefix("sqlite:")
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+    }
+
     /// The store's rate limits and capacity.
     #[must_use]
     pub fn limits(&self) -> Limits {
@@ -440,6 +457,33 @@ mod tests {
         assert_eq!(config.serve().max_connections, 4096);
         assert_eq!(config.pending_cache_ms, 3_000);
         assert_eq!(config.upstream_max_body_bytes, 1 << 20);
+        assert_eq!(config.store, "sqlite");
+        assert_eq!(
+            config.sqlite_path(),
+            Some(PathBuf::from("/var/lib/khqr-server/khqr.sqlite3"))
+        );
+    }
+
+    #[test]
+    fn store_choices() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["khqr-server"];
+            all.extend_from_slice(args);
+            Config::try_parse_from(all).unwrap()
+        };
+        let c = parse(&["--store", "sqlite", "--data-dir", "/srv/khqr"]);
+        assert_eq!(
+            c.sqlite_path(),
+            Some(PathBuf::from("/srv/khqr/khqr.sqlite3"))
+        );
+        let c = parse(&["--store", "sqlite:/tmp/x.db"]);
+        assert_eq!(c.sqlite_path(), Some(PathBuf::from("/tmp/x.db")));
+        assert_eq!(parse(&["--store", "memory"]).sqlite_path(), None);
+        assert_eq!(parse(&["--store", "sqlite:"]).sqlite_path(), None);
+        assert_eq!(
+            parse(&["--store", "redis://127.0.0.1:6379/"]).sqlite_path(),
+            None
+        );
     }
 
     #[test]

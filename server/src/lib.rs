@@ -13,8 +13,10 @@
 //! | `GET /khqr/assets/{name}` | the page's script, style sheet and Khmer font |
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness, readiness (store reachable, token present and unexpired), Prometheus metrics; on their own listener with [`Config::admin_listen`] ([`App::admin_router`]) |
 //!
-//! * **State** lives behind [`store::Store`]: in memory ([`store::MemoryStore`])
-//!   or in Redis ([`store::RedisStore`]), which several instances share.
+//! * **State** lives behind [`store::Store`]: in one SQLite file
+//!   ([`store::SqliteStore`], the default: kept over restarts and crashes), in
+//!   Redis ([`store::RedisStore`], which several instances share), or in memory
+//!   ([`store::MemoryStore`], tests and throwaway runs).
 //! * **Checks** answer only for QRs this service created, asked with the
 //!   `bakongid` that created them (404 otherwise), unless
 //!   [`Config::open_relay`]. Statuses are cached (paid: for the QR's life;
@@ -52,7 +54,7 @@
 //! | [`upstream`] | the Bakong client, token reloads, status cache, coalescing, concurrency |
 //! | [`config`] | [`Config`]: the one `clap` struct; [`store::Limits`] and [`ServeConfig`] derive from it |
 //! | [`local_limits`] | limits kept in this process: event-stream caps, the rate buckets of the routes the store does not limit (assets, unknown paths, admin routes) |
-//! | [`store`] | the [`store::Store`] trait, [`store::AnyStore`]; `store/memory.rs`, `store/redis.rs` (one backend per file), `store/lua/*.lua` |
+//! | [`store`] | the [`store::Store`] trait, [`store::AnyStore`]; `store/memory.rs`, `store/sqlite.rs`, `store/redis.rs` (one backend per file), `store/lua/*.lua`, `store/buckets.rs` (in-process rate limits) |
 //! | [`client_ip`] | who the client is: trusted proxies, `X-Forwarded-For`/`Forwarded` read right to left, the client group (IPv4 address, IPv6 /64) every per-client limit counts |
 //! | [`params`], [`seed`], `render_pool.rs`, `time.rs` | parameters, seed-compatible status JSON, drawing threads, the clock |
 
@@ -101,7 +103,7 @@ impl App {
         http::admin_router(self.state.clone())
     }
 
-    /// The store's kind: `"memory"` or `"redis"`.
+    /// The store's kind: `"memory"`, `"redis"` or `"sqlite"`.
     #[must_use]
     pub fn store_kind(&self) -> &'static str {
         self.state.store.kind()

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bakong_khqr::status::Token;
 use clap::Parser;
-use khqr_server::store::{AnyStore, MemoryStore, RedisStore};
+use khqr_server::store::{AnyStore, MemoryStore, RedisStore, SqliteStore};
 use khqr_server::{app, serve, Config, LogFormat, Secret};
 
 /// `mimalloc`: the create path allocates a few dozen small blocks per request,
@@ -94,7 +94,15 @@ fn log_token(config: &Config) {
 /// Connects the store, builds the application and serves it until a signal.
 async fn run(config: Config) -> Result<(), String> {
     let limits = config.limits();
-    let store = if config.store == "memory" {
+    let store = if let Some(path) = config.sqlite_path() {
+        let opened = tokio::task::spawn_blocking(move || SqliteStore::open(&path, limits))
+            .await
+            .map_err(|e| format!("cannot open the store: {e}"))?;
+        match opened {
+            Ok(s) => AnyStore::Sqlite(s),
+            Err(e) => return Err(format!("cannot open the store: {}", e.detail())),
+        }
+    } else if config.store == "memory" {
         AnyStore::Memory(MemoryStore::new(limits))
     } else if config.store.starts_with("redis://") || config.store.starts_with("redis+unix://") {
         match RedisStore::connect(&config.store, limits).await {
@@ -102,7 +110,7 @@ async fn run(config: Config) -> Result<(), String> {
             Err(e) => return Err(format!("cannot connect to the store: {}", e.detail())),
         }
     } else {
-        return Err("--store must be `memory` or a redis:// URL".into());
+        return Err("--store must be `sqlite`, `sqlite:PATH`, `memory` or a redis:// URL".into());
     };
     let app = app(&config, store).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -1,11 +1,13 @@
-//! One test suite, run against both stores: the in-memory store and a real
-//! `redis-server` (started on a free loopback port, stopped by PID).
+//! One test suite, run against the three stores: the in-memory store, the
+//! SQLite store (a file in a fresh temporary directory) and a real
+//! `redis-server` (started on a free loopback port, stopped by PID). The
+//! durable stores also keep everything over a reopen (a restart).
 
 mod common;
 
 use std::time::Duration;
 
-use common::{make_store, Backend, Redis};
+use common::{make_store, Backend, Redis, TempDir};
 use khqr_server::store::{Created, Delivery, Limits, Record, Store};
 
 fn record(md5: &str, account: &str, expires_ms: u64) -> Record {
@@ -258,18 +260,58 @@ async fn memory_store_suite() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_suite() {
+    let dir = TempDir::new("sqlite-suite");
+    let backend = Backend::Sqlite(dir.path.clone());
+    suite(backend.clone()).await;
+    delivery_suite(backend.clone()).await;
+    shared_and_restarted(&backend).await;
+    assert!(dir.path.join("khqr.sqlite3").is_file());
+}
+
+/// What one store wrote, another store on the same data (another instance, or
+/// this one restarted) reads: a QR, an owed webhook, a delivery's attempts and
+/// its done mark.
+async fn shared_and_restarted(backend: &Backend) {
+    let now = now_ms();
+    let r = record(&md5(42), "s@abaa", now + 60_000);
+    let m = md5(43);
+    {
+        let a = make_store(backend, Limits::default()).await;
+        a.create("10.2.0.1", "TSHARED1", &r, now).await.unwrap();
+        a.watch_add("TSHARED1", now + 60_000).await.unwrap();
+        assert_eq!(
+            a.delivery(&m, "dead", 60_000).await.unwrap(),
+            Delivery::Leased { attempts: 0 }
+        );
+        a.delivery_update(&m, false, 1, 60_000).await.unwrap();
+        a.delivery_update(&md5(44), true, 1, 60_000).await.unwrap();
+    }
+    let b = make_store(backend, Limits::default()).await;
+    assert_eq!(
+        b.fetch("10.2.0.2", None, "TSHARED1", now).await.unwrap(),
+        Ok(Some(r.clone()))
+    );
+    assert!(b
+        .watch_list(now, 100)
+        .await
+        .unwrap()
+        .contains(&("TSHARED1".to_owned(), r)));
+    assert_eq!(
+        b.delivery(&m, "alive", 300).await.unwrap(),
+        Delivery::Busy,
+        "the dead owner's lease still runs"
+    );
+    assert_eq!(
+        b.delivery(&md5(44), "alive", 300).await.unwrap(),
+        Delivery::Done
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_store_suite() {
     let redis = Redis::start();
     suite(Backend::Redis(redis.url.clone())).await;
     delivery_suite(Backend::Redis(redis.url.clone())).await;
-    // Shared: a second connection (another instance) sees the same QR.
-    let a = make_store(&Backend::Redis(redis.url.clone()), Limits::default()).await;
-    let b = make_store(&Backend::Redis(redis.url.clone()), Limits::default()).await;
-    let now = now_ms();
-    let r = record(&md5(42), "s@abaa", now + 60_000);
-    a.create("10.2.0.1", "TSHARED1", &r, now).await.unwrap();
-    assert_eq!(
-        b.fetch("10.2.0.2", None, "TSHARED1", now).await.unwrap(),
-        Ok(Some(r))
-    );
+    shared_and_restarted(&Backend::Redis(redis.url.clone())).await;
 }

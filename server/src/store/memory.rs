@@ -1,24 +1,14 @@
 //! The embedded store: one process, everything in memory.
 
 use std::collections::{HashMap, VecDeque};
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
+use super::buckets::Buckets;
 use super::{Created, Delivery, Limited, Limits, Record, Store, StoreError};
-
-fn nz(n: u32) -> NonZeroU32 {
-    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
-}
-
-fn keyed(per_sec: u32, burst: u32) -> Option<DefaultKeyedRateLimiter<String>> {
-    (per_sec > 0).then(|| RateLimiter::keyed(Quota::per_second(nz(per_sec)).allow_burst(nz(burst))))
-}
 
 /// The caches' hasher: `foldhash`, seeded at random per cache, several times
 /// cheaper than the standard `SipHash` on these short keys (profiled on create).
@@ -46,10 +36,7 @@ pub struct MemoryStore {
     limits: Limits,
     entries: Cache<String, Arc<(Record, u64)>, Hasher>,
     owners: Cache<String, Arc<Mutex<VecDeque<String>>>, Hasher>,
-    clients: Option<DefaultKeyedRateLimiter<String>>,
-    accounts: Option<DefaultKeyedRateLimiter<String>>,
-    /// Made once: building a `quanta` clock probes the CPU and is slow.
-    clock: DefaultClock,
+    buckets: Buckets,
     /// Webhook deliveries: md5 -> (done, attempts, lease owner, lease end).
     deliveries: Mutex<HashMap<String, (bool, u32, String, Instant)>>,
     /// QRs whose webhook is owed: tran -> until (ms since the Unix epoch).
@@ -71,12 +58,10 @@ impl MemoryStore {
             .time_to_idle(Duration::from_secs(24 * 3600))
             .build_with_hasher(Hasher::default());
         MemoryStore {
-            clients: keyed(limits.client_per_sec, limits.client_burst),
-            accounts: keyed(limits.account_per_sec, limits.account_burst),
+            buckets: Buckets::new(&limits),
             limits,
             entries,
             owners,
-            clock: DefaultClock::default(),
             deliveries: Mutex::new(HashMap::new()),
             watched: Mutex::new(HashMap::new()),
         }
@@ -85,26 +70,12 @@ impl MemoryStore {
     /// Forgets rate-limit buckets that are full again (call now and then: the
     /// server does every 10 s).
     pub fn prune(&self) {
-        for l in [&self.clients, &self.accounts].into_iter().flatten() {
-            l.retain_recent();
-            l.shrink_to_fit();
-        }
+        self.buckets.prune();
         self.entries.run_pending_tasks();
     }
 
     fn admit(&self, client: &str, account: Option<&str>) -> Result<(), Limited> {
-        let limited = |n: governor::NotUntil<_>| Limited {
-            retry_after_ms: u64::try_from(n.wait_time_from(self.clock.now()).as_millis())
-                .unwrap_or(u64::MAX)
-                .max(1),
-        };
-        if let Some(l) = &self.clients {
-            l.check_key(&client.to_owned()).map_err(limited)?;
-        }
-        if let (Some(l), Some(a)) = (&self.accounts, account) {
-            l.check_key(&a.to_owned()).map_err(limited)?;
-        }
-        Ok(())
+        self.buckets.admit(client, account)
     }
 
     fn create_now(&self, client: &str, tran: &str, record: &Record, now_ms: u64) -> Created {

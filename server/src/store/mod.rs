@@ -1,5 +1,7 @@
-//! Where created QRs live, and the rate limits: the [`Store`] trait, an
-//! embedded in-memory [`MemoryStore`] and a shared [`RedisStore`].
+//! Where created QRs live, and the rate limits: the [`Store`] trait, the
+//! durable embedded [`SqliteStore`] (one file on disk, the single-instance
+//! default), an in-memory [`MemoryStore`] (tests, throwaway runs) and a shared
+//! [`RedisStore`] (several instances).
 //!
 //! Every request makes **one** call to the store, which both applies the rate
 //! limits of the client (and of the Bakong account, when the request names one)
@@ -12,10 +14,14 @@
 //! most [`Limits::max_entries`] QRs in total and evicts the least recently used
 //! beyond that.
 //!
-//! One backend per file: `memory.rs`, `redis.rs` (its Lua scripts in `lua/`).
+//! One backend per file: `memory.rs`, `sqlite.rs`, `redis.rs` (its Lua
+//! scripts in `lua/`); `buckets.rs` holds the in-process rate limits the
+//! memory and SQLite stores share.
 
+mod buckets;
 mod memory;
 mod redis;
+pub mod sqlite;
 
 use std::fmt;
 use std::future::Future;
@@ -24,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
+pub use self::sqlite::SqliteStore;
 
 /// One created QR, as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,7 +143,8 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-/// The state of the server. Implementations: [`MemoryStore`], [`RedisStore`].
+/// The state of the server. Implementations: [`SqliteStore`], [`MemoryStore`],
+/// [`RedisStore`].
 pub trait Store: Send + Sync + 'static {
     /// Applies the limits of `client` and of `record.bakong_id`, then stores
     /// `record` under `tran` until `record.expires_ms` plus the grace period,
@@ -214,15 +222,18 @@ pub enum AnyStore {
     Memory(MemoryStore),
     /// [`RedisStore`].
     Redis(RedisStore),
+    /// [`SqliteStore`].
+    Sqlite(SqliteStore),
 }
 
 impl AnyStore {
-    /// `"memory"` or `"redis"`.
+    /// `"memory"`, `"redis"` or `"sqlite"`.
     #[must_use]
     pub fn kind(&self) -> &'static str {
         match self {
             AnyStore::Memory(_) => "memory",
             AnyStore::Redis(_) => "redis",
+            AnyStore::Sqlite(_) => "sqlite",
         }
     }
 }
@@ -235,6 +246,7 @@ macro_rules! forward {
                 match self {
                     AnyStore::Memory(s) => s.$name($($arg),*).await,
                     AnyStore::Redis(s) => s.$name($($arg),*).await,
+                    AnyStore::Sqlite(s) => s.$name($($arg),*).await,
                 }
             })*
         }
@@ -253,15 +265,22 @@ forward! {
     watch_list(now_ms: u64, max: usize) -> Vec<(String, Record)>;
 }
 
-/// Prunes the memory store's idle rate-limit buckets every 10 s while `store`
-/// lives (nothing to do for Redis).
+/// Every 10 s while `store` lives: prunes the memory store's idle rate-limit
+/// buckets, and the SQLite store's buckets and rows past their time (nothing
+/// to do for Redis, whose keys expire).
 pub fn spawn_prune(store: std::sync::Weak<AnyStore>) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(10)).await;
             let Some(store) = store.upgrade() else { return };
-            if let AnyStore::Memory(m) = &*store {
-                m.prune();
+            match &*store {
+                AnyStore::Memory(m) => m.prune(),
+                AnyStore::Sqlite(s) => {
+                    if let Err(e) = s.prune(crate::time::now_ms()).await {
+                        tracing::warn!(detail = e.detail(), "sqlite: cannot prune");
+                    }
+                }
+                AnyStore::Redis(_) => {}
             }
         }
     });

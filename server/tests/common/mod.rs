@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use khqr_server::store::{AnyStore, Limits, MemoryStore, RedisStore};
+use khqr_server::store::{AnyStore, Limits, MemoryStore, RedisStore, SqliteStore};
 use khqr_server::{Config, ServeConfig};
 use serde_json::Value;
 
@@ -107,17 +107,49 @@ impl Drop for Redis {
     }
 }
 
-/// Which store a test runs with.
+/// A fresh empty directory under the system's temporary directory, removed
+/// on drop.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(what: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "khqr-{what}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Which store a test runs with. `Sqlite` names a data directory: every
+/// store made on it opens the same `khqr.sqlite3` (as every store made on one
+/// Redis URL shares its data).
 #[derive(Clone, Debug)]
 pub enum Backend {
     Memory,
     Redis(String),
+    Sqlite(PathBuf),
 }
 
 pub async fn make_store(backend: &Backend, limits: Limits) -> AnyStore {
     match backend {
         Backend::Memory => AnyStore::Memory(MemoryStore::new(limits)),
         Backend::Redis(url) => AnyStore::Redis(RedisStore::connect(url, limits).await.unwrap()),
+        Backend::Sqlite(dir) => AnyStore::Sqlite(
+            SqliteStore::open(&dir.join(khqr_server::store::sqlite::FILE_NAME), limits).unwrap(),
+        ),
     }
 }
 

@@ -1,0 +1,538 @@
+//! The durable embedded store: one SQLite file, the single-instance default.
+//!
+//! # Why SQLite
+//!
+//! One file in the data directory (`khqr.sqlite3`), no server to run, built
+//! into the binary (`rusqlite` with its bundled SQLite: no system library).
+//! In WAL mode a committed transaction survives the process being killed
+//! (`kill -9`, a crash, the OOM killer) and, with `synchronous=FULL`, a power
+//! loss too; and other processes (the `khqr-server merchant ...` subcommands,
+//! `sqlite3` for an operator) can open the same file while the server runs:
+//! readers never block the writer, and a writer waits its turn (busy timeout
+//! 5 s) instead of failing.
+//!
+//! # Durability: `synchronous=FULL`
+//!
+//! An owed webhook or a QR a customer is paying must outlive a crash of the
+//! machine, not only of the process: with `NORMAL`, WAL mode keeps every
+//! commit over `kill -9` but may lose the last ones on a power cut. `FULL`
+//! syncs the WAL on every commit; its cost is paid once per *batch*: every
+//! call goes to one dedicated thread, which runs all the calls waiting for it
+//! (up to [`BATCH`]) in one transaction (each in its own savepoint, so one
+//! failing call undoes only its own writes), commits once, and only then
+//! answers them. A create is answered after its QR is on disk.
+//!
+//! # What lives where
+//!
+//! On disk (schema version 1, `PRAGMA user_version`, created or migrated at
+//! open): `records` (each QR: its `tran`, MD5, the client that created it, when
+//! it may be forgotten, and the [`Record`] as JSON), `owners` (QRs held per
+//! client, kept by triggers, for [`Limits::quota_per_client`]), `deliveries`
+//! (each webhook: done, attempts, lease owner and end), `watched` (QRs whose
+//! webhook is owed). Rows past their time are deleted by [`SqliteStore::prune`]
+//! (every 10 s, [`super::spawn_prune`]); reads ignore them before that.
+//!
+//! In memory: the rate limits (`governor` buckets, as [`super::MemoryStore`]):
+//! they are per process on one machine, and a restart refilling them is
+//! harmless. [`Limits::max_entries`] does not apply (the disk holds the QRs; the
+//! per-client quota still bounds what one client can store).
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::buckets::Buckets;
+use super::{Created, Delivery, Limited, Limits, Record, Store, StoreError};
+use crate::time::now_ms;
+
+/// The database's file name inside the data directory.
+pub const FILE_NAME: &str = "khqr.sqlite3";
+
+/// Most calls run in one transaction (one commit, one WAL sync).
+pub const BATCH: usize = 512;
+
+/// The schema version this build writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+/// Schema version 1.
+const SCHEMA_V1: &str = "
+CREATE TABLE IF NOT EXISTS records (
+    id INTEGER PRIMARY KEY,
+    tran TEXT NOT NULL UNIQUE,
+    md5 TEXT NOT NULL,
+    client TEXT NOT NULL,
+    keep_until INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_client ON records(client, id);
+CREATE INDEX IF NOT EXISTS records_keep ON records(keep_until);
+CREATE TABLE IF NOT EXISTS owners (
+    client TEXT PRIMARY KEY,
+    n INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS records_insert AFTER INSERT ON records BEGIN
+    INSERT INTO owners(client, n) VALUES (new.client, 1)
+        ON CONFLICT(client) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS records_delete AFTER DELETE ON records BEGIN
+    UPDATE owners SET n = n - 1 WHERE client = old.client;
+END;
+CREATE TABLE IF NOT EXISTS deliveries (
+    md5 TEXT PRIMARY KEY,
+    done INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    lease_until INTEGER NOT NULL,
+    keep_until INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deliveries_keep ON deliveries(keep_until);
+CREATE TABLE IF NOT EXISTS watched (
+    tran TEXT PRIMARY KEY,
+    until_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS watched_until ON watched(until_ms);
+";
+
+/// How long a delivery row that never saw an outcome (its process died
+/// holding the lease) is kept after its lease, in ms: one day.
+const ORPHAN_KEEP_MS: u64 = 24 * 3600 * 1000;
+
+/// Called after the batch's commit with its outcome; answers the caller.
+type Finish = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
+/// One call, run on the store's thread inside the batch's transaction.
+type Job = Box<dyn FnOnce(&Connection) -> Finish + Send>;
+
+fn sql_error(e: &rusqlite::Error) -> StoreError {
+    StoreError(format!("sqlite: {e}"))
+}
+
+/// Milliseconds as SQLite's integer (saturating).
+fn ms(x: u64) -> i64 {
+    i64::try_from(x).unwrap_or(i64::MAX)
+}
+
+/// The durable embedded store (see the module's documentation): QRs, webhook
+/// deliveries and owed webhooks in one SQLite file, every call run on one
+/// dedicated thread in batched transactions; rate limits in memory.
+pub struct SqliteStore {
+    limits: Limits,
+    buckets: Buckets,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its directory if needed) the database at `path`,
+    /// sets WAL mode, `synchronous=FULL` and a 5 s busy timeout, creates or
+    /// migrates the schema, and starts the store's thread. Blocks while it
+    /// opens (call it at start).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the directory or file cannot be created or opened, is
+    /// not a database, cannot switch to WAL (e.g. a read-only or network file
+    /// system), or was written by a newer version of the schema.
+    pub fn open(path: &Path, limits: Limits) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError(format!("sqlite: cannot create {}: {e}", dir.display())))?;
+        }
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError(format!("sqlite: cannot open {}: {e}", path.display())))?;
+        configure(&conn)?;
+        migrate(&conn)?;
+        let (jobs, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("khqr-sqlite".into())
+            .spawn(move || worker(&conn, &rx))
+            .map_err(|e| StoreError(format!("sqlite: cannot start its thread: {e}")))?;
+        Ok(SqliteStore {
+            buckets: Buckets::new(&limits),
+            limits,
+            jobs,
+        })
+    }
+
+    /// Runs `f` on the store's thread inside the current batch; its answer
+    /// once the batch is committed.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let out = in_savepoint(conn, f);
+            Box::new(move |commit: Result<(), &StoreError>| {
+                let answer = match commit {
+                    Ok(()) => out,
+                    Err(e) => Err(StoreError(e.0.clone())),
+                };
+                let _ = tx.send(answer);
+            })
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError("sqlite: the store's thread stopped".into()))?;
+        rx.await
+            .map_err(|_| StoreError("sqlite: the transaction could not start (see log)".into()))?
+    }
+
+    /// Forgets rate-limit buckets that are full again, and deletes QRs,
+    /// deliveries and owed webhooks past their time at `now_ms` (the server
+    /// calls it every 10 s).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the database cannot be written.
+    pub async fn prune(&self, now_ms: u64) -> Result<(), StoreError> {
+        self.buckets.prune();
+        self.run(move |c| {
+            let now = ms(now_ms);
+            c.execute("DELETE FROM records WHERE keep_until <= ?1", [now])
+                .and_then(|_| c.execute("DELETE FROM owners WHERE n <= 0", []))
+                .and_then(|_| c.execute("DELETE FROM deliveries WHERE keep_until <= ?1", [now]))
+                .and_then(|_| c.execute("DELETE FROM watched WHERE until_ms <= ?1", [now]))
+                .map(drop)
+                .map_err(|e| sql_error(&e))
+        })
+        .await
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(Duration::from_secs(5))
+        .map_err(|e| sql_error(&e))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .map_err(|e| sql_error(&e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError(format!(
+            "sqlite: cannot use WAL mode (got {mode}); put the data directory on a local file system"
+        )));
+    }
+    conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=OFF;")
+        .map_err(|e| sql_error(&e))
+}
+
+/// Creates the schema in a fresh file, or checks an existing one's version,
+/// inside one write transaction (two processes opening a new file at once
+/// create it once).
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN IMMEDIATE")
+        .map_err(|e| sql_error(&e))?;
+    let done = (|| {
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| sql_error(&e))?;
+        match version {
+            0 => conn
+                .execute_batch(&format!(
+                    "{SCHEMA_V1}\nPRAGMA user_version = {SCHEMA_VERSION};"
+                ))
+                .map_err(|e| sql_error(&e)),
+            SCHEMA_VERSION => Ok(()),
+            n => Err(StoreError(format!(
+                "sqlite: the database has schema version {n}, written by a newer khqr-server \
+                 (this one knows {SCHEMA_VERSION})"
+            ))),
+        }
+    })();
+    let end = if done.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    let ended = conn.execute_batch(end).map_err(|e| sql_error(&e));
+    done.and(ended)
+}
+
+/// Runs `f` in a savepoint: its writes are undone if it fails.
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("SAVEPOINT call")
+        .map_err(|e| sql_error(&e))?;
+    let out = f(conn);
+    let end = if out.is_ok() {
+        "RELEASE call"
+    } else {
+        "ROLLBACK TO call; RELEASE call"
+    };
+    let ended = conn.execute_batch(end).map_err(|e| sql_error(&e));
+    match (out, ended) {
+        (Ok(v), Ok(())) => Ok(v),
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+    }
+}
+
+/// The store's thread: waits for a call, takes every call already waiting (up
+/// to [`BATCH`]), runs them in one transaction, commits, answers them. Ends
+/// when the store is dropped.
+fn worker(conn: &Connection, jobs: &mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Dropping the calls answers them with an error.
+            tracing::warn!(detail = %e, "sqlite: cannot begin a transaction");
+            drop(first);
+            while jobs.try_recv().is_ok() {}
+            continue;
+        }
+        let mut finishes = vec![first(conn)];
+        while finishes.len() < BATCH {
+            match jobs.try_recv() {
+                Ok(job) => finishes.push(job(conn)),
+                Err(_) => break,
+            }
+        }
+        let commit = conn.execute_batch("COMMIT").map_err(|e| sql_error(&e));
+        if let Err(e) = &commit {
+            tracing::warn!(detail = e.detail(), "sqlite: commit failed");
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for finish in finishes {
+            finish(commit.as_ref().copied());
+        }
+    }
+}
+
+/// Stores `record` under `tran` for `client` unless a live QR holds it, then
+/// displaces the client's oldest QRs beyond `quota`.
+fn create_in(
+    c: &Connection,
+    client: &str,
+    tran: &str,
+    record: &Record,
+    json: &str,
+    (keep_until, now): (i64, i64),
+    quota: u32,
+) -> rusqlite::Result<Created> {
+    let held: Option<(String, i64)> = c
+        .prepare_cached("SELECT md5, keep_until FROM records WHERE tran = ?1")?
+        .query_row([tran], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match held {
+        Some((md5, keep)) if keep > now => {
+            return Ok(if md5 == record.md5 {
+                Created::Stored
+            } else {
+                Created::Collision
+            });
+        }
+        Some(_) => {
+            c.prepare_cached("DELETE FROM records WHERE tran = ?1")?
+                .execute([tran])?;
+        }
+        None => {}
+    }
+    c.prepare_cached(
+        "INSERT INTO records(tran, md5, client, keep_until, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![tran, record.md5, client, keep_until, json])?;
+    let held: i64 = c
+        .prepare_cached("SELECT n FROM owners WHERE client = ?1")?
+        .query_row([client], |r| r.get(0))?;
+    let excess = held - i64::from(quota.max(1));
+    if excess > 0 {
+        c.prepare_cached(
+            "DELETE FROM records WHERE id IN \
+             (SELECT id FROM records WHERE client = ?1 ORDER BY id LIMIT ?2)",
+        )?
+        .execute(params![client, excess])?;
+    }
+    Ok(Created::Stored)
+}
+
+fn read_record(json: &str, tran: &str) -> Result<Record, StoreError> {
+    serde_json::from_str(json)
+        .map_err(|_| StoreError(format!("sqlite: unreadable record for {tran}")))
+}
+
+/// Takes the delivery lease of `md5` for `owner` until `lease_until`.
+fn lease_in(
+    c: &Connection,
+    md5: &str,
+    owner: &str,
+    now: i64,
+    lease_until: i64,
+) -> rusqlite::Result<Delivery> {
+    let row: Option<(bool, u32, String, i64)> = c
+        .prepare_cached("SELECT done, attempts, owner, lease_until FROM deliveries WHERE md5 = ?1")?
+        .query_row([md5], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?;
+    let attempts = match row {
+        Some((true, ..)) => return Ok(Delivery::Done),
+        Some((false, _, holder, until)) if !holder.is_empty() && holder != owner && until > now => {
+            return Ok(Delivery::Busy)
+        }
+        Some((false, attempts, ..)) => attempts,
+        None => 0,
+    };
+    let keep = lease_until.saturating_add(ms(ORPHAN_KEEP_MS));
+    c.prepare_cached(
+        "INSERT INTO deliveries(md5, done, attempts, owner, lease_until, keep_until) \
+         VALUES (?1, 0, 0, ?2, ?3, ?4) \
+         ON CONFLICT(md5) DO UPDATE SET owner = excluded.owner, \
+         lease_until = excluded.lease_until, keep_until = max(keep_until, excluded.keep_until)",
+    )?
+    .execute(params![md5, owner, lease_until, keep])?;
+    Ok(Delivery::Leased { attempts })
+}
+
+impl Store for SqliteStore {
+    async fn create(
+        &self,
+        client: &str,
+        tran: &str,
+        record: &Record,
+        now_ms: u64,
+    ) -> Result<Created, StoreError> {
+        if let Err(l) = self.buckets.admit(client, Some(&record.bakong_id)) {
+            return Ok(Created::Limited(l));
+        }
+        let json = serde_json::to_string(record).map_err(|e| StoreError(e.to_string()))?;
+        let keep_until = ms(record
+            .expires_ms
+            .saturating_add(self.limits.grace_ms)
+            .max(now_ms.saturating_add(1)));
+        let quota = self.limits.quota_per_client;
+        let (client, tran, record) = (client.to_owned(), tran.to_owned(), record.clone());
+        self.run(move |c| {
+            create_in(
+                c,
+                &client,
+                &tran,
+                &record,
+                &json,
+                (keep_until, ms(now_ms)),
+                quota,
+            )
+            .map_err(|e| sql_error(&e))
+        })
+        .await
+    }
+
+    async fn fetch(
+        &self,
+        client: &str,
+        account: Option<&str>,
+        tran: &str,
+        now_ms: u64,
+    ) -> Result<Result<Option<Record>, Limited>, StoreError> {
+        if let Err(l) = self.buckets.admit(client, account) {
+            return Ok(Err(l));
+        }
+        let tran = tran.to_owned();
+        self.run(move |c| {
+            let json: Option<String> = c
+                .prepare_cached("SELECT record FROM records WHERE tran = ?1 AND keep_until > ?2")
+                .and_then(|mut s| {
+                    s.query_row(params![tran, ms(now_ms)], |r| r.get(0))
+                        .optional()
+                })
+                .map_err(|e| sql_error(&e))?;
+            json.map(|j| read_record(&j, &tran)).transpose().map(Ok)
+        })
+        .await
+    }
+
+    async fn size(&self) -> Result<u64, StoreError> {
+        self.run(|c| {
+            c.query_row("SELECT COUNT(*) FROM records", [], |r| r.get::<_, i64>(0))
+                .map(|n| u64::try_from(n).unwrap_or(0))
+                .map_err(|e| sql_error(&e))
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run(|c| {
+            c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .map(drop)
+                .map_err(|e| sql_error(&e))
+        })
+        .await
+    }
+
+    async fn delivery(
+        &self,
+        md5: &str,
+        owner: &str,
+        lease_ms: u64,
+    ) -> Result<Delivery, StoreError> {
+        let now = now_ms();
+        let until = ms(now.saturating_add(lease_ms));
+        let (md5, owner) = (md5.to_owned(), owner.to_owned());
+        self.run(move |c| lease_in(c, &md5, &owner, ms(now), until).map_err(|e| sql_error(&e)))
+            .await
+    }
+
+    async fn delivery_update(
+        &self,
+        md5: &str,
+        done: bool,
+        attempts: u32,
+        keep_ms: u64,
+    ) -> Result<(), StoreError> {
+        let keep = ms(now_ms().saturating_add(keep_ms));
+        let md5 = md5.to_owned();
+        self.run(move |c| {
+            c.prepare_cached(
+                "INSERT INTO deliveries(md5, done, attempts, owner, lease_until, keep_until) \
+                 VALUES (?1, ?2, ?3, '', 0, ?4) \
+                 ON CONFLICT(md5) DO UPDATE SET done = excluded.done, \
+                 attempts = excluded.attempts, keep_until = excluded.keep_until, \
+                 owner = CASE WHEN excluded.done THEN '' ELSE owner END",
+            )
+            .and_then(|mut s| s.execute(params![md5, done, attempts, keep]))
+            .map(drop)
+            .map_err(|e| sql_error(&e))
+        })
+        .await
+    }
+
+    async fn watch_add(&self, tran: &str, until_ms: u64) -> Result<(), StoreError> {
+        let tran = tran.to_owned();
+        self.run(move |c| {
+            c.prepare_cached("INSERT OR REPLACE INTO watched(tran, until_ms) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(params![tran, ms(until_ms)]))
+                .map(drop)
+                .map_err(|e| sql_error(&e))
+        })
+        .await
+    }
+
+    async fn watch_remove(&self, tran: &str) -> Result<(), StoreError> {
+        let tran = tran.to_owned();
+        self.run(move |c| {
+            c.prepare_cached("DELETE FROM watched WHERE tran = ?1")
+                .and_then(|mut s| s.execute([tran]))
+                .map(drop)
+                .map_err(|e| sql_error(&e))
+        })
+        .await
+    }
+
+    async fn watch_list(
+        &self,
+        now_ms: u64,
+        max: usize,
+    ) -> Result<Vec<(String, Record)>, StoreError> {
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        self.run(move |c| {
+            let now = ms(now_ms);
+            let rows = c
+                .execute("DELETE FROM watched WHERE until_ms <= ?1", [now])
+                .and_then(|_| {
+                    let mut s = c.prepare_cached(
+                        "SELECT w.tran, r.record FROM watched w JOIN records r ON r.tran = w.tran \
+                         WHERE r.keep_until > ?1 ORDER BY w.until_ms LIMIT ?2",
+                    )?;
+                    let rows = s.query_map(params![now, max], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })?;
+                    rows.collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(|e| sql_error(&e))?;
+            rows.into_iter()
+                .map(|(tran, json)| read_record(&json, &tran).map(|r| (tran, r)))
+                .collect()
+        })
+        .await
+    }
+}
