@@ -220,13 +220,18 @@ async fn deliver(webhooks: &Weak<Webhooks>, md5: &str, url: &str, body: &[u8]) {
             }
             Ok(Delivery::Leased { attempts }) => {
                 let n = attempts.saturating_add(1);
-                let ok = w.attempt(url, md5, body, n).await;
-                metrics::counter!("khqr_webhook_attempts_total", "result" => if ok { "ok" } else { "failed" })
-                    .increment(1);
                 let keep = w
                     .config
                     .webhook_retry_ms()
                     .saturating_add(w.config.grace_ms());
+                // Counted before it is sent: an attempt cut off by a crash
+                // still counts, so the next one says `KHQR-Attempt: n + 1`.
+                if let Err(e) = w.store.delivery_update(md5, false, n, keep).await {
+                    tracing::warn!(detail = e.detail(), "webhook: cannot record the attempt");
+                }
+                let ok = w.attempt(url, md5, body, n).await;
+                metrics::counter!("khqr_webhook_attempts_total", "result" => if ok { "ok" } else { "failed" })
+                    .increment(1);
                 if let Err(e) = w.store.delivery_update(md5, ok, n, keep).await {
                     tracing::warn!(detail = e.detail(), "webhook: cannot record the attempt");
                 }
