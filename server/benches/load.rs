@@ -250,11 +250,12 @@ async fn make_trans(base: &str, n: usize) -> Vec<String> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("usage: load [--quick] [--pipeline N] [--threads N] [--create-only]");
+        println!("usage: load [--quick] [--pipeline N] [--threads N] [--create-only] [--store S]");
         println!("  --quick        3 s per scenario and 100 000 creates for RSS (else 8 s and 1 000 000)");
         println!("  --pipeline N   requests in flight per connection for create and cached images (default 1: none)");
         println!("  --threads N    threads of the load generator (default 1; it shares the CPUs with the server)");
         println!("  --create-only  only the create scenario");
+        println!("  --store S      the server's store: sqlite (the default, in a fresh temporary directory) or memory");
         return;
     }
     let value = |name: &str, default: usize| -> usize {
@@ -273,6 +274,13 @@ fn main() {
     } else {
         String::new()
     };
+    let store = args
+        .iter()
+        .position(|a| a == "--store")
+        .and_then(|i| args.get(i + 1))
+        .map_or("sqlite", String::as_str)
+        .to_owned();
+    let data_dir = std::env::temp_dir().join(format!("khqr-load-{}", std::process::id()));
     let quick = args.iter().any(|a| a == "--quick");
     let secs = if quick { 3.0 } else { 8.0 };
     let rss_creates: u64 = if quick { 100_000 } else { 1_000_000 };
@@ -297,6 +305,8 @@ fn main() {
         .args(["--quota-per-client", "100000000"])
         .args(["--max-connections-per-ip", "0"])
         .args(["--log", "warn"])
+        .args(["--store", &store, "--data-dir"])
+        .arg(&data_dir)
         .env_remove("BAKONG_TOKEN")
         .spawn()
         .expect("start server");
@@ -317,7 +327,7 @@ fn main() {
         let cpus = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
         let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
         let load: Vec<&str> = load.split_whitespace().take(3).collect();
-        println!("khqr-server load benchmark: {cpus} CPUs (load average {}), 127.0.0.1, server pid {pid}, {secs} s per scenario, {threads} generator thread(s)", load.join(" "));
+        println!("khqr-server load benchmark: {cpus} CPUs (load average {}), 127.0.0.1, server pid {pid}, store {store}, {secs} s per scenario, {threads} generator thread(s)", load.join(" "));
         println!("| scenario                               |  requests |     req/s |  p50 ms  |  p99 ms  | errors | non-JSON |");
         println!("|---|---:|---:|---:|---:|---:|---:|");
         let stop = Arc::new(AtomicBool::new(false));
@@ -407,4 +417,5 @@ fn main() {
     });
     let _ = child.kill();
     let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -725,13 +725,15 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-/// The binary with `args`, its environment cleared but for `PATH`; killed on
-/// drop.
+/// The binary with `args`, its environment cleared but for `PATH` and
+/// `KHQR_STORE=memory` (the default store would write to
+/// `/var/lib/khqr-server`); killed on drop.
 fn binary(args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_khqr-server"));
     cmd.args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("KHQR_STORE", "memory")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -405,10 +405,23 @@ pub async fn create(c: &reqwest::Client, base: &str, bakongid: &str) -> (String,
     )
 }
 
-/// The backends every attack test runs with: memory always, Redis (a fresh
-/// `redis-server`, returned to keep it alive).
-pub fn backends() -> (Redis, Vec<Backend>) {
+/// What [`backends`] started: a `redis-server` and the SQLite store's
+/// directory, both removed on drop.
+pub struct Stores {
+    pub redis: Redis,
+    pub dir: TempDir,
+}
+
+/// The backends every attack test runs with: memory, SQLite (a fresh
+/// temporary directory) and Redis (a fresh `redis-server`); the first element
+/// keeps the last two alive.
+pub fn backends() -> (Stores, Vec<Backend>) {
     let redis = Redis::start();
-    let url = redis.url.clone();
-    (redis, vec![Backend::Memory, Backend::Redis(url)])
+    let dir = TempDir::new("sqlite");
+    let list = vec![
+        Backend::Memory,
+        Backend::Sqlite(dir.path.clone()),
+        Backend::Redis(redis.url.clone()),
+    ];
+    (Stores { redis, dir }, list)
 }
