@@ -417,5 +417,27 @@ fn main() {
     });
     let _ = child.kill();
     let _ = child.wait();
+    if store == "sqlite" {
+        disk_cost(&data_dir);
+    }
     let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// What the QRs cost on disk: the database's size (after a checkpoint folds
+/// the WAL in) over the QRs it holds.
+fn disk_cost(dir: &std::path::Path) {
+    let path = dir.join("khqr.sqlite3");
+    let Ok(db) = rusqlite::Connection::open(&path) else {
+        return;
+    };
+    let _ = db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    let qrs: i64 = db
+        .query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))
+        .unwrap_or(0);
+    let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+    println!(
+        "store on disk: {} MiB for {qrs} QRs, {} bytes per QR (record JSON, indexes, page slack)",
+        bytes >> 20,
+        bytes / u64::try_from(qrs.max(1)).unwrap_or(1)
+    );
 }

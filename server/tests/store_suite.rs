@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{make_store, Backend, Redis, TempDir};
-use khqr_server::store::{Created, Delivery, Limits, Record, Store};
+use khqr_server::store::{Created, Delivery, Limits, Record, SqliteStore, Store};
 
 fn record(md5: &str, account: &str, expires_ms: u64) -> Record {
     Record {
@@ -267,6 +267,21 @@ async fn sqlite_store_suite() {
     delivery_suite(backend.clone()).await;
     shared_and_restarted(&backend).await;
     assert!(dir.path.join("khqr.sqlite3").is_file());
+    // The schema's version is checked at open: a file from a newer server is
+    // refused, not misread.
+    let newer = dir.path.join("newer.sqlite3");
+    rusqlite::Connection::open(&newer)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 2")
+        .unwrap();
+    let e = SqliteStore::open(&newer, Limits::default())
+        .err()
+        .expect("a newer schema is refused");
+    assert!(e.detail().contains("schema version 2"), "{}", e.detail());
+    // A file that is no database is refused too.
+    let junk = dir.path.join("junk.sqlite3");
+    std::fs::write(&junk, b"not a database, just some bytes that go on and on").unwrap();
+    assert!(SqliteStore::open(&junk, Limits::default()).is_err());
 }
 
 /// What one store wrote, another store on the same data (another instance, or
