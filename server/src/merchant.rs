@@ -6,7 +6,7 @@
 //!   belongs to one merchant at most: while a merchant holds it, anonymous
 //!   creates for it are refused), its API keys, its webhook secrets, and a
 //!   `disabled` flag. Merchants live in the store (see
-//!   [`crate::store::Store::merchant_save`]), so every instance on one Redis
+//!   [`MerchantStore`], implemented by every store), so every instance on one Redis
 //!   sees the same ones at once.
 //! * **API keys** are [`KEY_PREFIX`] then 64 lowercase hex digits: 256 bits
 //!   from `rand`'s thread generator (`ChaCha12`, seeded from the operating
@@ -52,7 +52,7 @@ pub const MAX_BAKONG_ID_CHARS: usize = 32;
 
 /// One webhook secret of a merchant.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Secret {
+pub struct WebhookSecret {
     /// The secret text ([`SECRET_PREFIX`] and 64 hex digits); the HMAC key
     /// is its bytes.
     pub value: String,
@@ -62,9 +62,9 @@ pub struct Secret {
     pub until_ms: Option<u64>,
 }
 
-impl fmt::Debug for Secret {
+impl fmt::Debug for WebhookSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Secret")
+        f.debug_struct("WebhookSecret")
             .field("value", &"<redacted>")
             .field("until_ms", &self.until_ms)
             .finish()
@@ -86,7 +86,7 @@ pub struct Merchant {
     pub key_hashes: Vec<String>,
     /// Its webhook secrets: the current one first, then those still live
     /// during a rotation.
-    pub secrets: Vec<Secret>,
+    pub secrets: Vec<WebhookSecret>,
     /// A disabled merchant's keys are refused (401) and its webhooks are not sent.
     #[serde(default)]
     pub disabled: bool,
@@ -267,7 +267,8 @@ pub fn check_id(id: &str) -> Result<(), MerchantError> {
     }
 }
 
-/// Checks and trims a list of `bakongid`s (duplicates dropped, order kept).
+/// Checks, trims and lowercases a list of `bakongid`s (duplicates dropped,
+/// order kept): a merchant holds an account whatever the case it is written in.
 ///
 /// # Errors
 /// [`MerchantError::InvalidBakongId`] or [`MerchantError::BakongIdCount`].
@@ -282,8 +283,9 @@ pub fn check_bakong_ids(ids: &[String]) -> Result<Vec<String>, MerchantError> {
         if !ok {
             return Err(MerchantError::InvalidBakongId(raw.clone()));
         }
-        if !out.iter().any(|o| o == b) {
-            out.push(b.to_owned());
+        let b = b.to_ascii_lowercase();
+        if !out.contains(&b) {
+            out.push(b);
         }
     }
     if out.is_empty() || out.len() > MAX_BAKONG_IDS {
@@ -321,7 +323,7 @@ impl Merchant {
             name: name.to_owned(),
             bakong_ids,
             key_hashes: vec![key_hash(&key)],
-            secrets: vec![Secret {
+            secrets: vec![WebhookSecret {
                 value: secret.clone(),
                 until_ms: None,
             }],
@@ -336,11 +338,12 @@ impl Merchant {
         Ok((merchant, issued))
     }
 
-    /// Whether this merchant may create QRs for `bakong_id` (compared after trimming).
+    /// Whether this merchant may create QRs for `bakong_id` (compared after
+    /// trimming, ASCII case ignored).
     #[must_use]
     pub fn may_use(&self, bakong_id: &str) -> bool {
         let b = bakong_id.trim();
-        self.bakong_ids.iter().any(|o| o == b)
+        self.bakong_ids.iter().any(|o| o.eq_ignore_ascii_case(b))
     }
 
     /// Whether `hash` ([`key_hash`] of a presented key) is one of this
@@ -383,7 +386,7 @@ impl Merchant {
         let secret = new_secret();
         self.secrets.insert(
             0,
-            Secret {
+            WebhookSecret {
                 value: secret.clone(),
                 until_ms: None,
             },
@@ -458,6 +461,52 @@ impl Caller {
             Caller::Anonymous => None,
             Caller::Merchant(m) => Some(m),
         }
+    }
+}
+
+impl Caller {
+    /// Whom the request's rate limit and quota are charged to: the merchant,
+    /// or the anonymous `client` (its address key).
+    #[must_use]
+    pub fn payer<'a>(&'a self, client: &'a str) -> crate::store::Payer<'a> {
+        match self {
+            Caller::Anonymous => crate::store::Payer::Client(client),
+            Caller::Merchant(m) => crate::store::Payer::Merchant(&m.id),
+        }
+    }
+}
+
+/// Why a request's key was not accepted.
+#[derive(Debug)]
+pub enum AuthError {
+    /// A malformed `Authorization` header, or a key that is nobody's or a
+    /// disabled merchant's: 401.
+    BadKey,
+    /// The store could not be asked: 503.
+    Store(StoreError),
+}
+
+/// Who sent a request with these `Authorization` header values: nobody in
+/// particular without one, else the enabled merchant holding the key
+/// (found by its [`key_hash`], then compared in constant time).
+///
+/// # Errors
+/// [`AuthError::BadKey`] for a malformed header, an unknown key or a disabled
+/// merchant; [`AuthError::Store`] if the store fails.
+pub async fn authenticate<'a, S: MerchantStore>(
+    store: &S,
+    authorization: impl Iterator<Item = &'a [u8]>,
+) -> Result<Caller, AuthError> {
+    let key = match presented(authorization) {
+        Presented::Nothing => return Ok(Caller::Anonymous),
+        Presented::Malformed => return Err(AuthError::BadKey),
+        Presented::Key(k) => k,
+    };
+    let hash = key_hash(key);
+    match store.merchant_by_key(&hash).await {
+        Ok(Some(m)) if !m.disabled && m.has_key_hash(&hash) => Ok(Caller::Merchant(m)),
+        Ok(_) => Err(AuthError::BadKey),
+        Err(e) => Err(AuthError::Store(e)),
     }
 }
 
@@ -574,7 +623,10 @@ impl MerchantTable {
     #[must_use]
     pub fn by_key_hash(&self, hash: &str) -> Option<Arc<Merchant>> {
         let t = self.read();
-        t.key_owners.get(hash).and_then(|id| t.merchants.get(id)).cloned()
+        t.key_owners
+            .get(hash)
+            .and_then(|id| t.merchants.get(id))
+            .cloned()
     }
 
     /// The id of the merchant holding `bakong_id`.
@@ -857,10 +909,11 @@ mod tests {
             Err(MerchantError::BakongIdCount)
         ));
         let (m, _) =
-            Merchant::new("a", " Shop ", &ids(&[" x@abaa", "x@abaa", "y@wing"]), 5).unwrap();
+            Merchant::new("a", " Shop ", &ids(&[" x@abaa", "X@abaa", "y@wing"]), 5).unwrap();
         assert_eq!(m.name, "Shop");
         assert_eq!(m.bakong_ids, ids(&["x@abaa", "y@wing"]));
         assert!(m.may_use("y@wing") && m.may_use(" x@abaa ") && !m.may_use("z@abaa"));
+        assert!(m.may_use("Y@Wing"));
         assert_eq!(m.created_ms, 5);
     }
 

@@ -100,9 +100,7 @@ impl AppState {
             crate::upstream::spawn_token_watch(Arc::downgrade(&state.upstream), path);
         }
         crate::store::spawn_prune(Arc::downgrade(&state.store));
-        if state.config.webhook_secret.is_some() {
-            crate::watch::spawn_resume(Arc::downgrade(&state.watchers));
-        }
+        crate::watch::spawn_resume(Arc::downgrade(&state.watchers));
         Ok(state)
     }
 }

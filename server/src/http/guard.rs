@@ -1,5 +1,5 @@
 //! The middleware every request passes: the client key, target and header
-//! size limits (414, 431), the request timeout (408), any non-JSON error made
+//! size limits (414, 431), the caller (its API key, see [`super::auth`]), the request timeout (408), any non-JSON error made
 //! the JSON error, the access log and the request metrics.
 
 use std::sync::Arc;
@@ -134,6 +134,8 @@ pub async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: N
     let method = req.method().clone();
     let client = client_key(&state, &req);
     let resp = if let Some(refused) = oversized(&state, &req) {
+        refused
+    } else if let Err(refused) = super::auth::authorize(&state, &mut req, route).await {
         refused
     } else {
         req.extensions_mut().insert(Client(client.clone()));
