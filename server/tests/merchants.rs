@@ -673,3 +673,54 @@ async fn the_merchant_commands_of_the_binary() {
     assert!(err.contains("memory"), "{err}");
     server.stop().await;
 }
+
+/// A merchant's requests (`Payer::Merchant`) spend its own bucket and quota,
+/// not its client address's nor the `bakongid`'s, on both stores: burst 3 at
+/// 1/s and a quota of 2 QRs here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merchants_bucket_and_quota_are_its_own_with_both_stores() {
+    use khqr_server::store::{Created, Payer, Record, Store};
+    let (_redis, backends) = backends();
+    for backend in backends {
+        let limits = Limits {
+            client_per_sec: 1,
+            client_burst: 1,
+            account_per_sec: 1,
+            account_burst: 1,
+            merchant_per_sec: 1,
+            merchant_burst: 3,
+            quota_per_merchant: 2,
+            ..Limits::default()
+        };
+        let store = make_store(&backend, limits).await;
+        let now = now_ms();
+        let record = |n: u32| Record {
+            md5: format!("{n:032x}"),
+            bakong_id: "shop@abaa".into(),
+            username: "u".into(),
+            payload: format!("p{n}"),
+            expires_ms: now + 60_000,
+            success_url: None,
+            callback_url: None,
+            merchant: Some("shop".into()),
+        };
+        let m = Payer::Merchant("shop");
+        for n in 1..=3 {
+            let created = store.create(m, &format!("TM{n:06}"), &record(n), now).await;
+            assert_eq!(created.unwrap(), Created::Stored, "{backend:?}: create {n}");
+        }
+        // The third displaced the first (quota 2); the bucket is empty now.
+        let fourth = store.fetch(m, None, "TM000001", now).await.unwrap();
+        assert!(fourth.is_err(), "{backend:?}: the 4th request is limited");
+        // Neither the account's bucket (burst 1) nor a client's was spent.
+        let anon = store.fetch("10.9.0.1", Some("shop@abaa"), "TM000003", now);
+        assert_eq!(anon.await.unwrap().unwrap(), Some(record(3)), "{backend:?}");
+        let anon = store.fetch("10.9.0.2", Some("shop@abaa"), "TM000001", now);
+        assert_eq!(anon.await.unwrap().unwrap(), None, "{backend:?}: displaced");
+        let again = store.create("10.9.0.3", "TM000009", &record(9), now).await;
+        assert!(
+            matches!(again.unwrap(), Created::Limited(_)),
+            "{backend:?}: the anonymous check that found shop@abaa's QR spent its one token"
+        );
+    }
+}
