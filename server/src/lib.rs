@@ -40,6 +40,10 @@
 #![allow(clippy::result_large_err)]
 
 pub mod checkout;
+/// Bakong calls (the call budget until the layers land).
+pub mod upstream {
+    pub mod budget;
+}
 pub mod params;
 mod render_pool;
 pub mod seed;

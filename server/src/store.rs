@@ -12,6 +12,8 @@
 //! most [`Limits::max_entries`] QRs in total and evicts the least recently used
 //! beyond that.
 
+pub mod coord;
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;

@@ -1,0 +1,340 @@
+//! Issue 18, "burn the operator's Bakong quota" and "every instance polls":
+//! the attacks, replayed on 127.0.0.1 against a fake Bakong that counts its
+//! calls by kind (and status calls by MD5). Every loop is bounded in count and
+//! in time.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use common::{backends, client, get, make_store, open_limits, start_server, Backend, Redis};
+use khqr_server::{Config, ServeConfig};
+use serde_json::Value;
+
+/// What the fake Bakong saw.
+#[derive(Default)]
+struct Seen {
+    /// `check_transaction_by_md5` calls.
+    checks: AtomicUsize,
+    /// `generate_deeplink_by_qr` calls.
+    links: AtomicUsize,
+    /// `check_transaction_by_md5` calls by MD5.
+    by_md5: Mutex<HashMap<String, usize>>,
+    /// How long each status answer takes, in ms.
+    delay_ms: AtomicU64,
+}
+
+impl Seen {
+    fn per_md5(&self) -> HashMap<String, usize> {
+        self.by_md5.lock().unwrap().clone()
+    }
+}
+
+async fn fake_status(State(seen): State<Arc<Seen>>, Json(body): Json<Value>) -> String {
+    seen.checks.fetch_add(1, Ordering::SeqCst);
+    let md5 = body["md5"].as_str().unwrap_or("").to_owned();
+    *seen.by_md5.lock().unwrap().entry(md5).or_default() += 1;
+    let delay = seen.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    r#"{"responseCode":1,"responseMessage":"Transaction could not be found. Please check and try again.","errorCode":1,"data":null}"#.into()
+}
+
+async fn fake_link(State(seen): State<Arc<Seen>>) -> &'static str {
+    seen.links.fetch_add(1, Ordering::SeqCst);
+    r#"{"responseCode":0,"responseMessage":"ok","errorCode":null,"data":{"shortLink":"https://bakong.page.link/k3Xq"}}"#
+}
+
+/// A fake Bakong on 127.0.0.1 that answers every status with "not found"
+/// (pending) and every deep link with a link, counting both.
+async fn counting_bakong() -> (Arc<Seen>, String) {
+    let seen = Arc::new(Seen::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    assert!(addr.ip().is_loopback());
+    let app = Router::new()
+        .route("/v1/check_transaction_by_md5", post(fake_status))
+        .route("/v1/generate_deeplink_by_qr", post(fake_link))
+        .with_state(seen.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (seen, format!("http://{addr}"))
+}
+
+/// The budget these tests set: 10 calls/s, burst 20 (the defaults).
+const RATE: usize = 10;
+const BURST: usize = 20;
+
+/// A server config on the fake Bakong `base`: webhooks on (loopback callbacks
+/// allowed), open rate limits, the call budget [`RATE`]/[`BURST`].
+fn config(base: &str) -> Config {
+    let mut c = Config::new("http://unset");
+    c.bakong_base_url = base.into();
+    c.token = Some(common::TOKEN.into());
+    c.limits = open_limits();
+    c.webhook_secret = Some(b"budget-test-secret-0123456789".to_vec());
+    c.callback_allow_http = true;
+    c.callback_allow_private = true;
+    c
+}
+
+/// Creates a QR for `bakongid` owing a webhook (or not), returns (tran, md5).
+async fn create(
+    c: &reqwest::Client,
+    base: &str,
+    bakongid: &str,
+    callback: bool,
+) -> (String, String) {
+    let mut q = vec![
+        ("amount", "1.25"),
+        ("bakongid", bakongid),
+        ("merchantname", "Shop"),
+    ];
+    if callback {
+        q.push(("callback_url", "http://127.0.0.1:9/hook"));
+    }
+    let a = common::send(c.get(format!("{base}/khqr/create")).query(&q)).await;
+    let v = a.json();
+    assert_eq!(a.status, 200, "{v}");
+    (
+        v["tran"].as_str().unwrap().to_owned(),
+        v["md5"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// `n` creates owing webhooks, from 127.0.0.2, 10 at a time; at most 60 s.
+async fn create_many(base: &str, n: usize) -> Vec<(String, String)> {
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..10 {
+        let base = base.to_owned();
+        tasks.spawn(async move {
+            let c = client(Some("127.0.0.2"));
+            let mut out = Vec::new();
+            for i in (w..n).step_by(10) {
+                out.push(create(&c, &base, &format!("stranger{i}@abaa"), true).await);
+            }
+            out
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        all.extend(r.unwrap());
+    }
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(all.len(), n);
+    all
+}
+
+/// Status calls the fake saw during `window`.
+async fn status_calls_during(seen: &Seen, window: Duration) -> usize {
+    let before = seen.checks.load(Ordering::SeqCst);
+    tokio::time::sleep(window).await;
+    seen.checks.load(Ordering::SeqCst) - before
+}
+
+/// The most calls the budget allows in `window`: rate × window + burst.
+fn allowed(window: Duration) -> usize {
+    RATE * usize::try_from(window.as_millis()).unwrap() / 1000 + BURST
+}
+
+/// 500 creates owing webhooks, then nobody watches: Bakong sees at most the
+/// budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_burn_stays_under_the_budget_with_both_stores() {
+    let (_redis, stores) = backends();
+    for backend in stores {
+        let (seen, base) = counting_bakong().await;
+        let srv = start_server(
+            config(&base),
+            ServeConfig::default(),
+            make_store(&backend, open_limits()).await,
+        )
+        .await;
+        create_many(&srv.base, 500).await;
+        let window = Duration::from_secs(4);
+        let n = status_calls_during(&seen, window).await;
+        eprintln!("{backend:?}: {n} status calls in {window:?} after 500 creates");
+        assert!(
+            n <= allowed(window),
+            "{backend:?}: {n} Bakong calls in {window:?}; the budget allows {}",
+            allowed(window)
+        );
+        srv.stop().await;
+    }
+}
+
+/// Many views of one QR's checkout page (on two instances with Redis) ask
+/// Bakong for its deep link once, and the call is counted by kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_views_ask_one_deep_link_per_qr_with_both_stores() {
+    let (_redis, stores) = backends();
+    for backend in stores {
+        let (seen, base) = counting_bakong().await;
+        let a = start_server(
+            config(&base),
+            ServeConfig::default(),
+            make_store(&backend, open_limits()).await,
+        )
+        .await;
+        // With Redis a second instance on the same store; in memory, one.
+        let b = match backend {
+            Backend::Redis(_) => Some(
+                start_server(
+                    config(&base),
+                    ServeConfig::default(),
+                    make_store(&backend, open_limits()).await,
+                )
+                .await,
+            ),
+            Backend::Memory => None,
+        };
+        let c = client(Some("127.0.0.3"));
+        let (tran, _) = create(&c, &a.base, "merchant@abaa", false).await;
+        let bases: Vec<String> = [Some(&a), b.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|s| s.base.clone())
+            .collect();
+        let mut views = tokio::task::JoinSet::new();
+        for i in 0..10 {
+            let url = format!("{}/khqr/pay/{tran}", bases[i % bases.len()]);
+            views.spawn(async move { get(&client(Some("127.0.0.4")), &url).await.status });
+        }
+        while let Some(s) = views.join_next().await {
+            assert_eq!(s.unwrap(), 200);
+        }
+        for i in 0..10 {
+            let page = get(&c, &format!("{}/khqr/pay/{tran}", bases[i % bases.len()])).await;
+            assert_eq!(page.status, 200);
+            assert!(
+                page.text().contains("https://bakong.page.link/k3Xq"),
+                "{backend:?}: view {i} shows the deep link"
+            );
+        }
+        let links = seen.links.load(Ordering::SeqCst);
+        eprintln!("{backend:?}: {links} deep-link calls for 20 views");
+        assert_eq!(links, 1, "{backend:?}: deep-link calls for 20 views");
+        let metrics = get(&c, &format!("{}/metrics", a.base)).await.text();
+        assert!(
+            metrics.contains(r#"khqr_bakong_calls_total{kind="deeplink"}"#),
+            "{backend:?}: calls by kind in /metrics"
+        );
+        if let Some(b) = b {
+            b.stop().await;
+        }
+        a.stop().await;
+    }
+}
+
+/// With 500 strangers' QRs watched and a slow Bakong (800 ms an answer), a
+/// merchant's check is answered within 2 s and Bakong sees at most the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_goes_first_while_500_strangers_qrs_are_watched_with_both_stores() {
+    let (_redis, stores) = backends();
+    for backend in stores {
+        let (seen, base) = counting_bakong().await;
+        seen.delay_ms.store(800, Ordering::SeqCst);
+        let srv = start_server(
+            config(&base),
+            ServeConfig::default(),
+            make_store(&backend, open_limits()).await,
+        )
+        .await;
+        let c = client(Some("127.0.0.3"));
+        let (tran, _) = create(&c, &srv.base, "merchant@abaa", false).await;
+        create_many(&srv.base, 500).await;
+        let counting = tokio::spawn({
+            let seen = seen.clone();
+            async move { status_calls_during(&seen, Duration::from_secs(4)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = Instant::now();
+        let check = get(
+            &c,
+            &format!("{}/khqr/check/{tran}?bakongid=merchant@abaa", srv.base),
+        )
+        .await;
+        let took = started.elapsed();
+        eprintln!("{backend:?}: the merchant's check took {took:?}");
+        assert_eq!(check.status, 200, "{backend:?}: {}", check.text());
+        assert_eq!(check.json()["responseCode"], 1, "{backend:?}: pending");
+        assert!(
+            took < Duration::from_secs(2),
+            "{backend:?}: the merchant's check took {took:?}"
+        );
+        let n = counting.await.unwrap();
+        let window = Duration::from_secs(4);
+        eprintln!("{backend:?}: {n} status calls in {window:?}");
+        assert!(
+            n <= allowed(window),
+            "{backend:?}: {n} Bakong calls in {window:?}; the budget allows {}",
+            allowed(window)
+        );
+        srv.stop().await;
+    }
+}
+
+/// Two instances on one Redis, QRs owing webhooks: each QR is polled by one
+/// instance at a time, so Bakong sees one instance's calls, not twice them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_poll_each_qr_once() {
+    let redis = Redis::start();
+    let backend = Backend::Redis(redis.url.clone());
+    let (seen, base) = counting_bakong().await;
+    let mut cfg = config(&base);
+    // A fast, flat pace and a budget that does not bind, so that only the
+    // instances' sharing decides the count.
+    cfg.poll_interval_ms = 500;
+    cfg.pending_cache_ms = 400;
+    let a = start_server(
+        cfg.clone(),
+        ServeConfig::default(),
+        make_store(&backend, open_limits()).await,
+    )
+    .await;
+    let b = start_server(
+        cfg.clone(),
+        ServeConfig::default(),
+        make_store(&backend, open_limits()).await,
+    )
+    .await;
+    let qrs = create_many(&a.base, 50).await;
+    // The second instance takes up listed QRs every 2 s.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = seen.per_md5();
+    let window = Duration::from_secs(4);
+    tokio::time::sleep(window).await;
+    let after = seen.per_md5();
+    let per_qr: Vec<usize> = qrs
+        .iter()
+        .map(|(_, md5)| {
+            after.get(md5).copied().unwrap_or(0) - before.get(md5).copied().unwrap_or(0)
+        })
+        .collect();
+    let total: usize = per_qr.iter().sum();
+    let most = per_qr.iter().copied().max().unwrap_or(0);
+    // One instance polls a QR at most every 500 ms: 8 calls in 4 s (+1 at
+    // the edges of the window or a lease handover).
+    let one = usize::try_from(window.as_millis() / 500).unwrap();
+    eprintln!("two instances: {total} calls for 50 QRs in {window:?}, at most {most} for one");
+    assert!(
+        most <= one + 2,
+        "one QR was polled {most} times in {window:?}"
+    );
+    assert!(
+        total <= 50 * (one + 1),
+        "{total} calls for 50 QRs in {window:?}; one instance makes at most {}",
+        50 * one
+    );
+    assert!(total >= 50, "the QRs are still polled: {total}");
+    b.stop().await;
+    a.stop().await;
+    drop(redis);
+}
