@@ -81,6 +81,8 @@ fn config(base: &str) -> Config {
     c.webhook_secret = Some(b"budget-test-secret-0123456789".to_vec());
     c.callback_allow_http = true;
     c.callback_allow_private = true;
+    c.bakong_calls_per_sec = u32::try_from(RATE).unwrap();
+    c.bakong_burst = u32::try_from(BURST).unwrap();
     c
 }
 
@@ -293,6 +295,9 @@ async fn two_instances_poll_each_qr_once() {
     // instances' sharing decides the count.
     cfg.poll_interval_ms = 500;
     cfg.pending_cache_ms = 400;
+    cfg.poll_max_interval_ms = 500;
+    cfg.bakong_calls_per_sec = 10_000;
+    cfg.bakong_burst = 10_000;
     let a = start_server(
         cfg.clone(),
         ServeConfig::default(),
@@ -337,4 +342,55 @@ async fn two_instances_poll_each_qr_once() {
     b.stop().await;
     a.stop().await;
     drop(redis);
+}
+
+/// The store's budget bucket, leases and shared values: the Redis scripts
+/// and the in-memory arithmetic give the same answers for the same calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budget_leases_and_shared_values_agree_in_both_stores() {
+    use khqr_server::store::coord::Rate;
+    use khqr_server::store::Store;
+    let (_redis, stores) = backends();
+    let rate = Rate {
+        per_sec: 10,
+        burst: 20,
+    };
+    let t0 = 1_700_000_000_000u64;
+    // (floor, ms after t0): drain with floors 5 and 0, refill, a clock behind.
+    let mut steps: Vec<(u32, u64)> = (0..18).map(|_| (5, 0)).collect();
+    steps.extend((0..8).map(|_| (0, 0)));
+    steps.extend([(0, 40), (0, 100), (5, 150), (5, 700), (5, 701), (0, 60_000)]);
+    steps.extend((0..25).map(|_| (10, 60_000)));
+    steps.extend([(0, 59_000), (19, 61_000), (40, 3_600_000)]);
+    let mut answers = Vec::new();
+    for backend in &stores {
+        let store = make_store(backend, open_limits()).await;
+        let mut got = Vec::new();
+        for &(floor, at) in &steps {
+            got.push(store.budget_take(rate, floor, t0 + at).await.unwrap());
+        }
+        let lease = [
+            store.lease("pl:x", "a", 1_000, t0).await.unwrap(),
+            store.lease("pl:x", "b", 1_000, t0).await.unwrap(),
+            store.lease("pl:x", "a", 1_000, t0).await.unwrap(),
+        ];
+        assert_eq!(lease, [true, false, true], "{backend:?}");
+        assert_eq!(store.shared_get("dl:x", t0).await.unwrap(), None);
+        store
+            .shared_put("dl:x", "https://l", 60_000, t0)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.shared_get("dl:x", t0).await.unwrap().as_deref(),
+            Some("https://l")
+        );
+        answers.push(got);
+    }
+    let first = &answers[0];
+    assert_eq!(first.iter().filter(|a| a.is_ok()).count(), 34, "{first:?}");
+    assert_eq!(first[18..26].iter().filter(|a| a.is_ok()).count(), 5);
+    assert_eq!(first[26], Err(60), "{first:?}");
+    for other in &answers[1..] {
+        assert_eq!(other, first, "Redis and memory agree");
+    }
 }

@@ -63,7 +63,6 @@ pub struct Bucket {
 /// new state and `Ok(())`, or `Err(ms)` until the token would be there. A
 /// clock behind the bucket's (another instance's) refills nothing. `floor`
 /// is capped at `burst - 1`, so that every caller can eventually pass.
-#[must_use]
 pub fn take(
     bucket: Option<Bucket>,
     rate: Rate,
