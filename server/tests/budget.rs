@@ -77,8 +77,8 @@ fn config(base: &str) -> Config {
     let mut c = Config::new("http://unset");
     c.bakong_base_url = base.into();
     c.token = Some(common::TOKEN.into());
-    c.limits = open_limits();
-    c.webhook_secret = Some(b"budget-test-secret-0123456789".to_vec());
+    common::open_config_limits(&mut c);
+    c.webhook_secret = Some("budget-test-secret-0123456789".into());
     c.callback_allow_http = true;
     c.callback_allow_private = true;
     c.bakong_calls_per_sec = u32::try_from(RATE).unwrap();

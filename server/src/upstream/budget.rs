@@ -2,7 +2,7 @@
 //! shared by every instance through the store, spent in order of priority.
 //!
 //! Every call to Bakong takes a token from one bucket
-//! ([`crate::store::coord::take`]; with Redis one bucket for all instances) that
+//! ([`crate::store::coord::take`], the store's [`Store::budget_take`]; with Redis one bucket for all instances) that
 //! fills at `--bakong-calls-per-sec` up to `--bakong-burst` tokens. Who may take
 //! one depends on what the call is for ([`Priority`]):
 //!
@@ -16,11 +16,10 @@
 //! and watchers never spend the last tokens of deep links' half either way
 //! round. The watchers' own pace is [`poll_delay_ms`].
 
-use std::future::Future;
 use std::time::Duration;
 
-use crate::store::coord::{MemoryCoord, Rate};
-use crate::store::StoreError;
+use crate::store::coord::Rate;
+use crate::store::{Store, StoreError};
 
 /// What a call to Bakong is for, most urgent first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -56,43 +55,6 @@ impl Priority {
     }
 }
 
-/// Where the tokens are: the store (every instance's bucket with Redis).
-pub trait Tokens: Send + Sync {
-    /// Takes one token at `now_ms` (ms since the Unix epoch) if `floor` tokens
-    /// remain after it: `Ok(Ok(()))`, or `Ok(Err(ms))` until one would be.
-    ///
-    /// # Errors
-    /// [`StoreError`] when the store cannot be reached.
-    fn take_token(
-        &self,
-        rate: Rate,
-        floor: u32,
-        now_ms: u64,
-    ) -> impl Future<Output = Result<Result<(), u64>, StoreError>> + Send;
-}
-
-impl Tokens for MemoryCoord {
-    async fn take_token(
-        &self,
-        rate: Rate,
-        floor: u32,
-        now_ms: u64,
-    ) -> Result<Result<(), u64>, StoreError> {
-        Ok(self.budget_take(rate, floor, now_ms))
-    }
-}
-
-impl Tokens for crate::store::AnyStore {
-    async fn take_token(
-        &self,
-        rate: Rate,
-        floor: u32,
-        now_ms: u64,
-    ) -> Result<Result<(), u64>, StoreError> {
-        crate::store::Store::budget_take(self, rate, floor, now_ms).await
-    }
-}
-
 /// Why a call may not be made now.
 #[derive(Debug)]
 pub enum Refused {
@@ -124,7 +86,7 @@ pub const CHECK_WAIT_MS: u64 = 3_000;
 const MAX_ROUNDS: u32 = 10_000;
 
 impl Budget {
-    /// Takes a token for a call of priority `p` from `tokens`, with `clock`
+    /// Takes a token for a call of priority `p` from `store`, with `clock`
     /// giving ms since the Unix epoch. A check waits (bounded by
     /// [`Budget::check_wait_ms`]); the others take a token now or skip.
     /// Counts refusals as `khqr_budget_refused_total{kind}` and checks that had
@@ -133,9 +95,9 @@ impl Budget {
     /// # Errors
     /// [`Refused::Skipped`] (watch, deep link: no token now),
     /// [`Refused::Busy`] (check: none within the wait), [`Refused::Store`].
-    pub async fn take<T: Tokens>(
+    pub async fn take<S: Store>(
         &self,
-        tokens: &T,
+        store: &S,
         p: Priority,
         clock: fn() -> u64,
     ) -> Result<(), Refused> {
@@ -145,7 +107,7 @@ impl Budget {
         let mut waited = false;
         for _ in 0..MAX_ROUNDS {
             let now = clock();
-            let wait = match tokens.take_token(self.rate, floor, now).await {
+            let wait = match store.budget_take(self.rate, floor, now).await {
                 Ok(Ok(())) => {
                     if waited {
                         metrics::counter!("khqr_budget_deferred_total", "kind" => p.label())
@@ -194,6 +156,7 @@ mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::*;
+    use crate::store::{Limits, MemoryStore};
 
     fn budget(per_sec: u32, burst: u32, check_wait_ms: u64) -> Budget {
         Budget {
@@ -225,7 +188,7 @@ mod tests {
 
     #[tokio::test]
     async fn watchers_leave_a_reserve_that_checks_take() {
-        let coord = MemoryCoord::default();
+        let coord = MemoryStore::new(Limits::default());
         let b = budget(10, 20, 0);
         let mut watched = 0;
         for _ in 0..50 {
@@ -250,7 +213,7 @@ mod tests {
 
     #[tokio::test]
     async fn deep_links_wait_for_half_the_burst() {
-        let coord = MemoryCoord::default();
+        let coord = MemoryStore::new(Limits::default());
         let b = budget(10, 20, 0);
         let mut links = 0;
         for _ in 0..50 {
@@ -263,7 +226,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_check_waits_for_the_next_token_within_its_bound() {
-        let coord = MemoryCoord::default();
+        let coord = MemoryStore::new(Limits::default());
         // 50 tokens a second: one every 20 ms; a check may wait 1 s.
         let b = budget(50, 1, 1_000);
         assert!(b.take(&coord, Priority::Check, wall).await.is_ok());

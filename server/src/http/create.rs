@@ -1,0 +1,179 @@
+//! `GET /khqr/create?amount&bakongid&merchantname[&username][&currency][&success_url][&callback_url]`:
+//! makes a dynamic KHQR, stores it, and answers
+//! `{status, message, qr, qr_stand, checkout, md5, tran}`.
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Extension;
+use bakong_khqr::{Amount, Currency, ErrorCode, Request as KhqrRequest};
+use serde::Serialize;
+
+use super::checkout::success_url_allowed;
+use super::guard::Client;
+use crate::error::{json_response, ApiError};
+use crate::params::{check_display_text, Params};
+use crate::state::AppState;
+use crate::store::{Created, Record, Store};
+use crate::time::now_ms;
+use crate::webhook::check_callback_url;
+
+#[derive(Serialize)]
+struct CreatedBody<'a> {
+    status: bool,
+    message: &'a str,
+    qr: String,
+    qr_stand: String,
+    checkout: String,
+    md5: String,
+    tran: &'a str,
+}
+
+/// Most characters in `username`.
+const MAX_USERNAME_CHARS: usize = 64;
+
+/// The checked `currency` and `amount` (text) of a create.
+fn amount(p: &Params) -> Result<(Currency, String), ApiError> {
+    let currency = match p.get("currency") {
+        None => Currency::Usd,
+        Some(c) => Currency::parse(c)?,
+    };
+    let text = p.get("amount").unwrap_or("").trim();
+    if text.is_empty() {
+        return Err(ApiError::Code(
+            ErrorCode::TransactionAmountInvalid,
+            "amount is required",
+        ));
+    }
+    if Amount::parse(text, currency)?.is_zero() {
+        return Err(ApiError::Code(
+            ErrorCode::TransactionAmountInvalid,
+            "amount must be greater than zero (a static KHQR cannot be checked)",
+        ));
+    }
+    Ok((currency, text.to_owned()))
+}
+
+/// The checked `username` (`unknown_user` when none is given).
+fn username(p: &Params) -> Result<String, ApiError> {
+    for name in ["merchantname", "username"] {
+        check_display_text(name, p.get(name).unwrap_or(""))?;
+    }
+    match p.get("username").map(str::trim) {
+        None | Some("") => Ok("unknown_user".into()),
+        Some(u) if u.chars().count() > MAX_USERNAME_CHARS => Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("username is longer than {MAX_USERNAME_CHARS} characters"),
+        )),
+        Some(u) => Ok(u.to_owned()),
+    }
+}
+
+/// The checked `success_url` and `callback_url`.
+fn urls(state: &AppState, p: &Params) -> Result<(Option<String>, Option<String>), ApiError> {
+    let config = &state.config;
+    let success_url = match p.get("success_url").map(str::trim) {
+        None | Some("") => None,
+        Some(u) if success_url_allowed(u, &config.success_url_allow) => Some(u.to_owned()),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_success_url",
+                "success_url is not on this server's allow-list",
+            ))
+        }
+    };
+    let callback_url = match p.get("callback_url").map(str::trim) {
+        None | Some("") => None,
+        Some(_) if config.webhook_secret.is_none() => {
+            return Err(ApiError::bad_request(
+                "webhooks_disabled",
+                "this server has no webhook secret; callback_url is not accepted",
+            ))
+        }
+        Some(u) => {
+            let allow = (config.callback_allow_http, config.callback_allow_private);
+            let url = check_callback_url(u, allow.0, allow.1).map_err(|e| {
+                ApiError::bad_request("invalid_callback_url", format!("callback_url {}", e.0))
+            })?;
+            Some(url.to_string())
+        }
+    };
+    Ok((success_url, callback_url))
+}
+
+/// `GET /khqr/create` (see the module's docs).
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    Extension(Client(client)): Extension<Client>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let p = Params::parse(query.as_deref(), None, b"")?;
+    let (currency, amount_text) = amount(&p)?;
+    let username = username(&p)?;
+    let (success_url, callback_url) = urls(&state, &p)?;
+    let bakong_id = p.get("bakongid").unwrap_or("");
+    let now = now_ms();
+    let ttl_ms = state.config.qr_ttl_ms();
+    let khqr = KhqrRequest::individual(bakong_id, p.get("merchantname").unwrap_or(""))
+        .currency(currency)
+        .amount(amount_text.as_str())
+        .expires_in_ms(ttl_ms)
+        .generate(now)?;
+    let tran = khqr.tran_id();
+    let record = Record {
+        md5: khqr.md5().to_string(),
+        bakong_id: bakong_id.trim().to_owned(),
+        username,
+        payload: khqr.as_str().to_owned(),
+        expires_ms: now.saturating_add(ttl_ms),
+        success_url,
+        callback_url,
+    };
+    store(&state, &client, tran.as_str(), &record, now).await?;
+    let base = &state.public_url;
+    let body = CreatedBody {
+        status: true,
+        message: "success",
+        qr: format!("{base}/khqr/qr/{}", tran.as_str()),
+        qr_stand: format!("{base}/khqr/qr/stand/{}", tran.as_str()),
+        checkout: format!("{base}/khqr/pay/{}", tran.as_str()),
+        md5: record.md5,
+        tran: tran.as_str(),
+    };
+    let json = serde_json::to_string(&body).unwrap_or_default();
+    Ok(json_response(StatusCode::OK, json))
+}
+
+/// Stores `record` under `tran`; a QR owed a webhook is listed in the store
+/// (so that any instance, or this one after a restart, delivers it) and
+/// watched here even if nobody opens its page.
+async fn store(
+    state: &Arc<AppState>,
+    client: &str,
+    tran: &str,
+    record: &Record,
+    now: u64,
+) -> Result<(), ApiError> {
+    match state.store.create(client, tran, record, now).await? {
+        Created::Stored => {}
+        Created::Collision => {
+            return Err(ApiError::refused(
+                StatusCode::CONFLICT,
+                "tran_collision",
+                "transaction id collision; create again",
+            ))
+        }
+        Created::Limited(l) => return Err(l.into()),
+    }
+    if record.callback_url.is_some() {
+        let until = record
+            .expires_ms
+            .saturating_add(state.config.grace_ms())
+            .saturating_add(state.config.webhook_retry_ms());
+        state.store.watch_add(tran, until).await?;
+        drop(state.watchers.subscribe(tran, record));
+    }
+    Ok(())
+}
