@@ -177,7 +177,7 @@ impl Watchers {
     }
 
     /// The status at `now` as this instance learns it: the holder of the QR's
-    /// poll lease (taken for this turn and the next, `delay` ms apart) asks
+    /// poll lease (taken or renewed until after the next turn, `delay` ms on) asks
     /// Bakong at watcher priority and shares a payment it sees; the others
     /// read that payment from the store. A skipped turn, a failure or nothing
     /// shared: what the clock says (pending, or expired).
@@ -187,9 +187,10 @@ impl Watchers {
         } else {
             PageStatus::Pending
         };
+        // Held until the next turn has had time to start and ask Bakong.
         let lease_ms = delay
-            .saturating_mul(2)
-            .saturating_add(self.config.upstream_timeout_ms);
+            .saturating_add(self.config.upstream_timeout_ms)
+            .saturating_add(1_000);
         let paid_key = format!("ps:{}", record.md5);
         let lease_key = format!("pl:{}", record.md5);
         let instance = self.upstream.instance();
