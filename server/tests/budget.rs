@@ -168,6 +168,15 @@ async fn quota_burn_stays_under_the_budget_with_both_stores() {
             "{backend:?}: {n} Bakong calls in {window:?}; the budget allows {}",
             allowed(window)
         );
+        let metrics = get(&client(None), &format!("{}/metrics", srv.base))
+            .await
+            .text();
+        for line in [
+            r#"khqr_bakong_calls_total{kind="watch"}"#,
+            r#"khqr_budget_refused_total{kind="watch",why="skipped"}"#,
+        ] {
+            assert!(metrics.contains(line), "{backend:?}: {line} in /metrics");
+        }
         srv.stop().await;
     }
 }
@@ -392,5 +401,57 @@ async fn budget_leases_and_shared_values_agree_in_both_stores() {
     assert_eq!(first[26], Err(60), "{first:?}");
     for other in &answers[1..] {
         assert_eq!(other, first, "Redis and memory agree");
+    }
+}
+
+/// Checks beyond the budget (1 call a second, burst 1) wait at most 3 s for a
+/// token, then get a JSON 503 with `Retry-After`; Bakong sees no more than the
+/// budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checks_beyond_the_budget_get_503_with_retry_after_with_both_stores() {
+    let (_redis, stores) = backends();
+    for backend in stores {
+        let (seen, base) = counting_bakong().await;
+        let mut cfg = config(&base);
+        cfg.bakong_calls_per_sec = 1;
+        cfg.bakong_burst = 1;
+        let srv = start_server(
+            cfg,
+            ServeConfig::default(),
+            make_store(&backend, open_limits()).await,
+        )
+        .await;
+        let c = client(Some("127.0.0.3"));
+        let mut trans = Vec::new();
+        for _ in 0..10 {
+            trans.push(create(&c, &srv.base, "merchant@abaa", false).await.0);
+        }
+        let started = Instant::now();
+        let mut checks = tokio::task::JoinSet::new();
+        for tran in trans {
+            let url = format!("{}/khqr/check/{tran}?bakongid=merchant@abaa", srv.base);
+            checks.spawn(async move { get(&client(Some("127.0.0.3")), &url).await });
+        }
+        let (mut ok, mut refused) = (0, 0);
+        while let Some(a) = checks.join_next().await {
+            let a = a.unwrap();
+            match a.status {
+                200 => ok += 1,
+                503 => {
+                    assert_eq!(a.json()["error"], "upstream_budget", "{backend:?}");
+                    assert!(a.header("retry-after").is_some(), "{backend:?}");
+                    refused += 1;
+                }
+                s => panic!("{backend:?}: {s} {}", a.text()),
+            }
+        }
+        let took = started.elapsed();
+        eprintln!("{backend:?}: {ok} answered, {refused} refused in {took:?}");
+        assert!(took < Duration::from_secs(5), "{backend:?}: {took:?}");
+        // 1 token at once, then 1 a second for at most 3 s (+1 for timing).
+        assert!((1..=5).contains(&ok), "{backend:?}: {ok} answered");
+        assert_eq!(ok + refused, 10);
+        assert_eq!(seen.checks.load(Ordering::SeqCst), ok, "{backend:?}");
+        srv.stop().await;
     }
 }
