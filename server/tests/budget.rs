@@ -422,14 +422,16 @@ async fn checks_beyond_the_budget_get_503_with_retry_after_with_both_stores() {
         )
         .await;
         let c = client(Some("127.0.0.3"));
+        // Ten accounts, so that no two creates in one millisecond share a QR.
         let mut trans = Vec::new();
-        for _ in 0..10 {
-            trans.push(create(&c, &srv.base, "merchant@abaa", false).await.0);
+        for i in 0..10 {
+            let id = format!("merchant{i}@abaa");
+            trans.push((create(&c, &srv.base, &id, false).await.0, id));
         }
         let started = Instant::now();
         let mut checks = tokio::task::JoinSet::new();
-        for tran in trans {
-            let url = format!("{}/khqr/check/{tran}?bakongid=merchant@abaa", srv.base);
+        for (tran, id) in trans {
+            let url = format!("{}/khqr/check/{tran}?bakongid={id}", srv.base);
             checks.spawn(async move { get(&client(Some("127.0.0.3")), &url).await });
         }
         let (mut ok, mut refused) = (0, 0);
