@@ -177,10 +177,10 @@ impl Watchers {
     }
 
     /// The status at `now` as this instance learns it: the holder of the QR's
-    /// poll lease (taken or renewed until after the next turn, `delay` ms on) asks
-    /// Bakong at watcher priority and shares a payment it sees; the others
-    /// read that payment from the store. A skipped turn, a failure or nothing
-    /// shared: what the clock says (pending, or expired).
+    /// poll lease (taken or renewed until just after the next turn, `delay`
+    /// ms on) asks Bakong at watcher priority and shares a payment it sees;
+    /// the others read that payment from the store. A skipped turn, a failure
+    /// or nothing shared: what the clock says (pending, or expired).
     async fn turn(&self, md5: &Md5, record: &Record, now: u64, delay: u64) -> PageStatus {
         let by_clock = if now >= record.expires_ms {
             PageStatus::Expired
