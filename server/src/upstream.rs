@@ -151,7 +151,7 @@ impl Upstream {
         p: Priority,
     ) -> Result<TransactionStatus, Arc<UpstreamFail>> {
         match self.status_once(md5, record, p).await {
-            Err(e) if p == Priority::Check && matches!(*e, UpstreamFail::Skipped) => {
+            Err(e) if p.waits() && matches!(*e, UpstreamFail::Skipped) => {
                 self.status_once(md5, record, p).await
             }
             other => other,

@@ -9,6 +9,7 @@
 //! | priority | may take a token while the bucket holds | when there is none |
 //! |---|---|---|
 //! | [`Priority::Check`] (a merchant's `check`) | ≥ 1 | waits, at most [`Budget::check_wait_ms`], then 503 |
+//! | [`Priority::StrangerCheck`] (an anonymous `check`, once requests can carry a merchant's key) | ≥ 1 + burst/4 | waits, as a check |
 //! | [`Priority::Watch`] (watchers, the page's first status) | ≥ 1 + burst/4 | skips its turn |
 //! | [`Priority::DeepLink`] (the page's "Open in Bakong") | ≥ 1 + burst/2 | skips: no button this time |
 //!
@@ -24,8 +25,14 @@ use crate::store::{Store, StoreError};
 /// What a call to Bakong is for, most urgent first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Priority {
-    /// A merchant's (or anyone's) status check, asked now.
+    /// A merchant's status check, asked now. Until requests carry merchants'
+    /// keys (issue 18, item 2), every check is one.
     Check,
+    /// A stranger's (anonymous) status check: waits like a check, but leaves
+    /// watchers' reserve to merchants' checks, so strangers checking their own
+    /// QRs cannot spend the tokens merchants' checks need. The check handler
+    /// picks it for an anonymous request once keys exist.
+    StrangerCheck,
     /// A payment watcher's poll, or a checkout page's first look.
     Watch,
     /// A checkout page's deep link ("Open in Bakong").
@@ -33,23 +40,31 @@ pub enum Priority {
 }
 
 impl Priority {
-    /// The metrics label: `check`, `watch` or `deeplink`.
+    /// The metrics label: `check`, `stranger_check`, `watch` or `deeplink`.
     #[must_use]
     pub fn label(self) -> &'static str {
         match self {
             Priority::Check => "check",
+            Priority::StrangerCheck => "stranger_check",
             Priority::Watch => "watch",
             Priority::DeepLink => "deeplink",
         }
     }
 
+    /// Whether a call of this priority waits (bounded) for a token: checks.
+    #[must_use]
+    pub fn waits(self) -> bool {
+        matches!(self, Priority::Check | Priority::StrangerCheck)
+    }
+
     /// Tokens that must remain in a bucket of `burst` after this priority
-    /// takes one: 0, `burst / 4`, `burst / 2`.
+    /// takes one: 0 (check), `burst / 4` (stranger's check, watch), `burst / 2`
+    /// (deep link).
     #[must_use]
     pub fn floor(self, burst: u32) -> u32 {
         match self {
             Priority::Check => 0,
-            Priority::Watch => burst / 4,
+            Priority::StrangerCheck | Priority::Watch => burst / 4,
             Priority::DeepLink => burst / 2,
         }
     }
@@ -82,13 +97,15 @@ pub struct Budget {
 /// Longest a check waits for a token, in ms: 3 s, then 503 with `Retry-After`.
 pub const CHECK_WAIT_MS: u64 = 3_000;
 
-/// Most rounds a waiting check makes (each sleeps at least 1 ms).
-const MAX_ROUNDS: u32 = 10_000;
+/// Most rounds a waiting check makes (each sleeps at least 1 ms, and all of
+/// them at most [`Budget::check_wait_ms`]).
+const MAX_ROUNDS: u32 = 1_000;
 
 impl Budget {
     /// Takes a token for a call of priority `p` from `store`, with `clock`
     /// giving ms since the Unix epoch. A check waits (bounded by
-    /// [`Budget::check_wait_ms`]); the others take a token now or skip.
+    /// [`Budget::check_wait_ms`], [`Priority::waits`]); the others take a
+    /// token now or skip.
     /// Counts refusals as `khqr_budget_refused_total{kind}` and checks that had
     /// to wait as `khqr_budget_deferred_total`.
     ///
@@ -102,14 +119,13 @@ impl Budget {
         clock: fn() -> u64,
     ) -> Result<(), Refused> {
         let floor = p.floor(self.rate.burst);
-        let start = clock();
-        let deadline = start.saturating_add(self.check_wait_ms);
-        let mut waited = false;
+        // The wait is bounded by the time slept, whatever the clock does.
+        let mut slept = 0u64;
         for _ in 0..MAX_ROUNDS {
             let now = clock();
             let wait = match store.budget_take(self.rate, floor, now).await {
                 Ok(Ok(())) => {
-                    if waited {
+                    if slept > 0 {
                         metrics::counter!("khqr_budget_deferred_total", "kind" => p.label())
                             .increment(1);
                     }
@@ -122,19 +138,19 @@ impl Budget {
                     return Err(Refused::Store(e));
                 }
             };
-            if p != Priority::Check {
+            if !p.waits() {
                 metrics::counter!("khqr_budget_refused_total", "kind" => p.label(), "why" => "skipped")
                     .increment(1);
                 return Err(Refused::Skipped);
             }
-            if now.saturating_add(wait) > deadline {
+            if slept.saturating_add(wait) > self.check_wait_ms {
                 metrics::counter!("khqr_budget_refused_total", "kind" => p.label(), "why" => "busy")
                     .increment(1);
                 return Err(Refused::Busy {
                     retry_after_ms: wait,
                 });
             }
-            waited = true;
+            slept = slept.saturating_add(wait);
             tokio::time::sleep(Duration::from_millis(wait)).await;
         }
         Err(Refused::Busy { retry_after_ms: 1 })
@@ -180,8 +196,14 @@ mod tests {
     #[test]
     fn floors_by_priority() {
         assert_eq!(
-            [Priority::Check, Priority::Watch, Priority::DeepLink].map(|p| p.floor(20)),
-            [0, 5, 10]
+            [
+                Priority::Check,
+                Priority::StrangerCheck,
+                Priority::Watch,
+                Priority::DeepLink
+            ]
+            .map(|p| p.floor(20)),
+            [0, 5, 5, 10]
         );
         assert_eq!(Priority::Watch.floor(2), 0);
     }
@@ -208,6 +230,28 @@ mod tests {
         match b.take(&coord, Priority::Check, frozen).await {
             Err(Refused::Busy { retry_after_ms }) => assert_eq!(retry_after_ms, 100),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn strangers_checks_leave_the_reserve_to_merchants() {
+        let coord = MemoryStore::new(Limits::default());
+        // 100 tokens a second; a check may wait 50 ms.
+        let b = budget(100, 20, 50);
+        let mut strangers = 0;
+        for _ in 0..40 {
+            strangers += usize::from(
+                b.take(&coord, Priority::StrangerCheck, frozen)
+                    .await
+                    .is_ok(),
+            );
+        }
+        assert_eq!(strangers, 15, "strangers stop at the reserve of 5");
+        for i in 0..5 {
+            assert!(
+                b.take(&coord, Priority::Check, frozen).await.is_ok(),
+                "merchant {i}"
+            );
         }
     }
 
