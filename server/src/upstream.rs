@@ -225,7 +225,7 @@ impl Upstream {
     }
 
     /// The deep link for `record` (`None`: none, or not known yet), asked of
-    /// Bakong once per QR for every instance ([`Upstream::ask_deeplink`]) and
+    /// Bakong once per QR for every instance (see `ask_deeplink`) and
     /// kept here.
     pub async fn deeplink(&self, record: &Record) -> Option<String> {
         self.deeplinks
