@@ -1,12 +1,16 @@
 //! `khqr-server`: run the server. `khqr-server --help` lists every option; each
 //! is also an environment variable (the flag wins). The Bakong token is never a
 //! flag: `BAKONG_TOKEN` in the environment or `--token-file`.
+//!
+//! `khqr-server [--store URL] merchant …` manages merchants in the store
+//! instead of serving (see [`khqr_server::merchant::MerchantCommand`]).
 
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bakong_khqr::status::Token;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Subcommand};
+use khqr_server::merchant::MerchantCommand;
 use khqr_server::store::{AnyStore, MemoryStore, RedisStore, SqliteStore};
 use khqr_server::{app, serve, Config, LogFormat, Secret};
 
@@ -45,23 +49,68 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal: draining");
 }
 
-/// The secrets, which never come from argv: `BAKONG_TOKEN`, and the webhook
-/// secret from `--webhook-secret-file` or `KHQR_WEBHOOK_SECRET`.
-fn read_secrets(config: &mut Config) -> Result<(), String> {
+/// The Bakong token, which never comes from argv: `BAKONG_TOKEN`. Webhook
+/// secrets are per merchant now: a `KHQR_WEBHOOK_SECRET(_FILE)` left in the
+/// environment is ignored, with a warning.
+fn read_secrets(config: &mut Config) {
     config.token = std::env::var("BAKONG_TOKEN")
         .ok()
         .filter(|t| !t.trim().is_empty())
         .map(Secret::from);
-    let secret = match &config.webhook_secret_file {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|_| format!("cannot read the webhook secret file {}", p.display()))?;
-            Some(text.trim().to_owned())
+    for old in ["KHQR_WEBHOOK_SECRET", "KHQR_WEBHOOK_SECRET_FILE"] {
+        if std::env::var_os(old).is_some() {
+            tracing::warn!(
+                variable = old,
+                "ignored: webhooks are signed with each merchant's own secret (khqr-server merchant add)"
+            );
         }
-        None => std::env::var("KHQR_WEBHOOK_SECRET").ok(),
+    }
+}
+
+/// What the binary does besides serving.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Manage merchants (API keys, bakongids, webhook secrets) in the store
+    /// given by --store and --data-dir (SQLite, the default, or Redis; not
+    /// memory); prints JSON. The server may be running meanwhile.
+    #[command(subcommand)]
+    Merchant(MerchantCommand),
+}
+
+/// Runs `khqr-server merchant …` on the store `config` names.
+fn merchant_command(config: &Config, cmd: &MerchantCommand) -> ExitCode {
+    if config.store == "memory" {
+        eprintln!(
+            "khqr-server: merchant commands need the server's store on disk or in Redis: with --store memory the merchants live inside the running server process, which a command cannot reach (use the default --store sqlite with the server's --data-dir, or --store redis://…)"
+        );
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("khqr-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
     };
-    config.webhook_secret = secret.filter(|s| !s.is_empty()).map(Secret::from);
-    Ok(())
+    let result = runtime.block_on(async {
+        let store = open_store(config).await?;
+        khqr_server::merchant::run(&store, cmd, now_ms())
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("khqr-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Logs whether the Bakong token is there and when it expires.
@@ -91,27 +140,31 @@ fn log_token(config: &Config) {
     }
 }
 
-/// Connects the store, builds the application and serves it until a signal.
-async fn run(config: Config) -> Result<(), String> {
+/// Opens the store `config` names (`--store`, `--data-dir`).
+async fn open_store(config: &Config) -> Result<AnyStore, String> {
     let limits = config.limits();
-    let store = if let Some(path) = config.sqlite_path() {
+    if let Some(path) = config.sqlite_path() {
         let opened = tokio::task::spawn_blocking(move || SqliteStore::open(&path, limits))
             .await
             .map_err(|e| format!("cannot open the store: {e}"))?;
-        match opened {
-            Ok(s) => AnyStore::Sqlite(s),
-            Err(e) => return Err(format!("cannot open the store: {}", e.detail())),
-        }
+        opened
+            .map(AnyStore::Sqlite)
+            .map_err(|e| format!("cannot open the store: {}", e.detail()))
     } else if config.store == "memory" {
-        AnyStore::Memory(MemoryStore::new(limits))
+        Ok(AnyStore::Memory(MemoryStore::new(limits)))
     } else if config.store.starts_with("redis://") || config.store.starts_with("redis+unix://") {
-        match RedisStore::connect(&config.store, limits).await {
-            Ok(s) => AnyStore::Redis(s),
-            Err(e) => return Err(format!("cannot connect to the store: {}", e.detail())),
-        }
+        RedisStore::connect(&config.store, limits)
+            .await
+            .map(AnyStore::Redis)
+            .map_err(|e| format!("cannot connect to the store: {}", e.detail()))
     } else {
-        return Err("--store must be `sqlite`, `sqlite:PATH`, `memory` or a redis:// URL".into());
-    };
+        Err("--store must be `sqlite`, `sqlite:PATH`, `memory` or a redis:// URL".into())
+    }
+}
+
+/// Connects the store, builds the application and serves it until a signal.
+async fn run(config: Config) -> Result<(), String> {
+    let store = open_store(&config).await?;
     let app = app(&config, store).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -156,7 +209,13 @@ async fn run(config: Config) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let mut config = Config::parse();
+    let matches = Command::augment_subcommands(Config::command()).get_matches();
+    let mut config = Config::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if matches.subcommand().is_some() {
+        let Command::Merchant(cmd) =
+            Command::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        return merchant_command(&config, &cmd);
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -166,10 +225,7 @@ fn main() -> ExitCode {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
-    if let Err(e) = read_secrets(&mut config) {
-        eprintln!("khqr-server: {e}");
-        return ExitCode::from(2);
-    }
+    read_secrets(&mut config);
     log_token(&config);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();

@@ -63,7 +63,7 @@ impl AppState {
     /// (`--client-ip-header` without `--trusted-proxies`).
     pub fn start(config: Arc<Config>, store: AnyStore) -> Result<Arc<Self>, ConfigError> {
         let store = Arc::new(store);
-        let upstream = Arc::new(Upstream::new(config.clone())?);
+        let upstream = Arc::new(Upstream::new(config.clone(), store.clone())?);
         let client_addr = config.client_addr()?;
         let webhooks = Arc::new(Webhooks::new(
             config.clone(),
@@ -105,9 +105,7 @@ impl AppState {
         }
         crate::store::spawn_prune(Arc::downgrade(&state.store));
         RouteBuckets::spawn_prune(Arc::downgrade(&state.buckets));
-        if state.config.webhook_secret.is_some() {
-            crate::watch::spawn_resume(Arc::downgrade(&state.watchers));
-        }
+        crate::watch::spawn_resume(Arc::downgrade(&state.watchers));
         Ok(state)
     }
 }

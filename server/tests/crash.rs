@@ -87,7 +87,6 @@ async fn start(dir: &Path, bakong: &str) -> Binary {
     let child = Command::new(env!("CARGO_BIN_EXE_khqr-server"))
         .env_clear()
         .env("BAKONG_TOKEN", TOKEN)
-        .env("KHQR_WEBHOOK_SECRET", "whsec-crash-test")
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--store", "sqlite", "--data-dir"])
         .arg(dir)
@@ -128,6 +127,37 @@ async fn until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     panic!("not within {secs} s: {what}");
 }
 
+/// `khqr-server --store sqlite --data-dir <dir> merchant add shop …`, run
+/// while the server has the file open: the merchant's API key.
+async fn add_merchant(dir: &Path) -> String {
+    let cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_khqr-server"))
+        .env_clear()
+        .args(["--store", "sqlite", "--data-dir"])
+        .arg(dir)
+        .args([
+            "merchant",
+            "add",
+            "shop",
+            "--name",
+            "Shop",
+            "--bakongid",
+            "shop@abaa",
+        ])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(20), cmd)
+        .await
+        .expect("the command ends within 20 s")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["key"].as_str().unwrap().to_owned()
+}
+
 /// Another process's view of the database (opened while the server runs).
 fn db(dir: &Path) -> rusqlite::Connection {
     let c = rusqlite::Connection::open(dir.join("khqr.sqlite3")).unwrap();
@@ -161,12 +191,13 @@ async fn kill9_mid_delivery_then_restart_delivers_once() {
 
     // Before the crash: one QR owed a webhook, one plain QR.
     let a = start(&dir.path, &fake.base).await;
-    let created = get(
-        &c,
-        &format!(
+    let key = add_merchant(&dir.path).await;
+    let created = common::send(
+        c.get(format!(
             "{}/khqr/create?amount=1.25&bakongid=shop@abaa&merchantname=Shop&callback_url={hook_url}",
             a.base
-        ),
+        ))
+        .bearer_auth(&key),
     )
     .await
     .json();
@@ -174,7 +205,18 @@ async fn kill9_mid_delivery_then_restart_delivers_once() {
         created["tran"].as_str().unwrap().to_owned(),
         created["md5"].as_str().unwrap().to_owned(),
     );
-    let plain = common::create(&c, &a.base, "shop@abaa").await.0;
+    let plain = common::send(
+        c.get(format!(
+            "{}/khqr/create?amount=2&bakongid=shop@abaa&merchantname=Shop",
+            a.base
+        ))
+        .bearer_auth(&key),
+    )
+    .await
+    .json()["tran"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     fake.state
         .paid
         .lock()

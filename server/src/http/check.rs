@@ -14,11 +14,13 @@ use bakong_khqr::{ErrorCode, Md5};
 
 use super::guard::Client;
 use crate::error::{json_response, ApiError};
+use crate::merchant::Caller;
 use crate::params::Params;
 use crate::seed::seed_json;
 use crate::state::AppState;
 use crate::store::{Record, Store};
 use crate::time::now_ms;
+use crate::upstream::budget::Priority;
 
 /// The parameters of a status check and the `bakongid` every check requires.
 fn check_params(
@@ -50,6 +52,7 @@ fn not_found_check() -> ApiError {
 pub async fn by_tran(
     State(state): State<Arc<AppState>>,
     Extension(Client(client)): Extension<Client>,
+    Extension(caller): Extension<Caller>,
     Path(tran): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -58,7 +61,7 @@ pub async fn by_tran(
     let (_, id) = check_params(query.as_deref(), &headers, &body)?;
     let record = state
         .store
-        .fetch(&client, Some(&id), &tran, now_ms())
+        .fetch(caller.payer(&client), Some(&id), &tran, now_ms())
         .await??
         .filter(|r| state.config.open_relay || r.bakong_id == id)
         .ok_or_else(not_found_check)?;
@@ -70,6 +73,7 @@ pub async fn by_tran(
 pub async fn by_md5(
     State(state): State<Arc<AppState>>,
     Extension(Client(client)): Extension<Client>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -84,7 +88,7 @@ pub async fn by_md5(
     let tran = md5.tran_id();
     let record = state
         .store
-        .fetch(&client, Some(&id), tran.as_str(), now_ms())
+        .fetch(caller.payer(&client), Some(&id), tran.as_str(), now_ms())
         .await??
         .filter(|r| r.md5 == md5.to_string() && r.bakong_id == id);
     if record.is_none() && !state.config.open_relay {
@@ -99,7 +103,10 @@ async fn status(
     md5: &Md5,
     record: Option<&Record>,
 ) -> Result<Response, ApiError> {
-    let status = state.upstream.status_of(md5, record).await?;
+    let status = state
+        .upstream
+        .status_of(md5, record, Priority::Check)
+        .await?;
     let body = seed_json(&status, record.map(|r| r.username.as_str()));
     Ok(json_response(StatusCode::OK, body))
 }

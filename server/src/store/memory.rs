@@ -1,14 +1,26 @@
 //! The embedded store: one process, everything in memory.
 
 use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
-use super::buckets::Buckets;
-use super::{Created, Delivery, Limited, Limits, Record, Store, StoreError};
+use super::coord::{take, Bucket, Rate};
+use super::{Created, Delivery, Limited, Limits, Payer, Record, Store, StoreError};
+use crate::merchant::{Merchant, MerchantStore, MerchantTable, SaveConflict};
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+fn keyed(per_sec: u32, burst: u32) -> Option<DefaultKeyedRateLimiter<String>> {
+    (per_sec > 0).then(|| RateLimiter::keyed(Quota::per_second(nz(per_sec)).allow_burst(nz(burst))))
+}
 
 /// The caches' hasher: `foldhash`, seeded at random per cache, several times
 /// cheaper than the standard `SipHash` on these short keys (profiled on create).
@@ -27,6 +39,74 @@ impl moka::Expiry<String, Arc<(Record, u64)>> for Lifetime {
     }
 }
 
+/// Most leases or shared values kept; past it, expired ones are dropped,
+/// then a new lease is refused or a new value not kept.
+const MAX_COORD_KEYS: usize = 200_000;
+
+/// The call budget's bucket, leases and shared values of one process.
+#[derive(Default)]
+struct Coord {
+    bucket: Mutex<Option<Bucket>>,
+    /// key -> (owner, until ms).
+    leases: Mutex<HashMap<String, (String, u64)>>,
+    /// key -> (value, until ms).
+    values: Mutex<HashMap<String, (String, u64)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether `map` has room for one more key (expired ones dropped when full).
+fn room<V>(map: &mut HashMap<String, (V, u64)>, now_ms: u64) -> bool {
+    if map.len() >= MAX_COORD_KEYS {
+        map.retain(|_, (_, until)| *until > now_ms);
+    }
+    map.len() < MAX_COORD_KEYS
+}
+
+impl Coord {
+    fn budget_take(&self, rate: Rate, floor: u32, now_ms: u64) -> Result<(), u64> {
+        let mut b = lock(&self.bucket);
+        let (next, out) = take(*b, rate, floor, now_ms);
+        *b = Some(next);
+        out
+    }
+
+    fn lease(&self, key: &str, owner: &str, ttl_ms: u64, now_ms: u64) -> bool {
+        let mut map = lock(&self.leases);
+        let until = now_ms.saturating_add(ttl_ms.max(1));
+        if let Some((holder, end)) = map.get_mut(key) {
+            if *end > now_ms && holder != owner {
+                return false;
+            }
+            owner.clone_into(holder);
+            *end = until;
+            return true;
+        }
+        if !room(&mut map, now_ms) {
+            return false;
+        }
+        map.insert(key.to_owned(), (owner.to_owned(), until));
+        true
+    }
+
+    fn get(&self, key: &str, now_ms: u64) -> Option<String> {
+        lock(&self.values)
+            .get(key)
+            .filter(|(_, until)| *until > now_ms)
+            .map(|(v, _)| v.clone())
+    }
+
+    fn put(&self, key: &str, value: &str, ttl_ms: u64, now_ms: u64) {
+        let mut map = lock(&self.values);
+        if map.contains_key(key) || room(&mut map, now_ms) {
+            let until = now_ms.saturating_add(ttl_ms.max(1));
+            map.insert(key.to_owned(), (value.to_owned(), until));
+        }
+    }
+}
+
 /// The embedded store: QRs in a bounded `moka` cache (LRU beyond
 /// [`Limits::max_entries`], each entry living until its QR expires plus the
 /// grace period), rate limits in `governor` token buckets, per-client quotas as
@@ -36,11 +116,18 @@ pub struct MemoryStore {
     limits: Limits,
     entries: Cache<String, Arc<(Record, u64)>, Hasher>,
     owners: Cache<String, Arc<Mutex<VecDeque<String>>>, Hasher>,
-    buckets: Buckets,
+    clients: Option<DefaultKeyedRateLimiter<String>>,
+    accounts: Option<DefaultKeyedRateLimiter<String>>,
+    merchant_buckets: Option<DefaultKeyedRateLimiter<String>>,
+    merchants: MerchantTable,
+    /// Made once: building a `quanta` clock probes the CPU and is slow.
+    clock: DefaultClock,
     /// Webhook deliveries: md5 -> (done, attempts, lease owner, lease end).
     deliveries: Mutex<HashMap<String, (bool, u32, String, Instant)>>,
     /// QRs whose webhook is owed: tran -> until (ms since the Unix epoch).
     watched: Mutex<HashMap<String, u64>>,
+    /// The Bakong call budget's bucket, leases and shared values.
+    coord: Coord,
 }
 
 impl MemoryStore {
@@ -58,28 +145,59 @@ impl MemoryStore {
             .time_to_idle(Duration::from_secs(24 * 3600))
             .build_with_hasher(Hasher::default());
         MemoryStore {
-            buckets: Buckets::new(&limits),
+            clients: keyed(limits.client_per_sec, limits.client_burst),
+            accounts: keyed(limits.account_per_sec, limits.account_burst),
+            merchant_buckets: keyed(limits.merchant_per_sec, limits.merchant_burst),
+            merchants: MerchantTable::default(),
             limits,
             entries,
             owners,
+            clock: DefaultClock::default(),
             deliveries: Mutex::new(HashMap::new()),
             watched: Mutex::new(HashMap::new()),
+            coord: Coord::default(),
         }
     }
 
     /// Forgets rate-limit buckets that are full again (call now and then: the
     /// server does every 10 s).
     pub fn prune(&self) {
-        self.buckets.prune();
+        let all = [&self.clients, &self.accounts, &self.merchant_buckets];
+        for l in all.into_iter().flatten() {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
         self.entries.run_pending_tasks();
     }
 
-    fn admit(&self, client: &str, account: Option<&str>) -> Result<(), Limited> {
-        self.buckets.admit(client, account)
+    /// Takes one token from `key`'s bucket in `limiter` (none: no limit).
+    fn take(
+        &self,
+        limiter: Option<&DefaultKeyedRateLimiter<String>>,
+        key: &str,
+    ) -> Result<(), Limited> {
+        let Some(l) = limiter else { return Ok(()) };
+        l.check_key(&key.to_owned()).map_err(|n| Limited {
+            retry_after_ms: u64::try_from(n.wait_time_from(self.clock.now()).as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+        })
     }
 
-    fn create_now(&self, client: &str, tran: &str, record: &Record, now_ms: u64) -> Created {
-        if let Err(l) = self.admit(client, Some(&record.bakong_id)) {
+    /// Charges the payer's own bucket.
+    fn admit(&self, payer: Payer<'_>) -> Result<(), Limited> {
+        match payer {
+            Payer::Client(c) => self.take(self.clients.as_ref(), c),
+            Payer::Merchant(m) => self.take(self.merchant_buckets.as_ref(), m),
+        }
+    }
+
+    fn create_now(&self, payer: Payer<'_>, tran: &str, record: &Record, now_ms: u64) -> Created {
+        let admitted = self.admit(payer).and_then(|()| match payer {
+            Payer::Client(_) => self.take(self.accounts.as_ref(), &record.bakong_id),
+            Payer::Merchant(_) => Ok(()),
+        });
+        if let Err(l) = admitted {
             return Created::Limited(l);
         }
         let life = record
@@ -99,15 +217,20 @@ impl MemoryStore {
                 Created::Collision
             };
         }
+        // A merchant's queue key cannot be a client's (an IP address or a /64).
+        let (owner, quota) = match payer {
+            Payer::Client(c) => (c.to_owned(), self.limits.quota_per_client),
+            Payer::Merchant(m) => (format!("merchant:{m}"), self.limits.quota_per_merchant),
+        };
         let queue = self
             .owners
-            .get_with(client.to_owned(), || Arc::new(Mutex::new(VecDeque::new())));
+            .get_with(owner, || Arc::new(Mutex::new(VecDeque::new())));
         let displaced = {
             let mut q = queue
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             q.push_back(tran.to_owned());
-            if q.len() > self.limits.quota_per_client.max(1) as usize {
+            if q.len() > quota.max(1) as usize {
                 q.pop_front()
             } else {
                 None
@@ -121,27 +244,36 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    async fn create(
+    async fn create<'a>(
         &self,
-        client: &str,
+        payer: impl Into<Payer<'a>> + Send,
         tran: &str,
         record: &Record,
         now_ms: u64,
     ) -> Result<Created, StoreError> {
-        Ok(self.create_now(client, tran, record, now_ms))
+        Ok(self.create_now(payer.into(), tran, record, now_ms))
     }
 
-    async fn fetch(
+    async fn fetch<'a>(
         &self,
-        client: &str,
+        payer: impl Into<Payer<'a>> + Send,
         account: Option<&str>,
         tran: &str,
         _now_ms: u64,
     ) -> Result<Result<Option<Record>, Limited>, StoreError> {
-        if let Err(l) = self.admit(client, account) {
+        let payer = payer.into();
+        if let Err(l) = self.admit(payer) {
             return Ok(Err(l));
         }
-        Ok(Ok(self.entries.get(tran).map(|e| e.0.clone())))
+        let record = self.entries.get(tran).map(|e| e.0.clone());
+        if let (Payer::Client(_), Some(a), Some(r)) = (payer, account, &record) {
+            if r.bakong_id == a {
+                if let Err(l) = self.take(self.accounts.as_ref(), a) {
+                    return Ok(Err(l));
+                }
+            }
+        }
+        Ok(Ok(record))
     }
 
     async fn size(&self) -> Result<u64, StoreError> {
@@ -236,5 +368,91 @@ impl Store for MemoryStore {
             .filter_map(|t| self.entries.get(t).map(|e| (t.clone(), e.0.clone())))
             .take(max)
             .collect())
+    }
+
+    async fn budget_take(
+        &self,
+        rate: Rate,
+        floor: u32,
+        now_ms: u64,
+    ) -> Result<Result<(), u64>, StoreError> {
+        Ok(self.coord.budget_take(rate, floor, now_ms))
+    }
+
+    async fn lease(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        Ok(self.coord.lease(key, owner, ttl_ms, now_ms))
+    }
+
+    async fn shared_get(&self, key: &str, now_ms: u64) -> Result<Option<String>, StoreError> {
+        Ok(self.coord.get(key, now_ms))
+    }
+
+    async fn shared_put(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.coord.put(key, value, ttl_ms, now_ms);
+        Ok(())
+    }
+}
+
+/// Merchants in memory: [`MerchantTable`].
+impl MerchantStore for MemoryStore {
+    async fn merchant_save(
+        &self,
+        m: &Merchant,
+        create: bool,
+    ) -> Result<Result<(), SaveConflict>, StoreError> {
+        Ok(self.merchants.save(m, create))
+    }
+
+    async fn merchant_get(&self, id: &str) -> Result<Option<Arc<Merchant>>, StoreError> {
+        Ok(self.merchants.get(id))
+    }
+
+    async fn merchant_by_key(&self, hash: &str) -> Result<Option<Arc<Merchant>>, StoreError> {
+        Ok(self.merchants.by_key_hash(hash))
+    }
+
+    async fn merchant_list(&self) -> Result<Vec<Arc<Merchant>>, StoreError> {
+        Ok(self.merchants.list())
+    }
+
+    async fn bakong_id_owner(&self, bakong_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.merchants.owner_of(bakong_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_have_one_holder_until_they_end() {
+        let c = Coord::default();
+        assert!(c.lease("pl:x", "a", 1_000, 0));
+        assert!(!c.lease("pl:x", "b", 1_000, 500));
+        assert!(c.lease("pl:x", "a", 1_000, 900), "renewed by its holder");
+        assert!(!c.lease("pl:x", "b", 1_000, 1_800));
+        assert!(c.lease("pl:x", "b", 1_000, 1_900), "free once ended");
+        assert!(c.lease("pl:y", "a", 1_000, 1_900));
+    }
+
+    #[test]
+    fn shared_values_expire() {
+        let c = Coord::default();
+        assert_eq!(c.get("dl:x", 0), None);
+        c.put("dl:x", "https://l", 100, 0);
+        assert_eq!(c.get("dl:x", 99).as_deref(), Some("https://l"));
+        assert_eq!(c.get("dl:x", 100), None);
     }
 }

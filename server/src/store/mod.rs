@@ -4,8 +4,9 @@
 //! [`RedisStore`] (several instances).
 //!
 //! Every request makes **one** call to the store, which both applies the rate
-//! limits of the client (and of the Bakong account, when the request names one)
-//! and reads or writes the QR. With Redis that call is one Lua script, one
+//! limits of its [`Payer`] (an anonymous client, or a merchant by its key;
+//! for an anonymous create or a check that finds a QR of that account, also
+//! the Bakong account's) and reads or writes the QR. With Redis that call is one Lua script, one
 //! round trip, so limits and QRs are shared by every instance.
 //!
 //! A full store never refuses everyone: each client (its IP address, or its
@@ -14,11 +15,15 @@
 //! most [`Limits::max_entries`] QRs in total and evicts the least recently used
 //! beyond that.
 //!
+//! Merchants live in the store too ([`crate::merchant::MerchantStore`], which
+//! every backend and [`AnyStore`] implement).
+//!
 //! One backend per file: `memory.rs`, `sqlite.rs`, `redis.rs` (its Lua
-//! scripts in `lua/`); `buckets.rs` holds the in-process rate limits the
-//! memory and SQLite stores share.
+//! scripts in `lua/`); `buckets.rs` holds the SQLite store's in-process rate
+//! limits; `coord.rs` the call budget's arithmetic, shared by every backend.
 
 mod buckets;
+pub mod coord;
 mod memory;
 mod redis;
 pub mod sqlite;
@@ -26,7 +31,11 @@ pub mod sqlite;
 use std::fmt;
 use std::future::Future;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+
+use crate::merchant::{Merchant, MerchantStore, SaveConflict};
 
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
@@ -51,6 +60,33 @@ pub struct Record {
     /// Where the payment webhook is sent (`POST`) (checked at create time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// The merchant whose key created it (its webhook is signed with that
+    /// merchant's secrets); `None` for an anonymous create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merchant: Option<String>,
+}
+
+/// Whose rate limit and QR quota a request is charged to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payer<'a> {
+    /// An anonymous client, by its address key (an IP address, or an IPv6
+    /// /64): the per-client bucket and quota, and, for a create or for a
+    /// check that finds a QR of that `bakongid`, the per-`bakongid` bucket.
+    Client(&'a str),
+    /// A merchant, by id (a keyed request): its own bucket and quota only.
+    Merchant(&'a str),
+}
+
+impl<'a> From<&'a str> for Payer<'a> {
+    fn from(client: &'a str) -> Self {
+        Payer::Client(client)
+    }
+}
+
+impl<'a> From<&'a String> for Payer<'a> {
+    fn from(client: &'a String) -> Self {
+        Payer::Client(client)
+    }
 }
 
 /// The state of one webhook delivery, as [`Store::delivery`] found it.
@@ -81,6 +117,12 @@ pub struct Limits {
     pub account_burst: u32,
     /// QRs one client may hold; its next create displaces its own oldest.
     pub quota_per_client: u32,
+    /// Requests per second of one merchant (keyed requests); 0 = off.
+    pub merchant_per_sec: u32,
+    /// Burst for `merchant_per_sec`.
+    pub merchant_burst: u32,
+    /// QRs one merchant may hold; its next create displaces its own oldest.
+    pub quota_per_merchant: u32,
     /// QRs the in-memory store holds in all (least recently used evicted).
     pub max_entries: u64,
     /// How long a QR is kept after it expires, in ms (a payment made at the last
@@ -90,7 +132,7 @@ pub struct Limits {
 
 impl Default for Limits {
     /// 50 requests/s per client (burst 200), 20/s per `bakongid` (burst 100),
-    /// 1 000 QRs per client, 200 000 QRs in memory (about 1.7 KiB of memory each), 5 minutes of grace.
+    /// 500/s per merchant (burst 1 000), 1 000 QRs per client, 100 000 per merchant, 200 000 QRs in memory (about 1.7 KiB of memory each), 5 minutes of grace.
     fn default() -> Self {
         Limits {
             client_per_sec: 50,
@@ -98,6 +140,9 @@ impl Default for Limits {
             account_per_sec: 20,
             account_burst: 100,
             quota_per_client: 1_000,
+            merchant_per_sec: 500,
+            merchant_burst: 1_000,
+            quota_per_merchant: 100_000,
             max_entries: 200_000,
             grace_ms: 5 * 60 * 1000,
         }
@@ -146,23 +191,26 @@ impl std::error::Error for StoreError {}
 /// The state of the server. Implementations: [`SqliteStore`], [`MemoryStore`],
 /// [`RedisStore`].
 pub trait Store: Send + Sync + 'static {
-    /// Applies the limits of `client` and of `record.bakong_id`, then stores
+    /// Applies the limits of `payer` (for an anonymous one, also of
+    /// `record.bakong_id`), then stores
     /// `record` under `tran` until `record.expires_ms` plus the grace period,
     /// displacing the client's oldest QR beyond its quota. `now_ms` is the
     /// caller's clock (ms since the Unix epoch).
-    fn create(
+    fn create<'a>(
         &self,
-        client: &str,
+        payer: impl Into<Payer<'a>> + Send,
         tran: &str,
         record: &Record,
         now_ms: u64,
     ) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
-    /// Applies the limits of `client` (and of `account`, if given), then reads
-    /// the QR stored under `tran`.
-    fn fetch(
+    /// Applies the limit of `payer`, then reads the QR stored under `tran`.
+    /// The `account`'s (`bakongid`'s) bucket is charged only for an anonymous
+    /// payer and only when the QR exists and belongs to `account`: a check
+    /// that proves nothing costs the account nothing.
+    fn fetch<'a>(
         &self,
-        client: &str,
+        payer: impl Into<Payer<'a>> + Send,
         account: Option<&str>,
         tran: &str,
         now_ms: u64,
@@ -213,6 +261,45 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
         max: usize,
     ) -> impl Future<Output = Result<Vec<(String, Record)>, StoreError>> + Send;
+
+    /// Takes one token of the Bakong call budget `rate` (one bucket for every
+    /// instance sharing the store) at `now_ms` if `floor` tokens remain after
+    /// it: `Ok(())`, or `Err(ms)` until one would be ([`coord::take`]; with
+    /// Redis `lua/budget.lua` on `khqr:budget`).
+    fn budget_take(
+        &self,
+        rate: coord::Rate,
+        floor: u32,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Result<(), u64>, StoreError>> + Send;
+
+    /// Takes or renews the lease `key` for `owner` until `now_ms + ttl_ms`:
+    /// whether `owner` holds it now. One holder at a time (with Redis `SET NX
+    /// PX` on `khqr:l:{key}`, renewed by its holder).
+    fn lease(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The value every instance sees under `key`, unless none or expired.
+    fn shared_get(
+        &self,
+        key: &str,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Keeps `value` under `key` for `ttl_ms`, for every instance (with Redis
+    /// `khqr:s:{key}`).
+    fn shared_put(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The store the server runs with, chosen at start.
@@ -240,9 +327,9 @@ impl AnyStore {
 
 /// Forwards each [`Store`] method to the backend in use.
 macro_rules! forward {
-    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+    ($($name:ident $(<$lt:lifetime>)? ($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
         impl Store for AnyStore {
-            $(async fn $name(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
+            $(async fn $name $(<$lt>)? (&self, $($arg: $ty),*) -> Result<$out, StoreError> {
                 match self {
                     AnyStore::Memory(s) => s.$name($($arg),*).await,
                     AnyStore::Redis(s) => s.$name($($arg),*).await,
@@ -254,8 +341,8 @@ macro_rules! forward {
 }
 
 forward! {
-    create(client: &str, tran: &str, record: &Record, now_ms: u64) -> Created;
-    fetch(client: &str, account: Option<&str>, tran: &str, now_ms: u64) -> Result<Option<Record>, Limited>;
+    create<'a>(payer: impl Into<Payer<'a>> + Send, tran: &str, record: &Record, now_ms: u64) -> Created;
+    fetch<'a>(payer: impl Into<Payer<'a>> + Send, account: Option<&str>, tran: &str, now_ms: u64) -> Result<Option<Record>, Limited>;
     size() -> u64;
     ping() -> ();
     delivery(md5: &str, owner: &str, lease_ms: u64) -> Delivery;
@@ -263,6 +350,10 @@ forward! {
     watch_add(tran: &str, until_ms: u64) -> ();
     watch_remove(tran: &str) -> ();
     watch_list(now_ms: u64, max: usize) -> Vec<(String, Record)>;
+    budget_take(rate: coord::Rate, floor: u32, now_ms: u64) -> Result<(), u64>;
+    lease(key: &str, owner: &str, ttl_ms: u64, now_ms: u64) -> bool;
+    shared_get(key: &str, now_ms: u64) -> Option<String>;
+    shared_put(key: &str, value: &str, ttl_ms: u64, now_ms: u64) -> ();
 }
 
 /// Every 10 s while `store` lives: prunes the memory store's idle rate-limit
@@ -284,4 +375,27 @@ pub fn spawn_prune(store: std::sync::Weak<AnyStore>) {
             }
         }
     });
+}
+
+/// Forwards each [`MerchantStore`] method to the backend in use.
+macro_rules! forward_merchants {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        impl MerchantStore for AnyStore {
+            $(async fn $name(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
+                match self {
+                    AnyStore::Memory(s) => s.$name($($arg),*).await,
+                    AnyStore::Redis(s) => s.$name($($arg),*).await,
+                    AnyStore::Sqlite(s) => s.$name($($arg),*).await,
+                }
+            })*
+        }
+    };
+}
+
+forward_merchants! {
+    merchant_save(m: &Merchant, create: bool) -> Result<(), SaveConflict>;
+    merchant_get(id: &str) -> Option<Arc<Merchant>>;
+    merchant_by_key(hash: &str) -> Option<Arc<Merchant>>;
+    merchant_list() -> Vec<Arc<Merchant>>;
+    bakong_id_owner(bakong_id: &str) -> Option<String>;
 }

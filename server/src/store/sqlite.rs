@@ -36,22 +36,30 @@
 //! it may be forgotten, and the [`Record`] as JSON), `owners` (QRs held per
 //! client, kept by triggers, for [`Limits::quota_per_client`]), `deliveries`
 //! (each webhook: done, attempts, lease owner and end), `watched` (QRs whose
-//! webhook is owed). Rows past their time are deleted by [`SqliteStore::prune`]
+//! webhook is owed), `merchants` (each as JSON) with `merchant_keys` (API key
+//! hash -> id) and `merchant_accounts` (`bakongid` -> id), which the
+//! `khqr-server merchant` commands write while the server runs; and what
+//! instances share to spend Bakong calls together: `budget` (the call
+//! budget's bucket, [`super::coord::take`]), `leases` (one poller per QR) and
+//! `shared` (small values with an expiry). Rows past their time are deleted by [`SqliteStore::prune`]
 //! (every 10 s, [`super::spawn_prune`]); reads ignore them before that.
 //!
-//! In memory: the rate limits (`governor` buckets, as [`super::MemoryStore`]):
+//! In memory: the rate limits (`governor` buckets per client, merchant and
+//! `bakongid`, as [`super::MemoryStore`]):
 //! they are per process on one machine, and a restart refilling them is
 //! harmless. [`Limits::max_entries`] does not apply (the disk holds the QRs; the
 //! per-client quota still bounds what one client can store).
 
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::buckets::Buckets;
-use super::{Created, Delivery, Limited, Limits, Record, Store, StoreError};
+use super::coord::{take, Bucket, Rate};
+use super::{Created, Delivery, Limited, Limits, Payer, Record, Store, StoreError};
+use crate::merchant::{Merchant, MerchantStore, SaveConflict};
 use crate::time::now_ms;
 
 /// The database's file name inside the data directory.
@@ -103,6 +111,37 @@ CREATE TABLE IF NOT EXISTS watched (
     until_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS watched_until ON watched(until_ms);
+CREATE TABLE IF NOT EXISTS merchants (
+    id TEXT PRIMARY KEY,
+    merchant TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS merchant_keys (
+    hash TEXT PRIMARY KEY,
+    id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS merchant_keys_id ON merchant_keys(id);
+CREATE TABLE IF NOT EXISTS merchant_accounts (
+    bakong_id TEXT PRIMARY KEY,
+    id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS merchant_accounts_id ON merchant_accounts(id);
+CREATE TABLE IF NOT EXISTS budget (
+    name TEXT PRIMARY KEY,
+    milli INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    until_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS leases_until ON leases(until_ms);
+CREATE TABLE IF NOT EXISTS shared (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    until_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS shared_until ON shared(until_ms);
 ";
 
 /// How long a delivery row that never saw an outcome (its process died
@@ -219,6 +258,8 @@ impl SqliteStore {
                 .and_then(|_| c.execute("DELETE FROM owners WHERE n <= 0", []))
                 .and_then(|_| c.execute("DELETE FROM deliveries WHERE keep_until <= ?1", [now]))
                 .and_then(|_| c.execute("DELETE FROM watched WHERE until_ms <= ?1", [now]))
+                .and_then(|_| c.execute("DELETE FROM leases WHERE until_ms <= ?1", [now]))
+                .and_then(|_| c.execute("DELETE FROM shared WHERE until_ms <= ?1", [now]))
                 .map(drop)
                 .map_err(|e| sql_error(&e))
         })
@@ -418,15 +459,39 @@ fn lease_in(
     Ok(Delivery::Leased { attempts })
 }
 
+fn lease_key_in(
+    c: &Connection,
+    key: &str,
+    owner: &str,
+    until: i64,
+    now: i64,
+) -> rusqlite::Result<bool> {
+    let held: Option<(String, i64)> = c
+        .prepare_cached("SELECT owner, until_ms FROM leases WHERE key = ?1")?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if matches!(&held, Some((holder, end)) if *end > now && holder != owner) {
+        return Ok(false);
+    }
+    c.prepare_cached("INSERT OR REPLACE INTO leases(key, owner, until_ms) VALUES (?1, ?2, ?3)")?
+        .execute(params![key, owner, until])?;
+    Ok(true)
+}
+
 impl Store for SqliteStore {
-    async fn create(
+    async fn create<'a>(
         &self,
-        client: &str,
+        payer: impl Into<Payer<'a>> + Send,
         tran: &str,
         record: &Record,
         now_ms: u64,
     ) -> Result<Created, StoreError> {
-        if let Err(l) = self.buckets.admit(client, Some(&record.bakong_id)) {
+        let payer = payer.into();
+        let admitted = self.buckets.admit(payer).and_then(|()| match payer {
+            Payer::Client(_) => self.buckets.account(&record.bakong_id),
+            Payer::Merchant(_) => Ok(()),
+        });
+        if let Err(l) = admitted {
             return Ok(Created::Limited(l));
         }
         let json = serde_json::to_string(record).map_err(|e| StoreError(e.to_string()))?;
@@ -434,8 +499,12 @@ impl Store for SqliteStore {
             .expires_ms
             .saturating_add(self.limits.grace_ms)
             .max(now_ms.saturating_add(1)));
-        let quota = self.limits.quota_per_client;
-        let (client, tran, record) = (client.to_owned(), tran.to_owned(), record.clone());
+        // A merchant's quota key cannot be a client's (an IP address or a /64).
+        let (client, quota) = match payer {
+            Payer::Client(c) => (c.to_owned(), self.limits.quota_per_client),
+            Payer::Merchant(m) => (format!("merchant:{m}"), self.limits.quota_per_merchant),
+        };
+        let (tran, record) = (tran.to_owned(), record.clone());
         self.run(move |c| {
             create_in(
                 c,
@@ -451,28 +520,41 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn fetch(
+    async fn fetch<'a>(
         &self,
-        client: &str,
+        payer: impl Into<Payer<'a>> + Send,
         account: Option<&str>,
         tran: &str,
         now_ms: u64,
     ) -> Result<Result<Option<Record>, Limited>, StoreError> {
-        if let Err(l) = self.buckets.admit(client, account) {
+        let payer = payer.into();
+        if let Err(l) = self.buckets.admit(payer) {
             return Ok(Err(l));
         }
         let tran = tran.to_owned();
-        self.run(move |c| {
-            let json: Option<String> = c
-                .prepare_cached("SELECT record FROM records WHERE tran = ?1 AND keep_until > ?2")
-                .and_then(|mut s| {
-                    s.query_row(params![tran, ms(now_ms)], |r| r.get(0))
-                        .optional()
-                })
-                .map_err(|e| sql_error(&e))?;
-            json.map(|j| read_record(&j, &tran)).transpose().map(Ok)
-        })
-        .await
+        let record = self
+            .run(move |c| {
+                let json: Option<String> = c
+                    .prepare_cached(
+                        "SELECT record FROM records WHERE tran = ?1 AND keep_until > ?2",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![tran, ms(now_ms)], |r| r.get(0))
+                            .optional()
+                    })
+                    .map_err(|e| sql_error(&e))?;
+                json.map(|j| read_record(&j, &tran)).transpose()
+            })
+            .await?;
+        // The account pays only for a check that finds one of its QRs.
+        if let (Payer::Client(_), Some(a), Some(r)) = (payer, account, &record) {
+            if r.bakong_id == a {
+                if let Err(l) = self.buckets.account(a) {
+                    return Ok(Err(l));
+                }
+            }
+        }
+        Ok(Ok(record))
     }
 
     async fn size(&self) -> Result<u64, StoreError> {
@@ -576,6 +658,203 @@ impl Store for SqliteStore {
             rows.into_iter()
                 .map(|(tran, json)| read_record(&json, &tran).map(|r| (tran, r)))
                 .collect()
+        })
+        .await
+    }
+
+    async fn budget_take(
+        &self,
+        rate: Rate,
+        floor: u32,
+        now_ms: u64,
+    ) -> Result<Result<(), u64>, StoreError> {
+        self.run(move |c| {
+            let bucket: Option<Bucket> = c
+                .prepare_cached("SELECT milli, at_ms FROM budget WHERE name = 'bakong'")
+                .and_then(|mut s| {
+                    s.query_row([], |r| {
+                        Ok(Bucket {
+                            milli: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                            at_ms: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                        })
+                    })
+                    .optional()
+                })
+                .map_err(|e| sql_error(&e))?;
+            let (next, out) = take(bucket, rate, floor, now_ms);
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO budget(name, milli, at_ms) VALUES ('bakong', ?1, ?2)",
+            )
+            .and_then(|mut s| s.execute(params![ms(next.milli), ms(next.at_ms)]))
+            .map_err(|e| sql_error(&e))?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn lease(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let (key, owner) = (key.to_owned(), owner.to_owned());
+        let until = ms(now_ms.saturating_add(ttl_ms.max(1)));
+        self.run(move |c| {
+            lease_key_in(c, &key, &owner, until, ms(now_ms)).map_err(|e| sql_error(&e))
+        })
+        .await
+    }
+
+    async fn shared_get(&self, key: &str, now_ms: u64) -> Result<Option<String>, StoreError> {
+        let key = key.to_owned();
+        self.run(move |c| {
+            c.prepare_cached("SELECT value FROM shared WHERE key = ?1 AND until_ms > ?2")
+                .and_then(|mut s| {
+                    s.query_row(params![key, ms(now_ms)], |r| r.get(0))
+                        .optional()
+                })
+                .map_err(|e| sql_error(&e))
+        })
+        .await
+    }
+
+    async fn shared_put(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        let until = ms(now_ms.saturating_add(ttl_ms.max(1)));
+        self.run(move |c| {
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO shared(key, value, until_ms) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![key, value, until]))
+            .map(drop)
+            .map_err(|e| sql_error(&e))
+        })
+        .await
+    }
+}
+
+fn merchant_save_in(
+    c: &Connection,
+    m: &Merchant,
+    json: &str,
+    create: bool,
+) -> rusqlite::Result<Result<(), SaveConflict>> {
+    let exists = c
+        .prepare_cached("SELECT 1 FROM merchants WHERE id = ?1")?
+        .query_row([&m.id], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if create && exists {
+        return Ok(Err(SaveConflict::Exists));
+    }
+    for b in &m.bakong_ids {
+        let owner: Option<String> = c
+            .prepare_cached("SELECT id FROM merchant_accounts WHERE bakong_id = ?1")?
+            .query_row([b], |r| r.get(0))
+            .optional()?;
+        if let Some(owner) = owner.filter(|o| *o != m.id) {
+            return Ok(Err(SaveConflict::Claimed(b.clone(), owner)));
+        }
+    }
+    c.prepare_cached("DELETE FROM merchant_keys WHERE id = ?1")?
+        .execute([&m.id])?;
+    c.prepare_cached("DELETE FROM merchant_accounts WHERE id = ?1")?
+        .execute([&m.id])?;
+    for h in &m.key_hashes {
+        c.prepare_cached("INSERT OR REPLACE INTO merchant_keys(hash, id) VALUES (?1, ?2)")?
+            .execute([h, &m.id])?;
+    }
+    for b in &m.bakong_ids {
+        c.prepare_cached(
+            "INSERT OR REPLACE INTO merchant_accounts(bakong_id, id) VALUES (?1, ?2)",
+        )?
+        .execute([b, &m.id])?;
+    }
+    c.prepare_cached("INSERT OR REPLACE INTO merchants(id, merchant) VALUES (?1, ?2)")?
+        .execute([&m.id, json])?;
+    Ok(Ok(()))
+}
+
+fn read_merchant(json: &str) -> Result<Arc<Merchant>, StoreError> {
+    serde_json::from_str(json)
+        .map(Arc::new)
+        .map_err(|_| StoreError("sqlite: unreadable merchant".into()))
+}
+
+/// Merchants on disk: `merchants` (id -> JSON), `merchant_keys` (key hash ->
+/// id), `merchant_accounts` (`bakongid` -> id); the `khqr-server merchant`
+/// commands write the same file while the server runs.
+impl MerchantStore for SqliteStore {
+    async fn merchant_save(
+        &self,
+        m: &Merchant,
+        create: bool,
+    ) -> Result<Result<(), SaveConflict>, StoreError> {
+        let json = serde_json::to_string(m).map_err(|e| StoreError(e.to_string()))?;
+        let m = m.clone();
+        self.run(move |c| merchant_save_in(c, &m, &json, create).map_err(|e| sql_error(&e)))
+            .await
+    }
+
+    async fn merchant_get(&self, id: &str) -> Result<Option<Arc<Merchant>>, StoreError> {
+        self.merchant_where("SELECT merchant FROM merchants WHERE id = ?1", id)
+            .await
+    }
+
+    async fn merchant_by_key(&self, hash: &str) -> Result<Option<Arc<Merchant>>, StoreError> {
+        self.merchant_where(
+            "SELECT m.merchant FROM merchant_keys k JOIN merchants m ON m.id = k.id WHERE k.hash = ?1",
+            hash,
+        )
+        .await
+    }
+
+    async fn merchant_list(&self) -> Result<Vec<Arc<Merchant>>, StoreError> {
+        self.run(|c| {
+            let rows = c
+                .prepare_cached("SELECT merchant FROM merchants ORDER BY id")
+                .and_then(|mut s| {
+                    s.query_map([], |r| r.get::<_, String>(0))?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(|e| sql_error(&e))?;
+            rows.iter().map(|j| read_merchant(j)).collect()
+        })
+        .await
+    }
+
+    async fn bakong_id_owner(&self, bakong_id: &str) -> Result<Option<String>, StoreError> {
+        let b = bakong_id.to_owned();
+        self.run(move |c| {
+            c.prepare_cached("SELECT id FROM merchant_accounts WHERE bakong_id = ?1")
+                .and_then(|mut s| s.query_row([b], |r| r.get(0)).optional())
+                .map_err(|e| sql_error(&e))
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    async fn merchant_where(
+        &self,
+        sql: &'static str,
+        arg: &str,
+    ) -> Result<Option<Arc<Merchant>>, StoreError> {
+        let arg = arg.to_owned();
+        self.run(move |c| {
+            let json: Option<String> = c
+                .prepare_cached(sql)
+                .and_then(|mut s| s.query_row([arg], |r| r.get(0)).optional())
+                .map_err(|e| sql_error(&e))?;
+            json.map(|j| read_merchant(&j)).transpose()
         })
         .await
     }
