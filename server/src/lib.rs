@@ -40,6 +40,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod checkout;
+pub mod idempotency;
 pub mod params;
 mod render_pool;
 pub mod seed;

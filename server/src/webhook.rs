@@ -23,6 +23,8 @@
 //! ([`crate::store::Store::delivery`]), so with Redis and several instances
 //! one instance delivers each event.
 
+pub mod target;
+
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
