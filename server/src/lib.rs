@@ -132,6 +132,14 @@ pub struct Config {
     pub callback_allow_private: bool,
     /// Allow plain-`http` `callback_url`s (tests, or a receiver on a private network).
     pub callback_allow_http: bool,
+    /// Ports a `callback_url` may use besides 443 (80 for allowed `http`).
+    pub callback_allow_ports: Vec<u16>,
+    /// Networks a webhook may go to although the IANA special-purpose
+    /// registries list them (a receiver on the operator's own network).
+    pub callback_allow_ips: Vec<ipnet::IpNet>,
+    /// The DNS server (UDP, TCP when truncated) that resolves `callback_url`
+    /// hosts; none: the system's resolver.
+    pub dns_server: Option<std::net::SocketAddr>,
 }
 
 impl Config {
@@ -169,6 +177,9 @@ impl Config {
             webhook_backoff_ms: 1_000,
             callback_allow_private: false,
             callback_allow_http: false,
+            callback_allow_ports: Vec::new(),
+            callback_allow_ips: Vec::new(),
+            dns_server: None,
         }
     }
 }
@@ -223,8 +234,8 @@ struct AppState {
     webhook_secret: Option<Vec<u8>>,
     webhook_retry_ms: u64,
     webhook_backoff_ms: u64,
-    callback_allow_private: bool,
-    callback_allow_http: bool,
+    targets: Arc<webhook::target::TargetPolicy>,
+    webhook_client: reqwest::Client,
 }
 
 /// A running application: its router, ready for [`serve`].
@@ -303,6 +314,18 @@ pub fn app(config: &Config, store: AnyStore) -> Result<App, ConfigError> {
                 .map_err(|_| ConfigError(format!("not a header name: {h}")))?,
         ),
     };
+    let targets = Arc::new(webhook::target::TargetPolicy {
+        allow_http: config.callback_allow_http,
+        allow_any: config.callback_allow_private,
+        allow_ports: config.callback_allow_ports.clone(),
+        allow_nets: config.callback_allow_ips.clone(),
+    });
+    let webhook_client = webhook::target::webhook_client(
+        targets.clone(),
+        config.dns_server,
+        config.upstream_timeout_ms,
+    )
+    .map_err(|e| ConfigError(format!("webhook HTTP client: {e}")))?;
     let _ = metrics_handle();
     let state = Arc::new(AppState {
         api: RwLock::new(Arc::new(api)),
@@ -343,8 +366,8 @@ pub fn app(config: &Config, store: AnyStore) -> Result<App, ConfigError> {
         webhook_secret: config.webhook_secret.clone(),
         webhook_retry_ms: config.webhook_retry_ms,
         webhook_backoff_ms: config.webhook_backoff_ms.max(1),
-        callback_allow_private: config.callback_allow_private,
-        callback_allow_http: config.callback_allow_http,
+        targets,
+        webhook_client,
     });
     if let Some(path) = config.token_file.clone() {
         spawn_token_watch(Arc::downgrade(&state), path);
@@ -736,14 +759,29 @@ struct CreatedBody<'a> {
 /// Most characters in `username`.
 const MAX_USERNAME_CHARS: usize = 64;
 
+/// Most payloads tried for one create when their `tran`s are taken (each a
+/// millisecond later in tag 99).
+const CREATE_TRIES: u64 = 16;
+
 async fn create(
     State(state): State<Arc<AppState>>,
     Extension(Client(client)): Extension<Client>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> Response {
     let p = match params::Params::parse(query.as_deref(), None, b"") {
         Ok(p) => p,
         Err(e) => return param_error(&e),
+    };
+    let key = match idempotency::key_of(&headers) {
+        Ok(k) => k,
+        Err(e) => {
+            return bad(
+                StatusCode::BAD_REQUEST,
+                "invalid_idempotency_key",
+                &e.to_string(),
+            )
+        }
     };
     let get = |k: &str| p.get(k).unwrap_or("");
     let currency = match p.get("currency") {
@@ -803,80 +841,107 @@ async fn create(
                 "this server has no webhook secret; callback_url is not accepted",
             )
         }
-        Some(u) => match webhook::check_callback_url(
-            u,
-            state.callback_allow_http,
-            state.callback_allow_private,
-        ) {
+        Some(u) => match webhook::target::check_url(u, &state.targets) {
             Ok(url) => Some(url.to_string()),
             Err(e) => {
                 return bad(
                     StatusCode::BAD_REQUEST,
                     "invalid_callback_url",
-                    &format!("callback_url {}", e.0),
+                    &format!("callback_url {e}"),
                 )
             }
         },
     };
     let bakong_id = get("bakongid");
+    let idem = key.map(|k| {
+        let fields = [
+            Some(amount_text),
+            Some(currency.alpha()),
+            Some(bakong_id.trim()),
+            Some(get("merchantname")),
+            Some(username),
+            success_url.as_deref(),
+            callback_url.as_deref(),
+        ];
+        // The seam for merchant keys: a keyed request's scope is its merchant.
+        let scope = idempotency::scope(&client, None);
+        idempotency::Idempotency::new(&scope, k, idempotency::fingerprint(&fields))
+    });
     let now = now_ms();
-    let khqr = match KhqrRequest::individual(bakong_id, get("merchantname"))
-        .currency(currency)
-        .amount(amount_text)
-        .expires_in_ms(state.qr_ttl_ms)
-        .generate(now)
-    {
-        Ok(k) => k,
-        Err(e) => return khqr_error(&e),
-    };
-    let tran = khqr.tran_id();
-    let md5 = khqr.md5().to_string();
-    let record = Record {
-        md5: md5.clone(),
-        bakong_id: bakong_id.trim().to_owned(),
-        username: username.to_owned(),
-        payload: khqr.as_str().to_owned(),
-        expires_ms: now.saturating_add(state.qr_ttl_ms),
-        success_url,
-        callback_url,
-    };
-    match state
-        .store
-        .create(&client, tran.as_str(), &record, now)
-        .await
-    {
-        Ok(Created::Stored) => {
-            if record.callback_url.is_some() {
-                // Listed in the store so that any instance (or this one after
-                // a restart) delivers it; watched here even if nobody opens the page.
-                let until = record
-                    .expires_ms
-                    .saturating_add(state.grace_ms)
-                    .saturating_add(state.webhook_retry_ms);
-                if let Err(e) = state.store.watch_add(tran.as_str(), until).await {
-                    return store_failed(&e);
+    for attempt in 0..CREATE_TRIES {
+        // Two creates of one payload in one millisecond would share its MD5
+        // and `tran`: the store refuses a taken `tran`, and the next try
+        // moves tag 99's timestamp on by a millisecond.
+        let at = now + attempt;
+        let khqr = match KhqrRequest::individual(bakong_id, get("merchantname"))
+            .currency(currency)
+            .amount(amount_text)
+            .expires_in_ms(state.qr_ttl_ms)
+            .generate(at)
+        {
+            Ok(k) => k,
+            Err(e) => return khqr_error(&e),
+        };
+        let tran = khqr.tran_id();
+        let md5 = khqr.md5().to_string();
+        let record = Record {
+            md5: md5.clone(),
+            bakong_id: bakong_id.trim().to_owned(),
+            username: username.to_owned(),
+            payload: khqr.into_string(),
+            expires_ms: at.saturating_add(state.qr_ttl_ms),
+            success_url: success_url.clone(),
+            callback_url: callback_url.clone(),
+        };
+        let created = state
+            .store
+            .create_keyed(&client, tran.as_str(), &record, now, idem.as_ref())
+            .await;
+        match created {
+            Ok(Created::Stored) => {
+                if record.callback_url.is_some() {
+                    // Listed in the store so that any instance (or this one after
+                    // a restart) delivers it; watched here even if nobody opens the page.
+                    let until = record
+                        .expires_ms
+                        .saturating_add(state.grace_ms)
+                        .saturating_add(state.webhook_retry_ms);
+                    if let Err(e) = state.store.watch_add(tran.as_str(), until).await {
+                        return store_failed(&e);
+                    }
+                    drop(checkout::subscribe(&state, tran.as_str(), &record));
                 }
-                drop(checkout::subscribe(&state, tran.as_str(), &record));
+                return created_body(&state, tran.as_str(), md5);
             }
+            Ok(Created::Replayed { tran, md5 }) => return created_body(&state, &tran, md5),
+            Ok(Created::KeyReused) => {
+                return bad(
+                    StatusCode::CONFLICT,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used with other parameters",
+                )
+            }
+            Ok(Created::Collision) => {}
+            Ok(Created::Limited(l)) => return rate_limited(l, "create"),
+            Err(e) => return store_failed(&e),
         }
-        Ok(Created::Collision) => {
-            return bad(
-                StatusCode::CONFLICT,
-                "tran_collision",
-                "transaction id collision; create again",
-            )
-        }
-        Ok(Created::Limited(l)) => return rate_limited(l, "create"),
-        Err(e) => return store_failed(&e),
     }
+    bad(
+        StatusCode::CONFLICT,
+        "tran_collision",
+        "transaction id collision; create again",
+    )
+}
+
+fn created_body(state: &AppState, tran: &str, md5: String) -> Response {
     let body = CreatedBody {
         status: true,
         message: "success",
-        qr: format!("{}/khqr/qr/{}", state.public_url, tran.as_str()),
-        qr_stand: format!("{}/khqr/qr/stand/{}", state.public_url, tran.as_str()),
-        checkout: format!("{}/khqr/pay/{}", state.public_url, tran.as_str()),
+        qr: format!("{}/khqr/qr/{tran}", state.public_url),
+        qr_stand: format!("{}/khqr/qr/stand/{tran}", state.public_url),
+        checkout: format!("{}/khqr/pay/{tran}", state.public_url),
         md5,
-        tran: tran.as_str(),
+        tran,
     };
     json_response(
         StatusCode::OK,

@@ -162,6 +162,17 @@ struct Cli {
     /// path to, e.g. on loopback).
     #[arg(long, env = "KHQR_CALLBACK_ALLOW_HTTP")]
     callback_allow_http: bool,
+    /// Ports a `callback_url` may use besides 443 (80 for allowed http)
+    /// (repeat the option, or comma-separate in the variable).
+    #[arg(long, env = "KHQR_CALLBACK_ALLOW_PORTS", value_delimiter = ',')]
+    callback_allow_ports: Vec<u16>,
+    /// Networks (CIDR) a webhook may go to although the IANA special-purpose
+    /// registries list them, e.g. a receiver on your own network.
+    #[arg(long, env = "KHQR_CALLBACK_ALLOW_IPS", value_delimiter = ',')]
+    callback_allow_ips: Vec<ipnet::IpNet>,
+    /// DNS server (`ip:port`) that resolves callback hosts [default: the system resolver].
+    #[arg(long, env = "KHQR_DNS_SERVER")]
+    dns_server: Option<SocketAddr>,
 }
 
 fn now_ms() -> u64 {
@@ -264,6 +275,13 @@ fn main() -> ExitCode {
     config.webhook_backoff_ms = cli.webhook_backoff_ms.max(1);
     config.callback_allow_private = cli.callback_allow_private;
     config.callback_allow_http = cli.callback_allow_http;
+    config
+        .callback_allow_ports
+        .clone_from(&cli.callback_allow_ports);
+    config
+        .callback_allow_ips
+        .clone_from(&cli.callback_allow_ips);
+    config.dns_server = cli.dns_server;
     let serve_config = ServeConfig {
         header_read_timeout: Duration::from_millis(cli.header_timeout_ms.max(1)),
         max_connections: cli.max_connections.max(1),

@@ -25,6 +25,8 @@ use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 use serde::{Deserialize, Serialize};
 
+use crate::idempotency::{self, Idempotency};
+
 /// One created QR, as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -104,15 +106,28 @@ pub struct Limited {
     pub retry_after_ms: u64,
 }
 
-/// The result of [`Store::create`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The result of [`Store::create`] and [`Store::create_keyed`].
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Created {
-    /// Stored (or already there with the same MD5).
+    /// Stored: the `tran` was free and is now this QR's.
     Stored,
-    /// Another QR with another MD5 holds this `tran`.
+    /// The `tran` is taken (by another create, even of the same payload):
+    /// nothing was stored; make another payload (the server moves tag 99's
+    /// timestamp on by a millisecond) and try again.
     Collision,
     /// A rate limit refused the request; nothing was stored.
     Limited(Limited),
+    /// The idempotency key was used before, with the same parameters: this
+    /// is what that create made (nothing new was stored).
+    Replayed {
+        /// The first create's `tran`.
+        tran: String,
+        /// The first create's MD5.
+        md5: String,
+    },
+    /// The idempotency key was used before, with other parameters: nothing
+    /// was stored.
+    KeyReused,
 }
 
 /// The store could not be reached or answered nonsense. `Display` carries no
@@ -138,16 +153,33 @@ impl std::error::Error for StoreError {}
 
 /// The state of the server. Implementations: [`MemoryStore`], [`RedisStore`].
 pub trait Store: Send + Sync + 'static {
-    /// Applies the limits of `client` and of `record.bakong_id`, then stores
-    /// `record` under `tran` until `record.expires_ms` plus the grace period,
-    /// displacing the client's oldest QR beyond its quota. `now_ms` is the
-    /// caller's clock (ms since the Unix epoch).
+    /// [`Store::create_keyed`] without an idempotency key.
     fn create(
         &self,
         client: &str,
         tran: &str,
         record: &Record,
         now_ms: u64,
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send {
+        self.create_keyed(client, tran, record, now_ms, None)
+    }
+
+    /// Applies the limits of `client` and of `record.bakong_id`; then, in one
+    /// atomic step (one Lua script with Redis): if `idem`'s key is known,
+    /// answers [`Created::Replayed`] (same fingerprint) or
+    /// [`Created::KeyReused`]; else if `tran` is taken, [`Created::Collision`];
+    /// else stores `record` under `tran` until `record.expires_ms` plus the
+    /// grace period, displacing the client's oldest QR beyond its quota, and
+    /// files `idem`'s key for [`crate::idempotency::TTL_MS`] (at most
+    /// [`Limits::quota_per_client`] keys per scope: the oldest goes, as its
+    /// QR would). `now_ms` is the caller's clock (ms since the Unix epoch).
+    fn create_keyed(
+        &self,
+        client: &str,
+        tran: &str,
+        record: &Record,
+        now_ms: u64,
+        idem: Option<&Idempotency>,
     ) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
     /// Applies the limits of `client` (and of `account`, if given), then reads
@@ -241,6 +273,10 @@ pub struct MemoryStore {
     limits: Limits,
     entries: Cache<String, Arc<(Record, u64)>, Hasher>,
     owners: Cache<String, Arc<Mutex<VecDeque<String>>>, Hasher>,
+    /// Idempotency keys (scope and key) -> the stored value.
+    keys: Cache<String, Arc<str>, Hasher>,
+    /// Each scope's idempotency keys, oldest first.
+    key_owners: Cache<String, Arc<Mutex<VecDeque<String>>>, Hasher>,
     clients: Option<DefaultKeyedRateLimiter<String>>,
     accounts: Option<DefaultKeyedRateLimiter<String>>,
     /// Made once: building a `quanta` clock probes the CPU and is slow.
@@ -265,7 +301,19 @@ impl MemoryStore {
             .eviction_policy(EvictionPolicy::lru())
             .time_to_idle(Duration::from_secs(24 * 3600))
             .build_with_hasher(Hasher::default());
+        let keys = Cache::builder()
+            .max_capacity(limits.max_entries.max(1))
+            .eviction_policy(EvictionPolicy::lru())
+            .time_to_live(Duration::from_millis(idempotency::TTL_MS))
+            .build_with_hasher(Hasher::default());
+        let key_owners = Cache::builder()
+            .max_capacity(1_000_000)
+            .eviction_policy(EvictionPolicy::lru())
+            .time_to_idle(Duration::from_millis(idempotency::TTL_MS))
+            .build_with_hasher(Hasher::default());
         MemoryStore {
+            keys,
+            key_owners,
             clients: keyed(limits.client_per_sec, limits.client_burst),
             accounts: keyed(limits.account_per_sec, limits.account_burst),
             limits,
@@ -302,10 +350,74 @@ impl MemoryStore {
         Ok(())
     }
 
-    fn create_now(&self, client: &str, tran: &str, record: &Record, now_ms: u64) -> Created {
+    fn create_now(
+        &self,
+        client: &str,
+        tran: &str,
+        record: &Record,
+        now_ms: u64,
+        idem: Option<&Idempotency>,
+    ) -> Created {
         if let Err(l) = self.admit(client, Some(&record.bakong_id)) {
             return Created::Limited(l);
         }
+        let Some(idem) = idem else {
+            return self.insert_new(client, tran, record, now_ms);
+        };
+        // Concurrent inits of one key are coalesced by the cache: one stores
+        // the QR, the others see its value.
+        let mut failed = None;
+        let entry = self
+            .keys
+            .entry_by_ref(&idem.key)
+            .or_optionally_insert_with(|| match self.insert_new(client, tran, record, now_ms) {
+                Created::Stored => Some(idem.value(tran, &record.md5).into()),
+                other => {
+                    failed = Some(other);
+                    None
+                }
+            });
+        let Some(entry) = entry else {
+            return failed.unwrap_or(Created::Collision);
+        };
+        if entry.is_fresh() {
+            self.file_key(&idem.key);
+            return Created::Stored;
+        }
+        match idempotency::read_value(entry.value()) {
+            Some((fp, tran, md5)) if fp == idem.fingerprint => Created::Replayed {
+                tran: tran.to_owned(),
+                md5: md5.to_owned(),
+            },
+            _ => Created::KeyReused,
+        }
+    }
+
+    /// Lists a new idempotency key under its scope, forgetting the scope's
+    /// oldest beyond the quota.
+    fn file_key(&self, key: &str) {
+        let scope = key.split('\n').next().unwrap_or_default();
+        let queue = self
+            .key_owners
+            .get_with_by_ref(scope, || Arc::new(Mutex::new(VecDeque::new())));
+        let displaced = {
+            let mut q = queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            q.push_back(key.to_owned());
+            if q.len() > self.limits.quota_per_client.max(1) as usize {
+                q.pop_front()
+            } else {
+                None
+            }
+        };
+        if let Some(old) = displaced {
+            self.keys.invalidate(&old);
+        }
+    }
+
+    /// Stores `record` under `tran` unless the `tran` is taken.
+    fn insert_new(&self, client: &str, tran: &str, record: &Record, now_ms: u64) -> Created {
         let life = record
             .expires_ms
             .saturating_add(self.limits.grace_ms)
@@ -317,11 +429,7 @@ impl MemoryStore {
             .entry_by_ref(tran)
             .or_insert_with(|| Arc::new((record.clone(), life)));
         if !entry.is_fresh() {
-            return if entry.value().0.md5 == record.md5 {
-                Created::Stored
-            } else {
-                Created::Collision
-            };
+            return Created::Collision;
         }
         let queue = self
             .owners
@@ -345,14 +453,15 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    async fn create(
+    async fn create_keyed(
         &self,
         client: &str,
         tran: &str,
         record: &Record,
         now_ms: u64,
+        idem: Option<&Idempotency>,
     ) -> Result<Created, StoreError> {
-        Ok(self.create_now(client, tran, record, now_ms))
+        Ok(self.create_now(client, tran, record, now_ms, idem))
     }
 
     async fn fetch(
@@ -495,27 +604,42 @@ local function admit(k1, r1, b1, k2, r2, b2, now)
 end
 ";
 
-/// KEYS: client bucket, account bucket, client queue, entry.
+/// KEYS: client bucket, account bucket, client queue, entry, idempotency
+/// key ('' for none), the key's scope queue ('' for none).
 /// ARGV: now, client rate, burst, account rate, burst, quota, md5, value,
-/// expire-at ms, queue ttl ms, tran, entry key prefix.
-/// Returns `{0}` stored, `{1, ms}` limited, `{2}` collision.
+/// expire-at ms, queue ttl ms, tran, entry key prefix, idempotency value,
+/// its ttl ms.
+/// Returns `{0, ''}` stored, `{1, ms}` limited, `{2, ''}` collision,
+/// `{3, value}` replayed (the key's stored value), `{4, value}` key reused.
 const CREATE_LUA: &str = r"
 local now = tonumber(ARGV[1])
 local w = admit(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5]), now)
-if w > 0 then return {1, w} end
-local old = redis.call('GET', KEYS[4])
-if old then
-  if string.sub(old, 1, 32) == ARGV[7] then return {0} end
-  return {2}
+if w > 0 then return {1, tostring(w)} end
+if KEYS[5] ~= '' then
+  local prior = redis.call('GET', KEYS[5])
+  if prior then
+    if string.sub(prior, 1, 64) == string.sub(ARGV[13], 1, 64) then return {3, prior} end
+    return {4, prior}
+  end
 end
+if redis.call('EXISTS', KEYS[4]) == 1 then return {2, ''} end
 redis.call('SET', KEYS[4], ARGV[8], 'PXAT', ARGV[9])
+if KEYS[5] ~= '' then
+  redis.call('SET', KEYS[5], ARGV[13], 'PX', ARGV[14])
+  redis.call('LPUSH', KEYS[6], KEYS[5])
+  redis.call('PEXPIRE', KEYS[6], ARGV[14])
+  if redis.call('LLEN', KEYS[6]) > tonumber(ARGV[6]) then
+    local gone = redis.call('RPOP', KEYS[6])
+    if gone and gone ~= KEYS[5] then redis.call('DEL', gone) end
+  end
+end
 redis.call('LPUSH', KEYS[3], ARGV[11])
 redis.call('PEXPIRE', KEYS[3], ARGV[10])
 if redis.call('LLEN', KEYS[3]) > tonumber(ARGV[6]) then
   local gone = redis.call('RPOP', KEYS[3])
   if gone and gone ~= ARGV[11] then redis.call('DEL', ARGV[12] .. gone) end
 end
-return {0}
+return {0, ''}
 ";
 
 /// KEYS: client bucket, account bucket ('' for none), entry.
@@ -585,24 +709,38 @@ fn limited(ms: i64) -> Limited {
 }
 
 impl Store for RedisStore {
-    async fn create(
+    async fn create_keyed(
         &self,
         client: &str,
         tran: &str,
         record: &Record,
         now_ms: u64,
+        idem: Option<&Idempotency>,
     ) -> Result<Created, StoreError> {
         let l = &self.limits;
         let json = serde_json::to_string(record).map_err(|e| StoreError(e.to_string()))?;
         let value = format!("{}{json}", record.md5);
         let expire_at = record.expires_ms.saturating_add(l.grace_ms).max(now_ms + 1);
         let queue_ttl = expire_at - now_ms;
-        let answer: Vec<i64> = self
+        let (idem_key, idem_queue, idem_value) = match idem {
+            None => (String::new(), String::new(), String::new()),
+            Some(i) => {
+                let scope = i.key.split('\n').next().unwrap_or_default();
+                (
+                    format!("{PREFIX}i:{}", i.key),
+                    format!("{PREFIX}iq:{scope}"),
+                    i.value(tran, &record.md5),
+                )
+            }
+        };
+        let (code, detail): (i64, String) = self
             .create
             .key(format!("{PREFIX}rc:{client}"))
             .key(Self::account_key(Some(&record.bakong_id)))
             .key(format!("{PREFIX}q:{client}"))
             .key(format!("{PREFIX}e:{tran}"))
+            .key(idem_key)
+            .key(idem_queue)
             .arg(now_ms)
             .arg(l.client_per_sec)
             .arg(l.client_burst)
@@ -615,13 +753,23 @@ impl Store for RedisStore {
             .arg(queue_ttl)
             .arg(tran)
             .arg(format!("{PREFIX}e:"))
+            .arg(idem_value)
+            .arg(idempotency::TTL_MS)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| redis_error(&e))?;
-        match answer.as_slice() {
-            [0] => Ok(Created::Stored),
-            [1, ms] => Ok(Created::Limited(limited(*ms))),
-            [2] => Ok(Created::Collision),
+        let replayed = |value: &str| match (idem, idempotency::read_value(value)) {
+            (Some(i), Some((fp, tran, md5))) if fp == i.fingerprint => Created::Replayed {
+                tran: tran.to_owned(),
+                md5: md5.to_owned(),
+            },
+            _ => Created::KeyReused,
+        };
+        match code {
+            0 => Ok(Created::Stored),
+            1 => Ok(Created::Limited(limited(detail.parse().unwrap_or(1000)))),
+            2 => Ok(Created::Collision),
+            3 | 4 => Ok(replayed(&detail)),
             _ => Err(StoreError("redis: unexpected script answer".into())),
         }
     }
@@ -825,16 +973,17 @@ impl AnyStore {
 }
 
 impl Store for AnyStore {
-    async fn create(
+    async fn create_keyed(
         &self,
         client: &str,
         tran: &str,
         record: &Record,
         now_ms: u64,
+        idem: Option<&Idempotency>,
     ) -> Result<Created, StoreError> {
         match self {
-            AnyStore::Memory(s) => s.create(client, tran, record, now_ms).await,
-            AnyStore::Redis(s) => s.create(client, tran, record, now_ms).await,
+            AnyStore::Memory(s) => s.create_keyed(client, tran, record, now_ms, idem).await,
+            AnyStore::Redis(s) => s.create_keyed(client, tran, record, now_ms, idem).await,
         }
     }
 

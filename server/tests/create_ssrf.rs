@@ -6,6 +6,9 @@
 
 mod common;
 
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{backends, client, config_for, fake_bakong, get, make_store, send, start_server};
@@ -293,4 +296,198 @@ fn create_url_with_callback(base: &str, callback: &str) -> String {
         create_url(base, "1.25", "dave"),
         enc(callback)
     )
+}
+
+/// A DNS server on 127.0.0.1 (UDP) that rebinds: for any name, the first A
+/// query gets `first`, every later one `then`; other queries get no record.
+struct RebindingDns {
+    addr: std::net::SocketAddr,
+    a_queries: Arc<AtomicUsize>,
+}
+
+async fn rebinding_dns(first: Ipv4Addr, then: Ipv4Addr) -> RebindingDns {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let a_queries = Arc::new(AtomicUsize::new(0));
+    let count = a_queries.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        // Bounded: a test makes a handful of queries.
+        for _ in 0..200 {
+            let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+                return;
+            };
+            let answer = dns_answer(&buf[..n], |qtype| {
+                (qtype == 1).then(|| {
+                    if count.fetch_add(1, Ordering::SeqCst) == 0 {
+                        first
+                    } else {
+                        then
+                    }
+                })
+            });
+            if let Some(answer) = answer {
+                let _ = socket.send_to(&answer, peer).await;
+            }
+        }
+    });
+    RebindingDns { addr, a_queries }
+}
+
+/// The answer to one query (RFC 1035 section 4.1): the question echoed and,
+/// if `address(qtype)` gives one, an A record with TTL 0.
+fn dns_answer(query: &[u8], address: impl FnOnce(u16) -> Option<Ipv4Addr>) -> Option<Vec<u8>> {
+    let mut at = 12;
+    loop {
+        let len = usize::from(*query.get(at)?);
+        at += 1 + len;
+        if len == 0 {
+            break;
+        }
+    }
+    let question_end = at + 4;
+    let question = query.get(12..question_end)?;
+    let qtype = u16::from_be_bytes([query[at], query[at + 1]]);
+    let ip = address(qtype);
+    let mut out = Vec::with_capacity(question_end + 16);
+    out.extend_from_slice(&query[..2]);
+    out.extend_from_slice(&[0x81, 0x80, 0, 1, 0, u8::from(ip.is_some()), 0, 0, 0, 0]);
+    out.extend_from_slice(question);
+    if let Some(ip) = ip {
+        out.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4]);
+        out.extend_from_slice(&ip.octets());
+    }
+    Some(out)
+}
+
+/// Counts the connections made to an address.
+async fn trap(addr: std::net::SocketAddr) -> Option<Arc<AtomicUsize>> {
+    let listener = tokio::net::TcpListener::bind(addr).await.ok()?;
+    let hits = Arc::new(AtomicUsize::new(0));
+    let count = hits.clone();
+    tokio::spawn(async move {
+        for _ in 0..1_000 {
+            if listener.accept().await.is_err() {
+                return;
+            }
+            count.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    Some(hits)
+}
+
+/// A receiver on 127.0.0.2 (counting POSTs, answering 204) and a trap on
+/// 127.0.0.1 on the same port.
+async fn receiver_and_trap() -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    for _ in 0..20 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let Some(trapped) = trap(([127, 0, 0, 1], port).into()).await else {
+            continue;
+        };
+        let received = Arc::new(AtomicUsize::new(0));
+        let count = received.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                count.fetch_add(1, Ordering::SeqCst);
+                async { axum::http::StatusCode::NO_CONTENT }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        return (port, received, trapped);
+    }
+    panic!("no port free on both 127.0.0.1 and 127.0.0.2 in 20 tries");
+}
+
+/// The webhook client resolves a name once per connection, checks every
+/// address and connects only to those: when the DNS server rebinds the name
+/// to a refused address, no connection reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_client_connects_only_to_checked_addresses() {
+    use khqr_server::webhook::target::{webhook_client, TargetPolicy};
+    let dns = rebinding_dns(Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::LOCALHOST).await;
+    let (port, received, trapped) = receiver_and_trap().await;
+    let policy = Arc::new(TargetPolicy {
+        allow_http: true,
+        allow_ports: vec![port],
+        allow_nets: vec!["127.0.0.2/32".parse().unwrap()],
+        ..TargetPolicy::default()
+    });
+    let url = format!("http://rebind.example:{port}/hook");
+    let first = webhook_client(policy.clone(), Some(dns.addr), 5_000).unwrap();
+    let status = first.post(&url).send().await.unwrap().status();
+    assert_eq!(status.as_u16(), 204);
+    // New clients (no pooled connection) resolve again and get 127.0.0.1.
+    for _ in 0..3 {
+        let again = webhook_client(policy.clone(), Some(dns.addr), 5_000).unwrap();
+        assert!(again.post(&url).send().await.is_err(), "refused address");
+    }
+    assert!(
+        dns.a_queries.load(Ordering::SeqCst) >= 4,
+        "each client asked"
+    );
+    assert_eq!(received.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        trapped.load(Ordering::SeqCst),
+        0,
+        "no connection to 127.0.0.1"
+    );
+}
+
+/// Through the server: a `callback_url` whose name a rebinding DNS server
+/// answers first with an allowed address (127.0.0.2, allowed for the test)
+/// and then with a refused one (127.0.0.1, where a trap counts connections).
+/// The event reaches the checked address; the trap sees no connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_rebinding_cannot_send_a_webhook_to_a_refused_address() {
+    let fake = fake_bakong().await;
+    let dns = rebinding_dns(Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::LOCALHOST).await;
+    let (port, received, trapped) = receiver_and_trap().await;
+    let mut config = config_for(&fake);
+    config.pending_cache_ms = 100;
+    config.poll_interval_ms = 100;
+    config.webhook_secret = Some(SECRET.to_vec());
+    config.webhook_backoff_ms = 50;
+    config.callback_allow_http = true;
+    config.callback_allow_ports = vec![port];
+    config.callback_allow_ips = vec!["127.0.0.2/32".parse().unwrap()];
+    config.dns_server = Some(dns.addr);
+    let store = make_store(&common::Backend::Memory, config.limits.clone()).await;
+    let server = start_server(config, ServeConfig::default(), store).await;
+    let hook = format!("http://rebind.example:{port}/hook");
+    let a = get(
+        &client(None),
+        &create_url_with_callback(&server.base, &hook),
+    )
+    .await;
+    let v = a.json();
+    assert_eq!(a.status, 200, "{v}");
+    assert_eq!(
+        dns.a_queries.load(Ordering::SeqCst),
+        0,
+        "nothing resolved yet"
+    );
+    fake.state.paid.lock().unwrap().insert(
+        v["md5"].as_str().unwrap().to_owned(),
+        ("1.25".into(), "USD".into()),
+    );
+    let started = Instant::now();
+    while received.load(Ordering::SeqCst) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no delivery in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Time for a wrong second connection to show up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(received.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        trapped.load(Ordering::SeqCst),
+        0,
+        "no connection to 127.0.0.1"
+    );
+    assert!(dns.a_queries.load(Ordering::SeqCst) >= 1);
+    server.stop().await;
 }

@@ -76,7 +76,7 @@ impl fmt::Display for Refusal {
 }
 
 /// Why a `callback_url` (or one address it resolves to) was refused.
-/// `Display` is a phrase that follows "callback_url ", for the client.
+/// `Display` is a phrase that follows `"callback_url "`, for the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TargetError {
@@ -194,8 +194,8 @@ const V4_BLOCKS: &[(Ipv4Net, &str)] = &[
 ];
 
 const fn v6(segments: [u16; 8], len: u8) -> Ipv6Net {
-    let [a, b, c, d, e, f, g, h] = segments;
-    Ipv6Net::new_assert(Ipv6Addr::new(a, b, c, d, e, f, g, h), len)
+    let [s0, s1, s2, s3, s4, s5, s6, s7] = segments;
+    Ipv6Net::new_assert(Ipv6Addr::new(s0, s1, s2, s3, s4, s5, s6, s7), len)
 }
 
 /// What an IPv6 block means for an address in it.
