@@ -17,6 +17,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 use tower::ServiceExt;
 
+pub use crate::config::ServeConfig;
+
 /// The most bytes of a request head hyper reads (request line and headers);
 /// a longer head gets hyper's own 431, made JSON by [`JsonParseErrors`]. The
 /// application's own, smaller limits (`max_uri_bytes`, `max_header_bytes`)
@@ -26,35 +28,6 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The socket address of the peer, put in every request's extensions.
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub SocketAddr);
-
-/// Connection limits.
-#[derive(Clone, Debug)]
-pub struct ServeConfig {
-    /// Longest wait for a complete request head, and so also the longest a
-    /// keep-alive connection may sit idle between requests.
-    pub header_read_timeout: Duration,
-    /// Most connections open at once; beyond it the server stops accepting
-    /// (new clients wait in the kernel's backlog).
-    pub max_connections: usize,
-    /// Most connections open at once from one address (0 = no limit); the
-    /// address's next connection closes its oldest one. Turn it off behind a
-    /// load balancer.
-    pub max_connections_per_ip: usize,
-    /// On shutdown, how long in-flight requests may take to finish.
-    pub drain_timeout: Duration,
-}
-
-impl Default for ServeConfig {
-    /// 5 s header/idle timeout, 4 096 connections, 256 per address, 30 s drain.
-    fn default() -> Self {
-        ServeConfig {
-            header_read_timeout: Duration::from_secs(5),
-            max_connections: 4096,
-            max_connections_per_ip: 256,
-            drain_timeout: Duration::from_secs(30),
-        }
-    }
-}
 
 /// The open connections of each address, oldest first: an id and the signal
 /// that closes it.
@@ -80,6 +53,38 @@ impl Drop for IpSlot {
             }
         }
     }
+}
+
+/// Books connection `id` of `ip` (unless per-address caps are off); at the
+/// cap, closes that address's oldest connection: a client can only displace
+/// its own connections, so a slow or idle flood from one address never locks
+/// out the others, nor itself.
+fn take_ip_slot(
+    per_ip: &PerIp,
+    config: &ServeConfig,
+    ip: IpAddr,
+    id: u64,
+    close: &Arc<Notify>,
+) -> Option<IpSlot> {
+    if config.max_connections_per_ip == 0 {
+        return None;
+    }
+    let mut map = per_ip
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let q = map.entry(ip).or_default();
+    if q.len() >= config.max_connections_per_ip {
+        if let Some((_, oldest)) = q.pop_front() {
+            oldest.notify_one();
+            metrics::counter!("khqr_connections_displaced_total").increment(1);
+        }
+    }
+    q.push_back((id, close.clone()));
+    Some(IpSlot {
+        map: per_ip.clone(),
+        ip,
+        id,
+    })
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops
@@ -126,27 +131,7 @@ pub async fn serve(
         // flood from one address never locks out the others, nor itself.
         next_id += 1;
         let close = Arc::new(Notify::new());
-        let slot = if config.max_connections_per_ip > 0 {
-            let ip = peer.ip();
-            let mut map = per_ip
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let q = map.entry(ip).or_default();
-            if q.len() >= config.max_connections_per_ip {
-                if let Some((_, oldest)) = q.pop_front() {
-                    oldest.notify_one();
-                    metrics::counter!("khqr_connections_displaced_total").increment(1);
-                }
-            }
-            q.push_back((next_id, close.clone()));
-            Some(IpSlot {
-                map: per_ip.clone(),
-                ip,
-                id: next_id,
-            })
-        } else {
-            None
-        };
+        let slot = take_ip_slot(&per_ip, &config, peer.ip(), next_id, &close);
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
@@ -182,7 +167,7 @@ pub async fn serve(
 /// answers by itself, before any service runs, with an empty `400`, `414` or
 /// `431` and closes the connection; hyper 1 offers no hook to change that
 /// answer (hyperium/hyper#2583, #3225). The application's own error answers
-/// always carry `content-type: application/json` (see `jsonify`), so a `4xx`
+/// always carry `content-type: application/json` (see `http/guard.rs`), so a `4xx`
 /// head without any `content-type` can only be hyper's: this wrapper writes the
 /// JSON error for the same status in its place, with `connection: close`.
 pub struct JsonParseErrors<S> {
@@ -231,9 +216,10 @@ fn replacement(head: &[u8]) -> Option<Vec<u8>> {
             "the request is not HTTP/1.1 this server can read",
         ),
     };
-    let body = format!(
-        r#"{{"status":false,"message":"{message}","errorCode":{},"error":"{kind}"}}"#,
-        bakong_khqr::ErrorCode::InvalidRequest.number()
+    let body = crate::error::error_json(
+        bakong_khqr::ErrorCode::InvalidRequest.number(),
+        kind,
+        message,
     );
     Some(
         format!(

@@ -47,7 +47,7 @@ async fn every_bad_input_gets_a_json_4xx_with_both_stores() {
     for backend in backends {
         let fake = fake_bakong().await;
         let config = config_for(&fake);
-        let store = make_store(&backend, config.limits.clone()).await;
+        let store = make_store(&backend, config.limits()).await;
         let server = start_server(config, ServeConfig::default(), store).await;
         let c = client(None);
         let b = &server.base;
@@ -330,11 +330,10 @@ async fn create_flood_does_not_lock_out_others_with_both_stores() {
     for backend in backends {
         let fake = fake_bakong().await;
         let mut config = config_for(&fake);
-        config.limits = Limits {
-            account_per_sec: 0,
-            ..Limits::default()
-        };
-        let store = make_store(&backend, config.limits.clone()).await;
+        config.rate_per_client = Limits::default().client_per_sec;
+        config.rate_per_account = 0;
+        config.quota_per_client = Limits::default().quota_per_client;
+        let store = make_store(&backend, config.limits()).await;
         let server = start_server(config, ServeConfig::default(), store).await;
         let base = server.base.clone();
         // The flood: 8 tasks from 127.0.0.2, 3 000 creates in all or 8 s.
@@ -412,9 +411,9 @@ async fn a_full_store_refuses_no_one_with_both_stores() {
     for backend in backends {
         let fake = fake_bakong().await;
         let mut config = config_for(&fake);
-        config.limits.quota_per_client = 50;
-        config.limits.max_entries = 10_000;
-        let store = make_store(&backend, config.limits.clone()).await;
+        config.quota_per_client = 50;
+        config.max_entries = 10_000;
+        let store = make_store(&backend, config.limits()).await;
         let server = start_server(config, ServeConfig::default(), store).await;
         let victim = client(Some("127.0.0.3"));
         let (victim_tran, _) = create(&victim, &server.base, "victim@abaa").await;
@@ -466,7 +465,7 @@ async fn slowloris_is_cut_off_and_others_are_served() {
         max_connections_per_ip: 64,
         drain_timeout: Duration::from_secs(5),
     };
-    let store = make_store(&Backend::Memory, config.limits.clone()).await;
+    let store = make_store(&Backend::Memory, config.limits()).await;
     let server = start_server(config, serve, store).await;
     // 150 connections from 127.0.0.2, each sending half a request head.
     let mut slow = Vec::new();
@@ -540,7 +539,7 @@ async fn slowloris_is_cut_off_and_others_are_served() {
 async fn unparseable_requests_get_json_errors_too() {
     let fake = fake_bakong().await;
     let config = config_for(&fake);
-    let store = make_store(&Backend::Memory, config.limits.clone()).await;
+    let store = make_store(&Backend::Memory, config.limits()).await;
     let server = start_server(config, ServeConfig::default(), store).await;
     let mut many_headers = String::new();
     for i in 0..150 {
@@ -619,7 +618,7 @@ async fn a_redirect_from_bakong_is_not_followed() {
     let forger = fake_bakong().await;
     let fake = fake_bakong().await;
     let config = config_for(&fake);
-    let store = make_store(&Backend::Memory, config.limits.clone()).await;
+    let store = make_store(&Backend::Memory, config.limits()).await;
     let server = start_server(config, ServeConfig::default(), store).await;
     let c = client(None);
     let (tran, md5) = create(&c, &server.base, "merchant@abaa").await;
@@ -656,7 +655,7 @@ async fn no_open_relay_unless_asked_with_both_stores() {
             let fake = fake_bakong().await;
             let mut config = config_for(&fake);
             config.open_relay = open_relay;
-            let store = make_store(&backend, config.limits.clone()).await;
+            let store = make_store(&backend, config.limits()).await;
             let server = start_server(config, ServeConfig::default(), store).await;
             let c = client(None);
             let (tran, _) = create(&c, &server.base, "merchant@abaa").await;
@@ -694,7 +693,7 @@ async fn fifty_concurrent_polls_make_one_upstream_call_with_both_stores() {
         let fake = fake_bakong().await;
         fake.state.delay_ms.store(400, Ordering::SeqCst);
         let config = config_for(&fake);
-        let store = make_store(&backend, config.limits.clone()).await;
+        let store = make_store(&backend, config.limits()).await;
         let server = start_server(config, ServeConfig::default(), store).await;
         let c = client(None);
         let (_, md5) = create(&c, &server.base, "merchant@abaa").await;
@@ -726,18 +725,18 @@ async fn two_instances_share_redis_and_a_restart_keeps_qrs() {
     let backend = Backend::Redis(redis.url.clone());
     let fake = fake_bakong().await;
     let mut config = config_for(&fake);
-    config.limits.client_per_sec = 1;
-    config.limits.client_burst = 8;
+    config.rate_per_client = 1;
+    config.burst_per_client = 8;
     let a = start_server(
         config.clone(),
         ServeConfig::default(),
-        make_store(&backend, config.limits.clone()).await,
+        make_store(&backend, config.limits()).await,
     )
     .await;
     let b = start_server(
         config.clone(),
         ServeConfig::default(),
-        make_store(&backend, config.limits.clone()).await,
+        make_store(&backend, config.limits()).await,
     )
     .await;
     let c = client(Some("127.0.0.6"));
@@ -754,7 +753,7 @@ async fn two_instances_share_redis_and_a_restart_keeps_qrs() {
     let a2 = start_server(
         config.clone(),
         ServeConfig::default(),
-        make_store(&backend, config.limits.clone()).await,
+        make_store(&backend, config.limits()).await,
     )
     .await;
     let qr2 = get(&c, &format!("{}/khqr/qr/{tran}", a2.base)).await; // 4
@@ -777,7 +776,7 @@ async fn upstream_timeout_health_readiness_metrics_and_drain() {
     let fake = fake_bakong().await;
     let mut config = config_for(&fake);
     config.upstream_timeout_ms = 300;
-    let store = make_store(&Backend::Memory, config.limits.clone()).await;
+    let store = make_store(&Backend::Memory, config.limits()).await;
     let server = start_server(config.clone(), ServeConfig::default(), store).await;
     let c = client(None);
     let (tran, _) = create(&c, &server.base, "merchant@abaa").await;
@@ -840,7 +839,7 @@ async fn upstream_timeout_health_readiness_metrics_and_drain() {
     let s2 = start_server(
         expired,
         ServeConfig::default(),
-        make_store(&Backend::Memory, config.limits.clone()).await,
+        make_store(&Backend::Memory, config.limits()).await,
     )
     .await;
     let r = get(&c, &format!("{}/readyz", s2.base)).await;

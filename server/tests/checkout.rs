@@ -74,7 +74,7 @@ fn webhook_config(fake: &Fake) -> Config {
     let mut config = config_for(fake);
     config.pending_cache_ms = 100;
     config.poll_interval_ms = 100;
-    config.webhook_secret = Some(SECRET.to_vec());
+    config.webhook_secret = Some(std::str::from_utf8(SECRET).unwrap().into());
     config.webhook_backoff_ms = 50;
     // Test-only: the receivers are plain http on loopback.
     config.callback_allow_private = true;
@@ -297,7 +297,7 @@ async fn success_url_is_checked_against_the_allow_list() {
 async fn private_or_plain_callbacks_are_refused_by_default() {
     let fake = fake_bakong().await;
     let mut config = config_for(&fake);
-    config.webhook_secret = Some(SECRET.to_vec());
+    config.webhook_secret = Some(std::str::from_utf8(SECRET).unwrap().into());
     let srv = memory_server(config).await;
     for bad in [
         "https://127.0.0.1/hook",

@@ -205,7 +205,7 @@ async fn assert_only_loopback(c: &Client, base: &str) {
 
 async fn server(fake: &Fake, ttl_ms: u64) -> Server {
     let mut config = config_for(fake);
-    config.qr_ttl_ms = ttl_ms;
+    config.qr_ttl_secs = ttl_ms / 1000;
     config.pending_cache_ms = 200;
     config.poll_interval_ms = 200;
     config.success_url_allow = vec!["http://127.0.0.1".into()];

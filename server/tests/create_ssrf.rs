@@ -53,7 +53,7 @@ async fn two_identical_creates_never_share_a_tran() {
     for backend in backends {
         let fake = fake_bakong().await;
         let config = config_for(&fake);
-        let store = make_store(&backend, config.limits.clone()).await;
+        let store = make_store(&backend, config.limits()).await;
         let server = start_server(config, ServeConfig::default(), store).await;
         let b = &server.base;
         let (alice, bob) = (client(Some("127.0.0.2")), client(Some("127.0.0.3")));
@@ -91,7 +91,7 @@ async fn idempotency_key_repeats_the_answer_and_refuses_other_parameters() {
     for backend in backends {
         let fake = fake_bakong().await;
         let config = config_for(&fake);
-        let store = make_store(&backend, config.limits.clone()).await;
+        let store = make_store(&backend, config.limits()).await;
         let server = start_server(config, ServeConfig::default(), store).await;
         let b = &server.base;
         let c = client(Some("127.0.0.2"));
@@ -160,7 +160,7 @@ async fn concurrent_same_key_creates_make_one_qr() {
     for backend in backends {
         let fake = fake_bakong().await;
         let config = config_for(&fake);
-        let store = make_store(&backend, config.limits.clone()).await;
+        let store = make_store(&backend, config.limits()).await;
         let server = start_server(config, ServeConfig::default(), store).await;
         let url = create_url(&server.base, "3.50", "carol");
         let tasks: Vec<_> = (0..N)
@@ -209,8 +209,8 @@ async fn concurrent_same_key_creates_make_one_qr() {
 async fn special_purpose_callback_targets_are_refused_at_create() {
     let fake = fake_bakong().await;
     let mut config = config_for(&fake);
-    config.webhook_secret = Some(SECRET.to_vec());
-    let store = make_store(&common::Backend::Memory, config.limits.clone()).await;
+    config.webhook_secret = Some(std::str::from_utf8(SECRET).unwrap().into());
+    let store = make_store(&common::Backend::Memory, config.limits()).await;
     let server = start_server(config, ServeConfig::default(), store).await;
     let c = client(None);
     let refused = [
@@ -447,13 +447,13 @@ async fn dns_rebinding_cannot_send_a_webhook_to_a_refused_address() {
     let mut config = config_for(&fake);
     config.pending_cache_ms = 100;
     config.poll_interval_ms = 100;
-    config.webhook_secret = Some(SECRET.to_vec());
+    config.webhook_secret = Some(std::str::from_utf8(SECRET).unwrap().into());
     config.webhook_backoff_ms = 50;
     config.callback_allow_http = true;
     config.callback_allow_ports = vec![port];
     config.callback_allow_ips = vec!["127.0.0.2/32".parse().unwrap()];
     config.dns_server = Some(dns.addr);
-    let store = make_store(&common::Backend::Memory, config.limits.clone()).await;
+    let store = make_store(&common::Backend::Memory, config.limits()).await;
     let server = start_server(config, ServeConfig::default(), store).await;
     let hook = format!("http://rebind.example:{port}/hook");
     let a = get(

@@ -43,7 +43,7 @@ fn now_ms() -> u64 {
 async fn flow(backend: Backend) {
     let fake = fake_bakong().await;
     let config = config_for(&fake);
-    let store = make_store(&backend, config.limits.clone()).await;
+    let store = make_store(&backend, config.limits()).await;
     let server = start_server(config, ServeConfig::default(), store).await;
     let c = client(None);
     let base = &server.base;

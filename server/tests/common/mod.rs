@@ -252,8 +252,16 @@ pub fn config_for(fake: &Fake) -> Config {
     let mut config = Config::new("http://unset");
     config.bakong_base_url.clone_from(&fake.base);
     config.token = Some(TOKEN.into());
-    config.limits = open_limits();
+    open_config_limits(&mut config);
     config
+}
+
+/// Sets `config`'s limits to [`open_limits`].
+pub fn open_config_limits(config: &mut Config) {
+    let open = open_limits();
+    config.rate_per_client = open.client_per_sec;
+    config.rate_per_account = open.account_per_sec;
+    config.quota_per_client = open.quota_per_client;
 }
 
 /// Starts the server with `config` (its public URL is set to the bound
@@ -262,7 +270,7 @@ pub async fn start_server(mut config: Config, serve: ServeConfig, store: AnyStor
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     assert!(addr.ip().is_loopback());
-    config.public_url = format!("http://{addr}");
+    config.public_url = Some(format!("http://{addr}"));
     let app = khqr_server::app(&config, store).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

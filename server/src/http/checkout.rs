@@ -1,17 +1,11 @@
 //! The hosted checkout page (`GET /khqr/pay/{tran}`), its live status by
 //! server-sent events (`GET /khqr/events/{tran}`) and its embedded assets
-//! (`GET /khqr/assets/{name}`).
-//!
-//! One watcher task per open `tran` per instance serves every viewer: it asks
-//! the server's status check (its status cache and coalescing, as for `check`)
-//! every [`crate::Config::poll_interval_ms`] while anyone watches or a webhook
-//! waits, and publishes the result on a `tokio::sync::watch` channel that each
-//! viewer's event stream reads. No viewer ever calls Bakong itself.
+//! (`GET /khqr/assets/{name}`). The status comes from the payment watchers
+//! (`watch.rs`); no viewer ever calls Bakong itself.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -19,167 +13,25 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use bakong_khqr::status::TransactionStatus;
 use bakong_khqr::Md5;
-use serde::Serialize;
-use tokio::sync::watch;
 
+use super::guard::Client;
+use crate::error::ApiError;
+use crate::state::AppState;
 use crate::store::{Record, Store};
-use crate::{bad, now_ms, AppState, Client};
+use crate::time::now_ms;
+pub use crate::watch::PageStatus;
 
 /// The page's content security policy: nothing but this origin, no inline
 /// script or style, no frames, no forms.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
 font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-const PAGE_JS: &str = include_str!("../assets/checkout.js");
-const PAGE_CSS: &str = include_str!("../assets/checkout.css");
+const PAGE_JS: &str = include_str!("../../assets/checkout.js");
+const PAGE_CSS: &str = include_str!("../../assets/checkout.css");
 /// Kantumruy Pro (SIL OFL 1.1), the library's Khmer font, so Khmer names
 /// render without any font installed on the viewer's device.
-const KHMER_FONT: &[u8] = include_bytes!("../../assets/fonts/KantumruyPro-Regular.ttf");
-
-/// What a viewer sees: the state of one QR.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "status", rename_all = "lowercase")]
-pub enum PageStatus {
-    /// Not paid yet.
-    Pending,
-    /// Paid: Bakong's amount (decimal text), currency, and when (ms since the
-    /// Unix epoch; absent if Bakong gave no time).
-    Paid {
-        /// Amount paid, as Bakong reported it.
-        amount: String,
-        /// Currency code (`USD`/`KHR`).
-        currency: String,
-        /// When Bakong acknowledged it, ms since the Unix epoch.
-        #[serde(rename = "paidAtMs")]
-        paid_at_ms: Option<u64>,
-        /// Where the page goes now, if the creator gave an allowed one.
-        #[serde(rename = "successUrl", skip_serializing_if = "Option::is_none")]
-        success_url: Option<String>,
-    },
-    /// Expired unpaid (or paid with the wrong amount: not a payment of this QR).
-    Expired,
-}
-
-impl PageStatus {
-    fn is_final(&self) -> bool {
-        !matches!(self, PageStatus::Pending)
-    }
-}
-
-/// The open watchers, one per `tran`.
-#[derive(Default)]
-pub(crate) struct Hub {
-    /// `tran` -> its status channel while a watcher runs here.
-    watchers: Mutex<HashMap<String, watch::Sender<PageStatus>>>,
-}
-
-impl Hub {
-    /// Whether a watcher for `tran` runs in this process.
-    pub(crate) fn watching(&self, tran: &str) -> bool {
-        self.watchers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains_key(tran)
-    }
-}
-
-/// Subscribes to `tran`'s status, starting its watcher if none runs here.
-pub(crate) fn subscribe(
-    state: &Arc<AppState>,
-    tran: &str,
-    record: &Record,
-) -> watch::Receiver<PageStatus> {
-    let mut map = state
-        .hub
-        .watchers
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(tx) = map.get(tran) {
-        return tx.subscribe();
-    }
-    let (tx, rx) = watch::channel(PageStatus::Pending);
-    map.insert(tran.to_owned(), tx.clone());
-    drop(map);
-    tokio::spawn(watch_tran(
-        Arc::downgrade(state),
-        tran.to_owned(),
-        record.clone(),
-        tx,
-    ));
-    rx
-}
-
-/// Maps a Bakong status to what the page shows.
-fn page_status(status: &TransactionStatus, record: &Record, now: u64) -> PageStatus {
-    match status {
-        TransactionStatus::Paid(t) => PageStatus::Paid {
-            amount: t.amount.clone(),
-            currency: t.currency.clone(),
-            paid_at_ms: t.acknowledged_ms.or(t.created_ms),
-            success_url: record.success_url.clone(),
-        },
-        _ if now >= record.expires_ms => PageStatus::Expired,
-        _ => PageStatus::Pending,
-    }
-}
-
-/// The watcher: polls through the status cache until the QR is paid or has
-/// expired (and its grace period passed), or nobody needs it any more.
-async fn watch_tran(
-    state: std::sync::Weak<AppState>,
-    tran: String,
-    record: Record,
-    tx: watch::Sender<PageStatus>,
-) {
-    let Some(md5) = Md5::from_hex(&record.md5) else {
-        return;
-    };
-    loop {
-        let Some(st) = state.upgrade() else { return };
-        let now = now_ms();
-        let next = match crate::status_of(&st, &md5, Some(&record)).await {
-            Ok(s) => page_status(&s, &record, now),
-            Err(_) if now >= record.expires_ms => PageStatus::Expired,
-            Err(_) => PageStatus::Pending,
-        };
-        tx.send_if_modified(|cur| {
-            if *cur == next {
-                false
-            } else {
-                *cur = next.clone();
-                true
-            }
-        });
-        if let PageStatus::Paid { .. } = next {
-            crate::webhook::paid(&st, &tran, &record, &next);
-        }
-        let wants_webhook = record.callback_url.is_some()
-            && !matches!(next, PageStatus::Paid { .. })
-            && now < record.expires_ms.saturating_add(st.grace_ms);
-        let done = next.is_final() && !(wants_webhook && matches!(next, PageStatus::Expired));
-        if done || (tx.receiver_count() == 0 && !wants_webhook) {
-            if record.callback_url.is_some()
-                && next == PageStatus::Expired
-                && now >= record.expires_ms.saturating_add(st.grace_ms)
-            {
-                let _ = st.store.watch_remove(&tran).await;
-            }
-            break;
-        }
-        let interval = st.poll_interval_ms;
-        drop(st);
-        tokio::time::sleep(Duration::from_millis(interval)).await;
-    }
-    if let Some(st) = state.upgrade() {
-        st.hub
-            .watchers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&tran);
-    }
-}
+const KHMER_FONT: &[u8] = include_bytes!("../../../assets/fonts/KantumruyPro-Regular.ttf");
 
 /// Escapes text for HTML element content and quoted attribute values.
 #[must_use]
@@ -222,45 +74,12 @@ fn html_response(status: StatusCode, body: String) -> Response {
 }
 
 /// The stored QR for `tran`, or the JSON 404 / 429 / 503.
-async fn record_for(state: &AppState, client: &str, tran: &str) -> Result<Record, Response> {
-    match state.store.fetch(client, None, tran, now_ms()).await {
-        Ok(Ok(Some(r))) => Ok(r),
-        Ok(Ok(None)) => Err(bad(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no KHQR created here with this id",
-        )),
-        Ok(Err(l)) => Err(crate::rate_limited(l, "checkout")),
-        Err(e) => Err(crate::store_failed(&e)),
-    }
-}
-
-/// The deep link for `record`, asked of Bakong once per QR and cached; `None`
-/// when Bakong refuses (e.g. the token does not allow it) or is unreachable.
-async fn deeplink(state: &AppState, record: &Record) -> Option<String> {
-    use bakong_khqr::status::{parse_deeplink, AsyncStatusChecker};
-    let now = now_ms();
+async fn record_for(state: &AppState, client: &str, tran: &str) -> Result<Record, ApiError> {
     state
-        .deeplinks
-        .get_with(record.md5.clone(), async {
-            let api = state
-                .api
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            let req = api
-                .generate_deeplink_by_qr(&record.payload, None, now)
-                .ok()?;
-            // The page waits at most 2 s for it; a slow Bakong hides the button.
-            let resp = tokio::time::timeout(Duration::from_secs(2), state.transport.send(req))
-                .await
-                .ok()?
-                .ok()?;
-            parse_deeplink(&resp)
-                .ok()
-                .filter(|l| l.starts_with("https://"))
-        })
-        .await
+        .store
+        .fetch(client, None, tran, now_ms())
+        .await??
+        .ok_or_else(|| ApiError::not_found("no KHQR created here with this id"))
 }
 
 fn format_time(ms: u64) -> String {
@@ -288,40 +107,39 @@ fn status_text(s: &PageStatus) -> (&'static str, String) {
     }
 }
 
-/// `GET /khqr/pay/{tran}`: the checkout page, rendered with the current
-/// status (so it works without JavaScript: it refreshes itself every 5 s while
-/// pending).
-pub(crate) async fn page(
-    State(state): State<Arc<AppState>>,
-    Extension(Client(client)): Extension<Client>,
-    Path(tran): Path<String>,
-) -> Response {
-    let record = match record_for(&state, &client, &tran).await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let rx = subscribe(&state, &tran, &record);
-    let now = now_ms();
+/// The status the page shows now: the watcher's, or (when pending) Bakong's
+/// through the status cache, coalesced with the watcher's own call, waiting at
+/// most 1.5 s; expired past the QR's life.
+async fn current_status(
+    state: &Arc<AppState>,
+    tran: &str,
+    record: &Record,
+    now: u64,
+) -> PageStatus {
+    let rx = state.watchers.subscribe(tran, record);
     let mut current = rx.borrow().clone();
     drop(rx);
     if current == PageStatus::Pending {
-        // Ask (through the status cache, coalesced with the watcher's own
-        // call), waiting at most 1.5 s; the page shows pending otherwise.
         if let Some(md5) = Md5::from_hex(&record.md5) {
             let asked = tokio::time::timeout(
                 Duration::from_millis(1500),
-                crate::status_of(&state, &md5, Some(&record)),
+                state.upstream.status_of(&md5, Some(record)),
             )
             .await;
             if let Ok(Ok(s)) = asked {
-                current = page_status(&s, &record, now);
+                current = PageStatus::of(&s, record, now);
             }
         }
     }
     if current == PageStatus::Pending && now >= record.expires_ms {
         current = PageStatus::Expired;
     }
-    let decoded = bakong_khqr::decode(&record.payload).ok();
+    current
+}
+
+/// The payee's name (Khmer if given), the amount and the currency of `payload`.
+fn payee(payload: &str) -> (String, String, String) {
+    let decoded = bakong_khqr::decode(payload).ok();
     let merchant = decoded
         .as_ref()
         .and_then(|d| {
@@ -340,22 +158,50 @@ pub(crate) async fn page(
         .and_then(bakong_khqr::Decoded::currency)
         .map_or("", |c| c.alpha())
         .to_owned();
+    (merchant, amount, currency)
+}
+
+/// `GET /khqr/pay/{tran}`: the checkout page, rendered with the current
+/// status (so it works without JavaScript: it refreshes itself every 5 s while
+/// pending).
+pub async fn page(
+    State(state): State<Arc<AppState>>,
+    Extension(Client(client)): Extension<Client>,
+    Path(tran): Path<String>,
+) -> Result<Response, ApiError> {
+    let record = record_for(&state, &client, &tran).await?;
+    let now = now_ms();
+    let current = current_status(&state, &tran, &record, now).await;
     let link = if current == PageStatus::Pending {
-        deeplink(&state, &record).await
+        state.upstream.deeplink(&record).await
     } else {
         None
     };
-    let (class, text) = status_text(&current);
-    let e_tran = escape_html(&tran);
+    let body = render_page(&tran, &record, &current, link.as_deref(), now);
+    Ok(html_response(StatusCode::OK, body))
+}
+
+/// The page's HTML.
+fn render_page(
+    tran: &str,
+    record: &Record,
+    current: &PageStatus,
+    link: Option<&str>,
+    now: u64,
+) -> String {
+    let (merchant, amount, currency) = payee(&record.payload);
+    let (class, text) = status_text(current);
+    let e_tran = escape_html(tran);
     let e_merchant = escape_html(&merchant);
     let e_amount = escape_html(&amount);
     let e_currency = escape_html(&currency);
-    let refresh = if current == PageStatus::Pending {
+    let pending = *current == PageStatus::Pending;
+    let refresh = if pending {
         "<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>"
     } else {
         ""
     };
-    let success = match &current {
+    let success = match current {
         PageStatus::Paid {
             success_url: Some(u),
             ..
@@ -365,12 +211,12 @@ pub(crate) async fn page(
         ),
         _ => String::new(),
     };
-    let (link_href, link_hidden) = match &link {
+    let (link_href, link_hidden) = match link {
         Some(l) => (escape_html(l), ""),
         None => (String::new(), " hidden"),
     };
     let remaining_s = record.expires_ms.saturating_sub(now) / 1000;
-    let body = format!(
+    format!(
         r#"<!doctype html>
 <html lang="en">
 <head>
@@ -401,30 +247,22 @@ pub(crate) async fn page(
 </html>
 "#,
         expires = record.expires_ms,
-        expiry_hidden = if current == PageStatus::Pending {
-            ""
-        } else {
-            " hidden"
-        },
+        expiry_hidden = if pending { "" } else { " hidden" },
         mm = remaining_s / 60,
         ss = remaining_s % 60,
-    );
-    html_response(StatusCode::OK, body)
+    )
 }
 
 /// `GET /khqr/events/{tran}`: server-sent events named `status`, each a JSON
 /// [`PageStatus`]; the current status first, then every change; the stream
 /// ends after a final status (paid or expired).
-pub(crate) async fn events(
+pub async fn events(
     State(state): State<Arc<AppState>>,
     Extension(Client(client)): Extension<Client>,
     Path(tran): Path<String>,
-) -> Response {
-    let record = match record_for(&state, &client, &tran).await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let rx = subscribe(&state, &tran, &record);
+) -> Result<Response, ApiError> {
+    let record = record_for(&state, &client, &tran).await?;
+    let rx = state.watchers.subscribe(&tran, &record);
     let expires_ms = record.expires_ms;
     // State: the receiver, whether the first event went, whether we are done.
     let stream = futures_util::stream::unfold(
@@ -463,7 +301,7 @@ pub(crate) async fn events(
         .into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    Ok(r)
 }
 
 fn event(s: &PageStatus) -> Event {
@@ -473,12 +311,12 @@ fn event(s: &PageStatus) -> Event {
 }
 
 /// `GET /khqr/assets/{name}`: the page's script, style sheet and Khmer font.
-pub(crate) async fn asset(Path(name): Path<String>) -> Response {
+pub async fn asset(Path(name): Path<String>) -> Result<Response, ApiError> {
     let (ct, body): (&str, &'static [u8]) = match name.as_str() {
         "checkout.js" => ("text/javascript; charset=utf-8", PAGE_JS.as_bytes()),
         "checkout.css" => ("text/css; charset=utf-8", PAGE_CSS.as_bytes()),
         "khmer.ttf" => ("font/ttf", KHMER_FONT),
-        _ => return bad(StatusCode::NOT_FOUND, "not_found", "no such asset"),
+        _ => return Err(ApiError::not_found("no such asset")),
     };
     let mut r = (StatusCode::OK, body).into_response();
     let h = r.headers_mut();
@@ -491,7 +329,7 @@ pub(crate) async fn asset(Path(name): Path<String>) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    r
+    Ok(r)
 }
 
 /// Whether `url` may be a `success_url`: it starts with one of the operator's
@@ -506,7 +344,7 @@ pub fn success_url_allowed(url: &str, allow: &[String]) -> bool {
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return false;
     }
-    allow.iter().any(|p| {
+    allow.iter().filter(|p| !p.is_empty()).any(|p| {
         url.strip_prefix(p.as_str()).is_some_and(|rest| {
             p.ends_with('/') || rest.is_empty() || rest.starts_with(['/', '?', '#'])
         })

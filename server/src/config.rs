@@ -1,0 +1,394 @@
+//! The server's configuration: one `clap` struct, [`Config`]. Each option's
+//! flag, environment variable, default and bounds are written once, on its
+//! field; the store's [`Limits`] and the connection options ([`ServeConfig`])
+//! are derived from it ([`Config::limits`], [`Config::serve`]); the
+//! defaults of the limits are [`Limits::default`]'s.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+
+use crate::store::Limits;
+
+/// A secret (the Bakong token, the webhook signing secret): its `Debug` prints
+/// `Secret(<redacted>)`, never the text.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret's text.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret(s.to_owned())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
+/// The log's format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The hosted KHQR service's five endpoints (create, QR PNG, stand card PNG,
+/// check by tran, check by MD5) plus /healthz, /readyz and /metrics.
+///
+/// /khqr/create makes USD QRs unless currency=KHR is given.
+///
+/// Every field is an option (`--kebab-case` flag and `KHQR_*` variable, the
+/// flag winning) except [`Config::token`] and [`Config::webhook_secret`],
+/// which come from the environment or a file (see `main.rs`), never argv.
+#[derive(Parser, Clone, Debug)]
+#[command(
+    name = "khqr-server",
+    version,
+    after_help = "The Bakong token comes from the BAKONG_TOKEN environment variable or --token-file \
+                  (re-read every 10 s, so a rewritten file rotates the token); it is never a flag, \
+                  so it never shows in `ps`. Without a token, status checks answer 503 and /readyz fails."
+)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "KHQR_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Public base URL of this server, used in the `qr/qr_stand` URLs [default: http://<listen>].
+    #[arg(long, env = "KHQR_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Bakong Open API base URL (test: <https://sit-api-bakong.nbc.gov.kh>; a relay's URL with its path prefix works).
+    #[arg(long = "bakong-url", env = "BAKONG_API_URL", default_value = bakong_khqr::status::PRODUCTION_BASE_URL)]
+    pub bakong_base_url: String,
+    /// The Bakong token (from `BAKONG_TOKEN`, never a flag); without one,
+    /// status checks answer 503 and `/readyz` fails.
+    #[arg(skip)]
+    pub token: Option<Secret>,
+    /// File holding the Bakong token (re-read every 10 s).
+    #[arg(long, env = "BAKONG_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Where QRs and rate limits live: `memory` (this process only) or a Redis URL `redis://[user:pass@]host:port[/db]` (shared by every instance, kept over restarts).
+    #[arg(long, env = "KHQR_STORE", default_value = "memory")]
+    pub store: String,
+    /// Lifetime of a created QR, in seconds (tag 99).
+    #[arg(long, env = "KHQR_QR_TTL_SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub qr_ttl_secs: u64,
+    /// How long a QR is kept after it expires, in seconds (late payments can still be checked).
+    #[arg(long, env = "KHQR_GRACE_SECS", default_value_t = Limits::default().grace_ms / 1000)]
+    pub grace_secs: u64,
+    /// Requests per second one client address (IPv6: its /64) may make; 0 = no limit.
+    #[arg(long, env = "KHQR_RATE_PER_CLIENT", default_value_t = Limits::default().client_per_sec)]
+    pub rate_per_client: u32,
+    /// Burst allowed above --rate-per-client.
+    #[arg(long, env = "KHQR_BURST_PER_CLIENT", default_value_t = Limits::default().client_burst, value_parser = clap::value_parser!(u32).range(1..))]
+    pub burst_per_client: u32,
+    /// Creates and checks per second naming one bakongid; 0 = no limit.
+    #[arg(long, env = "KHQR_RATE_PER_ACCOUNT", default_value_t = Limits::default().account_per_sec)]
+    pub rate_per_account: u32,
+    /// Burst allowed above --rate-per-account.
+    #[arg(long, env = "KHQR_BURST_PER_ACCOUNT", default_value_t = Limits::default().account_burst, value_parser = clap::value_parser!(u32).range(1..))]
+    pub burst_per_account: u32,
+    /// QRs one client address may hold; its next create displaces its own oldest.
+    #[arg(long, env = "KHQR_QUOTA_PER_CLIENT", default_value_t = Limits::default().quota_per_client, value_parser = clap::value_parser!(u32).range(1..))]
+    pub quota_per_client: u32,
+    /// QRs the memory store holds in all, about 1.7 KiB of memory each (least recently used evicted beyond).
+    #[arg(long, env = "KHQR_MAX_ENTRIES", default_value_t = Limits::default().max_entries, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_entries: u64,
+    /// Take the client address from this header's last entry (e.g. X-Forwarded-For), only behind a proxy you run that sets it.
+    #[arg(long, env = "KHQR_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
+    /// Timeout of one call to Bakong, whole exchange, in milliseconds.
+    #[arg(long, env = "KHQR_UPSTREAM_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub upstream_timeout_ms: u64,
+    /// Most calls to Bakong in flight at once.
+    #[arg(long, env = "KHQR_UPSTREAM_CONCURRENCY", default_value_t = 64, value_parser = at_least_one)]
+    pub upstream_concurrency: usize,
+    /// Largest answer accepted from Bakong, in bytes.
+    #[arg(long, env = "KHQR_UPSTREAM_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub upstream_max_body_bytes: usize,
+    /// How long a "pending" status is reused, in milliseconds (paid: for the QR's life).
+    #[arg(long, env = "KHQR_PENDING_CACHE_MS", default_value_t = 3_000)]
+    pub pending_cache_ms: u64,
+    /// Check any MD5 and any tran with any bakongid, as the hosted service does (forwards anyone's questions with your token).
+    #[arg(long, env = "KHQR_OPEN_RELAY")]
+    pub open_relay: bool,
+    /// Threads drawing PNGs, at a lower CPU priority (nice 10) [default: the CPUs].
+    #[arg(long, env = "KHQR_RENDER_THREADS", value_parser = at_least_one)]
+    pub render_threads: Option<usize>,
+    /// Mebibytes of rendered PNGs kept.
+    #[arg(long, env = "KHQR_IMAGE_CACHE_MIB", default_value_t = 64)]
+    pub image_cache_mib: u64,
+    /// Longest a request may take, body included, in milliseconds (then 408).
+    #[arg(long, env = "KHQR_REQUEST_TIMEOUT_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_ms: u64,
+    /// Longest wait for a request's headers, and longest idle keep-alive, in milliseconds.
+    #[arg(long, env = "KHQR_HEADER_TIMEOUT_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_ms: u64,
+    /// Largest request body, in bytes (then 413).
+    #[arg(long, env = "KHQR_MAX_BODY_BYTES", default_value_t = 8 * 1024)]
+    pub max_body_bytes: usize,
+    /// Longest request target (path and query), in bytes (then 414).
+    #[arg(long, env = "KHQR_MAX_URI_BYTES", default_value_t = 4 * 1024)]
+    pub max_uri_bytes: usize,
+    /// Most header bytes in a request (then 431).
+    #[arg(long, env = "KHQR_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+    /// Most connections open at once.
+    #[arg(long, env = "KHQR_MAX_CONNECTIONS", default_value_t = 4096, value_parser = at_least_one)]
+    pub max_connections: usize,
+    /// Most connections open at once from one address; 0 = no limit (use 0 behind a load balancer).
+    #[arg(long, env = "KHQR_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
+    /// On SIGTERM/SIGINT, seconds in-flight requests may take to finish.
+    #[arg(long, env = "KHQR_DRAIN_SECS", default_value_t = 30)]
+    pub drain_secs: u64,
+    /// Log format (access logs on target `khqr_server::access`).
+    #[arg(long, env = "KHQR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info`, `warn`, `info,khqr_server::access=off`.
+    #[arg(long, env = "KHQR_LOG", default_value = "info")]
+    pub log: String,
+    /// Worker threads of the async runtime [default: the CPUs].
+    #[arg(long, env = "KHQR_WORKERS", value_parser = at_least_one)]
+    pub workers: Option<usize>,
+    /// How often the checkout page's watcher asks for an open QR's status, ms.
+    #[arg(long, env = "KHQR_POLL_INTERVAL_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(50..))]
+    pub poll_interval_ms: u64,
+    /// URL prefix a create's `success_url` may start with (repeat the option,
+    /// or comma-separate in the variable); none: `success_url` is refused.
+    #[arg(
+        long = "success-url-allow",
+        env = "KHQR_SUCCESS_URL_ALLOW",
+        value_delimiter = ',',
+        value_parser = trimmed
+    )]
+    pub success_url_allow: Vec<String>,
+    /// File holding the webhook signing secret (else `KHQR_WEBHOOK_SECRET`);
+    /// without one, `callback_url` is refused.
+    #[arg(long, env = "KHQR_WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// The webhook signing secret (from `--webhook-secret-file` or
+    /// `KHQR_WEBHOOK_SECRET`, never a flag); none: `callback_url` refused.
+    #[arg(skip)]
+    pub webhook_secret: Option<Secret>,
+    /// How long a failing webhook is retried, in seconds.
+    #[arg(long, env = "KHQR_WEBHOOK_RETRY_SECS", default_value_t = 86_400)]
+    pub webhook_retry_secs: u64,
+    /// First webhook retry delay, ms (doubles with jitter, at most 60 s).
+    #[arg(long, env = "KHQR_WEBHOOK_BACKOFF_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub webhook_backoff_ms: u64,
+    /// Lift every rule on webhook targets (addresses, ports, local names):
+    /// only for tests or a receiver you trust on your own network; prefer
+    /// --callback-allow-ips and --callback-allow-ports.
+    #[arg(long, env = "KHQR_CALLBACK_ALLOW_PRIVATE")]
+    pub callback_allow_private: bool,
+    /// Allow plain-`http` `callback_url`s (only with a receiver you trust the
+    /// path to, e.g. on loopback).
+    #[arg(long, env = "KHQR_CALLBACK_ALLOW_HTTP")]
+    pub callback_allow_http: bool,
+    /// Ports a `callback_url` may use besides 443 (80 for allowed http)
+    /// (repeat the option, or comma-separate in the variable).
+    #[arg(long, env = "KHQR_CALLBACK_ALLOW_PORTS", value_delimiter = ',')]
+    pub callback_allow_ports: Vec<u16>,
+    /// Networks (CIDR) a webhook may go to although the IANA special-purpose
+    /// registries list them, e.g. a receiver on your own network (repeat the
+    /// option, or comma-separate in the variable).
+    #[arg(long, env = "KHQR_CALLBACK_ALLOW_IPS", value_delimiter = ',')]
+    pub callback_allow_ips: Vec<ipnet::IpNet>,
+    /// DNS server (`ip:port`, UDP then TCP) that resolves webhook hosts [default: the system resolver].
+    #[arg(long, env = "KHQR_DNS_SERVER")]
+    pub dns_server: Option<SocketAddr>,
+}
+
+/// A count of at least 1.
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{s}` is not a whole number of at least 1")),
+    }
+}
+
+/// An allow-list entry, trimmed (an empty entry allows nothing).
+#[allow(clippy::unnecessary_wraps)]
+fn trimmed(s: &str) -> Result<String, String> {
+    Ok(s.trim().to_owned())
+}
+
+impl Config {
+    /// Every default, with `public_url` as this server's public base URL; no
+    /// environment variable or argument is read (for tests and embedding).
+    #[must_use]
+    pub fn new(public_url: impl Into<String>) -> Self {
+        let command = Config::command().mut_args(|a| a.env(None));
+        let matches = command.get_matches_from(["khqr-server"]);
+        let mut config = Config::from_arg_matches(&matches)
+            .unwrap_or_else(|_| unreachable!("the defaults parse"));
+        config.public_url = Some(public_url.into());
+        config
+    }
+
+    /// This server's public base URL without a trailing `/`: `--public-url`,
+    /// else `http://<listen>`.
+    #[must_use]
+    pub fn public_base(&self) -> String {
+        match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// Lifetime of a created QR, in ms.
+    #[must_use]
+    pub fn qr_ttl_ms(&self) -> u64 {
+        self.qr_ttl_secs.saturating_mul(1000)
+    }
+
+    /// How long a QR is kept after it expires, in ms.
+    #[must_use]
+    pub fn grace_ms(&self) -> u64 {
+        self.grace_secs.saturating_mul(1000)
+    }
+
+    /// How long a failing webhook is retried, in ms.
+    #[must_use]
+    pub fn webhook_retry_ms(&self) -> u64 {
+        self.webhook_retry_secs.saturating_mul(1000)
+    }
+
+    /// Bytes of rendered PNGs kept.
+    #[must_use]
+    pub fn image_cache_bytes(&self) -> u64 {
+        self.image_cache_mib.saturating_mul(1 << 20)
+    }
+
+    /// Threads drawing PNGs: `--render-threads`, else the CPUs.
+    #[must_use]
+    pub fn render_threads(&self) -> usize {
+        self.render_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+        })
+    }
+
+    /// The store's rate limits and capacity.
+    #[must_use]
+    pub fn limits(&self) -> Limits {
+        Limits {
+            client_per_sec: self.rate_per_client,
+            client_burst: self.burst_per_client,
+            account_per_sec: self.rate_per_account,
+            account_burst: self.burst_per_account,
+            quota_per_client: self.quota_per_client,
+            max_entries: self.max_entries,
+            grace_ms: self.grace_ms(),
+        }
+    }
+
+    /// The connection options for [`crate::serve()`].
+    #[must_use]
+    pub fn serve(&self) -> ServeConfig {
+        ServeConfig {
+            header_read_timeout: Duration::from_millis(self.header_timeout_ms),
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            drain_timeout: Duration::from_secs(self.drain_secs),
+        }
+    }
+}
+
+/// Connection limits.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Longest wait for a complete request head, and so also the longest a
+    /// keep-alive connection may sit idle between requests.
+    pub header_read_timeout: Duration,
+    /// Most connections open at once; beyond it the server stops accepting
+    /// (new clients wait in the kernel's backlog).
+    pub max_connections: usize,
+    /// Most connections open at once from one address (0 = no limit); the
+    /// address's next connection closes its oldest one. Turn it off behind a
+    /// load balancer.
+    pub max_connections_per_ip: usize,
+    /// On shutdown, how long in-flight requests may take to finish.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServeConfig {
+    /// [`Config`]'s defaults: 5 s header/idle timeout, 4 096 connections, 256
+    /// per address, 30 s drain.
+    fn default() -> Self {
+        Config::new("http://unset").serve()
+    }
+}
+
+/// A configuration the server cannot start with.
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let mut config = Config::new("https://pay.example");
+        config.token = Some("eyJhbGciOiJIUzI1NiJ9.top-secret-token".into());
+        config.webhook_secret = Some("whsec-very-secret".into());
+        let text = format!("{config:?}");
+        assert!(!text.contains("top-secret-token"), "{text}");
+        assert!(!text.contains("whsec-very-secret"), "{text}");
+        assert!(text.contains("token: Some(Secret(<redacted>))"), "{text}");
+        assert!(text.contains("webhook_secret: Some(Secret(<redacted>))"));
+    }
+
+    #[test]
+    fn defaults_and_derived_values() {
+        let config = Config::new("https://pay.example/");
+        assert_eq!(config.public_base(), "https://pay.example");
+        assert_eq!(config.qr_ttl_ms(), 600_000);
+        assert_eq!(config.limits(), Limits::default());
+        assert_eq!(config.serve().max_connections, 4096);
+        assert_eq!(config.pending_cache_ms, 3_000);
+        assert_eq!(config.upstream_max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn bounds_are_enforced_by_the_parser() {
+        for bad in [
+            ["khqr-server", "--upstream-concurrency", "0"],
+            ["khqr-server", "--burst-per-client", "0"],
+            ["khqr-server", "--qr-ttl-secs", "0"],
+            ["khqr-server", "--poll-interval-ms", "10"],
+        ] {
+            assert!(Config::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+        let ok = Config::try_parse_from(["khqr-server", "--success-url-allow", " https://a/ "]);
+        assert_eq!(ok.unwrap().success_url_allow, vec!["https://a/".to_owned()]);
+    }
+}

@@ -1,0 +1,55 @@
+//! The HTTP side: [`router`] lists every route; one module per resource;
+//! [`guard`] is the middleware in front of them all.
+
+pub mod admin;
+pub mod check;
+pub mod checkout;
+pub mod create;
+pub mod guard;
+pub mod image;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The route table: every route, its method and handler, the fallbacks (JSON
+/// 404 and 405), the body limit and the guard.
+pub fn router(state: Arc<AppState>) -> Router {
+    admin::install_metrics();
+    Router::new()
+        .route("/khqr/create", get(create::create))
+        .route("/khqr/qr/{tran}", get(image::qr))
+        .route("/khqr/qr/stand/{tran}", get(image::stand))
+        .route(
+            "/khqr/check/{tran_id}",
+            get(check::by_tran).post(check::by_tran),
+        )
+        .route("/check/{tran_id}", get(check::by_tran).post(check::by_tran))
+        .route("/check_by_md5", get(check::by_md5).post(check::by_md5))
+        .route("/khqr/pay/{tran}", get(checkout::page))
+        .route("/khqr/events/{tran}", get(checkout::events))
+        .route("/khqr/assets/{name}", get(checkout::asset))
+        .route("/healthz", get(admin::healthz))
+        .route("/readyz", get(admin::readyz))
+        .route("/metrics", get(admin::metrics))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::refused(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this endpoint does not take this method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,104 @@
+//! [`AppState`]: what the handlers share that is not configuration (the
+//! store, Bakong, caches, the render pool, the watchers), and the
+//! configuration itself behind one [`Arc`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::HeaderName;
+use tokio::sync::Semaphore;
+
+use crate::config::{Config, ConfigError};
+use crate::render_pool::RenderPool;
+use crate::store::AnyStore;
+use crate::upstream::Upstream;
+use crate::watch::Watchers;
+use crate::webhook::Webhooks;
+
+/// Which image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ImageKind {
+    /// The bare QR.
+    Qr,
+    /// The KHQR stand card.
+    Stand,
+}
+
+/// The shared state of the application.
+pub struct AppState {
+    /// The configuration, as given.
+    pub config: Arc<Config>,
+    /// [`Config::public_base`], computed once.
+    pub public_url: String,
+    /// [`Config::client_ip_header`], parsed.
+    pub client_ip_header: Option<HeaderName>,
+    /// QRs and rate limits.
+    pub store: Arc<AnyStore>,
+    /// Bakong.
+    pub upstream: Arc<Upstream>,
+    /// Payment watchers.
+    pub watchers: Arc<Watchers>,
+    /// Webhook deliveries.
+    pub webhooks: Arc<Webhooks>,
+    /// Images being drawn at once, at most [`Config::render_threads`].
+    pub renders: Semaphore,
+    /// The drawing threads.
+    pub pool: RenderPool,
+    /// Drawn PNGs by MD5 and kind, bounded by bytes.
+    pub images: moka::future::Cache<(String, ImageKind), Bytes>,
+}
+
+impl AppState {
+    /// The state for `config` on `store`, and its background tasks (token
+    /// file, rate-limit pruning, owed webhooks), which end when it is dropped.
+    ///
+    /// # Errors
+    /// [`ConfigError`] from [`Upstream::new`], or a client IP header that is
+    /// not a header name.
+    pub fn start(config: Arc<Config>, store: AnyStore) -> Result<Arc<Self>, ConfigError> {
+        let store = Arc::new(store);
+        let upstream = Arc::new(Upstream::new(config.clone())?);
+        let client_ip_header = match &config.client_ip_header {
+            None => None,
+            Some(h) => Some(
+                HeaderName::try_from(h.as_str())
+                    .map_err(|_| ConfigError(format!("not a header name: {h}")))?,
+            ),
+        };
+        let webhooks = Arc::new(Webhooks::new(config.clone(), store.clone())?);
+        let watchers = Arc::new(Watchers::new(
+            config.clone(),
+            store.clone(),
+            upstream.clone(),
+            webhooks.clone(),
+        ));
+        let threads = config.render_threads();
+        let state = Arc::new(AppState {
+            public_url: config.public_base(),
+            client_ip_header,
+            store,
+            upstream,
+            watchers,
+            webhooks,
+            renders: Semaphore::new(threads),
+            pool: RenderPool::new(threads),
+            images: moka::future::Cache::builder()
+                .max_capacity(config.image_cache_bytes().max(1))
+                .weigher(|_, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
+                .time_to_live(Duration::from_millis(
+                    config.qr_ttl_ms().saturating_add(config.grace_ms()),
+                ))
+                .build(),
+            config,
+        });
+        if let Some(path) = state.config.token_file.clone() {
+            crate::upstream::spawn_token_watch(Arc::downgrade(&state.upstream), path);
+        }
+        crate::store::spawn_prune(Arc::downgrade(&state.store));
+        if state.config.webhook_secret.is_some() {
+            crate::watch::spawn_resume(Arc::downgrade(&state.watchers));
+        }
+        Ok(state)
+    }
+}

@@ -1,0 +1,347 @@
+//! The embedded store: one process, everything in memory.
+
+use std::collections::{HashMap, VecDeque};
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use moka::policy::EvictionPolicy;
+use moka::sync::Cache;
+
+use super::{Created, Delivery, Limited, Limits, Record, Store, StoreError};
+use crate::idempotency::{self, Idempotency};
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+fn keyed(per_sec: u32, burst: u32) -> Option<DefaultKeyedRateLimiter<String>> {
+    (per_sec > 0).then(|| RateLimiter::keyed(Quota::per_second(nz(per_sec)).allow_burst(nz(burst))))
+}
+
+/// The caches' hasher: `foldhash`, seeded at random per cache, several times
+/// cheaper than the standard `SipHash` on these short keys (profiled on create).
+type Hasher = foldhash::fast::RandomState;
+
+struct Lifetime;
+
+impl moka::Expiry<String, Arc<(Record, u64)>> for Lifetime {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        value: &Arc<(Record, u64)>,
+        _: Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_millis(value.1))
+    }
+}
+
+/// The embedded store: QRs in a bounded `moka` cache (LRU beyond
+/// [`Limits::max_entries`], each entry living until its QR expires plus the
+/// grace period), rate limits in `governor` token buckets, per-client quotas as
+/// bounded queues. Every operation is O(1). One process only: use
+/// [`super::RedisStore`] to share state or keep it over a restart.
+pub struct MemoryStore {
+    limits: Limits,
+    entries: Cache<String, Arc<(Record, u64)>, Hasher>,
+    owners: Cache<String, Arc<Mutex<VecDeque<String>>>, Hasher>,
+    /// Idempotency keys (scope and key) -> the stored value.
+    keys: Cache<String, Arc<str>, Hasher>,
+    /// Each scope's idempotency keys, oldest first.
+    key_owners: Cache<String, Arc<Mutex<VecDeque<String>>>, Hasher>,
+    clients: Option<DefaultKeyedRateLimiter<String>>,
+    accounts: Option<DefaultKeyedRateLimiter<String>>,
+    /// Made once: building a `quanta` clock probes the CPU and is slow.
+    clock: DefaultClock,
+    /// Webhook deliveries: md5 -> (done, attempts, lease owner, lease end).
+    deliveries: Mutex<HashMap<String, (bool, u32, String, Instant)>>,
+    /// QRs whose webhook is owed: tran -> until (ms since the Unix epoch).
+    watched: Mutex<HashMap<String, u64>>,
+}
+
+impl MemoryStore {
+    /// An empty store with these limits.
+    #[must_use]
+    pub fn new(limits: Limits) -> Self {
+        let entries = Cache::builder()
+            .max_capacity(limits.max_entries.max(1))
+            .eviction_policy(EvictionPolicy::lru())
+            .expire_after(Lifetime)
+            .build_with_hasher(Hasher::default());
+        let owners = Cache::builder()
+            .max_capacity(1_000_000)
+            .eviction_policy(EvictionPolicy::lru())
+            .time_to_idle(Duration::from_secs(24 * 3600))
+            .build_with_hasher(Hasher::default());
+        let keys = Cache::builder()
+            .max_capacity(limits.max_entries.max(1))
+            .eviction_policy(EvictionPolicy::lru())
+            .time_to_live(Duration::from_millis(idempotency::TTL_MS))
+            .build_with_hasher(Hasher::default());
+        let key_owners = Cache::builder()
+            .max_capacity(1_000_000)
+            .eviction_policy(EvictionPolicy::lru())
+            .time_to_idle(Duration::from_millis(idempotency::TTL_MS))
+            .build_with_hasher(Hasher::default());
+        MemoryStore {
+            keys,
+            key_owners,
+            clients: keyed(limits.client_per_sec, limits.client_burst),
+            accounts: keyed(limits.account_per_sec, limits.account_burst),
+            limits,
+            entries,
+            owners,
+            clock: DefaultClock::default(),
+            deliveries: Mutex::new(HashMap::new()),
+            watched: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets rate-limit buckets that are full again (call now and then: the
+    /// server does every 10 s).
+    pub fn prune(&self) {
+        for l in [&self.clients, &self.accounts].into_iter().flatten() {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+        self.entries.run_pending_tasks();
+    }
+
+    fn admit(&self, client: &str, account: Option<&str>) -> Result<(), Limited> {
+        let limited = |n: governor::NotUntil<_>| Limited {
+            retry_after_ms: u64::try_from(n.wait_time_from(self.clock.now()).as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+        };
+        if let Some(l) = &self.clients {
+            l.check_key(&client.to_owned()).map_err(limited)?;
+        }
+        if let (Some(l), Some(a)) = (&self.accounts, account) {
+            l.check_key(&a.to_owned()).map_err(limited)?;
+        }
+        Ok(())
+    }
+
+    fn create_now(
+        &self,
+        client: &str,
+        tran: &str,
+        record: &Record,
+        now_ms: u64,
+        idem: Option<&Idempotency>,
+    ) -> Created {
+        if let Err(l) = self.admit(client, Some(&record.bakong_id)) {
+            return Created::Limited(l);
+        }
+        let Some(idem) = idem else {
+            return self.insert_new(client, tran, record, now_ms);
+        };
+        // Concurrent inits of one key are coalesced by the cache: one stores
+        // the QR, the others see its value.
+        let mut failed = None;
+        let entry = self
+            .keys
+            .entry_by_ref(&idem.key)
+            .or_optionally_insert_with(|| match self.insert_new(client, tran, record, now_ms) {
+                Created::Stored => Some(idem.value(tran, &record.md5).into()),
+                other => {
+                    failed = Some(other);
+                    None
+                }
+            });
+        let Some(entry) = entry else {
+            return failed.unwrap_or(Created::Collision);
+        };
+        if entry.is_fresh() {
+            self.file_key(&idem.key);
+            return Created::Stored;
+        }
+        match idempotency::read_value(entry.value()) {
+            Some((fp, tran, md5)) if fp == idem.fingerprint => Created::Replayed {
+                tran: tran.to_owned(),
+                md5: md5.to_owned(),
+            },
+            _ => Created::KeyReused,
+        }
+    }
+
+    /// Lists a new idempotency key under its scope, forgetting the scope's
+    /// oldest beyond the quota.
+    fn file_key(&self, key: &str) {
+        let scope = key.split('\n').next().unwrap_or_default();
+        let queue = self
+            .key_owners
+            .get_with_by_ref(scope, || Arc::new(Mutex::new(VecDeque::new())));
+        let displaced = {
+            let mut q = queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            q.push_back(key.to_owned());
+            if q.len() > self.limits.quota_per_client.max(1) as usize {
+                q.pop_front()
+            } else {
+                None
+            }
+        };
+        if let Some(old) = displaced {
+            self.keys.invalidate(&old);
+        }
+    }
+
+    /// Stores `record` under `tran` unless the `tran` is taken.
+    fn insert_new(&self, client: &str, tran: &str, record: &Record, now_ms: u64) -> Created {
+        let life = record
+            .expires_ms
+            .saturating_add(self.limits.grace_ms)
+            .saturating_sub(now_ms)
+            .max(1);
+        // One lookup: insert unless present, then look at what was there.
+        let entry = self
+            .entries
+            .entry_by_ref(tran)
+            .or_insert_with(|| Arc::new((record.clone(), life)));
+        if !entry.is_fresh() {
+            return Created::Collision;
+        }
+        let queue = self
+            .owners
+            .get_with(client.to_owned(), || Arc::new(Mutex::new(VecDeque::new())));
+        let displaced = {
+            let mut q = queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            q.push_back(tran.to_owned());
+            if q.len() > self.limits.quota_per_client.max(1) as usize {
+                q.pop_front()
+            } else {
+                None
+            }
+        };
+        if let Some(old) = displaced {
+            self.entries.invalidate(&old);
+        }
+        Created::Stored
+    }
+}
+
+impl Store for MemoryStore {
+    async fn create_keyed(
+        &self,
+        client: &str,
+        tran: &str,
+        record: &Record,
+        now_ms: u64,
+        idem: Option<&Idempotency>,
+    ) -> Result<Created, StoreError> {
+        Ok(self.create_now(client, tran, record, now_ms, idem))
+    }
+
+    async fn fetch(
+        &self,
+        client: &str,
+        account: Option<&str>,
+        tran: &str,
+        _now_ms: u64,
+    ) -> Result<Result<Option<Record>, Limited>, StoreError> {
+        if let Err(l) = self.admit(client, account) {
+            return Ok(Err(l));
+        }
+        Ok(Ok(self.entries.get(tran).map(|e| e.0.clone())))
+    }
+
+    async fn size(&self) -> Result<u64, StoreError> {
+        self.entries.run_pending_tasks();
+        Ok(self.entries.entry_count())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn delivery(
+        &self,
+        md5: &str,
+        owner: &str,
+        lease_ms: u64,
+    ) -> Result<Delivery, StoreError> {
+        let mut map = self
+            .deliveries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() > 100_000 {
+            map.retain(|_, v| !v.0);
+        }
+        let now = Instant::now();
+        let e = map
+            .entry(md5.to_owned())
+            .or_insert_with(|| (false, 0, String::new(), now));
+        if e.0 {
+            return Ok(Delivery::Done);
+        }
+        if !e.2.is_empty() && e.2 != owner && e.3 > now {
+            return Ok(Delivery::Busy);
+        }
+        owner.clone_into(&mut e.2);
+        e.3 = now + Duration::from_millis(lease_ms);
+        Ok(Delivery::Leased { attempts: e.1 })
+    }
+
+    async fn delivery_update(
+        &self,
+        md5: &str,
+        done: bool,
+        attempts: u32,
+        _keep_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut map = self
+            .deliveries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let e = map
+            .entry(md5.to_owned())
+            .or_insert_with(|| (false, 0, String::new(), Instant::now()));
+        e.0 = done;
+        e.1 = attempts;
+        if done {
+            e.2.clear();
+        }
+        Ok(())
+    }
+
+    async fn watch_add(&self, tran: &str, until_ms: u64) -> Result<(), StoreError> {
+        let mut w = self
+            .watched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if w.len() < 1_000_000 {
+            w.insert(tran.to_owned(), until_ms);
+        }
+        Ok(())
+    }
+
+    async fn watch_remove(&self, tran: &str) -> Result<(), StoreError> {
+        self.watched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(tran);
+        Ok(())
+    }
+
+    async fn watch_list(
+        &self,
+        now_ms: u64,
+        max: usize,
+    ) -> Result<Vec<(String, Record)>, StoreError> {
+        let mut w = self
+            .watched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        w.retain(|_, until| *until > now_ms);
+        Ok(w.keys()
+            .filter_map(|t| self.entries.get(t).map(|e| (t.clone(), e.0.clone())))
+            .take(max)
+            .collect())
+    }
+}

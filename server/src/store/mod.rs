@@ -1,0 +1,300 @@
+//! Where created QRs live, and the rate limits: the [`Store`] trait, an
+//! embedded in-memory [`MemoryStore`] and a shared [`RedisStore`].
+//!
+//! Every request makes **one** call to the store, which both applies the rate
+//! limits of the client (and of the Bakong account, when the request names one)
+//! and reads or writes the QR. With Redis that call is one Lua script, one
+//! round trip, so limits and QRs are shared by every instance.
+//!
+//! A full store never refuses everyone: each client (its IP address, or its
+//! IPv6 /64) holds at most [`Limits::quota_per_client`] QRs; its next create
+//! displaces its own oldest one (O(1)). The in-memory store additionally holds at
+//! most [`Limits::max_entries`] QRs in total and evicts the least recently used
+//! beyond that.
+//!
+//! One backend per file: `memory.rs`, `redis.rs` (its Lua scripts in `lua/`).
+
+mod memory;
+mod redis;
+
+use std::fmt;
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::idempotency::Idempotency;
+
+pub use self::memory::MemoryStore;
+pub use self::redis::RedisStore;
+
+/// One created QR, as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// MD5 of the payload, 32 lowercase hex digits.
+    pub md5: String,
+    /// The Bakong account that created it (`bakongid`).
+    pub bakong_id: String,
+    /// The `username` given at creation (`unknown_user` when none was).
+    pub username: String,
+    /// The KHQR payload.
+    pub payload: String,
+    /// When the QR expires (tag 99), in ms since the Unix epoch.
+    pub expires_ms: u64,
+    /// Where the checkout page goes once paid (allowed by the operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_url: Option<String>,
+    /// Where the payment webhook is sent (`POST`) (checked at create time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+}
+
+/// The state of one webhook delivery, as [`Store::delivery`] found it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Delivered already (by any instance): nothing to do.
+    Done,
+    /// This caller holds the lease until it expires; `attempts` made so far.
+    Leased {
+        /// Attempts made so far (by any instance), carried over restarts.
+        attempts: u32,
+    },
+    /// Another instance holds the lease.
+    Busy,
+}
+
+/// Rate limits and capacity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Requests per second one client (IP address or IPv6 /64) may make, on
+    /// every endpoint; 0 turns the limit off.
+    pub client_per_sec: u32,
+    /// Requests a client may make at once before `client_per_sec` applies.
+    pub client_burst: u32,
+    /// Requests per second naming one `bakongid` (create and checks); 0 = off.
+    pub account_per_sec: u32,
+    /// Burst for `account_per_sec`.
+    pub account_burst: u32,
+    /// QRs one client may hold; its next create displaces its own oldest.
+    pub quota_per_client: u32,
+    /// QRs the in-memory store holds in all (least recently used evicted).
+    pub max_entries: u64,
+    /// How long a QR is kept after it expires, in ms (a payment made at the last
+    /// second can still be checked).
+    pub grace_ms: u64,
+}
+
+impl Default for Limits {
+    /// 50 requests/s per client (burst 200), 20/s per `bakongid` (burst 100),
+    /// 1 000 QRs per client, 200 000 QRs in memory (about 1.7 KiB of memory each), 5 minutes of grace.
+    fn default() -> Self {
+        Limits {
+            client_per_sec: 50,
+            client_burst: 200,
+            account_per_sec: 20,
+            account_burst: 100,
+            quota_per_client: 1_000,
+            max_entries: 200_000,
+            grace_ms: 5 * 60 * 1000,
+        }
+    }
+}
+
+/// A rate limit said no: wait this long.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limited {
+    /// Milliseconds until the next request may pass (at least 1).
+    pub retry_after_ms: u64,
+}
+
+/// The result of [`Store::create`] and [`Store::create_keyed`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Created {
+    /// Stored: the `tran` was free and is now this QR's.
+    Stored,
+    /// The `tran` is taken (by another create, even of the same payload):
+    /// nothing was stored; make another payload (the server moves tag 99's
+    /// timestamp on by a millisecond) and try again.
+    Collision,
+    /// A rate limit refused the request; nothing was stored.
+    Limited(Limited),
+    /// The idempotency key was used before, with the same parameters: this
+    /// is what that create made (nothing new was stored).
+    Replayed {
+        /// The first create's `tran`.
+        tran: String,
+        /// The first create's MD5.
+        md5: String,
+    },
+    /// The idempotency key was used before, with other parameters: nothing
+    /// was stored.
+    KeyReused,
+}
+
+/// The store could not be reached or answered nonsense. `Display` carries no
+/// detail for clients; [`StoreError::detail`] is for logs.
+#[derive(Debug)]
+pub struct StoreError(String);
+
+impl StoreError {
+    /// What went wrong, for the operator's log.
+    #[must_use]
+    pub fn detail(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("store unavailable")
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// The state of the server. Implementations: [`MemoryStore`], [`RedisStore`].
+pub trait Store: Send + Sync + 'static {
+    /// [`Store::create_keyed`] without an idempotency key.
+    fn create(
+        &self,
+        client: &str,
+        tran: &str,
+        record: &Record,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send {
+        self.create_keyed(client, tran, record, now_ms, None)
+    }
+
+    /// Applies the limits of `client` and of `record.bakong_id`; then, in one
+    /// atomic step (one Lua script with Redis): if `idem`'s key is known,
+    /// answers [`Created::Replayed`] (same fingerprint) or
+    /// [`Created::KeyReused`]; else if `tran` is taken, [`Created::Collision`];
+    /// else stores `record` under `tran` until `record.expires_ms` plus the
+    /// grace period, displacing the client's oldest QR beyond its quota, and
+    /// files `idem`'s key for [`crate::idempotency::TTL_MS`] (at most
+    /// [`Limits::quota_per_client`] keys per scope: the oldest goes, as its
+    /// QR would). `now_ms` is the caller's clock (ms since the Unix epoch).
+    fn create_keyed(
+        &self,
+        client: &str,
+        tran: &str,
+        record: &Record,
+        now_ms: u64,
+        idem: Option<&Idempotency>,
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send;
+
+    /// Applies the limits of `client` (and of `account`, if given), then reads
+    /// the QR stored under `tran`.
+    fn fetch(
+        &self,
+        client: &str,
+        account: Option<&str>,
+        tran: &str,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Result<Option<Record>, Limited>, StoreError>> + Send;
+
+    /// How many keys the store holds (QRs; with Redis, every key of the database).
+    fn size(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Whether the store answers.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes the delivery lease of the webhook for `md5` for `lease_ms` as
+    /// `owner` (one instance at a time), unless it was delivered already or
+    /// another owner holds the lease. With Redis: `SET NX PX`.
+    fn delivery(
+        &self,
+        md5: &str,
+        owner: &str,
+        lease_ms: u64,
+    ) -> impl Future<Output = Result<Delivery, StoreError>> + Send;
+
+    /// Records the outcome of an attempt by the lease holder: `done` (keep the
+    /// mark `keep_ms`, release the lease) or `attempts` so far.
+    fn delivery_update(
+        &self,
+        md5: &str,
+        done: bool,
+        attempts: u32,
+        keep_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Lists `tran` among the QRs whose webhook is owed until `until_ms` (ms
+    /// since the Unix epoch), so that any instance, or a restarted one, keeps
+    /// watching it.
+    fn watch_add(
+        &self,
+        tran: &str,
+        until_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes `tran` off that list (delivered, or given up).
+    fn watch_remove(&self, tran: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Up to `max` listed QRs still owed at `now_ms`, with their records
+    /// (entries past their time are dropped).
+    fn watch_list(
+        &self,
+        now_ms: u64,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<(String, Record)>, StoreError>> + Send;
+}
+
+/// The store the server runs with, chosen at start.
+#[allow(clippy::large_enum_variant)] // one per process
+pub enum AnyStore {
+    /// [`MemoryStore`].
+    Memory(MemoryStore),
+    /// [`RedisStore`].
+    Redis(RedisStore),
+}
+
+impl AnyStore {
+    /// `"memory"` or `"redis"`.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnyStore::Memory(_) => "memory",
+            AnyStore::Redis(_) => "redis",
+        }
+    }
+}
+
+/// Forwards each [`Store`] method to the backend in use.
+macro_rules! forward {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        impl Store for AnyStore {
+            $(async fn $name(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
+                match self {
+                    AnyStore::Memory(s) => s.$name($($arg),*).await,
+                    AnyStore::Redis(s) => s.$name($($arg),*).await,
+                }
+            })*
+        }
+    };
+}
+
+forward! {
+    create_keyed(client: &str, tran: &str, record: &Record, now_ms: u64, idem: Option<&Idempotency>) -> Created;
+    fetch(client: &str, account: Option<&str>, tran: &str, now_ms: u64) -> Result<Option<Record>, Limited>;
+    size() -> u64;
+    ping() -> ();
+    delivery(md5: &str, owner: &str, lease_ms: u64) -> Delivery;
+    delivery_update(md5: &str, done: bool, attempts: u32, keep_ms: u64) -> ();
+    watch_add(tran: &str, until_ms: u64) -> ();
+    watch_remove(tran: &str) -> ();
+    watch_list(now_ms: u64, max: usize) -> Vec<(String, Record)>;
+}
+
+/// Prunes the memory store's idle rate-limit buckets every 10 s while `store`
+/// lives (nothing to do for Redis).
+pub fn spawn_prune(store: std::sync::Weak<AnyStore>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+            let Some(store) = store.upgrade() else { return };
+            if let AnyStore::Memory(m) = &*store {
+                m.prune();
+            }
+        }
+    });
+}

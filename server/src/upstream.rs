@@ -1,0 +1,306 @@
+//! Bakong: the API client ([`Api`] and [`ReqwestTransport`]: no redirects,
+//! timeout, body cap), the token (re-read from its file), the status cache,
+//! coalescing of concurrent checks of one MD5, and the bound on calls in flight.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use bakong_khqr::status::{
+    check_md5_async, parse_deeplink, Api, AsyncStatusChecker, CheckError, RequestError,
+    ReqwestError, ReqwestTransport, ResponseError, Token, TransactionStatus, TransportConfig,
+};
+use bakong_khqr::Md5;
+use tokio::sync::Semaphore;
+
+use crate::config::{Config, ConfigError};
+use crate::store::Record;
+use crate::time::now_ms;
+
+/// A cached status and how long it stays, in ms.
+type StatusEntry = Arc<(TransactionStatus, u64)>;
+
+struct StatusLife;
+
+impl moka::Expiry<String, StatusEntry> for StatusLife {
+    fn expire_after_create(&self, _: &String, v: &StatusEntry, _: Instant) -> Option<Duration> {
+        Some(Duration::from_millis(v.1))
+    }
+}
+
+/// Why no status could be given.
+#[derive(Debug)]
+pub enum UpstreamFail {
+    /// Bakong failed, or could not be asked.
+    Check(CheckError<ReqwestError>),
+    /// Too many calls in flight for the whole upstream timeout.
+    Busy,
+}
+
+/// The Bakong side of the server, shared by handlers, watchers and webhooks.
+pub struct Upstream {
+    config: Arc<Config>,
+    api: RwLock<Arc<Api>>,
+    /// The HTTP client (also used for webhooks).
+    pub transport: ReqwestTransport,
+    slots: Semaphore,
+    statuses: moka::future::Cache<String, StatusEntry>,
+    deeplinks: moka::future::Cache<String, Option<String>>,
+}
+
+fn read_token(text: &str) -> Result<Token, ConfigError> {
+    Token::new(text.trim()).map_err(|e| ConfigError(format!("Bakong token: {e}")))
+}
+
+impl Upstream {
+    /// The client for `config`'s Bakong URL and token (or token file).
+    ///
+    /// # Errors
+    /// [`ConfigError`] for an unusable base URL, token or token file, or an
+    /// HTTP client that cannot be built.
+    pub fn new(config: Arc<Config>) -> Result<Self, ConfigError> {
+        let mut api = Api::new(&config.bakong_base_url)
+            .map_err(|e| ConfigError(format!("Bakong base URL: {e}")))?;
+        if let Some(t) = &config.token {
+            api.set_token(read_token(t.expose())?);
+        }
+        if let Some(path) = &config.token_file {
+            let text = std::fs::read_to_string(path).map_err(|_| {
+                ConfigError(format!("cannot read the token file {}", path.display()))
+            })?;
+            api.set_token(read_token(&text)?);
+        }
+        let transport = ReqwestTransport::new(
+            TransportConfig::default()
+                .timeout_ms(config.upstream_timeout_ms)
+                .max_body_bytes(config.upstream_max_body_bytes),
+        )
+        .map_err(|e| ConfigError(format!("HTTP client: {e}")))?;
+        Ok(Upstream {
+            api: RwLock::new(Arc::new(api)),
+            transport,
+            slots: Semaphore::new(config.upstream_concurrency),
+            statuses: moka::future::Cache::builder()
+                .max_capacity(200_000)
+                .expire_after(StatusLife)
+                .build(),
+            deeplinks: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_millis(config.qr_ttl_ms().max(1)))
+                .build(),
+            config,
+        })
+    }
+
+    /// The API client as it is now (its token changes when the file does).
+    pub fn api(&self) -> Arc<Api> {
+        self.api
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Entries in the status cache.
+    pub fn cached_statuses(&self) -> u64 {
+        self.statuses.entry_count()
+    }
+
+    /// The status of `md5`: from the cache (paid: for the QR's life; pending:
+    /// [`Config::pending_cache_ms`]), else one call to Bakong shared by every
+    /// concurrent caller, within [`Config::upstream_concurrency`] calls in flight.
+    pub async fn status_of(
+        &self,
+        md5: &Md5,
+        record: Option<&Record>,
+    ) -> Result<TransactionStatus, Arc<UpstreamFail>> {
+        let key = md5.to_string();
+        if let Some(hit) = self.statuses.get(&key).await {
+            metrics::counter!("khqr_status_cache_total", "result" => "hit").increment(1);
+            return Ok(hit.0.clone());
+        }
+        metrics::counter!("khqr_status_cache_total", "result" => "miss").increment(1);
+        let keep_ms = record.map_or(self.config.qr_ttl_ms(), |r| {
+            r.expires_ms
+                .saturating_add(self.config.grace_ms())
+                .saturating_sub(now_ms())
+                .max(1000)
+        });
+        let entry = self
+            .statuses
+            .try_get_with(key, self.ask(md5, keep_ms))
+            .await?;
+        Ok(entry.0.clone())
+    }
+
+    /// One call to Bakong for `md5`, in a slot; the answer and its cache life.
+    async fn ask(&self, md5: &Md5, keep_ms: u64) -> Result<StatusEntry, UpstreamFail> {
+        let wait = Duration::from_millis(self.config.upstream_timeout_ms);
+        let Ok(Ok(_permit)) = tokio::time::timeout(wait, self.slots.acquire()).await else {
+            metrics::counter!("khqr_upstream_errors_total", "kind" => "busy").increment(1);
+            return Err(UpstreamFail::Busy);
+        };
+        let api = self.api();
+        metrics::counter!("khqr_upstream_calls_total").increment(1);
+        match check_md5_async(&self.transport, &api, md5).await {
+            Ok(status) => {
+                let ttl = match status {
+                    TransactionStatus::Pending => self.config.pending_cache_ms.max(1),
+                    _ => keep_ms,
+                };
+                Ok(Arc::new((status, ttl)))
+            }
+            Err(e) => {
+                metrics::counter!("khqr_upstream_errors_total", "kind" => upstream_kind(&e).1)
+                    .increment(1);
+                Err(UpstreamFail::Check(e))
+            }
+        }
+    }
+
+    /// The deep link for `record`, asked of Bakong once per QR and cached;
+    /// `None` when Bakong refuses (e.g. the token does not allow it) or is
+    /// unreachable, or does not answer within 2 s.
+    pub async fn deeplink(&self, record: &Record) -> Option<String> {
+        let now = now_ms();
+        self.deeplinks
+            .get_with(record.md5.clone(), async {
+                let req = self
+                    .api()
+                    .generate_deeplink_by_qr(&record.payload, None, now)
+                    .ok()?;
+                // The page waits at most 2 s for it; a slow Bakong hides the button.
+                let resp = tokio::time::timeout(Duration::from_secs(2), self.transport.send(req))
+                    .await
+                    .ok()?
+                    .ok()?;
+                parse_deeplink(&resp)
+                    .ok()
+                    .filter(|l| l.starts_with("https://"))
+            })
+            .await
+    }
+
+    /// Takes `text` as the token if it holds one; whether it changed.
+    fn reload(&self, text: &str) -> Option<bool> {
+        let token = Token::new(text.trim()).ok()?;
+        let mut api = (*self.api()).clone();
+        let changed = api.token() != Some(&token);
+        api.set_token(token);
+        *self
+            .api
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(api);
+        Some(changed)
+    }
+}
+
+/// Re-reads the token file every 10 s while `upstream` lives.
+pub fn spawn_token_watch(upstream: Weak<Upstream>, path: PathBuf) {
+    tokio::spawn(async move {
+        let mut last = String::new();
+        loop {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let Some(upstream) = upstream.upgrade() else {
+                return;
+            };
+            let Ok(text) = tokio::fs::read_to_string(&path).await else {
+                tracing::warn!("cannot read the token file; keeping the current token");
+                continue;
+            };
+            if text == last {
+                continue;
+            }
+            match upstream.reload(&text) {
+                Some(changed) => {
+                    if changed {
+                        tracing::info!("Bakong token reloaded from the token file");
+                    }
+                    last = text;
+                }
+                None => {
+                    tracing::warn!("the token file holds no usable token; keeping the current one");
+                }
+            }
+        }
+    });
+}
+
+/// HTTP status, kind and our message for an upstream failure.
+#[must_use]
+pub fn upstream_kind(e: &CheckError<ReqwestError>) -> (StatusCode, &'static str, String) {
+    match e {
+        CheckError::Request(RequestError::MissingToken) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_token",
+            "this server has no Bakong token; status checks are unavailable".into(),
+        ),
+        CheckError::Request(_) | CheckError::Khqr(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the status request could not be built".into(),
+        ),
+        CheckError::Transport(ReqwestError::Timeout { timeout_ms }) => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_timeout",
+            format!("Bakong did not answer within {timeout_ms} ms"),
+        ),
+        CheckError::Transport(ReqwestError::BodyTooLarge { .. }) => (
+            StatusCode::BAD_GATEWAY,
+            "malformed",
+            "Bakong's answer was too large".into(),
+        ),
+        CheckError::Transport(_) => (
+            StatusCode::BAD_GATEWAY,
+            "transport",
+            "could not reach Bakong".into(),
+        ),
+        CheckError::Response(r) => response_kind(r),
+        // A kind a later library version adds.
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the status check failed".into(),
+        ),
+    }
+}
+
+fn response_kind(r: &ResponseError) -> (StatusCode, &'static str, String) {
+    match r {
+        ResponseError::Unauthorized { .. } => (
+            StatusCode::BAD_GATEWAY,
+            "unauthorized",
+            "Bakong refused this server's token (missing, invalid or expired); the operator must renew it".into(),
+        ),
+        ResponseError::Forbidden => (
+            StatusCode::BAD_GATEWAY,
+            "forbidden",
+            "Bakong refused this server's address (HTTP 403, often a geo-block)".into(),
+        ),
+        ResponseError::RateLimited { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Bakong is rate-limiting this server".into(),
+        ),
+        ResponseError::ServerError { status } => (
+            StatusCode::BAD_GATEWAY,
+            "server_error",
+            format!("Bakong failed (HTTP {status})"),
+        ),
+        ResponseError::UnexpectedStatus { status } => (
+            StatusCode::BAD_GATEWAY,
+            "unexpected_status",
+            format!("Bakong answered HTTP {status}, which is not a status answer"),
+        ),
+        ResponseError::Api(_) => (
+            StatusCode::BAD_GATEWAY,
+            "api_error",
+            "Bakong refused the status request".into(),
+        ),
+        _ => (
+            StatusCode::BAD_GATEWAY,
+            "malformed",
+            "Bakong's answer was not readable".into(),
+        ),
+    }
+}

@@ -1,0 +1,224 @@
+//! Payment watchers: one task per open `tran` per instance polls Bakong
+//! through the status cache ([`Upstream::status_of`], so coalesced with
+//! `check`) every [`Config::poll_interval_ms`] while anyone watches (the
+//! checkout page's event stream) or a webhook is owed, and publishes the
+//! result: on a `tokio::sync::watch` channel that each viewer reads, and to
+//! webhook delivery ([`Webhooks::paid`]) once paid. No viewer ever calls
+//! Bakong itself.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bakong_khqr::status::TransactionStatus;
+use bakong_khqr::Md5;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::store::{AnyStore, Record, Store};
+use crate::time::now_ms;
+use crate::upstream::Upstream;
+use crate::webhook::Webhooks;
+
+/// What a viewer sees: the state of one QR.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum PageStatus {
+    /// Not paid yet.
+    Pending,
+    /// Paid: Bakong's amount (decimal text), currency, and when (ms since the
+    /// Unix epoch; absent if Bakong gave no time).
+    Paid {
+        /// Amount paid, as Bakong reported it.
+        amount: String,
+        /// Currency code (`USD`/`KHR`).
+        currency: String,
+        /// When Bakong acknowledged it, ms since the Unix epoch.
+        #[serde(rename = "paidAtMs")]
+        paid_at_ms: Option<u64>,
+        /// Where the page goes now, if the creator gave an allowed one.
+        #[serde(rename = "successUrl", skip_serializing_if = "Option::is_none")]
+        success_url: Option<String>,
+    },
+    /// Expired unpaid (or paid with the wrong amount: not a payment of this QR).
+    Expired,
+}
+
+impl PageStatus {
+    /// Paid or expired: nothing changes any more.
+    #[must_use]
+    pub fn is_final(&self) -> bool {
+        !matches!(self, PageStatus::Pending)
+    }
+
+    /// What the page shows for Bakong's `status` of `record` at `now` (ms).
+    #[must_use]
+    pub fn of(status: &TransactionStatus, record: &Record, now: u64) -> PageStatus {
+        match status {
+            TransactionStatus::Paid(t) => PageStatus::Paid {
+                amount: t.amount.clone(),
+                currency: t.currency.clone(),
+                paid_at_ms: t.acknowledged_ms.or(t.created_ms),
+                success_url: record.success_url.clone(),
+            },
+            _ if now >= record.expires_ms => PageStatus::Expired,
+            _ => PageStatus::Pending,
+        }
+    }
+}
+
+/// The open watchers of this instance, one per `tran`.
+pub struct Watchers {
+    config: Arc<Config>,
+    store: Arc<AnyStore>,
+    upstream: Arc<Upstream>,
+    webhooks: Arc<Webhooks>,
+    /// `tran` -> its status channel while a watcher runs here.
+    open: Mutex<HashMap<String, watch::Sender<PageStatus>>>,
+}
+
+impl Watchers {
+    /// No watchers yet.
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<AnyStore>,
+        upstream: Arc<Upstream>,
+        webhooks: Arc<Webhooks>,
+    ) -> Self {
+        Watchers {
+            config,
+            store,
+            upstream,
+            webhooks,
+            open: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<String, watch::Sender<PageStatus>>> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether a watcher for `tran` runs in this process.
+    pub fn watching(&self, tran: &str) -> bool {
+        self.open().contains_key(tran)
+    }
+
+    /// Subscribes to `tran`'s status, starting its watcher if none runs here.
+    pub fn subscribe(self: &Arc<Self>, tran: &str, record: &Record) -> watch::Receiver<PageStatus> {
+        let mut map = self.open();
+        if let Some(tx) = map.get(tran) {
+            return tx.subscribe();
+        }
+        let (tx, rx) = watch::channel(PageStatus::Pending);
+        map.insert(tran.to_owned(), tx.clone());
+        drop(map);
+        tokio::spawn(watch_tran(
+            Arc::downgrade(self),
+            tran.to_owned(),
+            record.clone(),
+            tx,
+        ));
+        rx
+    }
+
+    /// One poll: the status now (pending when Bakong cannot say, expired past
+    /// the QR's life), published; whether the watcher should stop.
+    async fn poll(
+        &self,
+        tran: &str,
+        md5: &Md5,
+        record: &Record,
+        tx: &watch::Sender<PageStatus>,
+    ) -> bool {
+        let now = now_ms();
+        let next = match self.upstream.status_of(md5, Some(record)).await {
+            Ok(s) => PageStatus::of(&s, record, now),
+            Err(_) if now >= record.expires_ms => PageStatus::Expired,
+            Err(_) => PageStatus::Pending,
+        };
+        tx.send_if_modified(|cur| {
+            if *cur == next {
+                false
+            } else {
+                *cur = next.clone();
+                true
+            }
+        });
+        if let PageStatus::Paid {
+            amount,
+            currency,
+            paid_at_ms,
+            ..
+        } = &next
+        {
+            self.webhooks
+                .paid(tran, record, amount, currency, *paid_at_ms);
+        }
+        let past_grace = now >= record.expires_ms.saturating_add(self.config.grace_ms());
+        let wants_webhook = record.callback_url.is_some()
+            && !matches!(next, PageStatus::Paid { .. })
+            && !past_grace;
+        let done = next.is_final() && !(wants_webhook && matches!(next, PageStatus::Expired));
+        if done || (tx.receiver_count() == 0 && !wants_webhook) {
+            if record.callback_url.is_some() && next == PageStatus::Expired && past_grace {
+                let _ = self.store.watch_remove(tran).await;
+            }
+            return true;
+        }
+        false
+    }
+}
+
+/// The watcher: polls until the QR is paid or has expired (and its grace
+/// period passed), or nobody needs it any more.
+async fn watch_tran(
+    watchers: Weak<Watchers>,
+    tran: String,
+    record: Record,
+    tx: watch::Sender<PageStatus>,
+) {
+    let Some(md5) = Md5::from_hex(&record.md5) else {
+        return;
+    };
+    loop {
+        let Some(w) = watchers.upgrade() else { return };
+        if w.poll(&tran, &md5, &record, &tx).await {
+            break;
+        }
+        let interval = w.config.poll_interval_ms;
+        drop(w);
+        tokio::time::sleep(Duration::from_millis(interval)).await;
+    }
+    if let Some(w) = watchers.upgrade() {
+        w.open().remove(&tran);
+    }
+}
+
+/// Every 2 s, watches here the QRs listed in the store as owed a webhook
+/// that no watcher or delivery of this process handles: after a restart, or a
+/// QR created by another instance that stopped.
+pub fn spawn_resume(watchers: Weak<Watchers>) {
+    tokio::spawn(async move {
+        loop {
+            {
+                let Some(w) = watchers.upgrade() else { return };
+                match w.store.watch_list(now_ms(), 1_000).await {
+                    Ok(list) => {
+                        for (tran, record) in list {
+                            if !w.webhooks.running(&record.md5) && !w.watching(&tran) {
+                                drop(w.subscribe(&tran, &record));
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(detail = e.detail(), "webhook: cannot list owed webhooks");
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    });
+}
