@@ -42,6 +42,15 @@ async fn username_of(c: &reqwest::Client, base: &str, tran: &str) -> String {
     v["username"].as_str().unwrap_or("").to_owned()
 }
 
+/// `khqr_create_retries_total` in a Prometheus page (0 if absent).
+fn retries(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("khqr_create_retries_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Two callers (two addresses, two usernames) create the same QR at the same
 /// moment, 200 times: each must get its own `tran`, and each `tran` must
 /// answer with its own caller's username. Issue 18 saw 176 of 200 shared.
@@ -75,6 +84,13 @@ async fn two_identical_creates_never_share_a_tran() {
             }
         }
         eprintln!("{backend:?}: {shared} of {ROUNDS} rounds shared a tran, {lost} lost a username");
+        // The clash did happen, and was resolved by another payload.
+        let retries = retries(&get(&alice, &format!("{b}/metrics")).await.text());
+        eprintln!("{backend:?}: {retries} creates retried a millisecond later (process total)");
+        assert!(
+            retries > 0,
+            "{backend:?}: no two creates met in one millisecond"
+        );
         seen.push((backend, shared, lost));
         server.stop().await;
     }
