@@ -218,6 +218,39 @@ async fn concurrent_same_key_creates_make_one_qr() {
     }
 }
 
+/// Twenty identical creates at once, without a key: twenty QRs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_identical_creates_without_a_key_make_as_many_qrs() {
+    const N: usize = 20;
+    let (_redis, backends) = backends();
+    for backend in backends {
+        let fake = fake_bakong().await;
+        let config = config_for(&fake);
+        let store = make_store(&backend, config.limits()).await;
+        let server = start_server(config, ServeConfig::default(), store).await;
+        let url = create_url(&server.base, "3.50", "erin");
+        let tasks: Vec<_> = (0..N)
+            .map(|i| {
+                let (c, url) = (client(Some(&format!("127.0.1.{}", i + 1))), url.clone());
+                tokio::spawn(async move { send(c.get(url)).await })
+            })
+            .collect();
+        let mut trans = Vec::new();
+        for t in tasks {
+            let a = tokio::time::timeout(Duration::from_secs(20), t)
+                .await
+                .expect("bounded")
+                .unwrap();
+            assert_eq!(a.status, 200, "{backend:?}: {}", a.text());
+            trans.push(a.json()["tran"].as_str().unwrap().to_owned());
+        }
+        trans.sort();
+        trans.dedup();
+        assert_eq!(trans.len(), N, "{backend:?}");
+        server.stop().await;
+    }
+}
+
 /// Every `callback_url` form of issue 18's SSRF row, and the IPv4
 /// spellings that the URL parser turns into special-purpose addresses, is
 /// refused with 400 at create; public targets on 443 are accepted.

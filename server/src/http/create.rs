@@ -104,8 +104,9 @@ fn urls(state: &AppState, p: &Params) -> Result<(Option<String>, Option<String>)
 }
 
 /// Most payloads tried for one create whose `tran`s are taken, each a
-/// millisecond later in tag 99.
-const CREATE_TRIES: u64 = 16;
+/// millisecond later in tag 99 (the k-th of k identical creates in one
+/// millisecond needs k; a try is one store call).
+const CREATE_TRIES: u64 = 64;
 
 /// The request's `Idempotency-Key`, filed under the caller's scope with the
 /// fingerprint of the checked parameters (in a fixed order).
