@@ -43,12 +43,13 @@ impl From<String> for Secret {
     }
 }
 
-/// The log's format.
+/// The log's format: `Text` (human-readable lines) or `Json` (one JSON
+/// object per line). The variants carry no doc comments, so that `--help`
+/// lists them on one line as before.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[allow(missing_docs)]
 pub enum LogFormat {
-    /// Human-readable lines.
     Text,
-    /// One JSON object per line.
     Json,
 }
 
@@ -64,6 +65,11 @@ pub enum LogFormat {
 #[command(
     name = "khqr-server",
     version,
+    about = "The hosted KHQR service's five endpoints (create, QR PNG, stand card PNG, \
+             check by tran, check by MD5) plus /healthz, /readyz and /metrics.",
+    long_about = "The hosted KHQR service's five endpoints (create, QR PNG, stand card PNG, \
+                  check by tran, check by MD5) plus /healthz, /readyz and /metrics.\n\n\
+                  /khqr/create makes USD QRs unless currency=KHR is given.",
     after_help = "The Bakong token comes from the BAKONG_TOKEN environment variable or --token-file \
                   (re-read every 10 s, so a rewritten file rotates the token); it is never a flag, \
                   so it never shows in `ps`. Without a token, status checks answer 503 and /readyz fails."
@@ -77,7 +83,7 @@ pub struct Config {
     #[arg(long, env = "KHQR_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Bakong Open API base URL (test: <https://sit-api-bakong.nbc.gov.kh>; a relay's URL with its path prefix works).
-    #[arg(long = "bakong-url", env = "BAKONG_API_URL", default_value = bakong_khqr::status::PRODUCTION_BASE_URL)]
+    #[arg(long = "bakong-url", value_name = "BAKONG_URL", env = "BAKONG_API_URL", default_value = bakong_khqr::status::PRODUCTION_BASE_URL)]
     pub bakong_base_url: String,
     /// The Bakong token (from `BAKONG_TOKEN`, never a flag); without one,
     /// status checks answer 503 and `/readyz` fails.
