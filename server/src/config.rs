@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 
+use crate::client_ip::{ForwardedHeader, TrustedProxies};
 use crate::store::Limits;
 
 /// A secret (the Bakong token, the webhook signing secret): its `Debug` prints
@@ -119,9 +120,12 @@ pub struct Config {
     /// QRs the memory store holds in all, about 1.7 KiB of memory each (least recently used evicted beyond).
     #[arg(long, env = "KHQR_MAX_ENTRIES", default_value_t = Limits::default().max_entries, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_entries: u64,
-    /// Take the client address from this header's last entry (e.g. X-Forwarded-For), only behind a proxy you run that sets it.
-    #[arg(long, env = "KHQR_CLIENT_IP_HEADER")]
-    pub client_ip_header: Option<String>,
+    /// Proxies whose forwarding header is believed: comma-separated CIDRs or addresses (e.g. `10.0.0.0/8,fd00::/8`); none: the client is always the TCP peer.
+    #[arg(long, env = "KHQR_TRUSTED_PROXIES", value_delimiter = ',', value_parser = crate::client_ip::parse_network)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The header --trusted-proxies write the client's address into: `X-Forwarded-For` (the default), `Forwarded` (RFC 7239), or another list header such as `X-Real-IP`; refused without --trusted-proxies.
+    #[arg(long, env = "KHQR_CLIENT_IP_HEADER", value_parser = crate::client_ip::parse_forwarded_header)]
+    pub client_ip_header: Option<ForwardedHeader>,
     /// Timeout of one call to Bakong, whole exchange, in milliseconds.
     #[arg(long, env = "KHQR_UPSTREAM_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub upstream_timeout_ms: u64,
@@ -161,9 +165,30 @@ pub struct Config {
     /// Most connections open at once.
     #[arg(long, env = "KHQR_MAX_CONNECTIONS", default_value_t = 4096, value_parser = at_least_one)]
     pub max_connections: usize,
-    /// Most connections open at once from one address; 0 = no limit (use 0 behind a load balancer).
+    /// Most connections open at once from one client (IPv4 address, IPv6 /64); its next closes its oldest; 0 = no limit. Connections from --trusted-proxies are not counted.
     #[arg(long, env = "KHQR_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub max_connections_per_ip: usize,
+    /// Longest a write may wait for the client to read, in milliseconds (then the connection is reset); every byte read restarts it.
+    #[arg(long, env = "KHQR_WRITE_TIMEOUT_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_timeout_ms: u64,
+    /// Most event streams (`/khqr/events/{tran}`) open at once per client (then 429); 0 = no limit.
+    #[arg(long, env = "KHQR_MAX_EVENTS_PER_CLIENT", default_value_t = 16)]
+    pub max_events_per_client: usize,
+    /// Most event streams open at once in all (then 503); 0 = no limit.
+    #[arg(long, env = "KHQR_MAX_EVENTS", default_value_t = 1024)]
+    pub max_events: usize,
+    /// Serve /healthz, /readyz and /metrics on this address only (e.g. 127.0.0.1:9090), on their own connections; unset: on the public port.
+    #[arg(long, env = "KHQR_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Most connections open at once on --admin-listen.
+    #[arg(long, env = "KHQR_ADMIN_MAX_CONNECTIONS", default_value_t = 32, value_parser = at_least_one)]
+    pub admin_max_connections: usize,
+    /// Requests per second one client may make for the page's assets and unknown paths (burst: 4 s' worth); 0 = no limit.
+    #[arg(long, env = "KHQR_RATE_ASSETS_PER_CLIENT", default_value_t = 20)]
+    pub rate_assets_per_client: u32,
+    /// Requests per second one client may make to /healthz, /readyz and /metrics (burst: 4 s' worth); 0 = no limit.
+    #[arg(long, env = "KHQR_RATE_ADMIN_PER_CLIENT", default_value_t = 10)]
+    pub rate_admin_per_client: u32,
     /// On SIGTERM/SIGINT, seconds in-flight requests may take to finish.
     #[arg(long, env = "KHQR_DRAIN_SECS", default_value_t = 30)]
     pub drain_secs: u64,
@@ -316,15 +341,55 @@ impl Config {
         }
     }
 
-    /// The connection options for [`crate::serve()`].
+    /// The connection options for [`crate::serve()`] on the public port.
     #[must_use]
     pub fn serve(&self) -> ServeConfig {
         ServeConfig {
             header_read_timeout: Duration::from_millis(self.header_timeout_ms),
+            write_timeout: Duration::from_millis(self.write_timeout_ms),
             max_connections: self.max_connections,
             max_connections_per_ip: self.max_connections_per_ip,
+            trusted_proxies: self.trusted(),
             drain_timeout: Duration::from_secs(self.drain_secs),
         }
+    }
+
+    /// The connection options for [`crate::serve()`] on
+    /// [`Config::admin_listen`]: [`Config::admin_max_connections`] in all, no
+    /// per-client cap (when full, the biggest holder still gives way).
+    #[must_use]
+    pub fn admin_serve(&self) -> ServeConfig {
+        ServeConfig {
+            max_connections: self.admin_max_connections,
+            max_connections_per_ip: 0,
+            trusted_proxies: TrustedProxies::default(),
+            ..self.serve()
+        }
+    }
+
+    /// [`Config::trusted_proxies`] as a set.
+    #[must_use]
+    pub fn trusted(&self) -> TrustedProxies {
+        TrustedProxies::new(self.trusted_proxies.clone())
+    }
+
+    /// How the client's address is found: [`Config::client_ip_header`] (by
+    /// default `X-Forwarded-For`) from [`Config::trusted_proxies`].
+    ///
+    /// # Errors
+    /// [`ConfigError`] for `--client-ip-header` without `--trusted-proxies`
+    /// (it would believe any peer's header).
+    pub fn client_addr(&self) -> Result<crate::client_ip::ClientAddr, ConfigError> {
+        if self.client_ip_header.is_some() && self.trusted_proxies.is_empty() {
+            return Err(ConfigError(
+                "--client-ip-header needs --trusted-proxies (the proxies whose header is believed)"
+                    .into(),
+            ));
+        }
+        Ok(crate::client_ip::ClientAddr::new(
+            self.trusted(),
+            self.client_ip_header.clone().unwrap_or_default(),
+        ))
     }
 }
 
@@ -334,20 +399,26 @@ pub struct ServeConfig {
     /// Longest wait for a complete request head, and so also the longest a
     /// keep-alive connection may sit idle between requests.
     pub header_read_timeout: Duration,
-    /// Most connections open at once; beyond it the server stops accepting
-    /// (new clients wait in the kernel's backlog).
+    /// Longest a write may wait for the peer to read without moving a byte;
+    /// then the connection is reset.
+    pub write_timeout: Duration,
+    /// Most connections open at once; at the cap, a new connection closes
+    /// the oldest one of the client group holding the most (if it holds two
+    /// or more), else waits in the kernel's backlog.
     pub max_connections: usize,
-    /// Most connections open at once from one address (0 = no limit); the
-    /// address's next connection closes its oldest one. Turn it off behind a
-    /// load balancer.
+    /// Most connections open at once from one client group (an IPv4 address
+    /// or an IPv6 /64; 0 = no limit); the group's next connection closes its
+    /// oldest one.
     pub max_connections_per_ip: usize,
+    /// Peers not counted by `max_connections_per_ip` (they carry many clients).
+    pub trusted_proxies: TrustedProxies,
     /// On shutdown, how long in-flight requests may take to finish.
     pub drain_timeout: Duration,
 }
 
 impl Default for ServeConfig {
-    /// [`Config`]'s defaults: 5 s header/idle timeout, 4 096 connections, 256
-    /// per address, 30 s drain.
+    /// [`Config`]'s defaults: 5 s header/idle timeout, 15 s write timeout,
+    /// 4 096 connections, 256 per client group, no trusted proxy, 30 s drain.
     fn default() -> Self {
         Config::new("http://unset").serve()
     }
@@ -390,6 +461,40 @@ mod tests {
         assert_eq!(config.serve().max_connections, 4096);
         assert_eq!(config.pending_cache_ms, 3_000);
         assert_eq!(config.upstream_max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn client_addresses_and_admin_connections() {
+        let mut config = Config::new("https://pay.example");
+        assert!(config.client_addr().is_ok());
+        config.client_ip_header = Some("X-Forwarded-For".parse().unwrap());
+        let e = config.client_addr().unwrap_err();
+        assert!(e.0.contains("--trusted-proxies"), "{e}");
+        let parsed = Config::try_parse_from([
+            "khqr-server",
+            "--trusted-proxies",
+            "10.0.0.0/8,192.0.2.7",
+            "--client-ip-header",
+            "Forwarded",
+            "--admin-listen",
+            "127.0.0.1:9090",
+        ])
+        .unwrap();
+        assert!(parsed.client_addr().is_ok());
+        assert!(parsed.trusted().contains("10.1.2.3".parse().unwrap()));
+        assert!(parsed
+            .serve()
+            .trusted_proxies
+            .contains("192.0.2.7".parse().unwrap()));
+        let admin = parsed.admin_serve();
+        assert_eq!(
+            (admin.max_connections, admin.max_connections_per_ip),
+            (32, 0)
+        );
+        assert!(admin.trusted_proxies.is_empty());
+        assert_eq!(admin.write_timeout, parsed.serve().write_timeout);
+        assert!(Config::try_parse_from(["khqr-server", "--trusted-proxies", "10.0.0/8"]).is_err());
+        assert!(Config::try_parse_from(["khqr-server", "--admin-max-connections", "0"]).is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //! | `GET /khqr/pay/{tran}` | the checkout page (HTML; see [`checkout`]); `create` returns its URL as `checkout` |
 //! | `GET /khqr/events/{tran}` | the page's live status as server-sent events |
 //! | `GET /khqr/assets/{name}` | the page's script, style sheet and Khmer font |
-//! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness, readiness (store reachable, token present and unexpired), Prometheus metrics |
+//! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness, readiness (store reachable, token present and unexpired), Prometheus metrics; on their own listener with [`Config::admin_listen`] ([`App::admin_router`]) |
 //!
 //! * **State** lives behind [`store::Store`]: in memory ([`store::MemoryStore`])
 //!   or in Redis ([`store::RedisStore`]), which several instances share.
@@ -50,20 +50,24 @@
 //! | `main.rs` | the binary: parses [`Config`], picks the store, calls [`app`] and [`serve()`] |
 //! | [`http`] | `router()`, the route table (every route in one place); `guard` (middleware: client key, size limits, timeout, JSON errors, access log, metrics); one module per resource: `create`, `image`, `check`, `checkout` (page, events, assets), `admin` (healthz, readyz, metrics) |
 //! | `state.rs` | `AppState`: `Arc<Config>` plus what is not configuration (store, Bakong, caches, render pool, watchers, webhooks) |
-//! | `serve.rs` | hyper connection serving: connection caps, head limits, graceful stop |
+//! | `serve.rs` | hyper connection serving: head limits, graceful stop; `serve/conns.rs` (connection caps per client group, the biggest holder gives way when full), `serve/write_timeout.rs` (a client that does not read is reset) |
 //! | [`watch`] | payment watchers: poll Bakong for watched QRs, publish to viewers and to webhook delivery |
 //! | [`webhook`] | the delivery worker (sign, send, retry with backoff, lease); [`webhook::target`]: where a webhook may go (IANA special-purpose registries, ports, the checking resolver) |
 //! | [`error`] | `ApiError`, the one JSON error body (also for hyper's own errors and the fallbacks) |
 //! | [`upstream`] | the Bakong client, token reloads, status cache, coalescing, concurrency |
 //! | [`config`] | [`Config`]: the one `clap` struct; [`store::Limits`] and [`ServeConfig`] derive from it |
+//! | [`local_limits`] | limits kept in this process: event-stream caps, the rate buckets of the routes the store does not limit (assets, unknown paths, admin routes) |
 //! | [`store`] | the [`store::Store`] trait, [`store::AnyStore`]; `store/memory.rs`, `store/redis.rs` (one backend per file), `store/lua/*.lua` |
+//! | [`client_ip`] | who the client is: trusted proxies, `X-Forwarded-For`/`Forwarded` read right to left, the client group (IPv4 address, IPv6 /64) every per-client limit counts |
 //! | [`idempotency`] | `Idempotency-Key`: the key's rules, its caller's scope, the parameters' fingerprint |
 //! | [`params`], [`seed`], `render_pool.rs`, `time.rs` | parameters, seed-compatible status JSON, drawing threads, the clock |
 
+pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod idempotency;
+pub mod local_limits;
 pub mod params;
 mod render_pool;
 pub mod seed;
@@ -96,6 +100,12 @@ impl App {
     /// The router (every route, its limits and its JSON errors).
     pub fn router(&self) -> Router {
         self.router.clone()
+    }
+
+    /// The admin routes alone (`/healthz`, `/readyz`, `/metrics`), to serve
+    /// on [`Config::admin_listen`] with [`Config::admin_serve`].
+    pub fn admin_router(&self) -> Router {
+        http::admin_router(self.state.clone())
     }
 
     /// The store's kind: `"memory"` or `"redis"`.

@@ -115,9 +115,36 @@ async fn run(config: Config) -> Result<(), String> {
         open_relay = config.open_relay,
         "listening"
     );
-    serve(listener, app.router(), config.serve(), shutdown_signal())
-        .await
-        .map_err(|e| e.to_string())
+    // One signal stops both listeners.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let admin = match config.admin_listen {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (--admin-listen): {e}"))?;
+            tracing::info!(admin_listen = %addr, "admin routes (/healthz, /readyz, /metrics) here only");
+            let (router, options) = (app.admin_router(), config.admin_serve());
+            Some(tokio::spawn(serve(
+                l,
+                router,
+                options,
+                wait(stopped.clone()),
+            )))
+        }
+        None => None,
+    };
+    let public = serve(listener, app.router(), config.serve(), wait(stopped)).await;
+    if let Some(task) = admin {
+        let _ = task.await;
+    }
+    public.map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {

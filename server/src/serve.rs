@@ -1,13 +1,17 @@
 //! The connection loop: HTTP/1.1 through hyper with a header-read timeout
 //! (which also bounds an idle keep-alive connection: hyper starts that timer
-//! whenever it waits for a request head), a cap on connections in all and per
-//! client address, and a graceful drain on shutdown.
+//! whenever it waits for a request head), a write timeout (`write_timeout.rs`:
+//! a client that does not read is reset), a cap on connections in all and per
+//! client group (`conns.rs`: IPv4 address, IPv6 /64; when full, the biggest
+//! holder gives way), and a graceful drain on shutdown.
 
-use std::collections::{HashMap, VecDeque};
+mod conns;
+mod write_timeout;
+
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -16,6 +20,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 use tower::ServiceExt;
+
+use self::conns::Conns;
+use self::write_timeout::WriteTimeout;
+use crate::client_ip::ClientGroup;
 
 pub use crate::config::ServeConfig;
 
@@ -29,66 +37,25 @@ pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub SocketAddr);
 
-/// The open connections of each address, oldest first: an id and the signal
-/// that closes it.
-type PerIp = Arc<Mutex<HashMap<IpAddr, VecDeque<(u64, Arc<Notify>)>>>>;
-
-/// Takes one connection of an address off the books when it ends.
-struct IpSlot {
-    map: PerIp,
-    ip: IpAddr,
-    id: u64,
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut map = self
-            .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(q) = map.get_mut(&self.ip) {
-            q.retain(|(id, _)| *id != self.id);
-            if q.is_empty() {
-                map.remove(&self.ip);
-            }
-        }
-    }
-}
-
-/// Books connection `id` of `ip` (unless per-address caps are off); at the
-/// cap, closes that address's oldest connection: a client can only displace
-/// its own connections, so a slow or idle flood from one address never locks
-/// out the others, nor itself.
-fn take_ip_slot(
-    per_ip: &PerIp,
-    config: &ServeConfig,
-    ip: IpAddr,
-    id: u64,
-    close: &Arc<Notify>,
-) -> Option<IpSlot> {
-    if config.max_connections_per_ip == 0 {
-        return None;
-    }
-    let mut map = per_ip
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let q = map.entry(ip).or_default();
-    if q.len() >= config.max_connections_per_ip {
-        if let Some((_, oldest)) = q.pop_front() {
-            oldest.notify_one();
-            metrics::counter!("khqr_connections_displaced_total").increment(1);
-        }
-    }
-    q.push_back((id, close.clone()));
-    Some(IpSlot {
-        map: per_ip.clone(),
-        ip,
-        id,
-    })
+/// The HTTP/1.1 connection builder for `config`.
+fn http1(config: &ServeConfig) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        .keep_alive(true)
+        .max_buf_size(MAX_HEAD_BYTES);
+    builder
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops
 /// accepting and waits up to [`ServeConfig::drain_timeout`] for open requests.
+///
+/// Each connection is booked under its peer's client group
+/// ([`crate::client_ip::ClientGroup`]) for the per-group cap, unless the peer
+/// is a trusted proxy; when the server is full, the biggest holder's oldest
+/// connection makes room (see `serve/conns.rs`). Every connection's writes
+/// are bounded by [`ServeConfig::write_timeout`] (see `serve/write_timeout.rs`).
 ///
 /// # Errors
 /// None so far: accept errors (e.g. out of file descriptors) are logged and
@@ -100,21 +67,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let per_ip: PerIp = Arc::new(Mutex::new(HashMap::new()));
-    let mut next_id = 0u64;
+    let conns = Conns::new(config.max_connections_per_ip);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
-        .keep_alive(true)
-        .max_buf_size(MAX_HEAD_BYTES);
+    let builder = http1(&config);
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            () = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -126,21 +83,25 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        // At its cap, an address's new connection closes that address's oldest
-        // one: a client can only displace its own connections, so a slow or idle
-        // flood from one address never locks out the others, nor itself.
-        next_id += 1;
-        let close = Arc::new(Notify::new());
-        let slot = take_ip_slot(&per_ip, &config, peer.ip(), next_id, &close);
+        let Some(permit) = conns.take_slot(&slots, shutdown.as_mut()).await else {
+            break;
+        };
+        let (slot, close) = if config.trusted_proxies.contains(peer.ip()) {
+            (None, Arc::new(Notify::new()))
+        } else {
+            let (slot, close) = conns.admit(ClientGroup::of(peer.ip()));
+            (Some(slot), close)
+        };
         let _ = stream.set_nodelay(true);
+        write_timeout::limit_unsent(&stream);
         let router = router.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(PeerAddr(peer));
             let router = router.clone();
             async move { Ok::<_, Infallible>(router.oneshot(req).await.unwrap_or_else(|e| match e {})) }
         });
-        let conn = builder.serve_connection(TokioIo::new(JsonParseErrors::new(stream)), service);
-        let conn = graceful.watch(conn);
+        let io = JsonParseErrors::new(WriteTimeout::new(stream, config.write_timeout));
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(io), service));
         tokio::spawn(async move {
             tokio::select! {
                 _ = conn => {}
@@ -223,7 +184,7 @@ fn replacement(head: &[u8]) -> Option<Vec<u8>> {
     );
     Some(
         format!(
-            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n{body}",
             body.len()
         )
         .into_bytes(),

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::HeaderName;
 use tokio::sync::Semaphore;
 
+use crate::client_ip::ClientAddr;
 use crate::config::{Config, ConfigError};
+use crate::local_limits::{RouteBuckets, StreamCaps};
 use crate::render_pool::RenderPool;
 use crate::store::AnyStore;
 use crate::upstream::Upstream;
@@ -31,8 +32,12 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// [`Config::public_base`], computed once.
     pub public_url: String,
-    /// [`Config::client_ip_header`], parsed.
-    pub client_ip_header: Option<HeaderName>,
+    /// Who the client is: [`Config::trusted_proxies`] and their header.
+    pub client_addr: ClientAddr,
+    /// The caps on open event streams.
+    pub streams: Arc<StreamCaps>,
+    /// The per-client buckets of the routes that do not touch the store.
+    pub buckets: Arc<RouteBuckets>,
     /// QRs and rate limits.
     pub store: Arc<AnyStore>,
     /// Bakong.
@@ -54,18 +59,12 @@ impl AppState {
     /// file, rate-limit pruning, owed webhooks), which end when it is dropped.
     ///
     /// # Errors
-    /// [`ConfigError`] from [`Upstream::new`], or a client IP header that is
-    /// not a header name.
+    /// [`ConfigError`] from [`Upstream::new`] or [`Config::client_addr`]
+    /// (`--client-ip-header` without `--trusted-proxies`).
     pub fn start(config: Arc<Config>, store: AnyStore) -> Result<Arc<Self>, ConfigError> {
         let store = Arc::new(store);
         let upstream = Arc::new(Upstream::new(config.clone())?);
-        let client_ip_header = match &config.client_ip_header {
-            None => None,
-            Some(h) => Some(
-                HeaderName::try_from(h.as_str())
-                    .map_err(|_| ConfigError(format!("not a header name: {h}")))?,
-            ),
-        };
+        let client_addr = config.client_addr()?;
         let webhooks = Arc::new(Webhooks::new(config.clone(), store.clone())?);
         let watchers = Arc::new(Watchers::new(
             config.clone(),
@@ -76,7 +75,12 @@ impl AppState {
         let threads = config.render_threads();
         let state = Arc::new(AppState {
             public_url: config.public_base(),
-            client_ip_header,
+            client_addr,
+            streams: StreamCaps::new(config.max_events_per_client, config.max_events),
+            buckets: Arc::new(RouteBuckets::new(
+                config.rate_assets_per_client,
+                config.rate_admin_per_client,
+            )),
             store,
             upstream,
             watchers,
@@ -96,6 +100,7 @@ impl AppState {
             crate::upstream::spawn_token_watch(Arc::downgrade(&state.upstream), path);
         }
         crate::store::spawn_prune(Arc::downgrade(&state.store));
+        RouteBuckets::spawn_prune(Arc::downgrade(&state.buckets));
         if state.config.webhook_secret.is_some() {
             crate::watch::spawn_resume(Arc::downgrade(&state.watchers));
         }

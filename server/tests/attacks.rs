@@ -464,6 +464,7 @@ async fn slowloris_is_cut_off_and_others_are_served() {
         max_connections: 512,
         max_connections_per_ip: 64,
         drain_timeout: Duration::from_secs(5),
+        ..ServeConfig::default()
     };
     let store = make_store(&Backend::Memory, config.limits()).await;
     let server = start_server(config, serve, store).await;

@@ -74,13 +74,14 @@ pub use checker::{
 };
 pub use jwt::{jwt_expiration_ms, JwtError};
 pub use request::{
-    Api, HttpRequest, Method, RequestError, SourceInfo, Token, MAX_MD5_LIST_LEN,
+    Api, HttpRequest, Method, RequestError, SourceInfo, Token, MAX_HASH_LIST_LEN, MAX_MD5_LIST_LEN,
     PRODUCTION_BASE_URL, TEST_BASE_URL, USER_AGENT,
 };
 pub use response::{
-    parse_account, parse_deeplink, parse_renew_token, parse_transaction, parse_transaction_list,
-    AccountStatus, ApiError, ApiErrorCode, HttpResponse, ListEntry, ResponseError, RetryAfter,
-    Transaction, TransactionStatus,
+    parse_account, parse_deeplink, parse_renew_token, parse_transaction,
+    parse_transaction_hash_list, parse_transaction_list, AccountStatus, ApiError, ApiErrorCode,
+    HashListEntry, HttpResponse, ListEntry, ResponseError, RetryAfter, Transaction,
+    TransactionStatus,
 };
 #[cfg(feature = "reqwest")]
 pub use transport::{ReqwestError, ReqwestTransport};

@@ -25,6 +25,11 @@ pub const USER_AGENT: &str = concat!(
 /// documented limit); [`Api::check_transaction_by_md5_list`] splits longer lists.
 pub const MAX_MD5_LIST_LEN: usize = 50;
 
+/// The most hashes one `check_transaction_by_hash_list` request carries. Bakong
+/// documents the same limit as for the MD5 list (50);
+/// [`Api::check_transaction_by_hash_list`] splits longer lists.
+pub const MAX_HASH_LIST_LEN: usize = 50;
+
 /// HTTP method of a request. Every Open API endpoint is a `POST`; `Get` is here
 /// for relays and for the hosted service's own endpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -264,6 +269,7 @@ mod path {
     pub const MD5: &str = "/v1/check_transaction_by_md5";
     pub const MD5_LIST: &str = "/v1/check_transaction_by_md5_list";
     pub const HASH: &str = "/v1/check_transaction_by_hash";
+    pub const HASH_LIST: &str = "/v1/check_transaction_by_hash_list";
     pub const SHORT_HASH: &str = "/v1/check_transaction_by_short_hash";
     pub const INSTRUCTION_REF: &str = "/v1/check_transaction_by_instruction_ref";
     pub const EXTERNAL_REF: &str = "/v1/check_transaction_by_external_ref";
@@ -411,6 +417,37 @@ impl Api {
         }
         check_hex(hash, 64, "must be 64 hex digits")?;
         self.post(path::HASH, to_json(&Body { hash }), true)
+    }
+
+    /// `POST /v1/check_transaction_by_hash_list` with a JSON array of full
+    /// transaction hashes (64 hex digits each, as [`Transaction::hash`] gives
+    /// them), split into requests of at most [`MAX_HASH_LIST_LEN`] (50) hashes
+    /// each, in order; an empty list gives no request. Needs the token. Read each
+    /// answer with [`parse_transaction_hash_list`].
+    ///
+    /// Every hash is checked before any request is built, so a bad one in the
+    /// 120th place does not leave two requests half sent.
+    ///
+    /// # Errors
+    /// [`RequestError::InvalidArgument`] unless every hash is 64 hex digits;
+    /// [`RequestError::MissingToken`].
+    ///
+    /// [`Transaction::hash`]: crate::status::Transaction::hash
+    /// [`parse_transaction_hash_list`]: crate::status::parse_transaction_hash_list
+    pub fn check_transaction_by_hash_list<S: AsRef<str>>(
+        &self,
+        hashes: &[S],
+    ) -> Result<Vec<HttpRequest>, RequestError> {
+        for hash in hashes {
+            check_hex(hash.as_ref(), 64, "every hash must be 64 hex digits")?;
+        }
+        hashes
+            .chunks(MAX_HASH_LIST_LEN)
+            .map(|chunk| {
+                let list: Vec<&str> = chunk.iter().map(AsRef::as_ref).collect();
+                self.post(path::HASH_LIST, to_json(&list), true)
+            })
+            .collect()
     }
 
     /// `POST /v1/check_transaction_by_short_hash` with
@@ -738,6 +775,43 @@ mod tests {
         assert_eq!(body(&reqs[1])[0], md5s[50].to_string());
         assert!(reqs[0].url.ends_with("/v1/check_transaction_by_md5_list"));
         assert!(api().check_transaction_by_md5_list(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn hash_list_is_chunked_by_50_and_checked_first() {
+        let hashes: Vec<String> = (0..121u32).map(|i| format!("{i:064x}")).collect();
+        let reqs = api().check_transaction_by_hash_list(&hashes).unwrap();
+        let lens: Vec<usize> = reqs
+            .iter()
+            .map(|r| body(r).as_array().unwrap().len())
+            .collect();
+        assert_eq!(lens, [50, 50, 21]);
+        assert_eq!(body(&reqs[2])[20], hashes[120]);
+        assert_eq!(body(&reqs[1])[0], hashes[50]);
+        assert!(reqs[0].url.ends_with("/v1/check_transaction_by_hash_list"));
+        assert_eq!(
+            reqs[0].header("Authorization"),
+            Some("Bearer secret.jwt.token")
+        );
+        let none: [&str; 0] = [];
+        assert!(api()
+            .check_transaction_by_hash_list(&none)
+            .unwrap()
+            .is_empty());
+        // One bad hash, far down the list, refuses the whole call.
+        let mut bad = hashes.clone();
+        bad[120].push('0');
+        assert!(matches!(
+            api().check_transaction_by_hash_list(&bad),
+            Err(RequestError::InvalidArgument { what: "hash", .. })
+        ));
+        bad[120] = "g".repeat(64);
+        assert!(api().check_transaction_by_hash_list(&bad).is_err());
+        let anonymous = Api::new("http://127.0.0.1:9/").unwrap();
+        assert!(matches!(
+            anonymous.check_transaction_by_hash_list(&hashes[..1]),
+            Err(RequestError::MissingToken)
+        ));
     }
 
     #[test]

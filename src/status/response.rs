@@ -186,6 +186,17 @@ pub struct ListEntry {
     pub status: TransactionStatus,
 }
 
+/// One item of a `check_transaction_by_hash_list` answer
+/// ([`parse_transaction_hash_list`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HashListEntry {
+    /// The transaction hash the item is about (64 hex digits), as Bakong echoed it.
+    pub hash: String,
+    /// Its status, read as in [`ListEntry::status`].
+    pub status: TransactionStatus,
+}
+
 /// Whether a Bakong account exists ([`parse_account`]). May gain outcomes:
 /// match with a `_` arm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -582,7 +593,10 @@ pub fn parse_transaction(resp: &HttpResponse) -> Result<TransactionStatus, Respo
 
 #[derive(Deserialize)]
 struct ListItemWire<'a> {
-    md5: String,
+    #[serde(default)]
+    md5: Option<String>,
+    #[serde(default)]
+    hash: Option<String>,
     status: String,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
@@ -595,9 +609,43 @@ struct ListItemWire<'a> {
 ///
 /// # Errors
 /// As [`parse_transaction`]; also [`ResponseError::Malformed`] if `data` is not
-/// such an array, an item's status is none of the three, or `SUCCESS` comes
-/// without a transaction.
+/// such an array, an item has no `md5`, an item's status is none of the three,
+/// or `SUCCESS` comes without a transaction.
 pub fn parse_transaction_list(resp: &HttpResponse) -> Result<Vec<ListEntry>, ResponseError> {
+    list_items(resp, "md5", |item| item.md5.take()).map(|items| {
+        items
+            .into_iter()
+            .map(|(md5, status)| ListEntry { md5, status })
+            .collect()
+    })
+}
+
+/// Reads the answer to `check_transaction_by_hash_list`
+/// ([`Api::check_transaction_by_hash_list`](crate::status::Api::check_transaction_by_hash_list)):
+/// `data` is an array of `{"hash", "status", "message"?, "data"?}`, one per hash
+/// sent, read as [`parse_transaction_list`] reads the MD5 list (Bakong documents
+/// the two answers as the same shape, keyed by `hash` instead of `md5`).
+///
+/// # Errors
+/// As [`parse_transaction_list`], with `hash` for `md5`.
+pub fn parse_transaction_hash_list(
+    resp: &HttpResponse,
+) -> Result<Vec<HashListEntry>, ResponseError> {
+    list_items(resp, "hash", |item| item.hash.take()).map(|items| {
+        items
+            .into_iter()
+            .map(|(hash, status)| HashListEntry { hash, status })
+            .collect()
+    })
+}
+
+/// The items of a list answer, each as (its key, its status); `key` names the
+/// item member that echoes what was asked (`md5` or `hash`).
+fn list_items(
+    resp: &HttpResponse,
+    key: &str,
+    take_key: impl Fn(&mut ListItemWire<'_>) -> Option<String>,
+) -> Result<Vec<(String, TransactionStatus)>, ResponseError> {
     let env = envelope(resp)?;
     if env.response_code != 0 {
         return Err(env.api_error());
@@ -606,10 +654,13 @@ pub fn parse_transaction_list(resp: &HttpResponse) -> Result<Vec<ListEntry>, Res
         return Ok(Vec::new());
     };
     let items: Vec<ListItemWire<'_>> = serde_json::from_str(data.get())
-        .map_err(|e| ResponseError::malformed(format_args!("md5 list data: {e}")))?;
+        .map_err(|e| ResponseError::malformed(format_args!("{key} list data: {e}")))?;
     items
         .into_iter()
-        .map(|item| {
+        .map(|mut item| {
+            let echoed = take_key(&mut item).ok_or_else(|| {
+                ResponseError::malformed(format_args!("{key} list item without {key}"))
+            })?;
             let status = match item.status.as_str() {
                 "SUCCESS" => {
                     let tx = item.data.filter(|d| d.get() != "null").ok_or_else(|| {
@@ -621,14 +672,11 @@ pub fn parse_transaction_list(resp: &HttpResponse) -> Result<Vec<ListEntry>, Res
                 "FAILED" => TransactionStatus::Failed,
                 other => {
                     return Err(ResponseError::malformed(format_args!(
-                        "md5 list item status {other:?}"
+                        "{key} list item status {other:?}"
                     )))
                 }
             };
-            Ok(ListEntry {
-                md5: item.md5,
-                status,
-            })
+            Ok((echoed, status))
         })
         .collect()
 }
@@ -968,6 +1016,51 @@ mod tests {
             reason(br#"[1,"Transaction could not be found.",1,null]"#),
             "not the API's JSON envelope: not a JSON object"
         );
+    }
+
+    #[test]
+    fn hash_list_items_by_hash() {
+        let paid = format!(
+            r#"{{"hash":"{HASH}","status":"SUCCESS","message":null,"data":{{"hash":"{HASH}","fromAccountId":"p@abaa","toAccountId":"m@abaa","currency":"USD","amount":1.5,"description":null,"createdDateMs":1,"acknowledgedDateMs":2}}}}"#
+        );
+        let pending = format!(
+            r#"{{"hash":"{:064x}","status":"NOT_FOUND","message":"not found","data":null}}"#,
+            7
+        );
+        let body = format!(
+            r#"{{"responseCode":0,"responseMessage":"ok","errorCode":null,"data":[{paid},{pending}]}}"#
+        );
+        let entries = parse_transaction_hash_list(&ok(&body)).unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].hash, HASH);
+        let TransactionStatus::Paid(tx) = &entries[0].status else {
+            panic!("{:?}", entries[0])
+        };
+        assert_eq!(tx.amount, "1.5");
+        assert_eq!(entries[1].hash, format!("{:064x}", 7));
+        assert_eq!(entries[1].status, TransactionStatus::Pending);
+        // An item keyed by md5 is not an answer to a hash list, and the reverse.
+        let md5_item = r#"{"responseCode":0,"data":[{"md5":"00000000000000000000000000000000","status":"NOT_FOUND"}]}"#;
+        let e = parse_transaction_hash_list(&ok(md5_item)).unwrap_err();
+        assert!(e.to_string().contains("hash list item without hash"), "{e}");
+        let e = parse_transaction_list(&ok(&body)).unwrap_err();
+        assert!(e.to_string().contains("md5 list item without md5"), "{e}");
+        // Bakong's error envelope comes through as for the MD5 list.
+        let missing =
+            r#"{"responseCode":1,"responseMessage":"Missing fields","errorCode":5,"data":null}"#;
+        let Err(ResponseError::Api(e)) = parse_transaction_hash_list(&ok(missing)) else {
+            panic!("errorCode 5 is an API error")
+        };
+        assert_eq!(
+            (e.error_code, e.message.as_str()),
+            (Some(5), "Missing fields")
+        );
+        let denied =
+            r#"{"responseCode":1,"responseMessage":"Unauthorized","errorCode":6,"data":null}"#;
+        assert!(matches!(
+            parse_transaction_hash_list(&ok(denied)),
+            Err(ResponseError::Unauthorized { status: 200 })
+        ));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use bakong_khqr::Md5;
 
 use super::guard::Client;
 use crate::error::ApiError;
+use crate::local_limits::StreamRefused;
 use crate::state::AppState;
 use crate::store::{Record, Store};
 use crate::time::now_ms;
@@ -255,19 +256,27 @@ fn render_page(
 
 /// `GET /khqr/events/{tran}`: server-sent events named `status`, each a JSON
 /// [`PageStatus`]; the current status first, then every change; the stream
-/// ends after a final status (paid or expired).
+/// ends after a final status (paid or expired). At most
+/// [`crate::Config::max_events_per_client`] streams per client (then 429
+/// `too_many_streams`) and [`crate::Config::max_events`] in all (then 503
+/// `server_busy`), refused before the store is asked.
 pub async fn events(
     State(state): State<Arc<AppState>>,
     Extension(Client(client)): Extension<Client>,
     Path(tran): Path<String>,
 ) -> Result<Response, ApiError> {
+    let permit = match state.streams.try_open(&client) {
+        Ok(p) => p,
+        Err(why) => return Ok(stream_refused(why)),
+    };
     let record = record_for(&state, &client, &tran).await?;
     let rx = state.watchers.subscribe(&tran, &record);
     let expires_ms = record.expires_ms;
-    // State: the receiver, whether the first event went, whether we are done.
+    // State: the receiver, whether the first event went, whether we are done,
+    // and the stream's place under the caps (freed when the stream is dropped).
     let stream = futures_util::stream::unfold(
-        (rx, false, false),
-        move |(mut rx, started, done)| async move {
+        (rx, false, false, permit),
+        move |(mut rx, started, done, permit)| async move {
             if done {
                 return None;
             }
@@ -284,7 +293,7 @@ pub async fn events(
                         } else {
                             PageStatus::Expired
                         };
-                        return Some((Ok::<_, Infallible>(event(&fin)), (rx, true, true)));
+                        return Some((Ok::<_, Infallible>(event(&fin)), (rx, true, true, permit)));
                     }
                 }
             }
@@ -293,7 +302,7 @@ pub async fn events(
                 now = PageStatus::Expired;
             }
             let fin = now.is_final();
-            Some((Ok(event(&now)), (rx, true, fin)))
+            Some((Ok(event(&now)), (rx, true, fin, permit)))
         },
     );
     let mut r = Sse::new(stream)
@@ -302,6 +311,37 @@ pub async fn events(
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
+}
+
+/// The refusal of an event stream over its caps (429 for the client's own
+/// cap, 503 for the server's), with `Connection: close` so that the refused
+/// connection gives its place back at once.
+fn stream_refused(why: StreamRefused) -> Response {
+    let (error, label) = match why {
+        StreamRefused::Client => (
+            ApiError::refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                "this client has too many event streams open; close one",
+            )
+            .retry_after(5_000),
+            "client",
+        ),
+        StreamRefused::Server => (
+            ApiError::refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_busy",
+                "too many event streams are open; retry later",
+            )
+            .retry_after(5_000),
+            "server",
+        ),
+    };
+    metrics::counter!("khqr_event_streams_refused_total", "cap" => label).increment(1);
+    let mut r = error.into_response();
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 fn event(s: &PageStatus) -> Event {

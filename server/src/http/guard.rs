@@ -1,6 +1,9 @@
-//! The middleware every request passes: the client key, target and header
-//! size limits (414, 431), the request timeout (408), any non-JSON error made
-//! the JSON error, the access log and the request metrics.
+//! The middleware every request passes: the client key (see
+//! [`crate::client_ip`]), target and header size limits (414, 431), the local
+//! rate buckets of the routes the store does not limit (assets, unknown
+//! paths, admin routes; see [`crate::local_limits`]), the request timeout
+//! (408), any non-JSON error made the JSON error, `X-Content-Type-Options:
+//! nosniff` on every answer, the access log and the request metrics.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,39 +11,27 @@ use std::time::Instant;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
-use crate::error::{refusal, RateLimitedMark};
+use crate::error::{refusal, ApiError, RateLimitedMark};
+use crate::local_limits::Bucket;
 use crate::serve::PeerAddr;
 use crate::state::AppState;
 
-/// The client's rate-limit key: its IP address (an IPv6 address by its /64),
-/// from the socket or from [`crate::Config::client_ip_header`].
+/// The client's key for every per-client limit: its [`ClientGroup`] (IPv4
+/// address, IPv6 /64) as text, found by [`AppState::client_addr`] (the TCP
+/// peer, or the address a trusted proxy forwarded).
+///
+/// [`ClientGroup`]: crate::client_ip::ClientGroup
 #[derive(Clone)]
 pub struct Client(pub String);
 
 fn client_key(state: &AppState, req: &Request) -> String {
-    use std::net::IpAddr;
-    let from_header = state.client_ip_header.as_ref().and_then(|h| {
-        req.headers()
-            .get_all(h)
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok())
-    });
-    let ip = from_header.or_else(|| req.extensions().get::<PeerAddr>().map(|p| p.0.ip()));
-    match ip {
-        Some(IpAddr::V4(v4)) => v4.to_string(),
-        Some(IpAddr::V6(v6)) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                v4.to_string()
-            } else {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        }
+    match req.extensions().get::<PeerAddr>() {
+        Some(peer) => state
+            .client_addr
+            .group(peer.0.ip(), req.headers())
+            .to_string(),
         None => "unknown".into(),
     }
 }
@@ -127,6 +118,15 @@ fn oversized(state: &AppState, req: &Request) -> Option<Response> {
     }
 }
 
+/// The 429 of a route limited in this process ([`Bucket::for_route`]: the
+/// assets, unknown paths, the admin routes) when `client`'s bucket is empty.
+/// The other routes are limited by the store.
+fn local_limit(state: &AppState, route: &str, client: &str) -> Option<Response> {
+    let bucket = Bucket::for_route(route)?;
+    let limited = state.buckets.check(bucket, client).err()?;
+    Some(ApiError::from(limited).into_response())
+}
+
 /// Every request passes here (see the module's docs).
 pub async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -135,6 +135,8 @@ pub async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: N
     let client = client_key(&state, &req);
     let resp = if let Some(refused) = oversized(&state, &req) {
         refused
+    } else if let Some(limited) = local_limit(&state, route, &client) {
+        limited
     } else {
         req.extensions_mut().insert(Client(client.clone()));
         let limit = std::time::Duration::from_millis(state.config.request_timeout_ms);
@@ -151,7 +153,11 @@ pub async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: N
             r
         }
     };
-    let resp = jsonify(resp);
+    let mut resp = jsonify(resp);
+    resp.headers_mut().insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     if resp.extensions().get::<RateLimitedMark>().is_some() {
         metrics::counter!("khqr_rate_limited_total", "route" => route).increment(1);
     }

@@ -19,10 +19,12 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The route table: every route, its method and handler, the fallbacks (JSON
-/// 404 and 405), the body limit and the guard.
+/// 404 and 405), the body limit and the guard. The admin routes (`/healthz`,
+/// `/readyz`, `/metrics`) are here unless [`crate::Config::admin_listen`] is
+/// set; then they are only on [`admin_router`].
 pub fn router(state: Arc<AppState>) -> Router {
     admin::install_metrics();
-    Router::new()
+    let routes = Router::new()
         .route("/khqr/create", get(create::create))
         .route("/khqr/qr/{tran}", get(image::qr))
         .route("/khqr/qr/stand/{tran}", get(image::stand))
@@ -34,10 +36,32 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/check_by_md5", get(check::by_md5).post(check::by_md5))
         .route("/khqr/pay/{tran}", get(checkout::page))
         .route("/khqr/events/{tran}", get(checkout::events))
-        .route("/khqr/assets/{name}", get(checkout::asset))
+        .route("/khqr/assets/{name}", get(checkout::asset));
+    let routes = if state.config.admin_listen.is_some() {
+        routes
+    } else {
+        routes.merge(admin_routes())
+    };
+    finish(routes, state)
+}
+
+/// The admin routes alone, for [`crate::Config::admin_listen`]: `/healthz`,
+/// `/readyz`, `/metrics`, with the same fallbacks and guard.
+pub fn admin_router(state: Arc<AppState>) -> Router {
+    admin::install_metrics();
+    finish(admin_routes(), state)
+}
+
+fn admin_routes() -> Router<Arc<AppState>> {
+    Router::new()
         .route("/healthz", get(admin::healthz))
         .route("/readyz", get(admin::readyz))
         .route("/metrics", get(admin::metrics))
+}
+
+/// `routes` with the fallbacks (JSON 404 and 405), the body limit and the guard.
+fn finish(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
+    routes
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::refused(
