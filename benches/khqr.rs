@@ -1,6 +1,6 @@
 //! Generate (with MD5), decode and verify, on the official SDK's benchmark
 #![allow(missing_docs)] // criterion_group! and criterion_main! write undocumented items
-//! payloads (`../shared/oracle/bench.js`) and a ~300-byte Khmer one.
+//! payloads (`scripts/oracle/bench.js`) and a ~300-byte Khmer one.
 //!
 //! `scripts/bench-vs-sdk.sh` runs these next to the SDK's own timing and prints
 //! the ratios.

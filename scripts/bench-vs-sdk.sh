@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Times the official SDK (bakong-khqr 1.0.20 under node, ../shared/oracle/bench.js)
+# Times the official SDK (bakong-khqr 1.0.20 under node, scripts/oracle/bench.js)
 # and this crate's criterion benchmarks on the same payloads, in alternating
 # rounds (SDK, Rust, SDK, Rust, ...), and prints for each operation the median
 # of the per-round ratios with their min and max: load that drifts over minutes
@@ -8,17 +8,18 @@
 #
 #   scripts/bench-vs-sdk.sh [--quick]
 #
-# Env: KHQR_ORACLE_DIR (default ../scratch/oracle; set up with
-# $KHQR_SHARED/oracle/setup.sh when missing, which needs node and npm),
-# KHQR_SHARED (default ../shared), ROUNDS (default 3, at least 3),
+# Needs node and npm: the pinned SDK is installed into scripts/oracle/node_modules
+# (`npm ci` there) when it is missing.
+# Env: KHQR_ORACLE_DIR (another folder holding the SDK's node_modules; default
+# scripts/oracle), ROUNDS (default 3, at least 3),
 # SDK_ITERS / SDK_RUNS (bench.js iterations and runs per round; default
 # 100000 x 3), CARGO_TARGET_DIR (criterion's output is read under it).
 # --quick: 20000 x 1 SDK iterations per round and shorter criterion runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-shared=${KHQR_SHARED:-$root/../shared}
-sdk_dir=${KHQR_ORACLE_DIR:-$root/../scratch/oracle}
+oracle=$root/scripts/oracle
+sdk_dir=${KHQR_ORACLE_DIR:-$oracle}
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 crit_dir=$target_dir/criterion
 rounds=${ROUNDS:-3}
@@ -31,7 +32,9 @@ if [[ ${1:-} == --quick ]]; then
 fi
 
 if [[ ! -d $sdk_dir/node_modules/bakong-khqr ]]; then
-  "$shared/oracle/setup.sh" "$sdk_dir" >&2
+  [[ $sdk_dir == "$oracle" ]] || { echo "no node_modules/bakong-khqr under $sdk_dir" >&2; exit 1; }
+  echo "installing the pinned SDK: npm ci in scripts/oracle" >&2
+  (cd "$oracle" && npm ci --no-audit --no-fund) >&2
 fi
 
 echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -53,7 +56,7 @@ ids=(generate/static_md5 generate/static_md5_into_buffer generate/dynamic_md5
 cargo bench --bench khqr --no-run >&2
 for ((r = 1; r <= rounds; r++)); do
   echo "== round $r/$rounds: official SDK (node bench.js)" >&2
-  node "$shared/oracle/bench.js" --sdk-dir "$sdk_dir" --iters "$iters" --runs "$runs" \
+  node "$oracle/bench.js" --sdk-dir "$sdk_dir" --iters "$iters" --runs "$runs" \
     | tail -n 1 > "$tmp/sdk.$r.json"
   echo "== round $r/$rounds: criterion (cargo bench --bench khqr)" >&2
   cargo bench --bench khqr -- "${crit_args[@]}" > "$tmp/crit.$r.log" 2>&1 \

@@ -1,26 +1,31 @@
 #!/usr/bin/env python3
 """Differential test against the official JavaScript SDK (bakong-khqr 1.0.20).
 
-Generates random requests (seeded), runs them through the SDK via
-../shared/oracle/gen.js and through `khqr create --request`, and reports every
+Generates random requests (seeded), runs them through the SDK with
+scripts/oracle/gen.js and through `khqr create --request`, and reports every
 disagreement:
 
   * both produce a QR, but different strings          -> a bug here
   * the SDK refuses with code N, we accept             -> a bug here
   * both refuse, with different codes (SDK code <= 51) -> a precedence bug here
   * the SDK accepts, we refuse                         -> listed with our reason,
-    to be checked against the documented departures (README)
+    to be checked against the documented departures (docs/sdk-differences.md)
 
-Usage: scripts/oracle-diff.py --sdk-dir DIR [--n 2000] [--seed 1]
-(DIR from ../shared/oracle/setup.sh DIR, or $KHQR_SHARED/oracle/setup.sh; needs node, and a release build of
-khqr: cargo build --release -p khqr-cli).
+Usage: scripts/oracle-diff.py [--n 2000] [--seed 1] [--sdk-dir DIR]
+
+Needs node and npm: the pinned SDK is installed into scripts/oracle/node_modules
+(`npm ci` there) when it is missing; DIR, if given, is another folder holding
+such a node_modules. Builds the release `khqr` (cargo build --release -p
+khqr-cli) when $CARGO_TARGET_DIR/release/khqr is missing. Exits 1 when there is
+a bug-class disagreement (a different QR, or a request we accept and the SDK
+refuses).
 """
 import argparse, json, os, random, subprocess, sys, collections
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-SHARED = os.environ.get("KHQR_SHARED") or os.path.join(ROOT, "..", "shared")
-GEN = os.path.join(SHARED, "oracle", "gen.js")
+ORACLE = os.path.join(HERE, "oracle")
+GEN = os.path.join(ORACLE, "gen.js")
 KHQR = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"), "release", "khqr")
 
 KHMER = "កខគឃងចឆជឈញដឋឌឍណតថទធនបផពភមយរលវសហឡអ"
@@ -67,10 +72,18 @@ def request(rng, now):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sdk-dir", required=True)
+    ap.add_argument("--sdk-dir", default=ORACLE)
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+    if not os.path.isdir(os.path.join(args.sdk_dir, "node_modules", "bakong-khqr")):
+        if os.path.abspath(args.sdk_dir) != ORACLE:
+            sys.exit(f"no node_modules/bakong-khqr under {args.sdk_dir}")
+        print("installing the pinned SDK: npm ci in scripts/oracle", file=sys.stderr)
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ORACLE, check=True, stdout=sys.stderr)
+    if not os.path.exists(KHQR):
+        print("building the release khqr: cargo build --release -p khqr-cli", file=sys.stderr)
+        subprocess.run(["cargo", "build", "--release", "-p", "khqr-cli"], cwd=ROOT, check=True)
     rng = random.Random(args.seed)
     now = 1_700_000_000_000
     cases = []

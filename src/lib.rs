@@ -110,7 +110,9 @@
 //! ```
 //!
 //! `examples/pos.rs` runs the whole flow: a dynamic KHR QR with a 10-minute
-//! expiry, its card, and polling through a toy checker.
+//! expiry, its card, and polling through a toy checker; `examples/shop.rs` is
+//! a shop's back end on axum that creates a KHQR, serves its card and verifies
+//! a signed payment webhook.
 //!
 //! # Scope
 //!
@@ -123,28 +125,7 @@
 //! * [`verify`] says *why* a payload is invalid, with the SDK's codes.
 //! * Nothing here does I/O or reads the clock: `now_ms` is an argument.
 //!
-//! # Where we depart from the official SDK
-//!
-//! The SDK accepts some input it should not; this crate refuses it:
-//!
-//! * Templates over 99 characters (the SDK writes a three-digit length that no
-//!   reader, its own included, can read) → [`ErrorCode::TemplateTooLong`].
-//! * Amounts must be plain decimal text: no exponent (`1e+21`), sign, spaces or
-//!   separators; USD at most 2 decimals, KHR whole, never rounded.
-//! * An expiration given for a static KHQR is refused, not silently dropped.
-//! * Account IDs need exactly one `@` with text on both sides and no whitespace;
-//!   the Merchant Category Code must be exactly 4 digits; a merchant name cannot
-//!   be blank; no control characters, and no text outside the Basic Multilingual
-//!   Plane (emoji), whose length readers count differently.
-//! * A merchant name in the alternate language needs a language preference (the
-//!   SDK returns a `TypeError` as the QR string).
-//! * Decoding and verifying never hang (the SDK loops forever on some malformed
-//!   lengths) and never panic.
-//! * `verify` also requires Payload Format Indicator `01`, Country Code `KH`,
-//!   decimal amounts within the currency's decimals, two-digit lengths, no
-//!   repeated tag or template sub-tag, not both 29 and 30, and checks the
-//!   expiration wherever tag 99 stands (the SDK skips it when tag 99 comes before
-//!   tag 01).
+#![doc = include_str!("../docs/sdk-differences.md")]
 //!
 //! # Features
 //!
@@ -223,3 +204,18 @@ pub fn decode(payload: &str) -> Result<Decoded<'_>, Error> {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The examples of `docs/card.md` run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/card.md")]
+pub struct CardDocDoctests;
+
+/// The examples of `docs/server.md` run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/server.md")]
+pub struct ServerDocDoctests;
+
+/// The examples of `docs/status.md` run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/status.md")]
+pub struct StatusDocDoctests;

@@ -2,7 +2,7 @@
 //! corpus (the golden vectors' QR strings plus generated ones), read back by
 //! three independent decoders — rqrr, rxing (`ZXing`'s Rust port) and zbar's
 //! `zbarimg` — clean and under deterministic camera-like conditions. The
-//! rates asserted are those of issue 9; `examples/scan_report.rs` prints the
+//! rates asserted are those of issue 9; `benches/scan_report.rs` prints the
 //! whole table.
 //!
 //! zbar must be installed (`apt-get install zbar-tools`); the tests fail with
@@ -38,7 +38,7 @@ fn counts(images: &[Grey], payloads: &[String], tag: &str) -> [usize; 3] {
 /// default card are read for every payload; the 15 other cards for every
 /// fourth payload, each starting at a different offset, so every payload is
 /// drawn at every scale and with every icon across them (the whole cross
-/// product, 17 × the corpus, is `examples/scan_report.rs --variants all`,
+/// product, 17 × the corpus, is `benches/scan_report.rs --variants all`,
 /// too slow for a test build). Cards are framed to their QR and quiet zone
 /// (the card's own pixels), as a phone frames them.
 #[test]
@@ -75,7 +75,7 @@ fn clean_images_read_back_exactly_with_every_decoder() {
 /// `[rqrr, rxing, zbar]`. rxing and zbar are held to issue 9's bar (the phone
 /// ≥ 95% / ≥ 90%, blur σ 2 ≥ 90% rxing on the default card) or above it; the
 /// other floors sit a few points under what the mixed-mode symbol and the
-/// larger card QR measure (README, "Read rates"), to catch regressions. rqrr
+/// larger card QR measure (docs/card.md, "Read rates"), to catch regressions. rqrr
 /// has no perspective-tolerant sampling and a global binariser, so its floors
 /// are lower.
 fn floor(plain: bool, c: Condition) -> [usize; 3] {

@@ -108,7 +108,7 @@ pub struct CardOptions {
     /// correction capacity of the symbol's weakest Reed–Solomon block (ISO/IEC
     /// 18004 Table 9), so at L the badge is smaller. H makes the symbol larger
     /// and its modules smaller at the same printed size, which scanned worse
-    /// under blur and tilt in our measurements (README, "Scanning").
+    /// under blur and tilt in our measurements (docs/card.md, "Why the card scans").
     pub ecc: Ecc,
     /// The centre icon; default [`CentreIcon::Currency`].
     pub centre_icon: CentreIcon,
@@ -663,7 +663,7 @@ fn plan(payload: &str, options: &CardOptions) -> Result<Plan, RenderError> {
 
 /// The most of the card's width the QR may take, quiet zone included. Larger
 /// modules read better under blur and tilt; measured with
-/// `examples/scan_report.rs` (README, "Why the card scans").
+/// `benches/scan_report.rs` (docs/card.md, "Why the card scans").
 const QR_SHARE: f32 = 0.92;
 
 /// The badge's target side, as a share of the symbol's side (modules).

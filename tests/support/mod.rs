@@ -1,4 +1,4 @@
-//! Helpers shared by the scan tests and `examples/scan_report.rs`.
+//! Helpers shared by the scan tests and `benches/scan_report.rs`.
 
 pub mod scan;
 pub mod variants;

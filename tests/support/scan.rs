@@ -1,7 +1,7 @@
 //! The scannability harness: three independent QR decoders (rqrr, rxing — the
 //! Rust port of `ZXing` — and zbar's `zbarimg`), deterministic camera-like
 //! conditions written here, and the corpus of payloads the read rates are
-//! measured on. Shared by `tests/scan.rs` and `examples/scan_report.rs`.
+//! measured on. Shared by `tests/scan.rs` and `benches/scan_report.rs`.
 
 #![allow(
     dead_code,

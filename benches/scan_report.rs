@@ -4,7 +4,7 @@
 //! generated payloads).
 //!
 //! ```text
-//! cargo run --release --example scan_report --features render [-- OPTIONS]
+//! cargo bench --bench scan_report --features render [-- OPTIONS]
 //!   --variants default|all|scaleN   the plain QR and the default card (default),
 //!                            every variant, or every icon at scale N
 //!   --every N                scan every Nth payload only (default 1)

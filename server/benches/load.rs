@@ -6,10 +6,10 @@
 //! were not JSON.
 //!
 //! ```sh
-//! cargo build --release -p khqr-server --bin khqr-server --example load
-//! target/release/examples/load            # all scenarios, about 2 minutes
-//! target/release/examples/load --quick    # shorter runs, 100 000 creates for RSS
-//! target/release/examples/load --help     # pipelining, generator threads, create only
+//! cargo build --release -p khqr-server --bin khqr-server   # the server it starts
+//! cargo bench -p khqr-server --bench load                # all scenarios, about 2 minutes
+//! cargo bench -p khqr-server --bench load -- --quick     # shorter runs, 100 000 creates for RSS
+//! cargo bench -p khqr-server --bench load -- --help      # pipelining, generator threads, create only
 //! ```
 //!
 //! Scenarios: `create`; `qr` and `stand` cached (one QR, drawn once);

@@ -11,7 +11,7 @@
 //! figure that holds there.
 //!
 //! ```text
-//! cargo run --release --example card_first --features card [-- OPTIONS]
+//! cargo bench --bench card_first --features card [-- OPTIONS]
 //!   --runs N   fresh processes to run (default 11); prints each, then the medians
 //!   --once     one process only: this one (what each run does)
 //!   --khmer    a KHR card with a Khmer merchant name (Kantumruy Pro and Nunito
