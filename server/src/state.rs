@@ -101,9 +101,7 @@ impl AppState {
         }
         crate::store::spawn_prune(Arc::downgrade(&state.store));
         RouteBuckets::spawn_prune(Arc::downgrade(&state.buckets));
-        if state.config.webhook_secret.is_some() {
-            crate::watch::spawn_resume(Arc::downgrade(&state.watchers));
-        }
+        crate::watch::spawn_resume(Arc::downgrade(&state.watchers));
         Ok(state)
     }
 }

@@ -16,6 +16,29 @@ use khqr_server::ServeConfig;
 use serde_json::Value;
 
 const SECRET: &[u8] = b"whsec-test-0123456789abcdef";
+/// The API key of the merchant `shop` (holding `shop@abaa`, signing with [`SECRET`]).
+const KEY: &str = "khqr_sk_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// A memory store holding the merchant `shop`, whose keyed creates may carry
+/// a `callback_url` (anonymous ones may not).
+async fn store_with_shop(config: &khqr_server::Config) -> khqr_server::store::AnyStore {
+    use khqr_server::merchant::{key_hash, Merchant, MerchantStore, WebhookSecret};
+    let store = make_store(&common::Backend::Memory, config.limits()).await;
+    let shop = Merchant {
+        id: "shop".into(),
+        name: "Shop".into(),
+        bakong_ids: vec!["shop@abaa".into()],
+        key_hashes: vec![key_hash(KEY)],
+        secrets: vec![WebhookSecret {
+            value: String::from_utf8(SECRET.to_vec()).unwrap(),
+            until_ms: None,
+        }],
+        disabled: false,
+        created_ms: 0,
+    };
+    store.merchant_save(&shop, false).await.unwrap().unwrap();
+    store
+}
 
 fn create_url(base: &str, amount: &str, user: &str) -> String {
     format!(
@@ -257,9 +280,8 @@ async fn concurrent_identical_creates_without_a_key_make_as_many_qrs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn special_purpose_callback_targets_are_refused_at_create() {
     let fake = fake_bakong().await;
-    let mut config = config_for(&fake);
-    config.webhook_secret = Some(std::str::from_utf8(SECRET).unwrap().into());
-    let store = make_store(&common::Backend::Memory, config.limits()).await;
+    let config = config_for(&fake);
+    let store = store_with_shop(&config).await;
     let server = start_server(config, ServeConfig::default(), store).await;
     let c = client(None);
     let refused = [
@@ -310,7 +332,11 @@ async fn special_purpose_callback_targets_are_refused_at_create() {
     ];
     let mut accepted = Vec::new();
     for url in refused {
-        let a = get(&c, &create_url_with_callback(&server.base, url)).await;
+        let a = send(
+            c.get(create_url_with_callback(&server.base, url))
+                .bearer_auth(KEY),
+        )
+        .await;
         let v = a.json();
         if a.status == 200 {
             accepted.push(url);
@@ -333,7 +359,11 @@ async fn special_purpose_callback_targets_are_refused_at_create() {
         "https://[64:ff9b::808:808]/hook",
         "https://[2002:808:808::1]/hook",
     ] {
-        let a = get(&c, &create_url_with_callback(&server.base, url)).await;
+        let a = send(
+            c.get(create_url_with_callback(&server.base, url))
+                .bearer_auth(KEY),
+        )
+        .await;
         assert_eq!(a.status, 200, "{url}: {}", a.text());
     }
     server.stop().await;
@@ -496,20 +526,16 @@ async fn dns_rebinding_cannot_send_a_webhook_to_a_refused_address() {
     let mut config = config_for(&fake);
     config.pending_cache_ms = 100;
     config.poll_interval_ms = 100;
-    config.webhook_secret = Some(std::str::from_utf8(SECRET).unwrap().into());
     config.webhook_backoff_ms = 50;
     config.callback_allow_http = true;
     config.callback_allow_ports = vec![port];
     config.callback_allow_ips = vec!["127.0.0.2/32".parse().unwrap()];
     config.dns_server = Some(dns.addr);
-    let store = make_store(&common::Backend::Memory, config.limits()).await;
+    let store = store_with_shop(&config).await;
     let server = start_server(config, ServeConfig::default(), store).await;
     let hook = format!("http://rebind.example:{port}/hook");
-    let a = get(
-        &client(None),
-        &create_url_with_callback(&server.base, &hook),
-    )
-    .await;
+    let url = create_url_with_callback(&server.base, &hook);
+    let a = send(client(None).get(url).bearer_auth(KEY)).await;
     let v = a.json();
     assert_eq!(a.status, 200, "{v}");
     assert_eq!(

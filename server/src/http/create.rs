@@ -1,6 +1,11 @@
 //! `GET /khqr/create?amount&bakongid&merchantname[&username][&currency][&success_url][&callback_url]`:
 //! makes a dynamic KHQR, stores it, and answers
 //! `{status, message, qr, qr_stand, checkout, md5, tran}`.
+//!
+//! With a merchant's key: only for that merchant's `bakongid`s (403
+//! `bakongid_not_allowed`), `callback_url` allowed, charged to the
+//! merchant's bucket. Anonymous: no `callback_url` (400 `callback_needs_key`),
+//! and not for a `bakongid` a merchant holds (403 `bakongid_claimed`).
 
 use std::sync::Arc;
 
@@ -15,9 +20,10 @@ use super::checkout::success_url_allowed;
 use super::guard::Client;
 use crate::error::{json_response, ApiError};
 use crate::idempotency::{self, Idempotency};
+use crate::merchant::{Caller, MerchantStore};
 use crate::params::{check_display_text, Params};
 use crate::state::AppState;
-use crate::store::{Created, Record, Store};
+use crate::store::{Created, Payer, Record, Store};
 use crate::time::now_ms;
 use crate::webhook::target::check_url;
 
@@ -72,8 +78,12 @@ fn username(p: &Params) -> Result<String, ApiError> {
     }
 }
 
-/// The checked `success_url` and `callback_url`.
-fn urls(state: &AppState, p: &Params) -> Result<(Option<String>, Option<String>), ApiError> {
+/// The checked `success_url` and `callback_url` (only with a merchant's key).
+fn urls(
+    state: &AppState,
+    p: &Params,
+    caller: &Caller,
+) -> Result<(Option<String>, Option<String>), ApiError> {
     let config = &state.config;
     let success_url = match p.get("success_url").map(str::trim) {
         None | Some("") => None,
@@ -87,10 +97,10 @@ fn urls(state: &AppState, p: &Params) -> Result<(Option<String>, Option<String>)
     };
     let callback_url = match p.get("callback_url").map(str::trim) {
         None | Some("") => None,
-        Some(_) if config.webhook_secret.is_none() => {
+        Some(_) if caller.merchant().is_none() => {
             return Err(ApiError::bad_request(
-                "webhooks_disabled",
-                "this server has no webhook secret; callback_url is not accepted",
+                "callback_needs_key",
+                "callback_url needs a merchant's API key (Authorization: Bearer); anonymous creates get no webhooks",
             ))
         }
         Some(u) => {
@@ -113,13 +123,14 @@ const CREATE_TRIES: u64 = 64;
 fn idempotency(
     headers: &HeaderMap,
     client: &str,
+    caller: &Caller,
     fields: &[Option<&str>],
 ) -> Result<Option<Idempotency>, ApiError> {
     let key = idempotency::key_of(headers)
         .map_err(|e| ApiError::bad_request("invalid_idempotency_key", e.to_string()))?;
-    // The seam for merchant keys: a request made with a merchant's API key
-    // is scoped to its merchant (`scope(client, Some(merchant))`).
-    let scope = idempotency::scope(client, None);
+    // A merchant's keys are the merchant's, whichever address it calls from.
+    let merchant = caller.merchant().map(|m| m.id.as_str());
+    let scope = idempotency::scope(client, merchant);
     Ok(key.map(|k| Idempotency::new(&scope, k, idempotency::fingerprint(fields))))
 }
 
@@ -130,13 +141,14 @@ fn idempotency(
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Extension(Client(client)): Extension<Client>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(query.as_deref(), None, b"")?;
     let (currency, amount_text) = amount(&p)?;
     let username = username(&p)?;
-    let (success_url, callback_url) = urls(&state, &p)?;
+    let (success_url, callback_url) = urls(&state, &p, &caller)?;
     let bakong_id = p.get("bakongid").unwrap_or("");
     let merchant_name = p.get("merchantname").unwrap_or("");
     let fields = [
@@ -148,28 +160,37 @@ pub async fn create(
         success_url.as_deref(),
         callback_url.as_deref(),
     ];
-    let idem = idempotency(&headers, &client, &fields)?;
+    let idem = idempotency(&headers, &client, &caller, &fields)?;
     let now = now_ms();
     let ttl_ms = state.config.qr_ttl_ms();
-    for attempt in 0..CREATE_TRIES {
-        let at = now.saturating_add(attempt);
-        let khqr = KhqrRequest::individual(bakong_id, merchant_name)
+    let generate = |at: u64| {
+        KhqrRequest::individual(bakong_id, merchant_name)
             .currency(currency)
             .amount(amount_text.as_str())
             .expires_in_ms(ttl_ms)
-            .generate(at)?;
+            .generate(at)
+    };
+    let mut khqr = generate(now)?;
+    may_create_for(&state, &caller, bakong_id.trim()).await?;
+    let payer = caller.payer(&client);
+    for attempt in 0..CREATE_TRIES {
+        let at = now.saturating_add(attempt);
+        if attempt > 0 {
+            khqr = generate(at)?;
+        }
         let tran = khqr.tran_id();
         let record = Record {
             md5: khqr.md5().to_string(),
             bakong_id: bakong_id.trim().to_owned(),
             username: username.clone(),
-            payload: khqr.into_string(),
+            payload: khqr.as_str().to_owned(),
             expires_ms: at.saturating_add(ttl_ms),
             success_url: success_url.clone(),
             callback_url: callback_url.clone(),
+            merchant: caller.merchant().map(|m| m.id.clone()),
         };
         if let Some((tran, md5)) =
-            store(&state, &client, tran.as_str(), &record, now, idem.as_ref()).await?
+            store(&state, payer, tran.as_str(), &record, now, idem.as_ref()).await?
         {
             return Ok(created_body(&state, &tran, md5));
         }
@@ -198,6 +219,37 @@ fn created_body(state: &AppState, tran: &str, md5: String) -> Response {
     json_response(StatusCode::OK, json)
 }
 
+/// A merchant's key creates only for its own `bakongid`s; an anonymous
+/// create only for a `bakongid` no merchant holds (403 otherwise).
+async fn may_create_for(
+    state: &AppState,
+    caller: &Caller,
+    bakong_id: &str,
+) -> Result<(), ApiError> {
+    let refused = match caller.merchant() {
+        Some(m) if m.may_use(bakong_id) => return Ok(()),
+        Some(_) => (
+            "bakongid_not_allowed",
+            "this API key's merchant may not create QRs for this bakongid",
+        ),
+        None => {
+            let lower = bakong_id.to_ascii_lowercase();
+            if state.store.bakong_id_owner(&lower).await?.is_none() {
+                return Ok(());
+            }
+            (
+                "bakongid_claimed",
+                "this bakongid belongs to a merchant of this server: create with its API key",
+            )
+        }
+    };
+    Err(ApiError::refused(
+        StatusCode::FORBIDDEN,
+        refused.0,
+        refused.1,
+    ))
+}
+
 /// Stores `record` under `tran` if the `tran` is free and `idem`'s key is
 /// new; returns the `tran` and MD5 to answer with (this one, or the first
 /// create's for a repeated key), or `None` if the `tran` is taken. A QR owed
@@ -205,7 +257,7 @@ fn created_body(state: &AppState, tran: &str, md5: String) -> Response {
 /// a restart, delivers it) and watched here even if nobody opens its page.
 async fn store(
     state: &Arc<AppState>,
-    client: &str,
+    payer: Payer<'_>,
     tran: &str,
     record: &Record,
     now: u64,
@@ -213,7 +265,7 @@ async fn store(
 ) -> Result<Option<(String, String)>, ApiError> {
     match state
         .store
-        .create_keyed(client, tran, record, now, idem)
+        .create_keyed(payer, tran, record, now, idem)
         .await?
     {
         Created::Stored => {}

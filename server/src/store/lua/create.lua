@@ -1,8 +1,9 @@
--- KEYS: client bucket, account bucket, client queue, entry, idempotency key
--- ('' for none), the key's scope queue ('' for none).
--- ARGV: now, client rate, burst, account rate, burst, quota, md5, value,
--- expire-at ms, queue ttl ms, tran, entry key prefix, idempotency value,
--- its ttl ms.
+-- KEYS: payer bucket (a client's or a merchant's), account bucket ('' for a
+-- merchant), payer queue, entry, idempotency key ('' for none), the key's
+-- scope queue ('' for none).
+-- ARGV: now, payer rate, burst, account rate, burst, the payer's quota (QRs,
+-- and idempotency keys per scope), md5, value, expire-at ms, queue ttl ms,
+-- tran, entry key prefix, idempotency value, its ttl ms.
 -- Returns `{0, ''}` stored, `{1, ms}` limited, `{2, ''}` collision (the tran
 -- is taken, even by the same payload: two creates never share a tran),
 -- `{3, value}` replayed (the key's stored value), `{4, value}` key reused.
