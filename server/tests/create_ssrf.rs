@@ -566,3 +566,35 @@ async fn dns_rebinding_cannot_send_a_webhook_to_a_refused_address() {
     assert!(dns.a_queries.load(Ordering::SeqCst) >= 1);
     server.stop().await;
 }
+
+/// A merchant's `Idempotency-Key`s are the merchant's, whichever address it
+/// calls from; an anonymous caller's equal key is its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merchants_keys_are_the_merchants_from_any_address() {
+    let fake = fake_bakong().await;
+    let config = config_for(&fake);
+    let store = store_with_shop(&config).await;
+    let server = start_server(config, ServeConfig::default(), store).await;
+    let b = &server.base;
+    let keyed = |from: &str| {
+        client(Some(from))
+            .get(create_url(b, "4.00", "frank"))
+            .bearer_auth(KEY)
+            .header("Idempotency-Key", "order-9")
+    };
+    let first = send(keyed("127.0.0.2")).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let again = send(keyed("127.0.0.3")).await;
+    assert_eq!(again.text(), first.text(), "another address, same merchant");
+    let anonymous =
+        format!("{b}/khqr/create?amount=4.00&bakongid=other@abaa&merchantname=Shop&username=frank");
+    let theirs = send(
+        client(Some("127.0.0.2"))
+            .get(anonymous)
+            .header("Idempotency-Key", "order-9"),
+    )
+    .await;
+    assert_eq!(theirs.status, 200, "{}", theirs.text());
+    assert_ne!(theirs.json()["tran"], first.json()["tran"]);
+    server.stop().await;
+}
