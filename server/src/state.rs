@@ -63,7 +63,7 @@ impl AppState {
     /// (`--client-ip-header` without `--trusted-proxies`).
     pub fn start(config: Arc<Config>, store: AnyStore) -> Result<Arc<Self>, ConfigError> {
         let store = Arc::new(store);
-        let upstream = Arc::new(Upstream::new(config.clone())?);
+        let upstream = Arc::new(Upstream::new(config.clone(), store.clone())?);
         let client_addr = config.client_addr()?;
         let webhooks = Arc::new(Webhooks::new(config.clone(), store.clone())?);
         let watchers = Arc::new(Watchers::new(

@@ -20,6 +20,7 @@ use crate::seed::seed_json;
 use crate::state::AppState;
 use crate::store::{Record, Store};
 use crate::time::now_ms;
+use crate::upstream::budget::Priority;
 
 /// The parameters of a status check and the `bakongid` every check requires.
 fn check_params(
@@ -102,7 +103,10 @@ async fn status(
     md5: &Md5,
     record: Option<&Record>,
 ) -> Result<Response, ApiError> {
-    let status = state.upstream.status_of(md5, record).await?;
+    let status = state
+        .upstream
+        .status_of(md5, record, Priority::Check)
+        .await?;
     let body = seed_json(&status, record.map(|r| r.username.as_str()));
     Ok(json_response(StatusCode::OK, body))
 }

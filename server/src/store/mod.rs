@@ -18,6 +18,7 @@
 //!
 //! One backend per file: `memory.rs`, `redis.rs` (its Lua scripts in `lua/`).
 
+pub mod coord;
 mod memory;
 mod redis;
 
@@ -283,6 +284,45 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
         max: usize,
     ) -> impl Future<Output = Result<Vec<(String, Record)>, StoreError>> + Send;
+
+    /// Takes one token of the Bakong call budget `rate` (one bucket for every
+    /// instance sharing the store) at `now_ms` if `floor` tokens remain after
+    /// it: `Ok(())`, or `Err(ms)` until one would be ([`coord::take`]; with
+    /// Redis `lua/budget.lua` on `khqr:budget`).
+    fn budget_take(
+        &self,
+        rate: coord::Rate,
+        floor: u32,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Result<(), u64>, StoreError>> + Send;
+
+    /// Takes or renews the lease `key` for `owner` until `now_ms + ttl_ms`:
+    /// whether `owner` holds it now. One holder at a time (with Redis `SET NX
+    /// PX` on `khqr:l:{key}`, renewed by its holder).
+    fn lease(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The value every instance sees under `key`, unless none or expired.
+    fn shared_get(
+        &self,
+        key: &str,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Keeps `value` under `key` for `ttl_ms`, for every instance (with Redis
+    /// `khqr:s:{key}`).
+    fn shared_put(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The store the server runs with, chosen at start.
@@ -329,6 +369,10 @@ forward! {
     watch_add(tran: &str, until_ms: u64) -> ();
     watch_remove(tran: &str) -> ();
     watch_list(now_ms: u64, max: usize) -> Vec<(String, Record)>;
+    budget_take(rate: coord::Rate, floor: u32, now_ms: u64) -> Result<(), u64>;
+    lease(key: &str, owner: &str, ttl_ms: u64, now_ms: u64) -> bool;
+    shared_get(key: &str, now_ms: u64) -> Option<String>;
+    shared_put(key: &str, value: &str, ttl_ms: u64, now_ms: u64) -> ();
 }
 
 /// Prunes the memory store's idle rate-limit buckets every 10 s while `store`

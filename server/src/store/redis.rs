@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::coord::Rate;
 use super::{Created, Delivery, Limited, Limits, Payer, Record, Store, StoreError};
 use crate::idempotency::{self, Idempotency};
 use crate::merchant::{Merchant, MerchantStore, SaveConflict};
@@ -19,6 +20,10 @@ const DELIVERY_LUA: &str = include_str!("lua/delivery.lua");
 const MERCHANT_SAVE_LUA: &str = include_str!("lua/merchant_save.lua");
 /// Find a key's merchant (see the file).
 const MERCHANT_BY_KEY_LUA: &str = include_str!("lua/merchant_by_key.lua");
+/// The Bakong call budget's bucket (the arithmetic of [`super::coord::take`]).
+const BUDGET_LUA: &str = include_str!("lua/budget.lua");
+/// A lease: `SET NX PX`, renewed by its holder.
+const LEASE_LUA: &str = include_str!("lua/lease.lua");
 
 /// The shared store: QRs and rate-limit buckets in Redis (standalone or behind
 /// Sentinel; not Cluster, since one script touches several keys), through a
@@ -41,6 +46,8 @@ pub struct RedisStore {
     fetch: Arc<redis::Script>,
     merchant_save: Arc<redis::Script>,
     merchant_by_key: Arc<redis::Script>,
+    budget: Arc<redis::Script>,
+    lease: Arc<redis::Script>,
 }
 
 const PREFIX: &str = "khqr:";
@@ -72,6 +79,8 @@ impl RedisStore {
             fetch: Arc::new(redis::Script::new(&format!("{BUCKET_LUA}\n{FETCH_LUA}"))),
             merchant_save: Arc::new(redis::Script::new(MERCHANT_SAVE_LUA)),
             merchant_by_key: Arc::new(redis::Script::new(MERCHANT_BY_KEY_LUA)),
+            budget: Arc::new(redis::Script::new(BUDGET_LUA)),
+            lease: Arc::new(redis::Script::new(LEASE_LUA)),
         })
     }
 
@@ -309,6 +318,73 @@ impl Store for RedisStore {
         max: usize,
     ) -> Result<Vec<(String, Record)>, StoreError> {
         self.watch_list_now(now_ms, max).await
+    }
+
+    async fn budget_take(
+        &self,
+        rate: Rate,
+        floor: u32,
+        now_ms: u64,
+    ) -> Result<Result<(), u64>, StoreError> {
+        let floor = floor.min(rate.burst.max(1) - 1);
+        let wait: i64 = self
+            .budget
+            .key(format!("{PREFIX}budget"))
+            .arg(rate.per_sec.max(1))
+            .arg(rate.burst.max(1))
+            .arg(floor)
+            .arg(now_ms)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))?;
+        Ok(match u64::try_from(wait) {
+            Ok(0) => Ok(()),
+            Ok(ms) => Err(ms),
+            Err(_) => Err(1),
+        })
+    }
+
+    async fn lease(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl_ms: u64,
+        _now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let held: i64 = self
+            .lease
+            .key(format!("{PREFIX}l:{key}"))
+            .arg(owner)
+            .arg(ttl_ms.max(1))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))?;
+        Ok(held == 1)
+    }
+
+    async fn shared_get(&self, key: &str, _now_ms: u64) -> Result<Option<String>, StoreError> {
+        redis::cmd("GET")
+            .arg(format!("{PREFIX}s:{key}"))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))
+    }
+
+    async fn shared_put(
+        &self,
+        key: &str,
+        value: &str,
+        ttl_ms: u64,
+        _now_ms: u64,
+    ) -> Result<(), StoreError> {
+        redis::cmd("SET")
+            .arg(format!("{PREFIX}s:{key}"))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_ms.max(1))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))
     }
 }
 
