@@ -217,6 +217,11 @@ impl MemoryStore {
         now_ms: u64,
         idem: Option<&Idempotency>,
     ) -> Created {
+        // A taken tran costs no token: the caller tries the next millisecond.
+        let known_key = idem.is_some_and(|i| self.keys.contains_key(&i.key));
+        if !known_key && self.entries.contains_key(tran) {
+            return Created::Collision;
+        }
         let admitted = self.admit(payer).and_then(|()| match payer {
             Payer::Client(_) => self.take(self.accounts.as_ref(), &record.bakong_id),
             Payer::Merchant(_) => Ok(()),

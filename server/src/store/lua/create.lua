@@ -8,6 +8,10 @@
 -- is taken, even by the same payload: two creates never share a tran),
 -- `{3, value}` replayed (the key's stored value), `{4, value}` key reused.
 local now = tonumber(ARGV[1])
+-- A taken tran costs no token: the caller tries the next millisecond.
+if redis.call('EXISTS', KEYS[4]) == 1 and (KEYS[5] == '' or redis.call('EXISTS', KEYS[5]) == 0) then
+  return {2, ''}
+end
 local w = admit(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]), KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5]), now)
 if w > 0 then return {1, tostring(w)} end
 if KEYS[5] ~= '' then
