@@ -65,11 +65,7 @@ impl AppState {
         let store = Arc::new(store);
         let upstream = Arc::new(Upstream::new(config.clone(), store.clone())?);
         let client_addr = config.client_addr()?;
-        let webhooks = Arc::new(Webhooks::new(
-            config.clone(),
-            store.clone(),
-            upstream.clone(),
-        ));
+        let webhooks = Arc::new(Webhooks::new(config.clone(), store.clone())?);
         let watchers = Arc::new(Watchers::new(
             config.clone(),
             store.clone(),

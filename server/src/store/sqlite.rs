@@ -41,7 +41,9 @@
 //! `khqr-server merchant` commands write while the server runs; and what
 //! instances share to spend Bakong calls together: `budget` (the call
 //! budget's bucket, [`super::coord::take`]), `leases` (one poller per QR) and
-//! `shared` (small values with an expiry). Rows past their time are deleted by [`SqliteStore::prune`]
+//! `shared` (small values with an expiry); `idempotency` (each create's
+//! `Idempotency-Key`, its scope and what it made, for 24 h, at most a
+//! quota's worth per scope). Rows past their time are deleted by [`SqliteStore::prune`]
 //! (every 10 s, [`super::spawn_prune`]); reads ignore them before that.
 //!
 //! In memory: the rate limits (`governor` buckets per client, merchant and
@@ -59,6 +61,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::buckets::Buckets;
 use super::coord::{take, Bucket, Rate};
 use super::{Created, Delivery, Limited, Limits, Payer, Record, Store, StoreError};
+use crate::idempotency::{self, Idempotency};
 use crate::merchant::{Merchant, MerchantStore, SaveConflict};
 use crate::time::now_ms;
 
@@ -142,6 +145,15 @@ CREATE TABLE IF NOT EXISTS shared (
     until_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS shared_until ON shared(until_ms);
+CREATE TABLE IF NOT EXISTS idempotency (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    scope TEXT NOT NULL,
+    value TEXT NOT NULL,
+    until_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idempotency_scope ON idempotency(scope, id);
+CREATE INDEX IF NOT EXISTS idempotency_until ON idempotency(until_ms);
 ";
 
 /// How long a delivery row that never saw an outcome (its process died
@@ -167,7 +179,7 @@ fn ms(x: u64) -> i64 {
 /// dedicated thread in batched transactions; rate limits in memory.
 pub struct SqliteStore {
     limits: Limits,
-    buckets: Buckets,
+    buckets: Arc<Buckets>,
     jobs: mpsc::Sender<Job>,
     /// Dropped with the store: stops the checkpoint thread.
     _checkpoints: mpsc::Sender<()>,
@@ -213,7 +225,7 @@ impl SqliteStore {
             Box::new(move || checkpoint_loop(&checkpointer, &stop)),
         )?;
         Ok(SqliteStore {
-            buckets: Buckets::new(&limits),
+            buckets: Arc::new(Buckets::new(&limits)),
             limits,
             jobs,
             _checkpoints: checkpoints,
@@ -260,6 +272,7 @@ impl SqliteStore {
                 .and_then(|_| c.execute("DELETE FROM watched WHERE until_ms <= ?1", [now]))
                 .and_then(|_| c.execute("DELETE FROM leases WHERE until_ms <= ?1", [now]))
                 .and_then(|_| c.execute("DELETE FROM shared WHERE until_ms <= ?1", [now]))
+                .and_then(|_| c.execute("DELETE FROM idempotency WHERE until_ms <= ?1", [now]))
                 .map(drop)
                 .map_err(|e| sql_error(&e))
         })
@@ -376,51 +389,85 @@ fn worker(conn: &Connection, jobs: &mpsc::Receiver<Job>) {
     }
 }
 
-/// Stores `record` under `tran` for `client` unless a live QR holds it, then
-/// displaces the client's oldest QRs beyond `quota`.
-fn create_in(
-    c: &Connection,
-    client: &str,
-    tran: &str,
-    record: &Record,
-    json: &str,
-    (keep_until, now): (i64, i64),
-    quota: u32,
-) -> rusqlite::Result<Created> {
-    let held: Option<(String, i64)> = c
-        .prepare_cached("SELECT md5, keep_until FROM records WHERE tran = ?1")?
-        .query_row([tran], |r| Ok((r.get(0)?, r.get(1)?)))
+/// Whether a live QR holds `tran` at `now` (an expired one is deleted).
+fn tran_taken(c: &Connection, tran: &str, now: i64) -> rusqlite::Result<bool> {
+    let keep: Option<i64> = c
+        .prepare_cached("SELECT keep_until FROM records WHERE tran = ?1")?
+        .query_row([tran], |r| r.get(0))
         .optional()?;
-    match held {
-        Some((md5, keep)) if keep > now => {
-            return Ok(if md5 == record.md5 {
-                Created::Stored
-            } else {
-                Created::Collision
-            });
-        }
+    match keep {
+        Some(k) if k > now => Ok(true),
         Some(_) => {
             c.prepare_cached("DELETE FROM records WHERE tran = ?1")?
                 .execute([tran])?;
+            Ok(false)
         }
-        None => {}
+        None => Ok(false),
     }
+}
+
+/// Stores a QR under `tran` for `owner` (a free `tran`), then displaces the
+/// owner's oldest QRs beyond `quota`.
+fn insert_qr(
+    c: &Connection,
+    owner: &str,
+    tran: &str,
+    md5: &str,
+    json: &str,
+    keep_until: i64,
+    quota: u32,
+) -> rusqlite::Result<()> {
     c.prepare_cached(
         "INSERT INTO records(tran, md5, client, keep_until, record) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![tran, record.md5, client, keep_until, json])?;
+    .execute(params![tran, md5, owner, keep_until, json])?;
     let held: i64 = c
         .prepare_cached("SELECT n FROM owners WHERE client = ?1")?
-        .query_row([client], |r| r.get(0))?;
+        .query_row([owner], |r| r.get(0))?;
     let excess = held - i64::from(quota.max(1));
     if excess > 0 {
         c.prepare_cached(
             "DELETE FROM records WHERE id IN \
              (SELECT id FROM records WHERE client = ?1 ORDER BY id LIMIT ?2)",
         )?
-        .execute(params![client, excess])?;
+        .execute(params![owner, excess])?;
     }
-    Ok(Created::Stored)
+    Ok(())
+}
+
+/// The live value filed under the idempotency key `key`.
+fn key_value(c: &Connection, key: &str, now: i64) -> rusqlite::Result<Option<String>> {
+    c.prepare_cached("SELECT value FROM idempotency WHERE key = ?1 AND until_ms > ?2")?
+        .query_row(params![key, now], |r| r.get(0))
+        .optional()
+}
+
+/// Files the idempotency key `key` of `scope` until `until`, forgetting the
+/// scope's oldest keys beyond `quota`.
+fn file_key(
+    c: &Connection,
+    key: &str,
+    scope: &str,
+    value: &str,
+    until: i64,
+    quota: u32,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT OR REPLACE INTO idempotency(key, scope, value, until_ms) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![key, scope, value, until])?;
+    let n: i64 = c
+        .prepare_cached("SELECT COUNT(*) FROM idempotency WHERE scope = ?1")?
+        .query_row([scope], |r| r.get(0))?;
+    let excess = n - i64::from(quota.max(1));
+    if excess > 0 {
+        c.prepare_cached(
+            "DELETE FROM idempotency WHERE id IN \
+             (SELECT id FROM idempotency WHERE scope = ?1 ORDER BY id LIMIT ?2)",
+        )?
+        .execute(params![scope, excess])?;
+    }
+    Ok(())
 }
 
 fn read_record(json: &str, tran: &str) -> Result<Record, StoreError> {
@@ -479,43 +526,85 @@ fn lease_key_in(
 }
 
 impl Store for SqliteStore {
-    async fn create<'a>(
+    async fn create_keyed<'a>(
         &self,
         payer: impl Into<Payer<'a>> + Send,
         tran: &str,
         record: &Record,
         now_ms: u64,
+        idem: Option<&Idempotency>,
     ) -> Result<Created, StoreError> {
         let payer = payer.into();
-        let admitted = self.buckets.admit(payer).and_then(|()| match payer {
-            Payer::Client(_) => self.buckets.account(&record.bakong_id),
-            Payer::Merchant(_) => Ok(()),
-        });
-        if let Err(l) = admitted {
-            return Ok(Created::Limited(l));
-        }
         let json = serde_json::to_string(record).map_err(|e| StoreError(e.to_string()))?;
         let keep_until = ms(record
             .expires_ms
             .saturating_add(self.limits.grace_ms)
             .max(now_ms.saturating_add(1)));
         // A merchant's quota key cannot be a client's (an IP address or a /64).
-        let (client, quota) = match payer {
+        let (owner, quota) = match payer {
             Payer::Client(c) => (c.to_owned(), self.limits.quota_per_client),
             Payer::Merchant(m) => (format!("merchant:{m}"), self.limits.quota_per_merchant),
         };
-        let (tran, record) = (tran.to_owned(), record.clone());
+        let merchant = match payer {
+            Payer::Merchant(m) => Some(m.to_owned()),
+            Payer::Client(_) => None,
+        };
+        let key_quota = |scope: &str| {
+            if scope.starts_with("m:") {
+                self.limits.quota_per_merchant
+            } else {
+                self.limits.quota_per_client
+            }
+        };
+        let idem = idem.map(|i| {
+            let scope = i.key.split('\n').next().unwrap_or_default().to_owned();
+            let quota = key_quota(&scope);
+            (i.clone(), scope, quota)
+        });
+        let (tran, record, buckets) = (tran.to_owned(), record.clone(), self.buckets.clone());
         self.run(move |c| {
-            create_in(
-                c,
-                &client,
-                &tran,
-                &record,
-                &json,
-                (keep_until, ms(now_ms)),
-                quota,
-            )
-            .map_err(|e| sql_error(&e))
+            let now = ms(now_ms);
+            let admit = || {
+                let payer = match &merchant {
+                    Some(m) => Payer::Merchant(m),
+                    None => Payer::Client(&owner),
+                };
+                buckets.admit(payer).and_then(|()| match payer {
+                    Payer::Client(_) => buckets.account(&record.bakong_id),
+                    Payer::Merchant(_) => Ok(()),
+                })
+            };
+            let step = || -> rusqlite::Result<Created> {
+                if let Some((i, ..)) = &idem {
+                    if let Some(value) = key_value(c, &i.key, now)? {
+                        if let Err(l) = admit() {
+                            return Ok(Created::Limited(l));
+                        }
+                        return Ok(match idempotency::read_value(&value) {
+                            Some((fp, t, m)) if fp == i.fingerprint => Created::Replayed {
+                                tran: t.to_owned(),
+                                md5: m.to_owned(),
+                            },
+                            _ => Created::KeyReused,
+                        });
+                    }
+                }
+                // A taken tran costs no token: the caller tries the next millisecond.
+                if tran_taken(c, &tran, now)? {
+                    return Ok(Created::Collision);
+                }
+                if let Err(l) = admit() {
+                    return Ok(Created::Limited(l));
+                }
+                insert_qr(c, &owner, &tran, &record.md5, &json, keep_until, quota)?;
+                if let Some((i, scope, key_quota)) = &idem {
+                    let value = i.value(&tran, &record.md5);
+                    let until = now.saturating_add(ms(idempotency::TTL_MS));
+                    file_key(c, &i.key, scope, &value, until, *key_quota)?;
+                }
+                Ok(Created::Stored)
+            };
+            step().map_err(|e| sql_error(&e))
         })
         .await
     }
