@@ -93,6 +93,26 @@ pub struct Config {
     /// File holding the Bakong token (re-read every 10 s).
     #[arg(long, env = "BAKONG_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// The Bakong account's registered e-mail: with it, the server renews the token (`/v1/renew_token`) before it expires and shares the new one through the store; without it, it only alerts.
+    #[arg(long, env = "BAKONG_EMAIL", value_parser = trimmed)]
+    pub bakong_email: Option<String>,
+    /// Renew the token this many seconds before it expires (above the first --token-alert-secs, so that an alert means renewal has been failing).
+    #[arg(long, env = "KHQR_TOKEN_RENEW_BEFORE_SECS", default_value_t = 15 * 86_400, value_parser = clap::value_parser!(u64).range(60..))]
+    pub token_renew_before_secs: u64,
+    /// Alert (a warning and the operator event `token.expiring`) as the token's time left crosses each of these, in seconds, comma-separated.
+    #[arg(
+        long,
+        env = "KHQR_TOKEN_ALERT_SECS",
+        value_delimiter = ',',
+        default_value = "1209600,259200,86400"
+    )]
+    pub token_alert_secs: Vec<u64>,
+    /// First retry delay after a failed renewal, in milliseconds (doubles, at most one hour apart).
+    #[arg(long, env = "KHQR_TOKEN_RETRY_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub token_retry_ms: u64,
+    /// How often each instance looks at the shared token in the store and at its renewal, in milliseconds.
+    #[arg(long, env = "KHQR_TOKEN_SYNC_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(50..))]
+    pub token_sync_ms: u64,
     /// Where QRs and rate limits live: `memory` (this process only) or a Redis URL `redis://[user:pass@]host:port[/db]` (shared by every instance, kept over restarts).
     #[arg(long, env = "KHQR_STORE", default_value = "memory")]
     pub store: String,

@@ -47,6 +47,7 @@
 //! | `state.rs` | `AppState`: `Arc<Config>` plus what is not configuration (store, Bakong, caches, render pool, watchers, webhooks) |
 //! | `serve.rs` | hyper connection serving: head limits, graceful stop; `serve/conns.rs` (connection caps per client group, the biggest holder gives way when full), `serve/write_timeout.rs` (a client that does not read is reset) |
 //! | [`watch`] | payment watchers: poll Bakong for watched QRs, publish to viewers and to webhook delivery |
+//! | [`token`] | the Bakong token's lifecycle: renewal under a store lease, the shared token, alerts (pure decisions, clock as an argument) |
 //! | [`webhook`] | the delivery worker (sign, send, retry with backoff, lease); `webhook/target.rs`: callback URL rules |
 //! | [`error`] | `ApiError`, the one JSON error body (also for hyper's own errors and the fallbacks) |
 //! | [`upstream`] | the Bakong client, token reloads, status cache, coalescing, concurrency |
@@ -68,6 +69,7 @@ mod serve;
 mod state;
 pub mod store;
 mod time;
+pub mod token;
 pub mod upstream;
 pub mod watch;
 pub mod webhook;

@@ -251,10 +251,59 @@ async fn delivery_suite(backend: Backend) {
     assert!(store.watch_list(now, 100).await.unwrap().is_empty());
 }
 
+/// Named leases (one holder at a time, extended by the holder, released only
+/// by it, passed on once run out) and the shared Bakong token (kept until its
+/// time, replaced by the next).
+async fn lease_suite(backend: Backend) {
+    let store = make_store(&backend, Limits::default()).await;
+    assert!(store.lease("job", "one", 300, now_ms()).await.unwrap());
+    assert!(!store.lease("job", "two", 300, now_ms()).await.unwrap());
+    assert!(store.lease("other", "two", 300, now_ms()).await.unwrap());
+    assert!(
+        store.lease("job", "one", 300, now_ms()).await.unwrap(),
+        "extended"
+    );
+    store.release("job", "two").await.unwrap(); // not the holder: nothing
+    assert!(!store.lease("job", "two", 300, now_ms()).await.unwrap());
+    store.release("job", "one").await.unwrap();
+    assert!(store.lease("job", "two", 300, now_ms()).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        store.lease("job", "one", 300, now_ms()).await.unwrap(),
+        "a lease that ran out passes on"
+    );
+
+    let now = now_ms();
+    assert_eq!(store.shared_token(now).await.unwrap(), None);
+    store
+        .set_shared_token("aaa.bbb.ccc", now + 60_000, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.shared_token(now).await.unwrap().as_deref(),
+        Some("aaa.bbb.ccc")
+    );
+    store
+        .set_shared_token("ddd.eee.fff", now + 300, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.shared_token(now).await.unwrap().as_deref(),
+        Some("ddd.eee.fff")
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        store.shared_token(now_ms()).await.unwrap(),
+        None,
+        "kept until its time only"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_suite() {
     suite(Backend::Memory).await;
     delivery_suite(Backend::Memory).await;
+    lease_suite(Backend::Memory).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -262,6 +311,7 @@ async fn redis_store_suite() {
     let redis = Redis::start();
     suite(Backend::Redis(redis.url.clone())).await;
     delivery_suite(Backend::Redis(redis.url.clone())).await;
+    lease_suite(Backend::Redis(redis.url.clone())).await;
     // Shared: a second connection (another instance) sees the same QR.
     let a = make_store(&Backend::Redis(redis.url.clone()), Limits::default()).await;
     let b = make_store(&Backend::Redis(redis.url.clone()), Limits::default()).await;

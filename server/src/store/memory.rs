@@ -54,6 +54,10 @@ pub struct MemoryStore {
     deliveries: Mutex<HashMap<String, (bool, u32, String, Instant)>>,
     /// QRs whose webhook is owed: tran -> until (ms since the Unix epoch).
     watched: Mutex<HashMap<String, u64>>,
+    /// Leases: name -> (owner, until ms since the Unix epoch).
+    leases: Mutex<HashMap<String, (String, u64)>>,
+    /// The shared Bakong token and until when it is kept (ms).
+    token: Mutex<Option<(String, u64)>>,
 }
 
 impl MemoryStore {
@@ -79,6 +83,8 @@ impl MemoryStore {
             clock: DefaultClock::default(),
             deliveries: Mutex::new(HashMap::new()),
             watched: Mutex::new(HashMap::new()),
+            leases: Mutex::new(HashMap::new()),
+            token: Mutex::new(None),
         }
     }
 
@@ -266,4 +272,54 @@ impl Store for MemoryStore {
             .take(max)
             .collect())
     }
+
+    async fn lease(
+        &self,
+        name: &str,
+        owner: &str,
+        lease_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let mut leases = lock(&self.leases);
+        if leases.len() > 10_000 {
+            leases.retain(|_, (_, until)| *until > now_ms);
+        }
+        let free = leases
+            .get(name)
+            .is_none_or(|(holder, until)| holder == owner || *until <= now_ms);
+        if free {
+            let until = now_ms.saturating_add(lease_ms.max(1));
+            leases.insert(name.to_owned(), (owner.to_owned(), until));
+        }
+        Ok(free)
+    }
+
+    async fn release(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        let mut leases = lock(&self.leases);
+        if leases.get(name).is_some_and(|(holder, _)| holder == owner) {
+            leases.remove(name);
+        }
+        Ok(())
+    }
+
+    async fn shared_token(&self, now_ms: u64) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.token)
+            .as_ref()
+            .filter(|(_, until)| *until > now_ms)
+            .map(|(t, _)| t.clone()))
+    }
+
+    async fn set_shared_token(
+        &self,
+        token: &str,
+        until_ms: u64,
+        _now_ms: u64,
+    ) -> Result<(), StoreError> {
+        *lock(&self.token) = Some((token.to_owned(), until_ms));
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -205,6 +205,41 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
         max: usize,
     ) -> impl Future<Output = Result<Vec<(String, Record)>, StoreError>> + Send;
+
+    /// Takes the lease `name` for `lease_ms` as `owner`, or extends it if
+    /// `owner` holds it already: `true`; `false` while another owner holds it.
+    /// With Redis: `SET NX PX` (a script, so that the holder can extend).
+    /// `now_ms` is the caller's clock (the memory store's lease ends by it).
+    fn lease(
+        &self,
+        name: &str,
+        owner: &str,
+        lease_ms: u64,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives up the lease `name` if `owner` holds it (else does nothing).
+    fn release(
+        &self,
+        name: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The Bakong token the instances share (the last one renewed), if one is
+    /// stored and its time is not up.
+    fn shared_token(
+        &self,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Stores `token` as the shared Bakong token until `until_ms` (ms since
+    /// the Unix epoch: its expiry), replacing the one before.
+    fn set_shared_token(
+        &self,
+        token: &str,
+        until_ms: u64,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The store the server runs with, chosen at start.
@@ -251,6 +286,10 @@ forward! {
     watch_add(tran: &str, until_ms: u64) -> ();
     watch_remove(tran: &str) -> ();
     watch_list(now_ms: u64, max: usize) -> Vec<(String, Record)>;
+    lease(name: &str, owner: &str, lease_ms: u64, now_ms: u64) -> bool;
+    release(name: &str, owner: &str) -> ();
+    shared_token(now_ms: u64) -> Option<String>;
+    set_shared_token(token: &str, until_ms: u64, now_ms: u64) -> ();
 }
 
 /// Prunes the memory store's idle rate-limit buckets every 10 s while `store`

@@ -13,13 +13,19 @@ const CREATE_LUA: &str = include_str!("lua/create.lua");
 const FETCH_LUA: &str = include_str!("lua/fetch.lua");
 /// Take a webhook delivery lease (see the file).
 const DELIVERY_LUA: &str = include_str!("lua/delivery.lua");
+/// Take or extend a named lease (see the file).
+const LEASE_LUA: &str = include_str!("lua/lease.lua");
+/// Release a named lease if held (see the file).
+const RELEASE_LUA: &str = include_str!("lua/release.lua");
 
 /// The shared store: QRs and rate-limit buckets in Redis (standalone or behind
 /// Sentinel; not Cluster, since one script touches several keys), through a
 /// reconnecting multiplexed connection. Keys, all under the prefix `khqr:`:
 /// `khqr:e:{tran}` (MD5 then the record as JSON; expires with the QR plus the
 /// grace period), `khqr:q:{client}` (the client's QRs, newest first),
-/// `khqr:rc:{client}` and `khqr:ra:{bakongid}` (token buckets). Each request
+/// `khqr:rc:{client}` and `khqr:ra:{bakongid}` (token buckets),
+/// `khqr:lease:{name}` (leases), `khqr:token` (the shared Bakong token, until
+/// its expiry: keep Redis private, as it holds a credential). Each request
 /// is one `EVALSHA`. Rate limits use the instances' clocks: keep them in sync
 /// (NTP).
 #[derive(Clone)]
@@ -236,6 +242,57 @@ impl Store for RedisStore {
         max: usize,
     ) -> Result<Vec<(String, Record)>, StoreError> {
         self.watch_list_now(now_ms, max).await
+    }
+
+    async fn lease(
+        &self,
+        name: &str,
+        owner: &str,
+        lease_ms: u64,
+        _now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let held: i64 = redis::Script::new(LEASE_LUA)
+            .key(format!("{PREFIX}lease:{name}"))
+            .arg(owner)
+            .arg(lease_ms.max(1))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))?;
+        Ok(held == 1)
+    }
+
+    async fn release(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        redis::Script::new(RELEASE_LUA)
+            .key(format!("{PREFIX}lease:{name}"))
+            .arg(owner)
+            .invoke_async::<i64>(&mut self.conn.clone())
+            .await
+            .map(drop)
+            .map_err(|e| redis_error(&e))
+    }
+
+    async fn shared_token(&self, _now_ms: u64) -> Result<Option<String>, StoreError> {
+        redis::cmd("GET")
+            .arg(format!("{PREFIX}token"))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))
+    }
+
+    async fn set_shared_token(
+        &self,
+        token: &str,
+        until_ms: u64,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        redis::cmd("SET")
+            .arg(format!("{PREFIX}token"))
+            .arg(token)
+            .arg("PX")
+            .arg(until_ms.saturating_sub(now_ms).max(1))
+            .query_async::<()>(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))
     }
 }
 
