@@ -119,6 +119,8 @@ impl App {
 /// [`ConfigError`] for an unusable Bakong base URL, token or token file, or
 /// client IP header, or if the HTTP client cannot be built.
 pub fn app(config: &Config, store: AnyStore) -> Result<App, ConfigError> {
+    // Before the background tasks start, so that their first metrics count.
+    http::admin::install_metrics();
     let state = AppState::start(Arc::new(config.clone()), store)?;
     let router = http::router(state.clone());
     Ok(App { router, state })
