@@ -314,6 +314,7 @@ impl TokenKeeper {
         // Another instance may have renewed just before the lease was ours.
         self.upstream.adopt_shared(now_ms).await;
         if decide(now_ms, self.upstream.expiry(), &self.policy, 0, 0) == Decision::Renew {
+            let _renewing = self.upstream.renewing().await;
             self.memory().renewing = true;
             let outcome = self.call(email).await;
             self.memory().renewing = false;

@@ -69,6 +69,7 @@ pub struct Upstream {
     store: Arc<AnyStore>,
     api: RwLock<Arc<Api>>,
     tokens: Mutex<Tokens>,
+    renewal: tokio::sync::RwLock<()>,
     /// The HTTP client (also used for webhooks).
     pub transport: ReqwestTransport,
     slots: Semaphore,
@@ -115,6 +116,7 @@ impl Upstream {
             store,
             api: RwLock::new(Arc::new(api)),
             tokens: Mutex::new(tokens),
+            renewal: tokio::sync::RwLock::new(()),
             transport,
             slots: Semaphore::new(config.upstream_concurrency),
             statuses: moka::future::Cache::builder()
@@ -176,15 +178,16 @@ impl Upstream {
             metrics::counter!("khqr_upstream_errors_total", "kind" => "busy").increment(1);
             return Err(UpstreamFail::Busy);
         };
-        let mut result = self.check_once(md5).await;
+        let api = self.api();
+        let mut result = self.check_once(&api, md5).await;
         if matches!(
             result,
             Err(CheckError::Response(ResponseError::Unauthorized { .. }))
-        ) && self.adopt_shared(now_ms()).await
+        ) && self.newer_token(&api, wait).await
         {
-            // Another instance renewed the token (and Bakong may have retired
-            // the old one): ask again once, with the new one.
-            result = self.check_once(md5).await;
+            // Renewed meanwhile (Bakong may have retired the old token): ask
+            // again once, with the new one.
+            result = self.check_once(&self.api(), md5).await;
         }
         match result {
             Ok(status) => {
@@ -202,10 +205,28 @@ impl Upstream {
         }
     }
 
-    async fn check_once(&self, md5: &Md5) -> Result<TransactionStatus, CheckError<ReqwestError>> {
-        let api = self.api();
+    async fn check_once(
+        &self,
+        api: &Api,
+        md5: &Md5,
+    ) -> Result<TransactionStatus, CheckError<ReqwestError>> {
         metrics::counter!("khqr_upstream_calls_total").increment(1);
-        check_md5_async(&self.transport, &api, md5).await
+        check_md5_async(&self.transport, api, md5).await
+    }
+
+    /// After Bakong refused the token `used` held: whether a newer one is in
+    /// use now, read from the store (renewed by another instance) or from
+    /// this instance's renewal in flight (waited for, at most `wait`).
+    async fn newer_token(&self, used: &Api, wait: Duration) -> bool {
+        self.adopt_shared(now_ms()).await;
+        let _ = tokio::time::timeout(wait, self.renewal.read()).await;
+        self.api().token() != used.token()
+    }
+
+    /// Held by this instance's renewal (the call to Bakong until the new
+    /// token is in use): a check refused meanwhile waits for it.
+    pub async fn renewing(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.renewal.write().await
     }
 
     /// The deep link for `record`, asked of Bakong once per QR and cached;
