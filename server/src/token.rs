@@ -550,6 +550,72 @@ mod tests {
         assert_eq!(alert_due(exp + DAY, exp, &p, Some(0)), None);
     }
 
+    fn jwt(exp_secs: u64) -> String {
+        use base64::Engine;
+        let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        let header = b64(r#"{"alg":"none"}"#);
+        format!("{header}.{}.sig", b64(&format!(r#"{{"exp":{exp_secs}}}"#)))
+    }
+
+    /// A keeper on the memory store whose Bakong is a closed loopback port.
+    fn keeper(exp_secs: u64, email: Option<&str>) -> TokenKeeper {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let mut config = Config::new("http://unset");
+        config.bakong_base_url = format!("http://127.0.0.1:{port}");
+        config.token = Some(jwt(exp_secs).into());
+        config.bakong_email = email.map(str::to_owned);
+        let config = Arc::new(config);
+        let store = Arc::new(AnyStore::Memory(crate::store::MemoryStore::new(
+            config.limits(),
+        )));
+        let upstream = Arc::new(Upstream::new(config.clone(), store.clone()).unwrap());
+        TokenKeeper::new(&config, store, upstream)
+    }
+
+    #[tokio::test]
+    async fn the_keeper_alerts_on_its_clock_without_renewing_when_no_email() {
+        let exp = 1_900_000_000_000;
+        let k = keeper(exp / 1000, None);
+        assert_eq!(k.step(exp - 20 * DAY).await, 10_000);
+        assert_eq!(k.memory().fired, None);
+        k.step(exp - 14 * DAY).await;
+        assert_eq!(k.memory().fired, Some((exp, 14 * DAY)));
+        k.step(exp - 13 * DAY).await;
+        assert_eq!(k.memory().fired, Some((exp, 14 * DAY)));
+        k.step(exp + 1000).await;
+        assert_eq!(k.memory().fired, Some((exp, 0)));
+        let status = k.status(exp + 5000);
+        assert_eq!(
+            (status.renewal, status.source, status.seconds_left),
+            ("off", "env", Some(-5))
+        );
+        assert_eq!((status.failures, status.next_renewal_ms), (0, None));
+    }
+
+    #[tokio::test]
+    async fn the_keeper_backs_off_on_its_clock_when_bakong_is_unreachable() {
+        let exp = 1_900_000_000_000;
+        let k = keeper(exp / 1000, Some("ops@shop.example"));
+        let t0 = exp - 20 * DAY;
+        assert_eq!(k.status(t0).renewal, "waiting");
+        assert_eq!(k.status(t0).next_renewal_ms, Some(exp - 15 * DAY));
+        let t1 = exp - 10 * DAY;
+        k.step(t1).await;
+        let s = k.status(t1);
+        assert_eq!((s.renewal, s.failures), ("failing", 1));
+        assert!(s.last_error.unwrap().starts_with("could not reach Bakong"));
+        assert_eq!(s.next_renewal_ms, Some(t1 + 60_000));
+        // Before the retry delay: no attempt; after it: one more, then 120 s.
+        k.step(t1 + 30_000).await;
+        assert_eq!(k.status(t1 + 30_000).failures, 1);
+        k.step(t1 + 60_000).await;
+        let s = k.status(t1 + 60_000);
+        assert_eq!((s.failures, s.next_renewal_ms), (2, Some(t1 + 180_000)));
+        assert_eq!(s.source, "env");
+    }
+
     #[test]
     fn seconds_left_is_signed() {
         assert_eq!(seconds_left(1_000, 260_000), 259);
