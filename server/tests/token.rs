@@ -52,6 +52,8 @@ struct Bakong {
     renewals: AtomicUsize,
     renew_fails: AtomicBool,
     renew_delay_ms: AtomicU64,
+    /// Days the issued tokens last (0: 90).
+    issue_days: AtomicU64,
     /// Retire every older token as soon as a renewal is asked for (before
     /// the new one is issued: the strictest Bakong).
     revoke_on_renew: AtomicBool,
@@ -80,11 +82,15 @@ async fn renew(State(b): State<Arc<Bakong>>, Json(body): Json<Value>) -> Respons
         )
             .into_response();
     }
-    let token = jwt(now_secs() + 90 * DAY_SECS, 1000 + n);
+    let days = match b.issue_days.load(Ordering::SeqCst) {
+        0 => 90,
+        d => d,
+    };
+    let token = jwt(now_secs() + days * DAY_SECS, 1000 + n);
     b.valid
         .lock()
         .unwrap()
-        .insert(token.clone(), now_secs() + 90 * DAY_SECS);
+        .insert(token.clone(), now_secs() + days * DAY_SECS);
     (
         StatusCode::OK,
         format!(
@@ -445,5 +451,33 @@ async fn a_failing_renewal_raises_the_alerts_and_checks_go_on_with_the_old_token
     assert!(statuses.iter().all(|&s| s == 200), "{statuses:?}");
     assert_renewed_ready(&readyz(&a.base).await);
     assert_eq!(bakong.unauthorized.load(Ordering::SeqCst), 0);
+    a.stop().await;
+}
+
+/// A Bakong (or relay) that issues tokens already inside the renewal lead
+/// time cannot make the server renew in a loop: each such renewal counts as a
+/// failure and the retries back off (200, 400, 800 ms here), while the newest
+/// token is used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_lived_renewed_tokens_do_not_make_a_renewal_storm() {
+    let exp = now_secs() + 3 * DAY_SECS;
+    let old = jwt(exp, 5);
+    let (bakong, base) = fake_bakong(&old, exp).await;
+    bakong.issue_days.store(5, Ordering::SeqCst);
+    let cfg = config(&base, &old, Some(EMAIL));
+    let store = make_store(&Backend::Memory, cfg.limits()).await;
+    let a = start_server(cfg, ServeConfig::default(), store).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let tries = bakong.renewals.load(Ordering::SeqCst);
+    // Every 100 ms (the sync interval) would be 15.
+    assert!((3..=5).contains(&tries), "{tries} renewals in 1.5 s");
+    let r = readyz(&a.base).await;
+    let life = &r["tokenLifecycle"];
+    assert_eq!(life["source"], "renewed", "{r}");
+    assert_eq!(life["renewal"], "failing", "{r}");
+    let why = life["lastError"].as_str().unwrap();
+    assert!(why.contains("within the renewal lead time"), "{why}");
+    let left = life["secondsLeft"].as_i64().unwrap();
+    assert!((5 * 86_400 - 10..=5 * 86_400).contains(&left), "{r}");
     a.stop().await;
 }
