@@ -5,8 +5,8 @@
 //!   less than [`Config::token_renew_before_secs`] left (read from its JWT
 //!   `exp`; no token at all counts as expired), one instance (the holder of
 //!   the store's lease `bakong-token`, [`Store::lease`]) calls
-//!   `/v1/renew_token`, keeps the new token in the store
-//!   ([`Store::set_shared_token`]) and uses it; the others pick it up from the
+//!   `/v1/renew_token`, keeps the new token in the store until its expiry
+//!   ([`Store::shared_put`] under [`SHARED_TOKEN_KEY`]) and uses it; the others pick it up from the
 //!   store every [`Config::token_sync_ms`] (and at once when Bakong answers 401,
 //!   see [`Upstream::adopt_shared`]). A failed renewal changes nothing: the
 //!   current token stays in use (the renewed one while it lasts, then the
@@ -33,7 +33,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::store::{AnyStore, Store};
 use crate::time::now_ms;
-use crate::upstream::Upstream;
+use crate::upstream::{Upstream, SHARED_TOKEN_KEY};
 
 /// The name of the store lease the renewing instance holds.
 pub const LEASE: &str = "bakong-token";
@@ -323,7 +323,8 @@ impl TokenKeeper {
                 Err(why) => self.failed(now_ms, why),
             }
         }
-        if let Err(e) = self.store.release(LEASE, &self.owner).await {
+        // Renewing it for 1 ms gives it up.
+        if let Err(e) = self.store.lease(LEASE, &self.owner, 1, now_ms).await {
             tracing::warn!(error = e.detail(), "cannot release the token lease");
         }
     }
@@ -356,7 +357,7 @@ impl TokenKeeper {
         }
         if let Err(e) = self
             .store
-            .set_shared_token(token.expose(), exp, now_ms)
+            .shared_put(SHARED_TOKEN_KEY, token.expose(), exp - now_ms, now_ms)
             .await
         {
             // Still used here; the others renew for themselves.

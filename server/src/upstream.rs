@@ -49,6 +49,10 @@ struct Tokens {
     renewed: Option<Token>,
 }
 
+/// The key of the renewed Bakong token among the store's shared values
+/// ([`Store::shared_put`]), kept until the token expires.
+pub const SHARED_TOKEN_KEY: &str = "bakong-token";
+
 /// Which token to use at `now_ms`, given the expiries (ms since the Unix
 /// epoch; `None`: not readable) of the operator's token (`None`: none given)
 /// and of the renewed one: `true` for the renewed one. The renewed token is
@@ -83,7 +87,8 @@ fn read_token(text: &str) -> Result<Token, ConfigError> {
 
 impl Upstream {
     /// The client for `config`'s Bakong URL and token (or token file); a
-    /// renewed token is read from `store` ([`Store::shared_token`]).
+    /// renewed token is read from `store` ([`Store::shared_get`] of
+    /// [`SHARED_TOKEN_KEY`]).
     ///
     /// # Errors
     /// [`ConfigError`] for an unusable base URL, token or token file, or an
@@ -275,7 +280,7 @@ impl Upstream {
     /// if it is new; whether the token in use changed. A store error or an
     /// unusable stored token changes nothing (logged).
     pub async fn adopt_shared(&self, now_ms: u64) -> bool {
-        let text = match self.store.shared_token(now_ms).await {
+        let text = match self.store.shared_get(SHARED_TOKEN_KEY, now_ms).await {
             Ok(Some(text)) => text,
             Ok(None) => return self.install(&self.lock_tokens(), now_ms),
             Err(e) => {

@@ -251,8 +251,8 @@ async fn delivery_suite(backend: Backend) {
     assert!(store.watch_list(now, 100).await.unwrap().is_empty());
 }
 
-/// Named leases (one holder at a time, extended by the holder, released only
-/// by it, passed on once run out) and the shared Bakong token (kept until its
+/// Named leases (one holder at a time, renewed by the holder, given up by a
+/// 1 ms renewal, passed on once run out) and shared values (kept for their
 /// time, replaced by the next).
 async fn lease_suite(backend: Backend) {
     let store = make_store(&backend, Limits::default()).await;
@@ -261,12 +261,15 @@ async fn lease_suite(backend: Backend) {
     assert!(store.lease("other", "two", 300, now_ms()).await.unwrap());
     assert!(
         store.lease("job", "one", 300, now_ms()).await.unwrap(),
-        "extended"
+        "renewed"
     );
-    store.release("job", "two").await.unwrap(); // not the holder: nothing
-    assert!(!store.lease("job", "two", 300, now_ms()).await.unwrap());
-    store.release("job", "one").await.unwrap();
-    assert!(store.lease("job", "two", 300, now_ms()).await.unwrap());
+    assert!(store.lease("job", "one", 1, now_ms()).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(
+        store.lease("job", "two", 300, now_ms()).await.unwrap(),
+        "given up"
+    );
+    assert!(!store.lease("job", "one", 300, now_ms()).await.unwrap());
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(
         store.lease("job", "one", 300, now_ms()).await.unwrap(),
@@ -274,28 +277,37 @@ async fn lease_suite(backend: Backend) {
     );
 
     let now = now_ms();
-    assert_eq!(store.shared_token(now).await.unwrap(), None);
+    assert_eq!(store.shared_get("bakong-token", now).await.unwrap(), None);
     store
-        .set_shared_token("aaa.bbb.ccc", now + 60_000, now)
+        .shared_put("bakong-token", "aaa.bbb.ccc", 60_000, now)
         .await
         .unwrap();
     assert_eq!(
-        store.shared_token(now).await.unwrap().as_deref(),
+        store
+            .shared_get("bakong-token", now)
+            .await
+            .unwrap()
+            .as_deref(),
         Some("aaa.bbb.ccc")
     );
+    assert_eq!(store.shared_get("other", now).await.unwrap(), None);
     store
-        .set_shared_token("ddd.eee.fff", now + 300, now)
+        .shared_put("bakong-token", "ddd.eee.fff", 300, now)
         .await
         .unwrap();
     assert_eq!(
-        store.shared_token(now).await.unwrap().as_deref(),
+        store
+            .shared_get("bakong-token", now)
+            .await
+            .unwrap()
+            .as_deref(),
         Some("ddd.eee.fff")
     );
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(
-        store.shared_token(now_ms()).await.unwrap(),
+        store.shared_get("bakong-token", now_ms()).await.unwrap(),
         None,
-        "kept until its time only"
+        "kept for its time only"
     );
 }
 

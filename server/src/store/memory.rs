@@ -54,10 +54,10 @@ pub struct MemoryStore {
     deliveries: Mutex<HashMap<String, (bool, u32, String, Instant)>>,
     /// QRs whose webhook is owed: tran -> until (ms since the Unix epoch).
     watched: Mutex<HashMap<String, u64>>,
-    /// Leases: name -> (owner, until ms since the Unix epoch).
+    /// Leases: key -> (owner, until ms since the Unix epoch).
     leases: Mutex<HashMap<String, (String, u64)>>,
-    /// The shared Bakong token and until when it is kept (ms).
-    token: Mutex<Option<(String, u64)>>,
+    /// Shared values: key -> (value, until ms since the Unix epoch).
+    values: Mutex<HashMap<String, (String, u64)>>,
 }
 
 impl MemoryStore {
@@ -84,7 +84,7 @@ impl MemoryStore {
             deliveries: Mutex::new(HashMap::new()),
             watched: Mutex::new(HashMap::new()),
             leases: Mutex::new(HashMap::new()),
-            token: Mutex::new(None),
+            values: Mutex::new(HashMap::new()),
         }
     }
 
@@ -275,49 +275,60 @@ impl Store for MemoryStore {
 
     async fn lease(
         &self,
-        name: &str,
+        key: &str,
         owner: &str,
-        lease_ms: u64,
+        ttl_ms: u64,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
         let mut leases = lock(&self.leases);
-        if leases.len() > 10_000 {
-            leases.retain(|_, (_, until)| *until > now_ms);
-        }
         let free = leases
-            .get(name)
+            .get(key)
             .is_none_or(|(holder, until)| holder == owner || *until <= now_ms);
-        if free {
-            let until = now_ms.saturating_add(lease_ms.max(1));
-            leases.insert(name.to_owned(), (owner.to_owned(), until));
+        if free && room(&mut leases, key, now_ms) {
+            let until = now_ms.saturating_add(ttl_ms.max(1));
+            leases.insert(key.to_owned(), (owner.to_owned(), until));
+            return Ok(true);
         }
-        Ok(free)
+        Ok(false)
     }
 
-    async fn release(&self, name: &str, owner: &str) -> Result<(), StoreError> {
-        let mut leases = lock(&self.leases);
-        if leases.get(name).is_some_and(|(holder, _)| holder == owner) {
-            leases.remove(name);
-        }
-        Ok(())
-    }
-
-    async fn shared_token(&self, now_ms: u64) -> Result<Option<String>, StoreError> {
-        Ok(lock(&self.token)
-            .as_ref()
+    async fn shared_get(&self, key: &str, now_ms: u64) -> Result<Option<String>, StoreError> {
+        Ok(lock(&self.values)
+            .get(key)
             .filter(|(_, until)| *until > now_ms)
-            .map(|(t, _)| t.clone()))
+            .map(|(v, _)| v.clone()))
     }
 
-    async fn set_shared_token(
+    async fn shared_put(
         &self,
-        token: &str,
-        until_ms: u64,
-        _now_ms: u64,
+        key: &str,
+        value: &str,
+        ttl_ms: u64,
+        now_ms: u64,
     ) -> Result<(), StoreError> {
-        *lock(&self.token) = Some((token.to_owned(), until_ms));
+        let mut values = lock(&self.values);
+        if room(&mut values, key, now_ms) {
+            let until = now_ms.saturating_add(ttl_ms.max(1));
+            values.insert(key.to_owned(), (value.to_owned(), until));
+        }
         Ok(())
     }
+}
+
+/// Most leases or shared values kept; past it, expired ones are dropped, then
+/// a new key is refused.
+const MAX_KEYS: usize = 100_000;
+
+/// Whether `map` may hold `key` (there already, or room once expired entries
+/// are dropped).
+fn room(map: &mut HashMap<String, (String, u64)>, key: &str, now_ms: u64) -> bool {
+    if map.contains_key(key) {
+        return true;
+    }
+    if map.len() >= MAX_KEYS {
+        map.retain(|_, (_, until)| *until > now_ms);
+    }
+    map.len() < MAX_KEYS
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -206,38 +206,31 @@ pub trait Store: Send + Sync + 'static {
         max: usize,
     ) -> impl Future<Output = Result<Vec<(String, Record)>, StoreError>> + Send;
 
-    /// Takes the lease `name` for `lease_ms` as `owner`, or extends it if
-    /// `owner` holds it already: `true`; `false` while another owner holds it.
-    /// With Redis: `SET NX PX` (a script, so that the holder can extend).
-    /// `now_ms` is the caller's clock (the memory store's lease ends by it).
+    /// Takes or renews the lease `key` for `owner` until `now_ms + ttl_ms`:
+    /// whether `owner` holds it now. One holder at a time (with Redis `SET NX
+    /// PX` on `khqr:l:{key}`, renewed by its holder).
     fn lease(
         &self,
-        name: &str,
+        key: &str,
         owner: &str,
-        lease_ms: u64,
+        ttl_ms: u64,
         now_ms: u64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
-    /// Gives up the lease `name` if `owner` holds it (else does nothing).
-    fn release(
+    /// The value every instance sees under `key`, unless none or expired.
+    fn shared_get(
         &self,
-        name: &str,
-        owner: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// The Bakong token the instances share (the last one renewed), if one is
-    /// stored and its time is not up.
-    fn shared_token(
-        &self,
+        key: &str,
         now_ms: u64,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
-    /// Stores `token` as the shared Bakong token until `until_ms` (ms since
-    /// the Unix epoch: its expiry), replacing the one before.
-    fn set_shared_token(
+    /// Keeps `value` under `key` for `ttl_ms`, for every instance (with Redis
+    /// `khqr:s:{key}`).
+    fn shared_put(
         &self,
-        token: &str,
-        until_ms: u64,
+        key: &str,
+        value: &str,
+        ttl_ms: u64,
         now_ms: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
@@ -286,10 +279,9 @@ forward! {
     watch_add(tran: &str, until_ms: u64) -> ();
     watch_remove(tran: &str) -> ();
     watch_list(now_ms: u64, max: usize) -> Vec<(String, Record)>;
-    lease(name: &str, owner: &str, lease_ms: u64, now_ms: u64) -> bool;
-    release(name: &str, owner: &str) -> ();
-    shared_token(now_ms: u64) -> Option<String>;
-    set_shared_token(token: &str, until_ms: u64, now_ms: u64) -> ();
+    lease(key: &str, owner: &str, ttl_ms: u64, now_ms: u64) -> bool;
+    shared_get(key: &str, now_ms: u64) -> Option<String>;
+    shared_put(key: &str, value: &str, ttl_ms: u64, now_ms: u64) -> ();
 }
 
 /// Prunes the memory store's idle rate-limit buckets every 10 s while `store`

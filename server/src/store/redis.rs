@@ -13,10 +13,8 @@ const CREATE_LUA: &str = include_str!("lua/create.lua");
 const FETCH_LUA: &str = include_str!("lua/fetch.lua");
 /// Take a webhook delivery lease (see the file).
 const DELIVERY_LUA: &str = include_str!("lua/delivery.lua");
-/// Take or extend a named lease (see the file).
+/// A lease: `SET NX PX`, renewed by its holder (see the file).
 const LEASE_LUA: &str = include_str!("lua/lease.lua");
-/// Release a named lease if held (see the file).
-const RELEASE_LUA: &str = include_str!("lua/release.lua");
 
 /// The shared store: QRs and rate-limit buckets in Redis (standalone or behind
 /// Sentinel; not Cluster, since one script touches several keys), through a
@@ -24,8 +22,9 @@ const RELEASE_LUA: &str = include_str!("lua/release.lua");
 /// `khqr:e:{tran}` (MD5 then the record as JSON; expires with the QR plus the
 /// grace period), `khqr:q:{client}` (the client's QRs, newest first),
 /// `khqr:rc:{client}` and `khqr:ra:{bakongid}` (token buckets),
-/// `khqr:lease:{name}` (leases), `khqr:token` (the shared Bakong token, until
-/// its expiry: keep Redis private, as it holds a credential). Each request
+/// `khqr:l:{key}` (leases), `khqr:s:{key}` (shared values, such as the
+/// renewed Bakong token, `khqr:s:bakong-token`, until its expiry: keep Redis
+/// private, as it holds a credential). Each request
 /// is one `EVALSHA`. Rate limits use the instances' clocks: keep them in sync
 /// (NTP).
 #[derive(Clone)]
@@ -246,50 +245,41 @@ impl Store for RedisStore {
 
     async fn lease(
         &self,
-        name: &str,
+        key: &str,
         owner: &str,
-        lease_ms: u64,
+        ttl_ms: u64,
         _now_ms: u64,
     ) -> Result<bool, StoreError> {
         let held: i64 = redis::Script::new(LEASE_LUA)
-            .key(format!("{PREFIX}lease:{name}"))
+            .key(format!("{PREFIX}l:{key}"))
             .arg(owner)
-            .arg(lease_ms.max(1))
+            .arg(ttl_ms.max(1))
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| redis_error(&e))?;
         Ok(held == 1)
     }
 
-    async fn release(&self, name: &str, owner: &str) -> Result<(), StoreError> {
-        redis::Script::new(RELEASE_LUA)
-            .key(format!("{PREFIX}lease:{name}"))
-            .arg(owner)
-            .invoke_async::<i64>(&mut self.conn.clone())
-            .await
-            .map(drop)
-            .map_err(|e| redis_error(&e))
-    }
-
-    async fn shared_token(&self, _now_ms: u64) -> Result<Option<String>, StoreError> {
+    async fn shared_get(&self, key: &str, _now_ms: u64) -> Result<Option<String>, StoreError> {
         redis::cmd("GET")
-            .arg(format!("{PREFIX}token"))
+            .arg(format!("{PREFIX}s:{key}"))
             .query_async(&mut self.conn.clone())
             .await
             .map_err(|e| redis_error(&e))
     }
 
-    async fn set_shared_token(
+    async fn shared_put(
         &self,
-        token: &str,
-        until_ms: u64,
-        now_ms: u64,
+        key: &str,
+        value: &str,
+        ttl_ms: u64,
+        _now_ms: u64,
     ) -> Result<(), StoreError> {
         redis::cmd("SET")
-            .arg(format!("{PREFIX}token"))
-            .arg(token)
+            .arg(format!("{PREFIX}s:{key}"))
+            .arg(value)
             .arg("PX")
-            .arg(until_ms.saturating_sub(now_ms).max(1))
+            .arg(ttl_ms.max(1))
             .query_async::<()>(&mut self.conn.clone())
             .await
             .map_err(|e| redis_error(&e))
