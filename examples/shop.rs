@@ -13,8 +13,9 @@
 //! with the shared secret, then the same body with a forged signature). It
 //! prints each answer, checks the order ended paid, and exits 0. Nothing leaves
 //! 127.0.0.1 and Bakong is never called. In a real shop the webhook comes from
-//! your `khqr-server` (`callback_url` at create, the same secret in its
-//! `KHQR_WEBHOOK_SECRET_FILE`; docs/server.md).
+//! your `khqr-server` (`callback_url` at a create made with your merchant's
+//! API key; the secret is the one `khqr-server merchant add` printed;
+//! docs/server.md).
 //!
 //! Routes:
 //! * `POST /orders?amount=12.50` → 201 `{"order","khqr","md5","card"}`: a

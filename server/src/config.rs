@@ -13,7 +13,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use crate::client_ip::{ForwardedHeader, TrustedProxies};
 use crate::store::Limits;
 
-/// A secret (the Bakong token, the webhook signing secret): its `Debug` prints
+/// A secret (the Bakong token): its `Debug` prints
 /// `Secret(<redacted>)`, never the text.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -60,8 +60,9 @@ pub enum LogFormat {
 /// /khqr/create makes USD QRs unless currency=KHR is given.
 ///
 /// Every field is an option (`--kebab-case` flag and `KHQR_*` variable, the
-/// flag winning) except [`Config::token`] and [`Config::webhook_secret`],
-/// which come from the environment or a file (see `main.rs`), never argv.
+/// flag winning) except [`Config::token`], which comes from the environment
+/// or a file (see `main.rs`), never argv. Webhook secrets are per merchant,
+/// in the store (see [`crate::merchant`]).
 #[derive(Parser, Clone, Debug)]
 #[command(
     name = "khqr-server",
@@ -138,6 +139,18 @@ pub struct Config {
     /// QRs one client address may hold; its next create displaces its own oldest.
     #[arg(long, env = "KHQR_QUOTA_PER_CLIENT", default_value_t = Limits::default().quota_per_client, value_parser = clap::value_parser!(u32).range(1..))]
     pub quota_per_client: u32,
+    /// Requests per second of one merchant (requests with its API key); 0 = no limit.
+    #[arg(long, env = "KHQR_RATE_PER_MERCHANT", default_value_t = Limits::default().merchant_per_sec)]
+    pub rate_per_merchant: u32,
+    /// Burst allowed above --rate-per-merchant.
+    #[arg(long, env = "KHQR_BURST_PER_MERCHANT", default_value_t = Limits::default().merchant_burst, value_parser = clap::value_parser!(u32).range(1..))]
+    pub burst_per_merchant: u32,
+    /// QRs one merchant may hold; its next create displaces its own oldest.
+    #[arg(long, env = "KHQR_QUOTA_PER_MERCHANT", default_value_t = Limits::default().quota_per_merchant, value_parser = clap::value_parser!(u32).range(1..))]
+    pub quota_per_merchant: u32,
+    /// Refuse anonymous creates and checks (401): each needs a merchant's API key (Authorization: Bearer). QR images and the checkout page stay open to payers.
+    #[arg(long, env = "KHQR_REQUIRE_KEY")]
+    pub require_key: bool,
     /// QRs the memory store holds in all, about 1.7 KiB of memory each (least recently used evicted beyond).
     #[arg(long, env = "KHQR_MAX_ENTRIES", default_value_t = Limits::default().max_entries, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_entries: u64,
@@ -234,14 +247,6 @@ pub struct Config {
         value_parser = trimmed
     )]
     pub success_url_allow: Vec<String>,
-    /// File holding the webhook signing secret (else `KHQR_WEBHOOK_SECRET`);
-    /// without one, `callback_url` is refused.
-    #[arg(long, env = "KHQR_WEBHOOK_SECRET_FILE")]
-    pub webhook_secret_file: Option<PathBuf>,
-    /// The webhook signing secret (from `--webhook-secret-file` or
-    /// `KHQR_WEBHOOK_SECRET`, never a flag); none: `callback_url` refused.
-    #[arg(skip)]
-    pub webhook_secret: Option<Secret>,
     /// How long a failing webhook is retried, in seconds.
     #[arg(long, env = "KHQR_WEBHOOK_RETRY_SECS", default_value_t = 86_400)]
     pub webhook_retry_secs: u64,
@@ -347,6 +352,9 @@ impl Config {
             account_per_sec: self.rate_per_account,
             account_burst: self.burst_per_account,
             quota_per_client: self.quota_per_client,
+            merchant_per_sec: self.rate_per_merchant,
+            merchant_burst: self.burst_per_merchant,
+            quota_per_merchant: self.quota_per_merchant,
             max_entries: self.max_entries,
             grace_ms: self.grace_ms(),
         }
@@ -455,12 +463,9 @@ mod tests {
     fn debug_redacts_secrets() {
         let mut config = Config::new("https://pay.example");
         config.token = Some("eyJhbGciOiJIUzI1NiJ9.top-secret-token".into());
-        config.webhook_secret = Some("whsec-very-secret".into());
         let text = format!("{config:?}");
         assert!(!text.contains("top-secret-token"), "{text}");
-        assert!(!text.contains("whsec-very-secret"), "{text}");
         assert!(text.contains("token: Some(Secret(<redacted>))"), "{text}");
-        assert!(text.contains("webhook_secret: Some(Secret(<redacted>))"));
     }
 
     #[test]

@@ -13,6 +13,13 @@
 //! | `GET /khqr/assets/{name}` | the page's script, style sheet and Khmer font |
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | liveness, readiness (store reachable, token present and unexpired), Prometheus metrics; on their own listener with [`Config::admin_listen`] ([`App::admin_router`]) |
 //!
+//! * **Merchants** (see [`merchant`]): the operator adds them with
+//!   `khqr-server merchant add`; a request with `Authorization: Bearer <key>`
+//!   acts for its merchant (only its `bakongid`s; may set `callback_url`,
+//!   events signed with the merchant's own secrets; its own rate limit). An
+//!   anonymous request gets no webhooks and the per-client limits, and may
+//!   not create for a `bakongid` a merchant holds; [`Config::require_key`]
+//!   turns anonymous use off.
 //! * **State** lives behind [`store::Store`]: in memory ([`store::MemoryStore`])
 //!   or in Redis ([`store::RedisStore`]), which several instances share.
 //! * **Checks** answer only for QRs this service created, asked with the
@@ -43,7 +50,7 @@
 //! | module | what lives there |
 //! |---|---|
 //! | `main.rs` | the binary: parses [`Config`], picks the store, calls [`app`] and [`serve()`] |
-//! | [`http`] | `router()`, the route table (every route in one place); `guard` (middleware: client key, size limits, timeout, JSON errors, access log, metrics); one module per resource: `create`, `image`, `check`, `checkout` (page, events, assets), `admin` (healthz, readyz, metrics) |
+//! | [`http`] | `router()`, the route table (every route in one place); `guard` (middleware: client key, size limits, timeout, JSON errors, access log, metrics); `auth` (the caller, by its API key: 401s, `--require-key`); one module per resource: `create`, `image`, `check`, `checkout` (page, events, assets), `admin` (healthz, readyz, metrics) |
 //! | `state.rs` | `AppState`: `Arc<Config>` plus what is not configuration (store, Bakong, caches, render pool, watchers, webhooks) |
 //! | `serve.rs` | hyper connection serving: head limits, graceful stop; `serve/conns.rs` (connection caps per client group, the biggest holder gives way when full), `serve/write_timeout.rs` (a client that does not read is reset) |
 //! | [`watch`] | payment watchers: poll Bakong for watched QRs, publish to viewers and to webhook delivery |
@@ -52,6 +59,7 @@
 //! | [`error`] | `ApiError`, the one JSON error body (also for hyper's own errors and the fallbacks) |
 //! | [`upstream`] | the Bakong client, token reloads, status cache, coalescing, concurrency |
 //! | [`config`] | [`Config`]: the one `clap` struct; [`store::Limits`] and [`ServeConfig`] derive from it |
+//! | [`merchant`] | merchants, API keys (SHA-256 stored), webhook secrets and their rotation, the `merchant` subcommands, the [`merchant::MerchantStore`] trait and the memory table |
 //! | [`local_limits`] | limits kept in this process: event-stream caps, the rate buckets of the routes the store does not limit (assets, unknown paths, admin routes) |
 //! | [`store`] | the [`store::Store`] trait, [`store::AnyStore`]; `store/memory.rs`, `store/redis.rs` (one backend per file), `store/lua/*.lua` |
 //! | [`client_ip`] | who the client is: trusted proxies, `X-Forwarded-For`/`Forwarded` read right to left, the client group (IPv4 address, IPv6 /64) every per-client limit counts |
@@ -62,6 +70,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod local_limits;
+pub mod merchant;
 pub mod params;
 mod render_pool;
 pub mod seed;
@@ -107,6 +116,13 @@ impl App {
     #[must_use]
     pub fn store_kind(&self) -> &'static str {
         self.state.store.kind()
+    }
+
+    /// The store the application runs on (to manage the merchants of a
+    /// memory store, which no other process can reach).
+    #[must_use]
+    pub fn store(&self) -> &AnyStore {
+        &self.state.store
     }
 }
 

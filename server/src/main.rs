@@ -1,12 +1,16 @@
 //! `khqr-server`: run the server. `khqr-server --help` lists every option; each
 //! is also an environment variable (the flag wins). The Bakong token is never a
 //! flag: `BAKONG_TOKEN` in the environment or `--token-file`.
+//!
+//! `khqr-server [--store URL] merchant …` manages merchants in the store
+//! instead of serving (see [`khqr_server::merchant::MerchantCommand`]).
 
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bakong_khqr::status::Token;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Subcommand};
+use khqr_server::merchant::MerchantCommand;
 use khqr_server::store::{AnyStore, MemoryStore, RedisStore};
 use khqr_server::{app, serve, Config, LogFormat, Secret};
 
@@ -45,23 +49,69 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal: draining");
 }
 
-/// The secrets, which never come from argv: `BAKONG_TOKEN`, and the webhook
-/// secret from `--webhook-secret-file` or `KHQR_WEBHOOK_SECRET`.
-fn read_secrets(config: &mut Config) -> Result<(), String> {
+/// The Bakong token, which never comes from argv: `BAKONG_TOKEN`. Webhook
+/// secrets are per merchant now: a `KHQR_WEBHOOK_SECRET(_FILE)` left in the
+/// environment is ignored, with a warning.
+fn read_secrets(config: &mut Config) {
     config.token = std::env::var("BAKONG_TOKEN")
         .ok()
         .filter(|t| !t.trim().is_empty())
         .map(Secret::from);
-    let secret = match &config.webhook_secret_file {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|_| format!("cannot read the webhook secret file {}", p.display()))?;
-            Some(text.trim().to_owned())
+    for old in ["KHQR_WEBHOOK_SECRET", "KHQR_WEBHOOK_SECRET_FILE"] {
+        if std::env::var_os(old).is_some() {
+            tracing::warn!(
+                variable = old,
+                "ignored: webhooks are signed with each merchant's own secret (khqr-server merchant add)"
+            );
         }
-        None => std::env::var("KHQR_WEBHOOK_SECRET").ok(),
+    }
+}
+
+/// What the binary does besides serving.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Manage merchants (API keys, bakongids, webhook secrets) in the store
+    /// given by --store (Redis); prints JSON.
+    #[command(subcommand)]
+    Merchant(MerchantCommand),
+}
+
+/// Runs `khqr-server merchant …` on the store at `store`.
+fn merchant_command(store: &str, cmd: &MerchantCommand) -> ExitCode {
+    if store == "memory" {
+        eprintln!(
+            "khqr-server: merchant commands need the server's shared store: with --store memory the merchants live inside the running server process, which a command cannot reach (use --store redis://…; a durable embedded store comes with issue 19)"
+        );
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("khqr-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
     };
-    config.webhook_secret = secret.filter(|s| !s.is_empty()).map(Secret::from);
-    Ok(())
+    let result = runtime.block_on(async {
+        let store = RedisStore::connect(store, khqr_server::store::Limits::default())
+            .await
+            .map_err(|e| format!("cannot connect to the store: {}", e.detail()))?;
+        khqr_server::merchant::run(&store, cmd, now_ms())
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("khqr-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Logs whether the Bakong token is there and when it expires.
@@ -148,7 +198,13 @@ async fn run(config: Config) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let mut config = Config::parse();
+    let matches = Command::augment_subcommands(Config::command()).get_matches();
+    let mut config = Config::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if matches.subcommand().is_some() {
+        let Command::Merchant(cmd) =
+            Command::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        return merchant_command(&config.store, &cmd);
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -158,10 +214,7 @@ fn main() -> ExitCode {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
-    if let Err(e) = read_secrets(&mut config) {
-        eprintln!("khqr-server: {e}");
-        return ExitCode::from(2);
-    }
+    read_secrets(&mut config);
     log_token(&config);
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();

@@ -111,9 +111,7 @@ impl AppState {
         crate::token::spawn(Arc::downgrade(&state.token));
         crate::store::spawn_prune(Arc::downgrade(&state.store));
         RouteBuckets::spawn_prune(Arc::downgrade(&state.buckets));
-        if state.config.webhook_secret.is_some() {
-            crate::watch::spawn_resume(Arc::downgrade(&state.watchers));
-        }
+        crate::watch::spawn_resume(Arc::downgrade(&state.watchers));
         Ok(state)
     }
 }

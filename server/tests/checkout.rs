@@ -17,11 +17,36 @@ use axum::Router;
 use bakong_khqr::webhook::{verify_webhook_signature, WebhookError, SIGNATURE_HEADER};
 use common::{client, config_for, fake_bakong, get, make_store, open_limits, start_server};
 use common::{Backend, Fake, Redis, Server};
+use khqr_server::merchant::{key_hash, Merchant, MerchantStore, WebhookSecret};
 use khqr_server::store::{AnyStore, MemoryStore};
 use khqr_server::{Config, ServeConfig};
 use serde_json::Value;
 
 const SECRET: &[u8] = b"whsec-test-0123456789abcdef";
+/// The API key of the merchant `shop` (holding `shop@abaa`, signing with [`SECRET`]).
+const KEY: &str = "khqr_sk_00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+/// The merchant whose keyed creates may carry a `callback_url`.
+fn shop() -> Merchant {
+    Merchant {
+        id: "shop".into(),
+        name: "Shop".into(),
+        bakong_ids: vec!["shop@abaa".into()],
+        key_hashes: vec![key_hash(KEY)],
+        secrets: vec![WebhookSecret {
+            value: String::from_utf8(SECRET.to_vec()).unwrap(),
+            until_ms: None,
+        }],
+        disabled: false,
+        created_ms: 0,
+    }
+}
+
+/// `store` with the merchant [`shop`] in it.
+async fn with_shop(store: AnyStore) -> AnyStore {
+    store.merchant_save(&shop(), false).await.unwrap().unwrap();
+    store
+}
 
 fn now_ms() -> u64 {
     u64::try_from(
@@ -74,7 +99,6 @@ fn webhook_config(fake: &Fake) -> Config {
     let mut config = config_for(fake);
     config.pending_cache_ms = 100;
     config.poll_interval_ms = 100;
-    config.webhook_secret = Some(std::str::from_utf8(SECRET).unwrap().into());
     config.webhook_backoff_ms = 50;
     // Test-only: the receivers are plain http on loopback.
     config.callback_allow_private = true;
@@ -101,6 +125,25 @@ fn enc(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A create keyed with the merchant [`shop`]'s key.
+async fn create_keyed(base: &str, extra: &str) -> (u16, Value) {
+    let a = common::send(
+        client(None)
+            .get(format!(
+                "{base}/khqr/create?amount=2.50&bakongid=shop@abaa&merchantname=Shop{extra}"
+            ))
+            .bearer_auth(KEY),
+    )
+    .await;
+    let v = a.json();
+    (a.status, v)
+}
+
+async fn keyed_server(config: Config) -> Server {
+    let store = with_shop(AnyStore::Memory(MemoryStore::new(open_limits()))).await;
+    start_server(config, ServeConfig::default(), store).await
 }
 
 async fn create_with(base: &str, extra: &str) -> (u16, Value) {
@@ -296,9 +339,7 @@ async fn success_url_is_checked_against_the_allow_list() {
 #[tokio::test]
 async fn private_or_plain_callbacks_are_refused_by_default() {
     let fake = fake_bakong().await;
-    let mut config = config_for(&fake);
-    config.webhook_secret = Some(std::str::from_utf8(SECRET).unwrap().into());
-    let srv = memory_server(config).await;
+    let srv = keyed_server(config_for(&fake)).await;
     for bad in [
         "https://127.0.0.1/hook",
         "https://10.0.0.8/hook",
@@ -308,21 +349,21 @@ async fn private_or_plain_callbacks_are_refused_by_default() {
         "https://localhost/hook",
         "http://shop.example/hook",
     ] {
-        let (s, v) = create_with(&srv.base, &format!("&callback_url={}", enc(bad))).await;
+        let (s, v) = create_keyed(&srv.base, &format!("&callback_url={}", enc(bad))).await;
         assert_eq!(
             (s, v["error"].as_str()),
             (400, Some("invalid_callback_url")),
             "{bad}: {v}"
         );
     }
-    let (s, v) = create_with(
+    let (s, v) = create_keyed(
         &srv.base,
         &format!("&callback_url={}", enc("https://shop.example/hook")),
     )
     .await;
     assert_eq!(s, 200, "{v}");
     srv.stop().await;
-    // Without a secret, no callback at all.
+    // Without a merchant's key, no callback at all.
     let srv = memory_server(config_for(&fake)).await;
     let (s, v) = create_with(
         &srv.base,
@@ -331,7 +372,7 @@ async fn private_or_plain_callbacks_are_refused_by_default() {
     .await;
     assert_eq!(
         (s, v["error"].as_str()),
-        (400, Some("webhooks_disabled")),
+        (400, Some("callback_needs_key")),
         "{v}"
     );
     srv.stop().await;
@@ -342,9 +383,9 @@ async fn private_or_plain_callbacks_are_refused_by_default() {
 #[tokio::test]
 async fn webhook_signed_retried_once_delivered() {
     let fake = fake_bakong().await;
-    let srv = memory_server(webhook_config(&fake)).await;
+    let srv = keyed_server(webhook_config(&fake)).await;
     let (r, hook) = receiver(2).await;
-    let (s, v) = create_with(&srv.base, &format!("&callback_url={}", enc(&hook))).await;
+    let (s, v) = create_keyed(&srv.base, &format!("&callback_url={}", enc(&hook))).await;
     assert_eq!(s, 200, "{v}");
     let md5 = v["md5"].as_str().unwrap().to_owned();
     let tran = v["tran"].as_str().unwrap().to_owned();
@@ -406,17 +447,17 @@ async fn two_instances_on_one_redis_deliver_once() {
     let one = start_server(
         webhook_config(&fake),
         ServeConfig::default(),
-        make_store(&backend, open_limits()).await,
+        with_shop(make_store(&backend, open_limits()).await).await,
     )
     .await;
     let two = start_server(
         webhook_config(&fake),
         ServeConfig::default(),
-        make_store(&backend, open_limits()).await,
+        with_shop(make_store(&backend, open_limits()).await).await,
     )
     .await;
     let (r, hook) = receiver(0).await;
-    let (s, v) = create_with(&one.base, &format!("&callback_url={}", enc(&hook))).await;
+    let (s, v) = create_keyed(&one.base, &format!("&callback_url={}", enc(&hook))).await;
     assert_eq!(s, 200, "{v}");
     let md5 = v["md5"].as_str().unwrap().to_owned();
     let tran = v["tran"].as_str().unwrap().to_owned();
@@ -464,11 +505,11 @@ async fn a_restart_carries_on_delivering() {
     let first = start_server(
         config.clone(),
         ServeConfig::default(),
-        make_store(&backend, open_limits()).await,
+        with_shop(make_store(&backend, open_limits()).await).await,
     )
     .await;
     let (r, hook) = receiver(usize::MAX).await;
-    let (s, v) = create_with(&first.base, &format!("&callback_url={}", enc(&hook))).await;
+    let (s, v) = create_keyed(&first.base, &format!("&callback_url={}", enc(&hook))).await;
     assert_eq!(s, 200, "{v}");
     let md5 = v["md5"].as_str().unwrap().to_owned();
     pay(&fake, &md5);

@@ -17,6 +17,7 @@ fn record(md5: &str, account: &str, expires_ms: u64) -> Record {
         expires_ms,
         success_url: None,
         callback_url: None,
+        merchant: None,
     }
 }
 
@@ -169,25 +170,39 @@ async fn suite(backend: Backend) {
         .unwrap()
         .unwrap_err();
     assert!((1..=1000).contains(&limited.retry_after_ms), "{limited:?}");
-    // Another client is not affected; the account limit applies across clients.
+    // Another client is not affected. The account limit applies across
+    // clients, but a check is charged to it only when it finds a QR of that
+    // account: checks of a tran that does not exist cost the account nothing.
+    for c in ["10.1.0.2", "10.1.0.3", "10.1.0.4", "10.1.0.2"] {
+        assert!(store
+            .fetch(c, Some("z@abaa"), "X", now)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_none());
+    }
+    // A create and a check that finds its QR take the account's 2 tokens.
+    let r = record(&md5(9), "z@abaa", now + 60_000);
+    assert_eq!(
+        store.create("10.1.0.5", "TZ000001", &r, now).await.unwrap(),
+        Created::Stored
+    );
+    let found = store.fetch("10.1.0.6", Some("z@abaa"), "TZ000001", now);
+    assert_eq!(found.await.unwrap().unwrap(), Some(r.clone()));
+    // The same QR asked with another account is not charged to z@abaa.
+    let other = store.fetch("10.1.0.8", Some("y@abaa"), "TZ000001", now);
+    assert!(other.await.unwrap().is_ok());
     assert!(store
-        .fetch("10.1.0.2", Some("z@abaa"), "X", now)
-        .await
-        .unwrap()
-        .is_ok());
-    assert!(store
-        .fetch("10.1.0.3", Some("z@abaa"), "X", now)
-        .await
-        .unwrap()
-        .is_ok());
-    assert!(store
-        .fetch("10.1.0.4", Some("z@abaa"), "X", now)
+        .fetch("10.1.0.7", Some("z@abaa"), "TZ000001", now)
         .await
         .unwrap()
         .is_err());
-    let r = record(&md5(9), "z@abaa", now + 60_000);
+    let r2 = record(&md5(10), "z@abaa", now + 60_000);
     assert!(matches!(
-        store.create("10.1.0.5", "TZ000001", &r, now).await.unwrap(),
+        store
+            .create("10.1.0.9", "TZ000002", &r2, now)
+            .await
+            .unwrap(),
         Created::Limited(_)
     ));
     // Tokens come back with time.

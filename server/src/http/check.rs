@@ -14,6 +14,7 @@ use bakong_khqr::{ErrorCode, Md5};
 
 use super::guard::Client;
 use crate::error::{json_response, ApiError};
+use crate::merchant::Caller;
 use crate::params::Params;
 use crate::seed::seed_json;
 use crate::state::AppState;
@@ -50,6 +51,7 @@ fn not_found_check() -> ApiError {
 pub async fn by_tran(
     State(state): State<Arc<AppState>>,
     Extension(Client(client)): Extension<Client>,
+    Extension(caller): Extension<Caller>,
     Path(tran): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -58,7 +60,7 @@ pub async fn by_tran(
     let (_, id) = check_params(query.as_deref(), &headers, &body)?;
     let record = state
         .store
-        .fetch(&client, Some(&id), &tran, now_ms())
+        .fetch(caller.payer(&client), Some(&id), &tran, now_ms())
         .await??
         .filter(|r| state.config.open_relay || r.bakong_id == id)
         .ok_or_else(not_found_check)?;
@@ -70,6 +72,7 @@ pub async fn by_tran(
 pub async fn by_md5(
     State(state): State<Arc<AppState>>,
     Extension(Client(client)): Extension<Client>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Bytes,
@@ -84,7 +87,7 @@ pub async fn by_md5(
     let tran = md5.tran_id();
     let record = state
         .store
-        .fetch(&client, Some(&id), tran.as_str(), now_ms())
+        .fetch(caller.payer(&client), Some(&id), tran.as_str(), now_ms())
         .await??
         .filter(|r| r.md5 == md5.to_string() && r.bakong_id == id);
     if record.is_none() && !state.config.open_relay {

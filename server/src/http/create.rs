@@ -1,6 +1,11 @@
 //! `GET /khqr/create?amount&bakongid&merchantname[&username][&currency][&success_url][&callback_url]`:
 //! makes a dynamic KHQR, stores it, and answers
 //! `{status, message, qr, qr_stand, checkout, md5, tran}`.
+//!
+//! With a merchant's key: only for that merchant's `bakongid`s (403
+//! `bakongid_not_allowed`), `callback_url` allowed, charged to the
+//! merchant's bucket. Anonymous: no `callback_url` (400 `callback_needs_key`),
+//! and not for a `bakongid` a merchant holds (403 `bakongid_claimed`).
 
 use std::sync::Arc;
 
@@ -14,9 +19,10 @@ use serde::Serialize;
 use super::checkout::success_url_allowed;
 use super::guard::Client;
 use crate::error::{json_response, ApiError};
+use crate::merchant::{Caller, MerchantStore};
 use crate::params::{check_display_text, Params};
 use crate::state::AppState;
-use crate::store::{Created, Record, Store};
+use crate::store::{Created, Payer, Record, Store};
 use crate::time::now_ms;
 use crate::webhook::check_callback_url;
 
@@ -71,8 +77,12 @@ fn username(p: &Params) -> Result<String, ApiError> {
     }
 }
 
-/// The checked `success_url` and `callback_url`.
-fn urls(state: &AppState, p: &Params) -> Result<(Option<String>, Option<String>), ApiError> {
+/// The checked `success_url` and `callback_url` (only with a merchant's key).
+fn urls(
+    state: &AppState,
+    p: &Params,
+    caller: &Caller,
+) -> Result<(Option<String>, Option<String>), ApiError> {
     let config = &state.config;
     let success_url = match p.get("success_url").map(str::trim) {
         None | Some("") => None,
@@ -86,10 +96,10 @@ fn urls(state: &AppState, p: &Params) -> Result<(Option<String>, Option<String>)
     };
     let callback_url = match p.get("callback_url").map(str::trim) {
         None | Some("") => None,
-        Some(_) if config.webhook_secret.is_none() => {
+        Some(_) if caller.merchant().is_none() => {
             return Err(ApiError::bad_request(
-                "webhooks_disabled",
-                "this server has no webhook secret; callback_url is not accepted",
+                "callback_needs_key",
+                "callback_url needs a merchant's API key (Authorization: Bearer); anonymous creates get no webhooks",
             ))
         }
         Some(u) => {
@@ -107,12 +117,13 @@ fn urls(state: &AppState, p: &Params) -> Result<(Option<String>, Option<String>)
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Extension(Client(client)): Extension<Client>,
+    Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(query.as_deref(), None, b"")?;
     let (currency, amount_text) = amount(&p)?;
     let username = username(&p)?;
-    let (success_url, callback_url) = urls(&state, &p)?;
+    let (success_url, callback_url) = urls(&state, &p, &caller)?;
     let bakong_id = p.get("bakongid").unwrap_or("");
     let now = now_ms();
     let ttl_ms = state.config.qr_ttl_ms();
@@ -121,6 +132,7 @@ pub async fn create(
         .amount(amount_text.as_str())
         .expires_in_ms(ttl_ms)
         .generate(now)?;
+    may_create_for(&state, &caller, bakong_id.trim()).await?;
     let tran = khqr.tran_id();
     let record = Record {
         md5: khqr.md5().to_string(),
@@ -130,8 +142,10 @@ pub async fn create(
         expires_ms: now.saturating_add(ttl_ms),
         success_url,
         callback_url,
+        merchant: caller.merchant().map(|m| m.id.clone()),
     };
-    store(&state, &client, tran.as_str(), &record, now).await?;
+    let payer = caller.payer(&client);
+    store(&state, payer, tran.as_str(), &record, now).await?;
     let base = &state.public_url;
     let body = CreatedBody {
         status: true,
@@ -146,17 +160,48 @@ pub async fn create(
     Ok(json_response(StatusCode::OK, json))
 }
 
+/// A merchant's key creates only for its own `bakongid`s; an anonymous
+/// create only for a `bakongid` no merchant holds (403 otherwise).
+async fn may_create_for(
+    state: &AppState,
+    caller: &Caller,
+    bakong_id: &str,
+) -> Result<(), ApiError> {
+    let refused = match caller.merchant() {
+        Some(m) if m.may_use(bakong_id) => return Ok(()),
+        Some(_) => (
+            "bakongid_not_allowed",
+            "this API key's merchant may not create QRs for this bakongid",
+        ),
+        None => {
+            let lower = bakong_id.to_ascii_lowercase();
+            if state.store.bakong_id_owner(&lower).await?.is_none() {
+                return Ok(());
+            }
+            (
+                "bakongid_claimed",
+                "this bakongid belongs to a merchant of this server: create with its API key",
+            )
+        }
+    };
+    Err(ApiError::refused(
+        StatusCode::FORBIDDEN,
+        refused.0,
+        refused.1,
+    ))
+}
+
 /// Stores `record` under `tran`; a QR owed a webhook is listed in the store
 /// (so that any instance, or this one after a restart, delivers it) and
 /// watched here even if nobody opens its page.
 async fn store(
     state: &Arc<AppState>,
-    client: &str,
+    payer: Payer<'_>,
     tran: &str,
     record: &Record,
     now: u64,
 ) -> Result<(), ApiError> {
-    match state.store.create(client, tran, record, now).await? {
+    match state.store.create(payer, tran, record, now).await? {
         Created::Stored => {}
         Created::Collision => {
             return Err(ApiError::refused(

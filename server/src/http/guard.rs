@@ -1,7 +1,8 @@
 //! The middleware every request passes: the client key (see
 //! [`crate::client_ip`]), target and header size limits (414, 431), the local
 //! rate buckets of the routes the store does not limit (assets, unknown
-//! paths, admin routes; see [`crate::local_limits`]), the request timeout
+//! paths, admin routes; see [`crate::local_limits`]), the caller (its API
+//! key, see [`super::auth`]), the request timeout
 //! (408), any non-JSON error made the JSON error, `X-Content-Type-Options:
 //! nosniff` on every answer, the access log and the request metrics.
 
@@ -137,6 +138,8 @@ pub async fn guard(State(state): State<Arc<AppState>>, mut req: Request, next: N
         refused
     } else if let Some(limited) = local_limit(&state, route, &client) {
         limited
+    } else if let Err(refused) = super::auth::authorize(&state, &mut req, route).await {
+        refused
     } else {
         req.extensions_mut().insert(Client(client.clone()));
         let limit = std::time::Duration::from_millis(state.config.request_timeout_ms);

@@ -15,28 +15,45 @@ use bakong_khqr::render::{card_png, qr_png, CardOptions, QrOptions};
 
 use super::guard::Client;
 use crate::error::ApiError;
+use crate::merchant::Caller;
 use crate::state::{AppState, ImageKind};
-use crate::store::{Record, Store};
+use crate::store::{Payer, Record, Store};
 use crate::time::now_ms;
 
 /// `GET /khqr/qr/{tran}`.
 pub async fn qr(
     State(state): State<Arc<AppState>>,
     Extension(Client(client)): Extension<Client>,
+    Extension(caller): Extension<Caller>,
     Path(tran): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    image(&state, &client, &tran, &headers, ImageKind::Qr).await
+    image(
+        &state,
+        caller.payer(&client),
+        &tran,
+        &headers,
+        ImageKind::Qr,
+    )
+    .await
 }
 
 /// `GET /khqr/qr/stand/{tran}`.
 pub async fn stand(
     State(state): State<Arc<AppState>>,
     Extension(Client(client)): Extension<Client>,
+    Extension(caller): Extension<Caller>,
     Path(tran): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    image(&state, &client, &tran, &headers, ImageKind::Stand).await
+    image(
+        &state,
+        caller.payer(&client),
+        &tran,
+        &headers,
+        ImageKind::Stand,
+    )
+    .await
 }
 
 fn png_response(bytes: Bytes) -> Response {
@@ -63,14 +80,14 @@ fn fresh(headers: &HeaderMap, etag: &str) -> bool {
 
 async fn image(
     state: &AppState,
-    client: &str,
+    payer: Payer<'_>,
     tran: &str,
     headers: &HeaderMap,
     kind: ImageKind,
 ) -> Result<Response, ApiError> {
     let record = state
         .store
-        .fetch(client, None, tran, now_ms())
+        .fetch(payer, None, tran, now_ms())
         .await??
         .ok_or_else(|| ApiError::not_found("no KHQR with this tran"))?;
     let etag = format!(

@@ -1,7 +1,9 @@
 //! The HTTP side: [`router`] lists every route; one module per resource;
-//! [`guard`] is the middleware in front of them all.
+//! [`guard`] is the middleware in front of them all ([`auth`]: who sent a
+//! request, by its API key).
 
 pub mod admin;
+pub mod auth;
 pub mod check;
 pub mod checkout;
 pub mod create;

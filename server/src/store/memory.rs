@@ -10,7 +10,8 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
-use super::{Created, Delivery, Limited, Limits, Record, Store, StoreError};
+use super::{Created, Delivery, Limited, Limits, Payer, Record, Store, StoreError};
+use crate::merchant::{Merchant, MerchantStore, MerchantTable, SaveConflict};
 
 fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
@@ -48,6 +49,8 @@ pub struct MemoryStore {
     owners: Cache<String, Arc<Mutex<VecDeque<String>>>, Hasher>,
     clients: Option<DefaultKeyedRateLimiter<String>>,
     accounts: Option<DefaultKeyedRateLimiter<String>>,
+    merchant_buckets: Option<DefaultKeyedRateLimiter<String>>,
+    merchants: MerchantTable,
     /// Made once: building a `quanta` clock probes the CPU and is slow.
     clock: DefaultClock,
     /// Webhook deliveries: md5 -> (done, attempts, lease owner, lease end).
@@ -77,6 +80,8 @@ impl MemoryStore {
         MemoryStore {
             clients: keyed(limits.client_per_sec, limits.client_burst),
             accounts: keyed(limits.account_per_sec, limits.account_burst),
+            merchant_buckets: keyed(limits.merchant_per_sec, limits.merchant_burst),
+            merchants: MerchantTable::default(),
             limits,
             entries,
             owners,
@@ -91,30 +96,42 @@ impl MemoryStore {
     /// Forgets rate-limit buckets that are full again (call now and then: the
     /// server does every 10 s).
     pub fn prune(&self) {
-        for l in [&self.clients, &self.accounts].into_iter().flatten() {
+        let all = [&self.clients, &self.accounts, &self.merchant_buckets];
+        for l in all.into_iter().flatten() {
             l.retain_recent();
             l.shrink_to_fit();
         }
         self.entries.run_pending_tasks();
     }
 
-    fn admit(&self, client: &str, account: Option<&str>) -> Result<(), Limited> {
-        let limited = |n: governor::NotUntil<_>| Limited {
+    /// Takes one token from `key`'s bucket in `limiter` (none: no limit).
+    fn take(
+        &self,
+        limiter: Option<&DefaultKeyedRateLimiter<String>>,
+        key: &str,
+    ) -> Result<(), Limited> {
+        let Some(l) = limiter else { return Ok(()) };
+        l.check_key(&key.to_owned()).map_err(|n| Limited {
             retry_after_ms: u64::try_from(n.wait_time_from(self.clock.now()).as_millis())
                 .unwrap_or(u64::MAX)
                 .max(1),
-        };
-        if let Some(l) = &self.clients {
-            l.check_key(&client.to_owned()).map_err(limited)?;
-        }
-        if let (Some(l), Some(a)) = (&self.accounts, account) {
-            l.check_key(&a.to_owned()).map_err(limited)?;
-        }
-        Ok(())
+        })
     }
 
-    fn create_now(&self, client: &str, tran: &str, record: &Record, now_ms: u64) -> Created {
-        if let Err(l) = self.admit(client, Some(&record.bakong_id)) {
+    /// Charges the payer's own bucket.
+    fn admit(&self, payer: Payer<'_>) -> Result<(), Limited> {
+        match payer {
+            Payer::Client(c) => self.take(self.clients.as_ref(), c),
+            Payer::Merchant(m) => self.take(self.merchant_buckets.as_ref(), m),
+        }
+    }
+
+    fn create_now(&self, payer: Payer<'_>, tran: &str, record: &Record, now_ms: u64) -> Created {
+        let admitted = self.admit(payer).and_then(|()| match payer {
+            Payer::Client(_) => self.take(self.accounts.as_ref(), &record.bakong_id),
+            Payer::Merchant(_) => Ok(()),
+        });
+        if let Err(l) = admitted {
             return Created::Limited(l);
         }
         let life = record
@@ -134,15 +151,20 @@ impl MemoryStore {
                 Created::Collision
             };
         }
+        // A merchant's queue key cannot be a client's (an IP address or a /64).
+        let (owner, quota) = match payer {
+            Payer::Client(c) => (c.to_owned(), self.limits.quota_per_client),
+            Payer::Merchant(m) => (format!("merchant:{m}"), self.limits.quota_per_merchant),
+        };
         let queue = self
             .owners
-            .get_with(client.to_owned(), || Arc::new(Mutex::new(VecDeque::new())));
+            .get_with(owner, || Arc::new(Mutex::new(VecDeque::new())));
         let displaced = {
             let mut q = queue
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             q.push_back(tran.to_owned());
-            if q.len() > self.limits.quota_per_client.max(1) as usize {
+            if q.len() > quota.max(1) as usize {
                 q.pop_front()
             } else {
                 None
@@ -156,27 +178,36 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    async fn create(
+    async fn create<'a>(
         &self,
-        client: &str,
+        payer: impl Into<Payer<'a>> + Send,
         tran: &str,
         record: &Record,
         now_ms: u64,
     ) -> Result<Created, StoreError> {
-        Ok(self.create_now(client, tran, record, now_ms))
+        Ok(self.create_now(payer.into(), tran, record, now_ms))
     }
 
-    async fn fetch(
+    async fn fetch<'a>(
         &self,
-        client: &str,
+        payer: impl Into<Payer<'a>> + Send,
         account: Option<&str>,
         tran: &str,
         _now_ms: u64,
     ) -> Result<Result<Option<Record>, Limited>, StoreError> {
-        if let Err(l) = self.admit(client, account) {
+        let payer = payer.into();
+        if let Err(l) = self.admit(payer) {
             return Ok(Err(l));
         }
-        Ok(Ok(self.entries.get(tran).map(|e| e.0.clone())))
+        let record = self.entries.get(tran).map(|e| e.0.clone());
+        if let (Payer::Client(_), Some(a), Some(r)) = (payer, account, &record) {
+            if r.bakong_id == a {
+                if let Err(l) = self.take(self.accounts.as_ref(), a) {
+                    return Ok(Err(l));
+                }
+            }
+        }
+        Ok(Ok(record))
     }
 
     async fn size(&self) -> Result<u64, StoreError> {
@@ -333,4 +364,31 @@ fn room(map: &mut HashMap<String, (String, u64)>, key: &str, now_ms: u64) -> boo
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Merchants in memory: [`MerchantTable`].
+impl MerchantStore for MemoryStore {
+    async fn merchant_save(
+        &self,
+        m: &Merchant,
+        create: bool,
+    ) -> Result<Result<(), SaveConflict>, StoreError> {
+        Ok(self.merchants.save(m, create))
+    }
+
+    async fn merchant_get(&self, id: &str) -> Result<Option<Arc<Merchant>>, StoreError> {
+        Ok(self.merchants.get(id))
+    }
+
+    async fn merchant_by_key(&self, hash: &str) -> Result<Option<Arc<Merchant>>, StoreError> {
+        Ok(self.merchants.by_key_hash(hash))
+    }
+
+    async fn merchant_list(&self) -> Result<Vec<Arc<Merchant>>, StoreError> {
+        Ok(self.merchants.list())
+    }
+
+    async fn bakong_id_owner(&self, bakong_id: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.merchants.owner_of(bakong_id))
+    }
 }

@@ -2,8 +2,9 @@
 //! embedded in-memory [`MemoryStore`] and a shared [`RedisStore`].
 //!
 //! Every request makes **one** call to the store, which both applies the rate
-//! limits of the client (and of the Bakong account, when the request names one)
-//! and reads or writes the QR. With Redis that call is one Lua script, one
+//! limits of its [`Payer`] (an anonymous client, or a merchant by its key;
+//! for an anonymous create or a check that finds a QR of that account, also
+//! the Bakong account's) and reads or writes the QR. With Redis that call is one Lua script, one
 //! round trip, so limits and QRs are shared by every instance.
 //!
 //! A full store never refuses everyone: each client (its IP address, or its
@@ -11,6 +12,9 @@
 //! displaces its own oldest one (O(1)). The in-memory store additionally holds at
 //! most [`Limits::max_entries`] QRs in total and evicts the least recently used
 //! beyond that.
+//!
+//! Merchants live in the store too ([`crate::merchant::MerchantStore`], which
+//! every backend and [`AnyStore`] implement).
 //!
 //! One backend per file: `memory.rs`, `redis.rs` (its Lua scripts in `lua/`).
 
@@ -20,7 +24,11 @@ mod redis;
 use std::fmt;
 use std::future::Future;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+
+use crate::merchant::{Merchant, MerchantStore, SaveConflict};
 
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
@@ -44,6 +52,33 @@ pub struct Record {
     /// Where the payment webhook is sent (`POST`) (checked at create time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
+    /// The merchant whose key created it (its webhook is signed with that
+    /// merchant's secrets); `None` for an anonymous create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merchant: Option<String>,
+}
+
+/// Whose rate limit and QR quota a request is charged to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payer<'a> {
+    /// An anonymous client, by its address key (an IP address, or an IPv6
+    /// /64): the per-client bucket and quota, and, for a create or for a
+    /// check that finds a QR of that `bakongid`, the per-`bakongid` bucket.
+    Client(&'a str),
+    /// A merchant, by id (a keyed request): its own bucket and quota only.
+    Merchant(&'a str),
+}
+
+impl<'a> From<&'a str> for Payer<'a> {
+    fn from(client: &'a str) -> Self {
+        Payer::Client(client)
+    }
+}
+
+impl<'a> From<&'a String> for Payer<'a> {
+    fn from(client: &'a String) -> Self {
+        Payer::Client(client)
+    }
 }
 
 /// The state of one webhook delivery, as [`Store::delivery`] found it.
@@ -74,6 +109,12 @@ pub struct Limits {
     pub account_burst: u32,
     /// QRs one client may hold; its next create displaces its own oldest.
     pub quota_per_client: u32,
+    /// Requests per second of one merchant (keyed requests); 0 = off.
+    pub merchant_per_sec: u32,
+    /// Burst for `merchant_per_sec`.
+    pub merchant_burst: u32,
+    /// QRs one merchant may hold; its next create displaces its own oldest.
+    pub quota_per_merchant: u32,
     /// QRs the in-memory store holds in all (least recently used evicted).
     pub max_entries: u64,
     /// How long a QR is kept after it expires, in ms (a payment made at the last
@@ -83,7 +124,7 @@ pub struct Limits {
 
 impl Default for Limits {
     /// 50 requests/s per client (burst 200), 20/s per `bakongid` (burst 100),
-    /// 1 000 QRs per client, 200 000 QRs in memory (about 1.7 KiB of memory each), 5 minutes of grace.
+    /// 500/s per merchant (burst 1 000), 1 000 QRs per client, 100 000 per merchant, 200 000 QRs in memory (about 1.7 KiB of memory each), 5 minutes of grace.
     fn default() -> Self {
         Limits {
             client_per_sec: 50,
@@ -91,6 +132,9 @@ impl Default for Limits {
             account_per_sec: 20,
             account_burst: 100,
             quota_per_client: 1_000,
+            merchant_per_sec: 500,
+            merchant_burst: 1_000,
+            quota_per_merchant: 100_000,
             max_entries: 200_000,
             grace_ms: 5 * 60 * 1000,
         }
@@ -138,23 +182,26 @@ impl std::error::Error for StoreError {}
 
 /// The state of the server. Implementations: [`MemoryStore`], [`RedisStore`].
 pub trait Store: Send + Sync + 'static {
-    /// Applies the limits of `client` and of `record.bakong_id`, then stores
+    /// Applies the limits of `payer` (for an anonymous one, also of
+    /// `record.bakong_id`), then stores
     /// `record` under `tran` until `record.expires_ms` plus the grace period,
     /// displacing the client's oldest QR beyond its quota. `now_ms` is the
     /// caller's clock (ms since the Unix epoch).
-    fn create(
+    fn create<'a>(
         &self,
-        client: &str,
+        payer: impl Into<Payer<'a>> + Send,
         tran: &str,
         record: &Record,
         now_ms: u64,
     ) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
-    /// Applies the limits of `client` (and of `account`, if given), then reads
-    /// the QR stored under `tran`.
-    fn fetch(
+    /// Applies the limit of `payer`, then reads the QR stored under `tran`.
+    /// The `account`'s (`bakongid`'s) bucket is charged only for an anonymous
+    /// payer and only when the QR exists and belongs to `account`: a check
+    /// that proves nothing costs the account nothing.
+    fn fetch<'a>(
         &self,
-        client: &str,
+        payer: impl Into<Payer<'a>> + Send,
         account: Option<&str>,
         tran: &str,
         now_ms: u64,
@@ -257,9 +304,9 @@ impl AnyStore {
 
 /// Forwards each [`Store`] method to the backend in use.
 macro_rules! forward {
-    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+    ($($name:ident $(<$lt:lifetime>)? ($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
         impl Store for AnyStore {
-            $(async fn $name(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
+            $(async fn $name $(<$lt>)? (&self, $($arg: $ty),*) -> Result<$out, StoreError> {
                 match self {
                     AnyStore::Memory(s) => s.$name($($arg),*).await,
                     AnyStore::Redis(s) => s.$name($($arg),*).await,
@@ -270,8 +317,8 @@ macro_rules! forward {
 }
 
 forward! {
-    create(client: &str, tran: &str, record: &Record, now_ms: u64) -> Created;
-    fetch(client: &str, account: Option<&str>, tran: &str, now_ms: u64) -> Result<Option<Record>, Limited>;
+    create<'a>(payer: impl Into<Payer<'a>> + Send, tran: &str, record: &Record, now_ms: u64) -> Created;
+    fetch<'a>(payer: impl Into<Payer<'a>> + Send, account: Option<&str>, tran: &str, now_ms: u64) -> Result<Option<Record>, Limited>;
     size() -> u64;
     ping() -> ();
     delivery(md5: &str, owner: &str, lease_ms: u64) -> Delivery;
@@ -296,4 +343,26 @@ pub fn spawn_prune(store: std::sync::Weak<AnyStore>) {
             }
         }
     });
+}
+
+/// Forwards each [`MerchantStore`] method to the backend in use.
+macro_rules! forward_merchants {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        impl MerchantStore for AnyStore {
+            $(async fn $name(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
+                match self {
+                    AnyStore::Memory(s) => s.$name($($arg),*).await,
+                    AnyStore::Redis(s) => s.$name($($arg),*).await,
+                }
+            })*
+        }
+    };
+}
+
+forward_merchants! {
+    merchant_save(m: &Merchant, create: bool) -> Result<(), SaveConflict>;
+    merchant_get(id: &str) -> Option<Arc<Merchant>>;
+    merchant_by_key(hash: &str) -> Option<Arc<Merchant>>;
+    merchant_list() -> Vec<Arc<Merchant>>;
+    bakong_id_owner(bakong_id: &str) -> Option<String>;
 }

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Created, Delivery, Limited, Limits, Record, Store, StoreError};
+use super::{Created, Delivery, Limited, Limits, Payer, Record, Store, StoreError};
+use crate::merchant::{Merchant, MerchantStore, SaveConflict};
 
 /// Token buckets, prepended to the create and fetch scripts (see the file).
 const BUCKET_LUA: &str = include_str!("lua/bucket.lua");
@@ -15,17 +16,24 @@ const FETCH_LUA: &str = include_str!("lua/fetch.lua");
 const DELIVERY_LUA: &str = include_str!("lua/delivery.lua");
 /// A lease: `SET NX PX`, renewed by its holder (see the file).
 const LEASE_LUA: &str = include_str!("lua/lease.lua");
+/// Save a merchant and its indexes (see the file).
+const MERCHANT_SAVE_LUA: &str = include_str!("lua/merchant_save.lua");
+/// Find a key's merchant (see the file).
+const MERCHANT_BY_KEY_LUA: &str = include_str!("lua/merchant_by_key.lua");
 
 /// The shared store: QRs and rate-limit buckets in Redis (standalone or behind
 /// Sentinel; not Cluster, since one script touches several keys), through a
 /// reconnecting multiplexed connection. Keys, all under the prefix `khqr:`:
 /// `khqr:e:{tran}` (MD5 then the record as JSON; expires with the QR plus the
-/// grace period), `khqr:q:{client}` (the client's QRs, newest first),
-/// `khqr:rc:{client}` and `khqr:ra:{bakongid}` (token buckets),
-/// `khqr:l:{key}` (leases), `khqr:s:{key}` (shared values, such as the
-/// renewed Bakong token, `khqr:s:bakong-token`, until its expiry: keep Redis
-/// private, as it holds a credential). Each request
-/// is one `EVALSHA`. Rate limits use the instances' clocks: keep them in sync
+/// grace period), `khqr:q:{client}` and `khqr:qm:{merchant}` (a client's or a
+/// merchant's QRs, newest first), `khqr:rc:{client}`, `khqr:rm:{merchant}` and
+/// `khqr:ra:{bakongid}` (token buckets); merchants: `khqr:m:{id}` (JSON),
+/// `khqr:ms` (the ids), `khqr:mk:{key hash}` and `khqr:mb:{bakongid}` (each the
+/// id of the merchant holding it); `khqr:l:{key}` (leases), `khqr:s:{key}`
+/// (shared values, such as the renewed Bakong token, `khqr:s:bakong-token`,
+/// until its expiry: keep Redis private, as it holds a credential). Each
+/// request is one `EVALSHA` (a keyed one, one more to find its key). Rate
+/// limits use the instances' clocks: keep them in sync
 /// (NTP).
 #[derive(Clone)]
 pub struct RedisStore {
@@ -33,6 +41,8 @@ pub struct RedisStore {
     conn: redis::aio::ConnectionManager,
     create: Arc<redis::Script>,
     fetch: Arc<redis::Script>,
+    merchant_save: Arc<redis::Script>,
+    merchant_by_key: Arc<redis::Script>,
 }
 
 const PREFIX: &str = "khqr:";
@@ -62,11 +72,26 @@ impl RedisStore {
             conn,
             create: Arc::new(redis::Script::new(&format!("{BUCKET_LUA}\n{CREATE_LUA}"))),
             fetch: Arc::new(redis::Script::new(&format!("{BUCKET_LUA}\n{FETCH_LUA}"))),
+            merchant_save: Arc::new(redis::Script::new(MERCHANT_SAVE_LUA)),
+            merchant_by_key: Arc::new(redis::Script::new(MERCHANT_BY_KEY_LUA)),
         })
     }
 
     fn account_key(account: Option<&str>) -> String {
         account.map_or_else(String::new, |a| format!("{PREFIX}ra:{a}"))
+    }
+
+    /// The payer's bucket key, rate and burst.
+    fn payer_bucket(&self, payer: Payer<'_>) -> (String, u32, u32) {
+        let l = &self.limits;
+        match payer {
+            Payer::Client(c) => (format!("{PREFIX}rc:{c}"), l.client_per_sec, l.client_burst),
+            Payer::Merchant(m) => (
+                format!("{PREFIX}rm:{m}"),
+                l.merchant_per_sec,
+                l.merchant_burst,
+            ),
+        }
     }
 }
 
@@ -77,30 +102,44 @@ fn limited(ms: i64) -> Limited {
 }
 
 impl Store for RedisStore {
-    async fn create(
+    async fn create<'a>(
         &self,
-        client: &str,
+        payer: impl Into<Payer<'a>> + Send,
         tran: &str,
         record: &Record,
         now_ms: u64,
     ) -> Result<Created, StoreError> {
         let l = &self.limits;
+        let payer = payer.into();
         let json = serde_json::to_string(record).map_err(|e| StoreError(e.to_string()))?;
         let value = format!("{}{json}", record.md5);
         let expire_at = record.expires_ms.saturating_add(l.grace_ms).max(now_ms + 1);
         let queue_ttl = expire_at - now_ms;
+        let (bucket, rate, burst) = self.payer_bucket(payer);
+        let (account, queue, quota) = match payer {
+            Payer::Client(c) => (
+                Self::account_key(Some(&record.bakong_id)),
+                format!("{PREFIX}q:{c}"),
+                l.quota_per_client,
+            ),
+            Payer::Merchant(m) => (
+                String::new(),
+                format!("{PREFIX}qm:{m}"),
+                l.quota_per_merchant,
+            ),
+        };
         let answer: Vec<i64> = self
             .create
-            .key(format!("{PREFIX}rc:{client}"))
-            .key(Self::account_key(Some(&record.bakong_id)))
-            .key(format!("{PREFIX}q:{client}"))
+            .key(bucket)
+            .key(account)
+            .key(queue)
             .key(format!("{PREFIX}e:{tran}"))
             .arg(now_ms)
-            .arg(l.client_per_sec)
-            .arg(l.client_burst)
+            .arg(rate)
+            .arg(burst)
             .arg(l.account_per_sec)
             .arg(l.account_burst)
-            .arg(l.quota_per_client.max(1))
+            .arg(quota.max(1))
             .arg(&record.md5)
             .arg(value)
             .arg(expire_at)
@@ -118,24 +157,31 @@ impl Store for RedisStore {
         }
     }
 
-    async fn fetch(
+    async fn fetch<'a>(
         &self,
-        client: &str,
+        payer: impl Into<Payer<'a>> + Send,
         account: Option<&str>,
         tran: &str,
         now_ms: u64,
     ) -> Result<Result<Option<Record>, Limited>, StoreError> {
         let l = &self.limits;
+        let payer = payer.into();
+        let (bucket, rate, burst) = self.payer_bucket(payer);
+        let account = match payer {
+            Payer::Client(_) => account,
+            Payer::Merchant(_) => None,
+        };
         let (code, value): (i64, Option<String>) = self
             .fetch
-            .key(format!("{PREFIX}rc:{client}"))
+            .key(bucket)
             .key(Self::account_key(account))
             .key(format!("{PREFIX}e:{tran}"))
             .arg(now_ms)
-            .arg(l.client_per_sec)
-            .arg(l.client_burst)
+            .arg(rate)
+            .arg(burst)
             .arg(l.account_per_sec)
             .arg(l.account_burst)
+            .arg(account.unwrap_or(""))
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| redis_error(&e))?;
@@ -323,5 +369,93 @@ impl RedisStore {
                 Some((t, r))
             })
             .collect())
+    }
+}
+
+/// A merchant read back from its JSON.
+fn parse_merchant(json: &str) -> Result<Arc<Merchant>, StoreError> {
+    serde_json::from_str(json)
+        .map(Arc::new)
+        .map_err(|e| StoreError(format!("redis: unreadable merchant: {e}")))
+}
+
+/// Merchants in Redis: a save is one script (`lua/merchant_save.lua`), so
+/// the indexes never disagree with the merchant; finding a key's merchant is
+/// one script too (one round trip).
+impl MerchantStore for RedisStore {
+    async fn merchant_save(
+        &self,
+        m: &Merchant,
+        create: bool,
+    ) -> Result<Result<(), SaveConflict>, StoreError> {
+        let json = serde_json::to_string(m).map_err(|e| StoreError(e.to_string()))?;
+        let (code, detail): (i64, String) = self
+            .merchant_save
+            .key(format!("{PREFIX}m:{}", m.id))
+            .key(format!("{PREFIX}ms"))
+            .arg(json)
+            .arg(if create { "1" } else { "0" })
+            .arg(&m.id)
+            .arg(PREFIX)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))?;
+        match code {
+            0 => Ok(Ok(())),
+            1 => Ok(Err(SaveConflict::Exists)),
+            2 => {
+                let (b, owner) = detail.split_once(' ').unwrap_or((detail.as_str(), ""));
+                Ok(Err(SaveConflict::Claimed(b.to_owned(), owner.to_owned())))
+            }
+            _ => Err(StoreError("redis: unexpected script answer".into())),
+        }
+    }
+
+    async fn merchant_get(&self, id: &str) -> Result<Option<Arc<Merchant>>, StoreError> {
+        let json: Option<String> = redis::cmd("GET")
+            .arg(format!("{PREFIX}m:{id}"))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))?;
+        json.as_deref().map(parse_merchant).transpose()
+    }
+
+    async fn merchant_by_key(&self, hash: &str) -> Result<Option<Arc<Merchant>>, StoreError> {
+        let json: Option<String> = self
+            .merchant_by_key
+            .key(format!("{PREFIX}mk:{hash}"))
+            .arg(format!("{PREFIX}m:"))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))?;
+        json.as_deref().map(parse_merchant).transpose()
+    }
+
+    async fn merchant_list(&self) -> Result<Vec<Arc<Merchant>>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut ids: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(format!("{PREFIX}ms"))
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| redis_error(&e))?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        ids.sort();
+        let keys: Vec<String> = ids.iter().map(|id| format!("{PREFIX}m:{id}")).collect();
+        let values: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| redis_error(&e))?;
+        values.iter().flatten().map(|v| parse_merchant(v)).collect()
+    }
+
+    async fn bakong_id_owner(&self, bakong_id: &str) -> Result<Option<String>, StoreError> {
+        redis::cmd("GET")
+            .arg(format!("{PREFIX}mb:{bakong_id}"))
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))
     }
 }

@@ -4,9 +4,11 @@
 //! event to it (see [`PaidEvent`]) with these headers:
 //!
 //! * `Content-Type: application/json`;
-//! * `KHQR-Signature: t=<ms>,v1=<64 hex>`: HMAC-SHA256 under the operator's
-//!   secret over the decimal timestamp, a `.`, and the raw body
-//!   ([`bakong_khqr::webhook::sign`]); verify it with
+//! * `KHQR-Signature: t=<ms>,v1=<64 hex>[,v1=…]`: HMAC-SHA256 under the
+//!   secret of the merchant whose key created the QR, over the decimal
+//!   timestamp, a `.`, and the raw body ([`bakong_khqr::webhook::sign`]); one
+//!   `v1` per live secret of that merchant (two during a rotation, see
+//!   [`crate::merchant`]); verify it with
 //!   [`bakong_khqr::webhook::verify_webhook_signature`];
 //! * `Idempotency-Key: <md5>`: the same on every attempt for one payment;
 //! * `KHQR-Attempt: <n>`: 1 for the first attempt, counted across instances
@@ -35,6 +37,7 @@ use serde::Serialize;
 
 pub use self::target::{check_callback_url, is_private, CallbackError};
 use crate::config::Config;
+use crate::merchant::{signature_header, MerchantStore};
 use crate::store::{AnyStore, Delivery, Record, Store};
 use crate::time::now_ms;
 use crate::upstream::Upstream;
@@ -96,8 +99,8 @@ impl Webhooks {
     }
 
     /// The QR `record` is paid (`amount` `currency` at `paid_at_ms`): starts
-    /// its delivery in this process unless it runs already, there is no
-    /// callback, or the operator set no secret.
+    /// its delivery in this process unless it runs already or there is no
+    /// callback (only a merchant's keyed create has one).
     pub fn paid(
         self: &Arc<Self>,
         tran: &str,
@@ -106,7 +109,7 @@ impl Webhooks {
         currency: &str,
         paid_at_ms: Option<u64>,
     ) {
-        let (Some(url), Some(_)) = (&record.callback_url, &self.config.webhook_secret) else {
+        let (Some(url), Some(merchant)) = (&record.callback_url, &record.merchant) else {
             return;
         };
         if !self.running_set().insert(record.md5.clone()) {
@@ -124,10 +127,13 @@ impl Webhooks {
         .unwrap_or_default();
         let weak = Arc::downgrade(self);
         let md5 = record.md5.clone();
-        let url = url.clone();
+        let target = Target {
+            url: url.clone(),
+            merchant: merchant.clone(),
+        };
         let tran = tran.to_owned();
         tokio::spawn(async move {
-            deliver(&weak, &md5, &url, &body).await;
+            deliver(&weak, &md5, &target, &body).await;
             if let Some(w) = weak.upgrade() {
                 if let Err(e) = w.store.watch_remove(&tran).await {
                     tracing::warn!(detail = e.detail(), "webhook: cannot unlist the QR");
@@ -137,9 +143,29 @@ impl Webhooks {
         });
     }
 
+    /// The `KHQR-Signature` for `body` now: one `v1` per live secret of the
+    /// merchant as it is in the store now (so a rotation applies to retries
+    /// too). `None` if the merchant is gone or disabled (nothing is sent).
+    async fn signature(&self, merchant: &str, md5: &str, body: &[u8]) -> Option<String> {
+        let merchant = match self.store.merchant_get(merchant).await {
+            Ok(Some(m)) if !m.disabled => m,
+            Ok(_) => {
+                tracing::warn!(md5, "webhook: the merchant is gone or disabled");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(detail = e.detail(), "webhook: store unavailable");
+                return None;
+            }
+        };
+        let now = now_ms();
+        signature_header(merchant.live_secrets(now).map(str::as_bytes), now, body)
+    }
+
     /// One POST; true on a 2xx answer.
-    async fn attempt(&self, url: &str, md5: &str, body: &[u8], n: u32) -> bool {
-        let Some(secret) = &self.config.webhook_secret else {
+    async fn attempt(&self, target: &Target, md5: &str, body: &[u8], n: u32) -> bool {
+        let url = target.url.as_str();
+        let Some(signature) = self.signature(&target.merchant, md5, body).await else {
             return false;
         };
         if !resolves_allowed(url, self.config.callback_allow_private).await {
@@ -149,7 +175,6 @@ impl Webhooks {
             );
             return false;
         }
-        let signature = bakong_khqr::webhook::sign(secret.expose().as_bytes(), now_ms(), body);
         let req = HttpRequest {
             method: Method::Post,
             url: url.to_owned(),
@@ -200,7 +225,13 @@ async fn resolves_allowed(url: &str, allow_private: bool) -> bool {
     }
 }
 
-async fn deliver(webhooks: &Weak<Webhooks>, md5: &str, url: &str, body: &[u8]) {
+/// Where an event goes and whose secrets sign it.
+struct Target {
+    url: String,
+    merchant: String,
+}
+
+async fn deliver(webhooks: &Weak<Webhooks>, md5: &str, target: &Target, body: &[u8]) {
     let Some(w) = webhooks.upgrade() else { return };
     let deadline = now_ms().saturating_add(w.config.webhook_retry_ms());
     let lease_ms = w.config.upstream_timeout_ms.saturating_add(2_000);
@@ -220,7 +251,7 @@ async fn deliver(webhooks: &Weak<Webhooks>, md5: &str, url: &str, body: &[u8]) {
             }
             Ok(Delivery::Leased { attempts }) => {
                 let n = attempts.saturating_add(1);
-                let ok = w.attempt(url, md5, body, n).await;
+                let ok = w.attempt(target, md5, body, n).await;
                 metrics::counter!("khqr_webhook_attempts_total", "result" => if ok { "ok" } else { "failed" })
                     .increment(1);
                 let keep = w

@@ -380,3 +380,35 @@ pub fn backends() -> (Redis, Vec<Backend>) {
     let url = redis.url.clone();
     (redis, vec![Backend::Memory, Backend::Redis(url)])
 }
+
+// ---- merchants (issue 18, item 2) ----
+
+/// Starts the server as [`start_server`] does and hands back the
+/// application too, whose store a test reaches (merchants in a memory store).
+pub async fn start_app(
+    mut config: Config,
+    serve: ServeConfig,
+    store: AnyStore,
+) -> (Server, Arc<khqr_server::App>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    assert!(addr.ip().is_loopback());
+    config.public_url = Some(format!("http://{addr}"));
+    let app = Arc::new(khqr_server::app(&config, store).unwrap());
+    let router = app.router();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        khqr_server::serve(listener, router, serve, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    let server = Server {
+        base: format!("http://{addr}"),
+        addr,
+        stop: Some(tx),
+        task: Some(task),
+    };
+    (server, app)
+}

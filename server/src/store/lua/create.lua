@@ -1,5 +1,6 @@
--- KEYS: client bucket, account bucket, client queue, entry.
--- ARGV: now, client rate, burst, account rate, burst, quota, md5, value,
+-- KEYS: payer bucket (a client's or a merchant's), account bucket ('' for a
+-- merchant), payer queue, entry.
+-- ARGV: now, payer rate, burst, account rate, burst, quota, md5, value,
 -- expire-at ms, queue ttl ms, tran, entry key prefix.
 -- Returns `{0}` stored, `{1, ms}` limited, `{2}` collision.
 local now = tonumber(ARGV[1])
