@@ -238,6 +238,18 @@ pub struct Config {
     /// How often the checkout page's watcher asks for an open QR's status, ms.
     #[arg(long, env = "KHQR_POLL_INTERVAL_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(50..))]
     pub poll_interval_ms: u64,
+    /// Longest wait between two polls of one QR by its watcher, ms: the wait
+    /// grows from --poll-interval-ms as the QR ages (an eighth of its age).
+    #[arg(long, env = "KHQR_POLL_MAX_INTERVAL_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(50..))]
+    pub poll_max_interval_ms: u64,
+    /// Calls to Bakong per second for the whole service (every instance on one
+    /// Redis together): checks first, then watchers, then deep links.
+    #[arg(long, env = "KHQR_BAKONG_CALLS_PER_SEC", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub bakong_calls_per_sec: u32,
+    /// Calls to Bakong that may be saved up and made at once; watchers leave a
+    /// quarter of it to checks, deep links half.
+    #[arg(long, env = "KHQR_BAKONG_BURST", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub bakong_burst: u32,
     /// URL prefix a create's `success_url` may start with (repeat the option,
     /// or comma-separate in the variable); none: `success_url` is refused.
     #[arg(

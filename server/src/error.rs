@@ -256,6 +256,17 @@ fn upstream_response(fail: &UpstreamFail) -> Response {
             None,
             Some(1),
         ),
+        UpstreamFail::Skipped | UpstreamFail::OverBudget(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "upstream_budget",
+            "this server's budget of calls to Bakong is spent for now; retry".to_owned(),
+            None,
+            None,
+            Some(match fail {
+                UpstreamFail::OverBudget(ms) => ms.div_ceil(1000).max(1),
+                _ => 1,
+            }),
+        ),
         UpstreamFail::Check(e) => {
             let (status, kind, message) = upstream_kind(e);
             let (code, bakong, retry) = match e {

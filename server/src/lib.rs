@@ -28,7 +28,9 @@
 //!   pending: [`Config::pending_cache_ms`]) and concurrent checks of one MD5 make
 //!   one upstream call, through [`bakong_khqr::status::ReqwestTransport`] (no
 //!   redirects, timeout, body cap) with at most [`Config::upstream_concurrency`]
-//!   calls at once.
+//!   calls at once, and within the Bakong call budget
+//!   ([`upstream::budget`]: [`Config::bakong_calls_per_sec`] for the whole
+//!   service, checks before watchers before deep links).
 //! * **Images** are drawn on [`Config::render_threads`] dedicated threads at a
 //!   lower CPU priority (never on the async workers), once per QR, and cached (bounded by bytes), with `ETag` and a
 //!   `Cache-Control` that follows the QR's remaining life.
@@ -57,11 +59,11 @@
 //! | [`token`] | the Bakong token's lifecycle: renewal under a store lease, the shared token, alerts (pure decisions, clock as an argument) |
 //! | [`webhook`] | the delivery worker (sign, send, retry with backoff, lease); `webhook/target.rs`: callback URL rules |
 //! | [`error`] | `ApiError`, the one JSON error body (also for hyper's own errors and the fallbacks) |
-//! | [`upstream`] | the Bakong client, token reloads, status cache, coalescing, concurrency |
+//! | [`upstream`] | the Bakong client, token reloads, status cache, coalescing, concurrency; `upstream/budget.rs`: the call budget (one rate of Bakong calls for all instances, by priority) and the watchers' pace |
 //! | [`config`] | [`Config`]: the one `clap` struct; [`store::Limits`] and [`ServeConfig`] derive from it |
 //! | [`merchant`] | merchants, API keys (SHA-256 stored), webhook secrets and their rotation, the `merchant` subcommands, the [`merchant::MerchantStore`] trait and the memory table |
 //! | [`local_limits`] | limits kept in this process: event-stream caps, the rate buckets of the routes the store does not limit (assets, unknown paths, admin routes) |
-//! | [`store`] | the [`store::Store`] trait, [`store::AnyStore`]; `store/memory.rs`, `store/redis.rs` (one backend per file), `store/lua/*.lua` |
+//! | [`store`] | the [`store::Store`] trait, [`store::AnyStore`]; `store/memory.rs`, `store/redis.rs` (one backend per file), `store/lua/*.lua`; `store/coord.rs`: the budget bucket's arithmetic, shared by both backends |
 //! | [`client_ip`] | who the client is: trusted proxies, `X-Forwarded-For`/`Forwarded` read right to left, the client group (IPv4 address, IPv6 /64) every per-client limit counts |
 //! | [`params`], [`seed`], `render_pool.rs`, `time.rs` | parameters, seed-compatible status JSON, drawing threads, the clock |
 

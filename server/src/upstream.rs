@@ -1,7 +1,11 @@
 //! Bakong: the API client ([`Api`] and [`ReqwestTransport`]: no redirects,
 //! timeout, body cap), the token (re-read from its file, or renewed and shared
 //! through the store: see [`crate::token`]), the status cache, coalescing of
-//! concurrent checks of one MD5, and the bound on calls in flight.
+//! concurrent checks of one MD5, the bound on calls in flight, and the call
+//! budget ([`budget`]): every call takes a token of the service's rate of
+//! calls first, by priority (check, watch, deep link).
+
+pub mod budget;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -16,8 +20,10 @@ use bakong_khqr::Md5;
 use tokio::sync::Semaphore;
 
 use crate::config::{Config, ConfigError};
+use crate::store::coord::Rate;
 use crate::store::{AnyStore, Record, Store};
 use crate::time::now_ms;
+use budget::{Budget, Priority, Refused};
 
 /// A cached status and how long it stays, in ms.
 type StatusEntry = Arc<(TransactionStatus, u64)>;
@@ -37,6 +43,12 @@ pub enum UpstreamFail {
     Check(CheckError<ReqwestError>),
     /// Too many calls in flight for the whole upstream timeout.
     Busy,
+    /// A watcher's or a page's turn, skipped: the call budget keeps its
+    /// tokens for checks.
+    Skipped,
+    /// A check waited for the call budget and got no token; retry after
+    /// this many ms.
+    OverBudget(u64),
 }
 
 /// The tokens this instance knows: the operator's (`BAKONG_TOKEN` or the
@@ -70,7 +82,6 @@ pub fn prefer_renewed(now_ms: u64, configured: Option<Option<u64>>, renewed: Opt
 /// The Bakong side of the server, shared by handlers, watchers and webhooks.
 pub struct Upstream {
     config: Arc<Config>,
-    store: Arc<AnyStore>,
     api: RwLock<Arc<Api>>,
     tokens: Mutex<Tokens>,
     renewal: tokio::sync::RwLock<()>,
@@ -78,7 +89,14 @@ pub struct Upstream {
     pub transport: ReqwestTransport,
     slots: Semaphore,
     statuses: moka::future::Cache<String, StatusEntry>,
-    deeplinks: moka::future::Cache<String, Option<String>>,
+    /// Deep links known here (none kept: asked again of the store).
+    deeplinks: moka::future::Cache<String, String>,
+    /// The call budget's bucket, leases and shared answers (the renewed
+    /// token among them) live here.
+    store: Arc<AnyStore>,
+    budget: Budget,
+    /// This instance's name in leases.
+    instance: String,
 }
 
 fn read_token(text: &str) -> Result<Token, ConfigError> {
@@ -86,9 +104,9 @@ fn read_token(text: &str) -> Result<Token, ConfigError> {
 }
 
 impl Upstream {
-    /// The client for `config`'s Bakong URL and token (or token file); a
-    /// renewed token is read from `store` ([`Store::shared_get`] of
-    /// [`SHARED_TOKEN_KEY`]).
+    /// The client for `config`'s Bakong URL and token (or token file), its
+    /// call budget kept in `store`; a renewed token is read from `store`
+    /// ([`Store::shared_get`] of [`SHARED_TOKEN_KEY`]).
     ///
     /// # Errors
     /// [`ConfigError`] for an unusable base URL, token or token file, or an
@@ -118,7 +136,6 @@ impl Upstream {
         )
         .map_err(|e| ConfigError(format!("HTTP client: {e}")))?;
         Ok(Upstream {
-            store,
             api: RwLock::new(Arc::new(api)),
             tokens: Mutex::new(tokens),
             renewal: tokio::sync::RwLock::new(()),
@@ -132,6 +149,15 @@ impl Upstream {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_millis(config.qr_ttl_ms().max(1)))
                 .build(),
+            store,
+            budget: Budget {
+                rate: Rate {
+                    per_sec: config.bakong_calls_per_sec,
+                    burst: config.bakong_burst,
+                },
+                check_wait_ms: budget::CHECK_WAIT_MS,
+            },
+            instance: format!("{:016x}", rand::random::<u64>()),
             config,
         })
     }
@@ -144,18 +170,40 @@ impl Upstream {
             .clone()
     }
 
+    /// This instance's name in the store's leases (random, per process).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
     /// Entries in the status cache.
     pub fn cached_statuses(&self) -> u64 {
         self.statuses.entry_count()
     }
 
-    /// The status of `md5`: from the cache (paid: for the QR's life; pending:
-    /// [`Config::pending_cache_ms`]), else one call to Bakong shared by every
-    /// concurrent caller, within [`Config::upstream_concurrency`] calls in flight.
+    /// The status of `md5` asked with priority `p`: from the cache (paid: for
+    /// the QR's life; pending: [`Config::pending_cache_ms`]), else one call to
+    /// Bakong shared by every concurrent caller, within the call budget and
+    /// [`Config::upstream_concurrency`] calls in flight. A check that joined a
+    /// watcher's skipped turn asks again, once, at its own priority.
     pub async fn status_of(
         &self,
         md5: &Md5,
         record: Option<&Record>,
+        p: Priority,
+    ) -> Result<TransactionStatus, Arc<UpstreamFail>> {
+        match self.status_once(md5, record, p).await {
+            Err(e) if p.waits() && matches!(*e, UpstreamFail::Skipped) => {
+                self.status_once(md5, record, p).await
+            }
+            other => other,
+        }
+    }
+
+    async fn status_once(
+        &self,
+        md5: &Md5,
+        record: Option<&Record>,
+        p: Priority,
     ) -> Result<TransactionStatus, Arc<UpstreamFail>> {
         let key = md5.to_string();
         if let Some(hit) = self.statuses.get(&key).await {
@@ -171,28 +219,44 @@ impl Upstream {
         });
         let entry = self
             .statuses
-            .try_get_with(key, self.ask(md5, keep_ms))
+            .try_get_with(key, self.ask(md5, keep_ms, p))
             .await?;
         Ok(entry.0.clone())
     }
 
-    /// One call to Bakong for `md5`, in a slot; the answer and its cache life.
-    async fn ask(&self, md5: &Md5, keep_ms: u64) -> Result<StatusEntry, UpstreamFail> {
+    /// A token of the call budget for a call of priority `p`.
+    async fn token(&self, p: Priority) -> Result<(), UpstreamFail> {
+        match self.budget.take(&*self.store, p, now_ms).await {
+            Ok(()) => Ok(()),
+            Err(Refused::Skipped) => Err(UpstreamFail::Skipped),
+            Err(Refused::Busy { retry_after_ms }) => Err(UpstreamFail::OverBudget(retry_after_ms)),
+            Err(Refused::Store(e)) => {
+                tracing::warn!(detail = e.detail(), "call budget: store unavailable");
+                Err(UpstreamFail::OverBudget(1_000))
+            }
+        }
+    }
+
+    /// One call to Bakong for `md5`, with a token and in a slot; the answer
+    /// and its cache life.
+    async fn ask(&self, md5: &Md5, keep_ms: u64, p: Priority) -> Result<StatusEntry, UpstreamFail> {
+        self.token(p).await?;
         let wait = Duration::from_millis(self.config.upstream_timeout_ms);
         let Ok(Ok(_permit)) = tokio::time::timeout(wait, self.slots.acquire()).await else {
             metrics::counter!("khqr_upstream_errors_total", "kind" => "busy").increment(1);
             return Err(UpstreamFail::Busy);
         };
         let api = self.api();
-        let mut result = self.check_once(&api, md5).await;
+        let mut result = self.check_once(&api, md5, p).await;
         if matches!(
             result,
             Err(CheckError::Response(ResponseError::Unauthorized { .. }))
         ) && self.newer_token(&api, wait).await
+            && self.token(p).await.is_ok()
         {
             // Renewed meanwhile (Bakong may have retired the old token): ask
             // again once, with the new one.
-            result = self.check_once(&self.api(), md5).await;
+            result = self.check_once(&self.api(), md5, p).await;
         }
         match result {
             Ok(status) => {
@@ -214,8 +278,10 @@ impl Upstream {
         &self,
         api: &Api,
         md5: &Md5,
+        p: Priority,
     ) -> Result<TransactionStatus, CheckError<ReqwestError>> {
         metrics::counter!("khqr_upstream_calls_total").increment(1);
+        metrics::counter!("khqr_bakong_calls_total", "kind" => p.label()).increment(1);
         check_md5_async(&self.transport, api, md5).await
     }
 
@@ -234,27 +300,67 @@ impl Upstream {
         self.renewal.write().await
     }
 
-    /// The deep link for `record`, asked of Bakong once per QR and cached;
-    /// `None` when Bakong refuses (e.g. the token does not allow it) or is
-    /// unreachable, or does not answer within 2 s.
+    /// The deep link for `record` (`None`: none, or not known yet), asked of
+    /// Bakong once per QR for every instance (see `ask_deeplink`) and
+    /// kept here.
     pub async fn deeplink(&self, record: &Record) -> Option<String> {
-        let now = now_ms();
         self.deeplinks
-            .get_with(record.md5.clone(), async {
-                let req = self
-                    .api()
-                    .generate_deeplink_by_qr(&record.payload, None, now)
-                    .ok()?;
-                // The page waits at most 2 s for it; a slow Bakong hides the button.
-                let resp = tokio::time::timeout(Duration::from_secs(2), self.transport.send(req))
-                    .await
-                    .ok()?
-                    .ok()?;
-                parse_deeplink(&resp)
-                    .ok()
-                    .filter(|l| l.starts_with("https://"))
-            })
+            .optionally_get_with(record.md5.clone(), self.ask_deeplink(record))
             .await
+    }
+
+    /// The deep link from the store if an instance asked already; else asked
+    /// of Bakong by the instance that takes the QR's deep-link lease, within
+    /// the call budget (lowest priority) and a slot, and kept in the store for
+    /// the QR's life (a refusal or failure, as `""`, for a minute); the other
+    /// instances wait up to 1.5 s for that answer. The page waits at most 2 s
+    /// for Bakong; a slow Bakong hides the button.
+    async fn ask_deeplink(&self, record: &Record) -> Option<String> {
+        let key = format!("dl:{}", record.md5);
+        let now = now_ms();
+        let known = |v: String| Some(v).filter(|l| !l.is_empty());
+        if let Ok(Some(v)) = self.store.shared_get(&key, now).await {
+            return known(v);
+        }
+        let leased = self.store.lease(&key, &self.instance, 5_000, now).await;
+        if !leased.unwrap_or(false) {
+            for _ in 0..15 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if let Ok(Some(v)) = self.store.shared_get(&key, now_ms()).await {
+                    return known(v);
+                }
+            }
+            return None;
+        }
+        self.token(Priority::DeepLink).await.ok()?;
+        let asked = async {
+            let req = self
+                .api()
+                .generate_deeplink_by_qr(&record.payload, None, now)
+                .ok()?;
+            let _permit = self.slots.acquire().await.ok()?;
+            metrics::counter!("khqr_bakong_calls_total", "kind" => Priority::DeepLink.label())
+                .increment(1);
+            let resp = self.transport.send(req).await.ok()?;
+            parse_deeplink(&resp)
+                .ok()
+                .filter(|l| l.starts_with("https://"))
+        };
+        let link = tokio::time::timeout(Duration::from_secs(2), asked)
+            .await
+            .ok()
+            .flatten();
+        let keep = match &link {
+            Some(_) => record
+                .expires_ms
+                .saturating_add(self.config.grace_ms())
+                .saturating_sub(now)
+                .max(1_000),
+            None => 60_000,
+        };
+        let value = link.as_deref().unwrap_or("");
+        let _ = self.store.shared_put(&key, value, keep, now_ms()).await;
+        link
     }
 
     /// Takes `text` as the operator's token (from the token file) if it holds

@@ -1,10 +1,16 @@
 //! Payment watchers: one task per open `tran` per instance polls Bakong
 //! through the status cache ([`Upstream::status_of`], so coalesced with
-//! `check`) every [`Config::poll_interval_ms`] while anyone watches (the
-//! checkout page's event stream) or a webhook is owed, and publishes the
-//! result: on a `tokio::sync::watch` channel that each viewer reads, and to
-//! webhook delivery ([`Webhooks::paid`]) once paid. No viewer ever calls
-//! Bakong itself.
+//! `check`) while anyone watches (the checkout page's event stream) or a
+//! webhook is owed, and publishes the result: on a `tokio::sync::watch`
+//! channel that each viewer reads, and to webhook delivery
+//! ([`Webhooks::paid`]) once paid. No viewer ever calls Bakong itself.
+//!
+//! The pace slows as the QR ages ([`poll_delay_ms`]: every
+//! [`Config::poll_interval_ms`] at first, at most
+//! [`Config::poll_max_interval_ms`]); each poll takes a token of the call
+//! budget at watcher priority, or skips its turn. Only one instance polls a
+//! QR at a time: the one holding its poll lease in the store (`pl:{md5}`);
+//! the others read the payment it shares (`ps:{md5}`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -12,17 +18,18 @@ use std::time::Duration;
 
 use bakong_khqr::status::TransactionStatus;
 use bakong_khqr::Md5;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::store::{AnyStore, Record, Store};
 use crate::time::now_ms;
+use crate::upstream::budget::{poll_delay_ms, Priority};
 use crate::upstream::Upstream;
 use crate::webhook::Webhooks;
 
 /// What a viewer sees: the state of one QR.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum PageStatus {
     /// Not paid yet.
@@ -124,21 +131,19 @@ impl Watchers {
         rx
     }
 
-    /// One poll: the status now (pending when Bakong cannot say, expired past
-    /// the QR's life), published; whether the watcher should stop.
+    /// One poll: the status now (pending when Bakong cannot say or the turn
+    /// is skipped, expired past the QR's life), published; whether the
+    /// watcher should stop. `delay` is the wait until the next poll, in ms.
     async fn poll(
         &self,
         tran: &str,
         md5: &Md5,
         record: &Record,
         tx: &watch::Sender<PageStatus>,
+        delay: u64,
     ) -> bool {
         let now = now_ms();
-        let next = match self.upstream.status_of(md5, Some(record)).await {
-            Ok(s) => PageStatus::of(&s, record, now),
-            Err(_) if now >= record.expires_ms => PageStatus::Expired,
-            Err(_) => PageStatus::Pending,
-        };
+        let next = self.turn(md5, record, now, delay).await;
         tx.send_if_modified(|cur| {
             if *cur == next {
                 false
@@ -170,10 +175,56 @@ impl Watchers {
         }
         false
     }
+
+    /// The status at `now` as this instance learns it: the holder of the QR's
+    /// poll lease (taken or renewed until just after the next turn, `delay`
+    /// ms on) asks Bakong at watcher priority and shares a payment it sees;
+    /// the others read that payment from the store. A skipped turn, a failure
+    /// or nothing shared: what the clock says (pending, or expired).
+    async fn turn(&self, md5: &Md5, record: &Record, now: u64, delay: u64) -> PageStatus {
+        let by_clock = if now >= record.expires_ms {
+            PageStatus::Expired
+        } else {
+            PageStatus::Pending
+        };
+        // Held until the next turn has had time to start and ask Bakong.
+        let lease_ms = delay
+            .saturating_add(self.config.upstream_timeout_ms)
+            .saturating_add(1_000);
+        let paid_key = format!("ps:{}", record.md5);
+        let lease_key = format!("pl:{}", record.md5);
+        let instance = self.upstream.instance();
+        let holder = self.store.lease(&lease_key, instance, lease_ms, now).await;
+        if !holder.unwrap_or(false) {
+            return match self.store.shared_get(&paid_key, now).await {
+                Ok(Some(json)) => serde_json::from_str(&json).unwrap_or(by_clock),
+                _ => by_clock,
+            };
+        }
+        let asked = self
+            .upstream
+            .status_of(md5, Some(record), Priority::Watch)
+            .await;
+        let Ok(status) = asked else {
+            return by_clock;
+        };
+        let next = PageStatus::of(&status, record, now);
+        if let PageStatus::Paid { .. } = next {
+            let keep = record
+                .expires_ms
+                .saturating_add(self.config.grace_ms())
+                .saturating_sub(now)
+                .max(1_000);
+            if let Ok(json) = serde_json::to_string(&next) {
+                let _ = self.store.shared_put(&paid_key, &json, keep, now).await;
+            }
+        }
+        next
+    }
 }
 
 /// The watcher: polls until the QR is paid or has expired (and its grace
-/// period passed), or nobody needs it any more.
+/// period passed), or nobody needs it any more, slower as the QR ages.
 async fn watch_tran(
     watchers: Weak<Watchers>,
     tran: String,
@@ -185,12 +236,15 @@ async fn watch_tran(
     };
     loop {
         let Some(w) = watchers.upgrade() else { return };
-        if w.poll(&tran, &md5, &record, &tx).await {
+        let born = record.expires_ms.saturating_sub(w.config.qr_ttl_ms());
+        let age = now_ms().saturating_sub(born);
+        let c = &w.config;
+        let delay = poll_delay_ms(age, c.poll_interval_ms, c.poll_max_interval_ms);
+        if w.poll(&tran, &md5, &record, &tx, delay).await {
             break;
         }
-        let interval = w.config.poll_interval_ms;
         drop(w);
-        tokio::time::sleep(Duration::from_millis(interval)).await;
+        tokio::time::sleep(Duration::from_millis(delay)).await;
     }
     if let Some(w) = watchers.upgrade() {
         w.open().remove(&tran);

@@ -20,6 +20,7 @@ use crate::seed::seed_json;
 use crate::state::AppState;
 use crate::store::{Record, Store};
 use crate::time::now_ms;
+use crate::upstream::budget::Priority;
 
 /// The parameters of a status check and the `bakongid` every check requires.
 fn check_params(
@@ -65,7 +66,7 @@ pub async fn by_tran(
         .filter(|r| state.config.open_relay || r.bakong_id == id)
         .ok_or_else(not_found_check)?;
     let md5 = Md5::from_hex(&record.md5).ok_or_else(not_found_check)?;
-    status(&state, &md5, Some(&record)).await
+    status(&state, &caller, &md5, Some(&record)).await
 }
 
 /// `GET|POST /check_by_md5`.
@@ -93,16 +94,24 @@ pub async fn by_md5(
     if record.is_none() && !state.config.open_relay {
         return Err(not_found_check());
     }
-    status(&state, &md5, record.as_ref()).await
+    status(&state, &caller, &md5, record.as_ref()).await
 }
 
-/// The seed-compatible status answer, or the upstream error.
+/// The seed-compatible status answer, or the upstream error. A merchant's
+/// check (keyed) goes first in the Bakong call budget; an anonymous one leaves
+/// the reserve that merchants' checks need ([`Priority::StrangerCheck`]).
 async fn status(
     state: &AppState,
+    caller: &Caller,
     md5: &Md5,
     record: Option<&Record>,
 ) -> Result<Response, ApiError> {
-    let status = state.upstream.status_of(md5, record).await?;
+    let priority = if caller.merchant().is_some() {
+        Priority::Check
+    } else {
+        Priority::StrangerCheck
+    };
+    let status = state.upstream.status_of(md5, record, priority).await?;
     let body = seed_json(&status, record.map(|r| r.username.as_str()));
     Ok(json_response(StatusCode::OK, body))
 }

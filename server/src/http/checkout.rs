@@ -21,6 +21,7 @@ use crate::local_limits::StreamRefused;
 use crate::state::AppState;
 use crate::store::{Record, Store};
 use crate::time::now_ms;
+use crate::upstream::budget::Priority;
 pub use crate::watch::PageStatus;
 
 /// The page's content security policy: nothing but this origin, no inline
@@ -124,7 +125,9 @@ async fn current_status(
         if let Some(md5) = Md5::from_hex(&record.md5) {
             let asked = tokio::time::timeout(
                 Duration::from_millis(1500),
-                state.upstream.status_of(&md5, Some(record)),
+                state
+                    .upstream
+                    .status_of(&md5, Some(record), Priority::Watch),
             )
             .await;
             if let Ok(Ok(s)) = asked {

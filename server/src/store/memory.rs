@@ -10,6 +10,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
+use super::coord::{take, Bucket, Rate};
 use super::{Created, Delivery, Limited, Limits, Payer, Record, Store, StoreError};
 use crate::merchant::{Merchant, MerchantStore, MerchantTable, SaveConflict};
 
@@ -38,6 +39,74 @@ impl moka::Expiry<String, Arc<(Record, u64)>> for Lifetime {
     }
 }
 
+/// Most leases or shared values kept; past it, expired ones are dropped,
+/// then a new lease is refused or a new value not kept.
+const MAX_COORD_KEYS: usize = 200_000;
+
+/// The call budget's bucket, leases and shared values of one process.
+#[derive(Default)]
+struct Coord {
+    bucket: Mutex<Option<Bucket>>,
+    /// key -> (owner, until ms).
+    leases: Mutex<HashMap<String, (String, u64)>>,
+    /// key -> (value, until ms).
+    values: Mutex<HashMap<String, (String, u64)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether `map` has room for one more key (expired ones dropped when full).
+fn room<V>(map: &mut HashMap<String, (V, u64)>, now_ms: u64) -> bool {
+    if map.len() >= MAX_COORD_KEYS {
+        map.retain(|_, (_, until)| *until > now_ms);
+    }
+    map.len() < MAX_COORD_KEYS
+}
+
+impl Coord {
+    fn budget_take(&self, rate: Rate, floor: u32, now_ms: u64) -> Result<(), u64> {
+        let mut b = lock(&self.bucket);
+        let (next, out) = take(*b, rate, floor, now_ms);
+        *b = Some(next);
+        out
+    }
+
+    fn lease(&self, key: &str, owner: &str, ttl_ms: u64, now_ms: u64) -> bool {
+        let mut map = lock(&self.leases);
+        let until = now_ms.saturating_add(ttl_ms.max(1));
+        if let Some((holder, end)) = map.get_mut(key) {
+            if *end > now_ms && holder != owner {
+                return false;
+            }
+            owner.clone_into(holder);
+            *end = until;
+            return true;
+        }
+        if !room(&mut map, now_ms) {
+            return false;
+        }
+        map.insert(key.to_owned(), (owner.to_owned(), until));
+        true
+    }
+
+    fn get(&self, key: &str, now_ms: u64) -> Option<String> {
+        lock(&self.values)
+            .get(key)
+            .filter(|(_, until)| *until > now_ms)
+            .map(|(v, _)| v.clone())
+    }
+
+    fn put(&self, key: &str, value: &str, ttl_ms: u64, now_ms: u64) {
+        let mut map = lock(&self.values);
+        if map.contains_key(key) || room(&mut map, now_ms) {
+            let until = now_ms.saturating_add(ttl_ms.max(1));
+            map.insert(key.to_owned(), (value.to_owned(), until));
+        }
+    }
+}
+
 /// The embedded store: QRs in a bounded `moka` cache (LRU beyond
 /// [`Limits::max_entries`], each entry living until its QR expires plus the
 /// grace period), rate limits in `governor` token buckets, per-client quotas as
@@ -57,10 +126,8 @@ pub struct MemoryStore {
     deliveries: Mutex<HashMap<String, (bool, u32, String, Instant)>>,
     /// QRs whose webhook is owed: tran -> until (ms since the Unix epoch).
     watched: Mutex<HashMap<String, u64>>,
-    /// Leases: key -> (owner, until ms since the Unix epoch).
-    leases: Mutex<HashMap<String, (String, u64)>>,
-    /// Shared values: key -> (value, until ms since the Unix epoch).
-    values: Mutex<HashMap<String, (String, u64)>>,
+    /// The Bakong call budget's bucket, leases and shared values.
+    coord: Coord,
 }
 
 impl MemoryStore {
@@ -88,8 +155,7 @@ impl MemoryStore {
             clock: DefaultClock::default(),
             deliveries: Mutex::new(HashMap::new()),
             watched: Mutex::new(HashMap::new()),
-            leases: Mutex::new(HashMap::new()),
-            values: Mutex::new(HashMap::new()),
+            coord: Coord::default(),
         }
     }
 
@@ -304,6 +370,15 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn budget_take(
+        &self,
+        rate: Rate,
+        floor: u32,
+        now_ms: u64,
+    ) -> Result<Result<(), u64>, StoreError> {
+        Ok(self.coord.budget_take(rate, floor, now_ms))
+    }
+
     async fn lease(
         &self,
         key: &str,
@@ -311,23 +386,11 @@ impl Store for MemoryStore {
         ttl_ms: u64,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let mut leases = lock(&self.leases);
-        let free = leases
-            .get(key)
-            .is_none_or(|(holder, until)| holder == owner || *until <= now_ms);
-        if free && room(&mut leases, key, now_ms) {
-            let until = now_ms.saturating_add(ttl_ms.max(1));
-            leases.insert(key.to_owned(), (owner.to_owned(), until));
-            return Ok(true);
-        }
-        Ok(false)
+        Ok(self.coord.lease(key, owner, ttl_ms, now_ms))
     }
 
     async fn shared_get(&self, key: &str, now_ms: u64) -> Result<Option<String>, StoreError> {
-        Ok(lock(&self.values)
-            .get(key)
-            .filter(|(_, until)| *until > now_ms)
-            .map(|(v, _)| v.clone()))
+        Ok(self.coord.get(key, now_ms))
     }
 
     async fn shared_put(
@@ -337,33 +400,9 @@ impl Store for MemoryStore {
         ttl_ms: u64,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        let mut values = lock(&self.values);
-        if room(&mut values, key, now_ms) {
-            let until = now_ms.saturating_add(ttl_ms.max(1));
-            values.insert(key.to_owned(), (value.to_owned(), until));
-        }
+        self.coord.put(key, value, ttl_ms, now_ms);
         Ok(())
     }
-}
-
-/// Most leases or shared values kept; past it, expired ones are dropped, then
-/// a new key is refused.
-const MAX_KEYS: usize = 100_000;
-
-/// Whether `map` may hold `key` (there already, or room once expired entries
-/// are dropped).
-fn room(map: &mut HashMap<String, (String, u64)>, key: &str, now_ms: u64) -> bool {
-    if map.contains_key(key) {
-        return true;
-    }
-    if map.len() >= MAX_KEYS {
-        map.retain(|_, (_, until)| *until > now_ms);
-    }
-    map.len() < MAX_KEYS
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Merchants in memory: [`MerchantTable`].
@@ -390,5 +429,30 @@ impl MerchantStore for MemoryStore {
 
     async fn bakong_id_owner(&self, bakong_id: &str) -> Result<Option<String>, StoreError> {
         Ok(self.merchants.owner_of(bakong_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_have_one_holder_until_they_end() {
+        let c = Coord::default();
+        assert!(c.lease("pl:x", "a", 1_000, 0));
+        assert!(!c.lease("pl:x", "b", 1_000, 500));
+        assert!(c.lease("pl:x", "a", 1_000, 900), "renewed by its holder");
+        assert!(!c.lease("pl:x", "b", 1_000, 1_800));
+        assert!(c.lease("pl:x", "b", 1_000, 1_900), "free once ended");
+        assert!(c.lease("pl:y", "a", 1_000, 1_900));
+    }
+
+    #[test]
+    fn shared_values_expire() {
+        let c = Coord::default();
+        assert_eq!(c.get("dl:x", 0), None);
+        c.put("dl:x", "https://l", 100, 0);
+        assert_eq!(c.get("dl:x", 99).as_deref(), Some("https://l"));
+        assert_eq!(c.get("dl:x", 100), None);
     }
 }

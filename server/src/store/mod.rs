@@ -18,6 +18,7 @@
 //!
 //! One backend per file: `memory.rs`, `redis.rs` (its Lua scripts in `lua/`).
 
+pub mod coord;
 mod memory;
 mod redis;
 
@@ -253,6 +254,17 @@ pub trait Store: Send + Sync + 'static {
         max: usize,
     ) -> impl Future<Output = Result<Vec<(String, Record)>, StoreError>> + Send;
 
+    /// Takes one token of the Bakong call budget `rate` (one bucket for every
+    /// instance sharing the store) at `now_ms` if `floor` tokens remain after
+    /// it: `Ok(())`, or `Err(ms)` until one would be ([`coord::take`]; with
+    /// Redis `lua/budget.lua` on `khqr:budget`).
+    fn budget_take(
+        &self,
+        rate: coord::Rate,
+        floor: u32,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Result<(), u64>, StoreError>> + Send;
+
     /// Takes or renews the lease `key` for `owner` until `now_ms + ttl_ms`:
     /// whether `owner` holds it now. One holder at a time (with Redis `SET NX
     /// PX` on `khqr:l:{key}`, renewed by its holder).
@@ -326,6 +338,7 @@ forward! {
     watch_add(tran: &str, until_ms: u64) -> ();
     watch_remove(tran: &str) -> ();
     watch_list(now_ms: u64, max: usize) -> Vec<(String, Record)>;
+    budget_take(rate: coord::Rate, floor: u32, now_ms: u64) -> Result<(), u64>;
     lease(key: &str, owner: &str, ttl_ms: u64, now_ms: u64) -> bool;
     shared_get(key: &str, now_ms: u64) -> Option<String>;
     shared_put(key: &str, value: &str, ttl_ms: u64, now_ms: u64) -> ();

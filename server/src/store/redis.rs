@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::coord::Rate;
 use super::{Created, Delivery, Limited, Limits, Payer, Record, Store, StoreError};
 use crate::merchant::{Merchant, MerchantStore, SaveConflict};
 
@@ -14,12 +15,14 @@ const CREATE_LUA: &str = include_str!("lua/create.lua");
 const FETCH_LUA: &str = include_str!("lua/fetch.lua");
 /// Take a webhook delivery lease (see the file).
 const DELIVERY_LUA: &str = include_str!("lua/delivery.lua");
-/// A lease: `SET NX PX`, renewed by its holder (see the file).
-const LEASE_LUA: &str = include_str!("lua/lease.lua");
 /// Save a merchant and its indexes (see the file).
 const MERCHANT_SAVE_LUA: &str = include_str!("lua/merchant_save.lua");
 /// Find a key's merchant (see the file).
 const MERCHANT_BY_KEY_LUA: &str = include_str!("lua/merchant_by_key.lua");
+/// The Bakong call budget's bucket (the arithmetic of [`super::coord::take`]).
+const BUDGET_LUA: &str = include_str!("lua/budget.lua");
+/// A lease: `SET NX PX`, renewed by its holder.
+const LEASE_LUA: &str = include_str!("lua/lease.lua");
 
 /// The shared store: QRs and rate-limit buckets in Redis (standalone or behind
 /// Sentinel; not Cluster, since one script touches several keys), through a
@@ -29,11 +32,8 @@ const MERCHANT_BY_KEY_LUA: &str = include_str!("lua/merchant_by_key.lua");
 /// merchant's QRs, newest first), `khqr:rc:{client}`, `khqr:rm:{merchant}` and
 /// `khqr:ra:{bakongid}` (token buckets); merchants: `khqr:m:{id}` (JSON),
 /// `khqr:ms` (the ids), `khqr:mk:{key hash}` and `khqr:mb:{bakongid}` (each the
-/// id of the merchant holding it); `khqr:l:{key}` (leases), `khqr:s:{key}`
-/// (shared values, such as the renewed Bakong token, `khqr:s:bakong-token`,
-/// until its expiry: keep Redis private, as it holds a credential). Each
-/// request is one `EVALSHA` (a keyed one, one more to find its key). Rate
-/// limits use the instances' clocks: keep them in sync
+/// id of the merchant holding it). Each request is one `EVALSHA` (a keyed
+/// one, one more to find its key). Rate limits use the instances' clocks: keep them in sync
 /// (NTP).
 #[derive(Clone)]
 pub struct RedisStore {
@@ -43,6 +43,8 @@ pub struct RedisStore {
     fetch: Arc<redis::Script>,
     merchant_save: Arc<redis::Script>,
     merchant_by_key: Arc<redis::Script>,
+    budget: Arc<redis::Script>,
+    lease: Arc<redis::Script>,
 }
 
 const PREFIX: &str = "khqr:";
@@ -74,6 +76,8 @@ impl RedisStore {
             fetch: Arc::new(redis::Script::new(&format!("{BUCKET_LUA}\n{FETCH_LUA}"))),
             merchant_save: Arc::new(redis::Script::new(MERCHANT_SAVE_LUA)),
             merchant_by_key: Arc::new(redis::Script::new(MERCHANT_BY_KEY_LUA)),
+            budget: Arc::new(redis::Script::new(BUDGET_LUA)),
+            lease: Arc::new(redis::Script::new(LEASE_LUA)),
         })
     }
 
@@ -289,6 +293,30 @@ impl Store for RedisStore {
         self.watch_list_now(now_ms, max).await
     }
 
+    async fn budget_take(
+        &self,
+        rate: Rate,
+        floor: u32,
+        now_ms: u64,
+    ) -> Result<Result<(), u64>, StoreError> {
+        let floor = floor.min(rate.burst.max(1) - 1);
+        let wait: i64 = self
+            .budget
+            .key(format!("{PREFIX}budget"))
+            .arg(rate.per_sec.max(1))
+            .arg(rate.burst.max(1))
+            .arg(floor)
+            .arg(now_ms)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| redis_error(&e))?;
+        Ok(match u64::try_from(wait) {
+            Ok(0) => Ok(()),
+            Ok(ms) => Err(ms),
+            Err(_) => Err(1),
+        })
+    }
+
     async fn lease(
         &self,
         key: &str,
@@ -296,7 +324,8 @@ impl Store for RedisStore {
         ttl_ms: u64,
         _now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let held: i64 = redis::Script::new(LEASE_LUA)
+        let held: i64 = self
+            .lease
             .key(format!("{PREFIX}l:{key}"))
             .arg(owner)
             .arg(ttl_ms.max(1))
@@ -326,7 +355,7 @@ impl Store for RedisStore {
             .arg(value)
             .arg("PX")
             .arg(ttl_ms.max(1))
-            .query_async::<()>(&mut self.conn.clone())
+            .query_async(&mut self.conn.clone())
             .await
             .map_err(|e| redis_error(&e))
     }
