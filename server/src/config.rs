@@ -265,14 +265,27 @@ pub struct Config {
     /// First webhook retry delay, ms (doubles with jitter, at most 60 s).
     #[arg(long, env = "KHQR_WEBHOOK_BACKOFF_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub webhook_backoff_ms: u64,
-    /// Allow `callback_url`s on loopback, private and link-local addresses
-    /// (a receiver on your own network).
+    /// Lift every rule on webhook targets (addresses, ports, local names):
+    /// only for tests or a receiver you trust on your own network; prefer
+    /// --callback-allow-ips and --callback-allow-ports.
     #[arg(long, env = "KHQR_CALLBACK_ALLOW_PRIVATE")]
     pub callback_allow_private: bool,
     /// Allow plain-`http` `callback_url`s (only with a receiver you trust the
     /// path to, e.g. on loopback).
     #[arg(long, env = "KHQR_CALLBACK_ALLOW_HTTP")]
     pub callback_allow_http: bool,
+    /// Ports a `callback_url` may use besides 443 (80 for allowed http)
+    /// (repeat the option, or comma-separate in the variable).
+    #[arg(long, env = "KHQR_CALLBACK_ALLOW_PORTS", value_delimiter = ',')]
+    pub callback_allow_ports: Vec<u16>,
+    /// Networks (CIDR) a webhook may go to although the IANA special-purpose
+    /// registries list them, e.g. a receiver on your own network (repeat the
+    /// option, or comma-separate in the variable).
+    #[arg(long, env = "KHQR_CALLBACK_ALLOW_IPS", value_delimiter = ',', value_parser = network)]
+    pub callback_allow_ips: Vec<ipnet::IpNet>,
+    /// DNS server (`ip:port`, UDP then TCP) that resolves webhook hosts [default: the system resolver].
+    #[arg(long, env = "KHQR_DNS_SERVER")]
+    pub dns_server: Option<SocketAddr>,
 }
 
 /// A count of at least 1.
@@ -292,6 +305,14 @@ fn email(s: &str) -> Result<String, String> {
         .renew_token(s)
         .map(|_| s.to_owned())
         .map_err(|_| format!("`{s}` is not one e-mail address (name@domain)"))
+}
+
+/// A network in CIDR notation, or one address (a /32 or /128).
+fn network(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{s}` is neither a network (CIDR) nor an address"))
 }
 
 /// An allow-list entry, trimmed (an empty entry allows nothing).
@@ -548,5 +569,35 @@ mod tests {
         );
         let ok = Config::try_parse_from(["khqr-server", "--success-url-allow", " https://a/ "]);
         assert_eq!(ok.unwrap().success_url_allow, vec!["https://a/".to_owned()]);
+    }
+
+    #[test]
+    fn webhook_target_options() {
+        let args = [
+            "khqr-server",
+            "--callback-allow-ips",
+            "10.1.0.0/16, 127.0.0.2,fd00::/8",
+            "--callback-allow-ports",
+            "8443,9000",
+            "--dns-server",
+            "127.0.0.1:5353",
+        ];
+        let config = Config::try_parse_from(args).unwrap();
+        let nets: Vec<String> = config
+            .callback_allow_ips
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(nets, ["10.1.0.0/16", "127.0.0.2/32", "fd00::/8"]);
+        assert_eq!(config.callback_allow_ports, [8443, 9000]);
+        assert_eq!(config.dns_server, Some(([127, 0, 0, 1], 5353).into()));
+        for bad in [
+            ["khqr-server", "--callback-allow-ips", "10.1.0.0/33"],
+            ["khqr-server", "--callback-allow-ips", "shop.example"],
+            ["khqr-server", "--callback-allow-ports", "70000"],
+            ["khqr-server", "--dns-server", "127.0.0.1"],
+        ] {
+            assert!(Config::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 }

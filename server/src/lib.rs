@@ -34,6 +34,11 @@
 //! * **Images** are drawn on [`Config::render_threads`] dedicated threads at a
 //!   lower CPU priority (never on the async workers), once per QR, and cached (bounded by bytes), with `ETag` and a
 //!   `Cache-Control` that follows the QR's remaining life.
+//! * **Creates**: two never share a `tran`; a create may carry
+//!   `Idempotency-Key` (same key and parameters: the first answer again;
+//!   other parameters: 409), see [`idempotency`]. A `callback_url` must point
+//!   at a globally reachable address, checked again at each delivery through
+//!   a resolver that connects only to what it checked, see [`webhook::target`].
 //! * **Parameters**: see [`params`] (one rule for repeats: refused; invalid
 //!   UTF-8, control and bidi characters refused).
 //! * **Errors** are JSON (see [`error`]). Bad input: `{"status":false,"message","errorCode","error"}`
@@ -57,7 +62,7 @@
 //! | `serve.rs` | hyper connection serving: head limits, graceful stop; `serve/conns.rs` (connection caps per client group, the biggest holder gives way when full), `serve/write_timeout.rs` (a client that does not read is reset) |
 //! | [`watch`] | payment watchers: poll Bakong for watched QRs, publish to viewers and to webhook delivery |
 //! | [`token`] | the Bakong token's lifecycle: renewal under a store lease, the shared token, alerts (pure decisions, clock as an argument) |
-//! | [`webhook`] | the delivery worker (sign, send, retry with backoff, lease); `webhook/target.rs`: callback URL rules |
+//! | [`webhook`] | the delivery worker (sign, send, retry with backoff, lease); [`webhook::target`]: where a webhook may go (IANA special-purpose registries, ports, the checking resolver) |
 //! | [`error`] | `ApiError`, the one JSON error body (also for hyper's own errors and the fallbacks) |
 //! | [`upstream`] | the Bakong client, token reloads, status cache, coalescing, concurrency; `upstream/budget.rs`: the call budget (one rate of Bakong calls for all instances, by priority) and the watchers' pace |
 //! | [`config`] | [`Config`]: the one `clap` struct; [`store::Limits`] and [`ServeConfig`] derive from it |
@@ -65,12 +70,14 @@
 //! | [`local_limits`] | limits kept in this process: event-stream caps, the rate buckets of the routes the store does not limit (assets, unknown paths, admin routes) |
 //! | [`store`] | the [`store::Store`] trait, [`store::AnyStore`]; `store/memory.rs`, `store/redis.rs` (one backend per file), `store/lua/*.lua`; `store/coord.rs`: the budget bucket's arithmetic, shared by both backends |
 //! | [`client_ip`] | who the client is: trusted proxies, `X-Forwarded-For`/`Forwarded` read right to left, the client group (IPv4 address, IPv6 /64) every per-client limit counts |
+//! | [`idempotency`] | `Idempotency-Key`: the key's rules, its caller's scope, the parameters' fingerprint |
 //! | [`params`], [`seed`], `render_pool.rs`, `time.rs` | parameters, seed-compatible status JSON, drawing threads, the clock |
 
 pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 pub mod local_limits;
 pub mod merchant;
 pub mod params;

@@ -69,11 +69,7 @@ impl AppState {
         let upstream = Arc::new(Upstream::new(config.clone(), store.clone())?);
         let client_addr = config.client_addr()?;
         let token = Arc::new(TokenKeeper::new(&config, store.clone(), upstream.clone()));
-        let webhooks = Arc::new(Webhooks::new(
-            config.clone(),
-            store.clone(),
-            upstream.clone(),
-        ));
+        let webhooks = Arc::new(Webhooks::new(config.clone(), store.clone())?);
         let watchers = Arc::new(Watchers::new(
             config.clone(),
             store.clone(),

@@ -6,7 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{make_store, Backend, Redis};
-use khqr_server::store::{Created, Delivery, Limits, Record, Store};
+use khqr_server::idempotency::{fingerprint, Idempotency};
+use khqr_server::store::{AnyStore, Created, Delivery, Limits, Record, Store};
 
 fn record(md5: &str, account: &str, expires_ms: u64) -> Record {
     Record {
@@ -35,6 +36,71 @@ fn now_ms() -> u64 {
     .unwrap()
 }
 
+/// Idempotency keys: stored with the QR, replayed with the same
+/// fingerprint, refused with another, scoped, not filed when the tran was
+/// taken, and at most the quota (3) per scope.
+async fn idempotency(store: &AnyStore, now: u64) {
+    let key = |scope: &str, k: &str, params: &str| {
+        Idempotency::new(scope, k, fingerprint(&[Some(params)]))
+    };
+    let k1 = key("c:10.7.0.1", "order-1", "a");
+    let r1 = record(&md5(501), "i@abaa", now + 60_000);
+    let create = |tran: &'static str, r: Record, k: Idempotency| async move {
+        store
+            .create_keyed("10.7.0.1", tran, &r, now, Some(&k))
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        create("TI000001", r1.clone(), k1.clone()).await,
+        Created::Stored
+    );
+    let replay = Created::Replayed {
+        tran: "TI000001".into(),
+        md5: md5(501),
+    };
+    let r2 = record(&md5(502), "i@abaa", now + 60_000);
+    assert_eq!(create("TI000002", r2.clone(), k1.clone()).await, replay);
+    assert_eq!(
+        store
+            .fetch("10.7.0.1", None, "TI000002", now)
+            .await
+            .unwrap(),
+        Ok(None),
+        "a replay stores nothing"
+    );
+    let other = key("c:10.7.0.1", "order-1", "b");
+    assert_eq!(
+        create("TI000002", r2.clone(), other).await,
+        Created::KeyReused
+    );
+    // Another scope's equal key is its own.
+    let theirs = key("c:10.7.0.2", "order-1", "a");
+    assert_eq!(
+        create("TI000003", r2.clone(), theirs).await,
+        Created::Stored
+    );
+    // A taken tran: nothing filed, so the retry with another tran stores.
+    let k2 = key("c:10.7.0.1", "order-2", "a");
+    let r4 = record(&md5(504), "i@abaa", now + 60_000);
+    assert_eq!(
+        create("TI000001", r4.clone(), k2.clone()).await,
+        Created::Collision
+    );
+    assert_eq!(
+        create("TI000004", r4.clone(), k2.clone()).await,
+        Created::Stored
+    );
+    // Three keys per scope: a fourth forgets the oldest (order-1).
+    for (i, tran) in [(5, "TI000005"), (6, "TI000006")] {
+        let k = key("c:10.7.0.1", &format!("order-{i}"), "a");
+        let r = record(&md5(500 + i), "i@abaa", now + 60_000);
+        assert_eq!(create(tran, r, k).await, Created::Stored);
+    }
+    let r7 = record(&md5(507), "i@abaa", now + 60_000);
+    assert_eq!(create("TI000007", r7, k1).await, Created::Stored);
+}
+
 async fn suite(backend: Backend) {
     let open = Limits {
         client_per_sec: 0,
@@ -47,7 +113,8 @@ async fn suite(backend: Backend) {
     let now = now_ms();
     store.ping().await.unwrap();
 
-    // Round trip, idempotent re-create, collision.
+    // Round trip; a taken tran is refused even for the same QR (two
+    // creates never share one); collision.
     let a = record(&md5(1), "a@abaa", now + 60_000);
     assert_eq!(
         store.create("10.0.0.1", "T0000001", &a, now).await.unwrap(),
@@ -61,8 +128,8 @@ async fn suite(backend: Backend) {
         Ok(Some(a.clone()))
     );
     assert_eq!(
-        store.create("10.0.0.1", "T0000001", &a, now).await.unwrap(),
-        Created::Stored
+        store.create("10.0.0.9", "T0000001", &a, now).await.unwrap(),
+        Created::Collision
     );
     let other = record(&md5(2), "a@abaa", now + 60_000);
     assert_eq!(
@@ -79,6 +146,8 @@ async fn suite(backend: Backend) {
             .unwrap(),
         Ok(None)
     );
+
+    idempotency(&store, now).await;
 
     // Quota 3 per client: the 4th create of 10.0.0.1 displaces its own oldest;
     // another client's QR is untouched.

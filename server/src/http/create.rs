@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Extension;
 use bakong_khqr::{Amount, Currency, ErrorCode, Request as KhqrRequest};
@@ -19,12 +19,13 @@ use serde::Serialize;
 use super::checkout::success_url_allowed;
 use super::guard::Client;
 use crate::error::{json_response, ApiError};
+use crate::idempotency::{self, Idempotency};
 use crate::merchant::{Caller, MerchantStore};
 use crate::params::{check_display_text, Params};
 use crate::state::AppState;
 use crate::store::{Created, Payer, Record, Store};
 use crate::time::now_ms;
-use crate::webhook::check_callback_url;
+use crate::webhook::target::check_url;
 
 #[derive(Serialize)]
 struct CreatedBody<'a> {
@@ -103,9 +104,8 @@ fn urls(
             ))
         }
         Some(u) => {
-            let allow = (config.callback_allow_http, config.callback_allow_private);
-            let url = check_callback_url(u, allow.0, allow.1).map_err(|e| {
-                ApiError::bad_request("invalid_callback_url", format!("callback_url {}", e.0))
+            let url = check_url(u, state.webhooks.targets()).map_err(|e| {
+                ApiError::bad_request("invalid_callback_url", format!("callback_url {e}"))
             })?;
             Some(url.to_string())
         }
@@ -113,51 +113,110 @@ fn urls(
     Ok((success_url, callback_url))
 }
 
-/// `GET /khqr/create` (see the module's docs).
+/// Most payloads tried for one create whose `tran`s are taken, each a
+/// millisecond later in tag 99 (the k-th of k identical creates in one
+/// millisecond needs k; a try is one store call).
+const CREATE_TRIES: u64 = 64;
+
+/// The request's `Idempotency-Key`, filed under the caller's scope with the
+/// fingerprint of the checked parameters (in a fixed order).
+fn idempotency(
+    headers: &HeaderMap,
+    client: &str,
+    caller: &Caller,
+    fields: &[Option<&str>],
+) -> Result<Option<Idempotency>, ApiError> {
+    let key = idempotency::key_of(headers)
+        .map_err(|e| ApiError::bad_request("invalid_idempotency_key", e.to_string()))?;
+    // A merchant's keys are the merchant's, whichever address it calls from.
+    let merchant = caller.merchant().map(|m| m.id.as_str());
+    let scope = idempotency::scope(client, merchant);
+    Ok(key.map(|k| Idempotency::new(&scope, k, idempotency::fingerprint(fields))))
+}
+
+/// `GET /khqr/create` (see the module's docs). Two creates never share a
+/// `tran`: the store takes a `tran` only if it is free, and a taken one makes
+/// the next try a millisecond later in tag 99 (so another payload, MD5 and
+/// `tran`), unless both carry one `Idempotency-Key` (see [`idempotency`]).
 pub async fn create(
     State(state): State<Arc<AppState>>,
     Extension(Client(client)): Extension<Client>,
     Extension(caller): Extension<Caller>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let p = Params::parse(query.as_deref(), None, b"")?;
     let (currency, amount_text) = amount(&p)?;
     let username = username(&p)?;
     let (success_url, callback_url) = urls(&state, &p, &caller)?;
     let bakong_id = p.get("bakongid").unwrap_or("");
+    let merchant_name = p.get("merchantname").unwrap_or("");
+    let fields = [
+        Some(amount_text.as_str()),
+        Some(currency.alpha()),
+        Some(bakong_id.trim()),
+        Some(merchant_name),
+        Some(username.as_str()),
+        success_url.as_deref(),
+        callback_url.as_deref(),
+    ];
+    let idem = idempotency(&headers, &client, &caller, &fields)?;
     let now = now_ms();
     let ttl_ms = state.config.qr_ttl_ms();
-    let khqr = KhqrRequest::individual(bakong_id, p.get("merchantname").unwrap_or(""))
-        .currency(currency)
-        .amount(amount_text.as_str())
-        .expires_in_ms(ttl_ms)
-        .generate(now)?;
-    may_create_for(&state, &caller, bakong_id.trim()).await?;
-    let tran = khqr.tran_id();
-    let record = Record {
-        md5: khqr.md5().to_string(),
-        bakong_id: bakong_id.trim().to_owned(),
-        username,
-        payload: khqr.as_str().to_owned(),
-        expires_ms: now.saturating_add(ttl_ms),
-        success_url,
-        callback_url,
-        merchant: caller.merchant().map(|m| m.id.clone()),
+    let generate = |at: u64| {
+        KhqrRequest::individual(bakong_id, merchant_name)
+            .currency(currency)
+            .amount(amount_text.as_str())
+            .expires_in_ms(ttl_ms)
+            .generate(at)
     };
+    let mut khqr = generate(now)?;
+    may_create_for(&state, &caller, bakong_id.trim()).await?;
     let payer = caller.payer(&client);
-    store(&state, payer, tran.as_str(), &record, now).await?;
+    for attempt in 0..CREATE_TRIES {
+        let at = now.saturating_add(attempt);
+        if attempt > 0 {
+            khqr = generate(at)?;
+        }
+        let tran = khqr.tran_id();
+        let record = Record {
+            md5: khqr.md5().to_string(),
+            bakong_id: bakong_id.trim().to_owned(),
+            username: username.clone(),
+            payload: khqr.as_str().to_owned(),
+            expires_ms: at.saturating_add(ttl_ms),
+            success_url: success_url.clone(),
+            callback_url: callback_url.clone(),
+            merchant: caller.merchant().map(|m| m.id.clone()),
+        };
+        if let Some((tran, md5)) =
+            store(&state, payer, tran.as_str(), &record, now, idem.as_ref()).await?
+        {
+            return Ok(created_body(&state, &tran, md5));
+        }
+        metrics::counter!("khqr_create_retries_total").increment(1);
+    }
+    Err(ApiError::refused(
+        StatusCode::CONFLICT,
+        "tran_collision",
+        "transaction id collision; create again",
+    ))
+}
+
+/// The answer to a create of `tran`.
+fn created_body(state: &AppState, tran: &str, md5: String) -> Response {
     let base = &state.public_url;
     let body = CreatedBody {
         status: true,
         message: "success",
-        qr: format!("{base}/khqr/qr/{}", tran.as_str()),
-        qr_stand: format!("{base}/khqr/qr/stand/{}", tran.as_str()),
-        checkout: format!("{base}/khqr/pay/{}", tran.as_str()),
-        md5: record.md5,
-        tran: tran.as_str(),
+        qr: format!("{base}/khqr/qr/{tran}"),
+        qr_stand: format!("{base}/khqr/qr/stand/{tran}"),
+        checkout: format!("{base}/khqr/pay/{tran}"),
+        md5,
+        tran,
     };
     let json = serde_json::to_string(&body).unwrap_or_default();
-    Ok(json_response(StatusCode::OK, json))
+    json_response(StatusCode::OK, json)
 }
 
 /// A merchant's key creates only for its own `bakongid`s; an anonymous
@@ -191,23 +250,35 @@ async fn may_create_for(
     ))
 }
 
-/// Stores `record` under `tran`; a QR owed a webhook is listed in the store
-/// (so that any instance, or this one after a restart, delivers it) and
-/// watched here even if nobody opens its page.
+/// Stores `record` under `tran` if the `tran` is free and `idem`'s key is
+/// new; returns the `tran` and MD5 to answer with (this one, or the first
+/// create's for a repeated key), or `None` if the `tran` is taken. A QR owed
+/// a webhook is listed in the store (so that any instance, or this one after
+/// a restart, delivers it) and watched here even if nobody opens its page.
 async fn store(
     state: &Arc<AppState>,
     payer: Payer<'_>,
     tran: &str,
     record: &Record,
     now: u64,
-) -> Result<(), ApiError> {
-    match state.store.create(payer, tran, record, now).await? {
+    idem: Option<&Idempotency>,
+) -> Result<Option<(String, String)>, ApiError> {
+    match state
+        .store
+        .create_keyed(payer, tran, record, now, idem)
+        .await?
+    {
         Created::Stored => {}
-        Created::Collision => {
+        Created::Collision => return Ok(None),
+        Created::Replayed { tran, md5 } => {
+            metrics::counter!("khqr_idempotent_replays_total").increment(1);
+            return Ok(Some((tran, md5)));
+        }
+        Created::KeyReused => {
             return Err(ApiError::refused(
                 StatusCode::CONFLICT,
-                "tran_collision",
-                "transaction id collision; create again",
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with other parameters",
             ))
         }
         Created::Limited(l) => return Err(l.into()),
@@ -220,5 +291,5 @@ async fn store(
         state.store.watch_add(tran, until).await?;
         drop(state.watchers.subscribe(tran, record));
     }
-    Ok(())
+    Ok(Some((tran.to_owned(), record.md5.clone())))
 }

@@ -12,6 +12,7 @@ use moka::sync::Cache;
 
 use super::coord::{take, Bucket, Rate};
 use super::{Created, Delivery, Limited, Limits, Payer, Record, Store, StoreError};
+use crate::idempotency::{self, Idempotency};
 use crate::merchant::{Merchant, MerchantStore, MerchantTable, SaveConflict};
 
 fn nz(n: u32) -> NonZeroU32 {
@@ -116,6 +117,10 @@ pub struct MemoryStore {
     limits: Limits,
     entries: Cache<String, Arc<(Record, u64)>, Hasher>,
     owners: Cache<String, Arc<Mutex<VecDeque<String>>>, Hasher>,
+    /// Idempotency keys (scope and key) -> the stored value.
+    keys: Cache<String, Arc<str>, Hasher>,
+    /// Each scope's idempotency keys, oldest first.
+    key_owners: Cache<String, Arc<Mutex<VecDeque<String>>>, Hasher>,
     clients: Option<DefaultKeyedRateLimiter<String>>,
     accounts: Option<DefaultKeyedRateLimiter<String>>,
     merchant_buckets: Option<DefaultKeyedRateLimiter<String>>,
@@ -144,7 +149,19 @@ impl MemoryStore {
             .eviction_policy(EvictionPolicy::lru())
             .time_to_idle(Duration::from_secs(24 * 3600))
             .build_with_hasher(Hasher::default());
+        let keys = Cache::builder()
+            .max_capacity(limits.max_entries.max(1))
+            .eviction_policy(EvictionPolicy::lru())
+            .time_to_live(Duration::from_millis(idempotency::TTL_MS))
+            .build_with_hasher(Hasher::default());
+        let key_owners = Cache::builder()
+            .max_capacity(1_000_000)
+            .eviction_policy(EvictionPolicy::lru())
+            .time_to_idle(Duration::from_millis(idempotency::TTL_MS))
+            .build_with_hasher(Hasher::default());
         MemoryStore {
+            keys,
+            key_owners,
             clients: keyed(limits.client_per_sec, limits.client_burst),
             accounts: keyed(limits.account_per_sec, limits.account_burst),
             merchant_buckets: keyed(limits.merchant_per_sec, limits.merchant_burst),
@@ -192,7 +209,19 @@ impl MemoryStore {
         }
     }
 
-    fn create_now(&self, payer: Payer<'_>, tran: &str, record: &Record, now_ms: u64) -> Created {
+    fn create_now(
+        &self,
+        payer: Payer<'_>,
+        tran: &str,
+        record: &Record,
+        now_ms: u64,
+        idem: Option<&Idempotency>,
+    ) -> Created {
+        // A taken tran costs no token: the caller tries the next millisecond.
+        let known_key = idem.is_some_and(|i| self.keys.contains_key(&i.key));
+        if !known_key && self.entries.contains_key(tran) {
+            return Created::Collision;
+        }
         let admitted = self.admit(payer).and_then(|()| match payer {
             Payer::Client(_) => self.take(self.accounts.as_ref(), &record.bakong_id),
             Payer::Merchant(_) => Ok(()),
@@ -200,6 +229,68 @@ impl MemoryStore {
         if let Err(l) = admitted {
             return Created::Limited(l);
         }
+        let Some(idem) = idem else {
+            return self.insert_new(payer, tran, record, now_ms);
+        };
+        // Concurrent inits of one key are coalesced by the cache: one stores
+        // the QR, the others see its value.
+        let mut failed = None;
+        let entry = self
+            .keys
+            .entry_by_ref(&idem.key)
+            .or_optionally_insert_with(|| match self.insert_new(payer, tran, record, now_ms) {
+                Created::Stored => Some(idem.value(tran, &record.md5).into()),
+                other => {
+                    failed = Some(other);
+                    None
+                }
+            });
+        let Some(entry) = entry else {
+            return failed.unwrap_or(Created::Collision);
+        };
+        if entry.is_fresh() {
+            self.file_key(&idem.key);
+            return Created::Stored;
+        }
+        match idempotency::read_value(entry.value()) {
+            Some((fp, tran, md5)) if fp == idem.fingerprint => Created::Replayed {
+                tran: tran.to_owned(),
+                md5: md5.to_owned(),
+            },
+            _ => Created::KeyReused,
+        }
+    }
+
+    /// Lists a new idempotency key under its scope, forgetting the scope's
+    /// oldest beyond its QR quota (a merchant's or a client's).
+    fn file_key(&self, key: &str) {
+        let scope = key.split('\n').next().unwrap_or_default();
+        let quota = if scope.starts_with("m:") {
+            self.limits.quota_per_merchant
+        } else {
+            self.limits.quota_per_client
+        };
+        let queue = self
+            .key_owners
+            .get_with_by_ref(scope, || Arc::new(Mutex::new(VecDeque::new())));
+        let displaced = {
+            let mut q = queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            q.push_back(key.to_owned());
+            if q.len() > quota.max(1) as usize {
+                q.pop_front()
+            } else {
+                None
+            }
+        };
+        if let Some(old) = displaced {
+            self.keys.invalidate(&old);
+        }
+    }
+
+    /// Stores `record` under `tran` unless the `tran` is taken.
+    fn insert_new(&self, payer: Payer<'_>, tran: &str, record: &Record, now_ms: u64) -> Created {
         let life = record
             .expires_ms
             .saturating_add(self.limits.grace_ms)
@@ -211,11 +302,7 @@ impl MemoryStore {
             .entry_by_ref(tran)
             .or_insert_with(|| Arc::new((record.clone(), life)));
         if !entry.is_fresh() {
-            return if entry.value().0.md5 == record.md5 {
-                Created::Stored
-            } else {
-                Created::Collision
-            };
+            return Created::Collision;
         }
         // A merchant's queue key cannot be a client's (an IP address or a /64).
         let (owner, quota) = match payer {
@@ -244,14 +331,15 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    async fn create<'a>(
+    async fn create_keyed<'a>(
         &self,
         payer: impl Into<Payer<'a>> + Send,
         tran: &str,
         record: &Record,
         now_ms: u64,
+        idem: Option<&Idempotency>,
     ) -> Result<Created, StoreError> {
-        Ok(self.create_now(payer.into(), tran, record, now_ms))
+        Ok(self.create_now(payer.into(), tran, record, now_ms, idem))
     }
 
     async fn fetch<'a>(

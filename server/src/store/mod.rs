@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::idempotency::Idempotency;
 use crate::merchant::{Merchant, MerchantStore, SaveConflict};
 
 pub use self::memory::MemoryStore;
@@ -149,15 +150,28 @@ pub struct Limited {
     pub retry_after_ms: u64,
 }
 
-/// The result of [`Store::create`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The result of [`Store::create`] and [`Store::create_keyed`].
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Created {
-    /// Stored (or already there with the same MD5).
+    /// Stored: the `tran` was free and is now this QR's.
     Stored,
-    /// Another QR with another MD5 holds this `tran`.
+    /// The `tran` is taken (by another create, even of the same payload):
+    /// nothing was stored; make another payload (the server moves tag 99's
+    /// timestamp on by a millisecond) and try again.
     Collision,
     /// A rate limit refused the request; nothing was stored.
     Limited(Limited),
+    /// The idempotency key was used before, with the same parameters: this
+    /// is what that create made (nothing new was stored).
+    Replayed {
+        /// The first create's `tran`.
+        tran: String,
+        /// The first create's MD5.
+        md5: String,
+    },
+    /// The idempotency key was used before, with other parameters: nothing
+    /// was stored.
+    KeyReused,
 }
 
 /// The store could not be reached or answered nonsense. `Display` carries no
@@ -183,17 +197,34 @@ impl std::error::Error for StoreError {}
 
 /// The state of the server. Implementations: [`MemoryStore`], [`RedisStore`].
 pub trait Store: Send + Sync + 'static {
-    /// Applies the limits of `payer` (for an anonymous one, also of
-    /// `record.bakong_id`), then stores
-    /// `record` under `tran` until `record.expires_ms` plus the grace period,
-    /// displacing the client's oldest QR beyond its quota. `now_ms` is the
-    /// caller's clock (ms since the Unix epoch).
+    /// [`Store::create_keyed`] without an idempotency key.
     fn create<'a>(
         &self,
         payer: impl Into<Payer<'a>> + Send,
         tran: &str,
         record: &Record,
         now_ms: u64,
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send {
+        self.create_keyed(payer, tran, record, now_ms, None)
+    }
+
+    /// Applies the limits of `payer` (for an anonymous one, also of
+    /// `record.bakong_id`); then, in one
+    /// atomic step (one Lua script with Redis): if `idem`'s key is known,
+    /// answers [`Created::Replayed`] (same fingerprint) or
+    /// [`Created::KeyReused`]; else if `tran` is taken, [`Created::Collision`];
+    /// else stores `record` under `tran` until `record.expires_ms` plus the
+    /// grace period, displacing the payer's oldest QR beyond its quota, and
+    /// files `idem`'s key for [`crate::idempotency::TTL_MS`] (at most the
+    /// payer's QR quota of keys per scope: the oldest goes, as its QR
+    /// would). `now_ms` is the caller's clock (ms since the Unix epoch).
+    fn create_keyed<'a>(
+        &self,
+        payer: impl Into<Payer<'a>> + Send,
+        tran: &str,
+        record: &Record,
+        now_ms: u64,
+        idem: Option<&Idempotency>,
     ) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
     /// Applies the limit of `payer`, then reads the QR stored under `tran`.
@@ -329,7 +360,7 @@ macro_rules! forward {
 }
 
 forward! {
-    create<'a>(payer: impl Into<Payer<'a>> + Send, tran: &str, record: &Record, now_ms: u64) -> Created;
+    create_keyed<'a>(payer: impl Into<Payer<'a>> + Send, tran: &str, record: &Record, now_ms: u64, idem: Option<&Idempotency>) -> Created;
     fetch<'a>(payer: impl Into<Payer<'a>> + Send, account: Option<&str>, tran: &str, now_ms: u64) -> Result<Option<Record>, Limited>;
     size() -> u64;
     ping() -> ();

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::coord::Rate;
 use super::{Created, Delivery, Limited, Limits, Payer, Record, Store, StoreError};
+use crate::idempotency::{self, Idempotency};
 use crate::merchant::{Merchant, MerchantStore, SaveConflict};
 
 /// Token buckets, prepended to the create and fetch scripts (see the file).
@@ -30,7 +31,9 @@ const LEASE_LUA: &str = include_str!("lua/lease.lua");
 /// `khqr:e:{tran}` (MD5 then the record as JSON; expires with the QR plus the
 /// grace period), `khqr:q:{client}` and `khqr:qm:{merchant}` (a client's or a
 /// merchant's QRs, newest first), `khqr:rc:{client}`, `khqr:rm:{merchant}` and
-/// `khqr:ra:{bakongid}` (token buckets); merchants: `khqr:m:{id}` (JSON),
+/// `khqr:ra:{bakongid}` (token buckets); `khqr:i:{scope}\n{key}` (an
+/// `Idempotency-Key`'s fingerprint, `tran` and MD5, for 24 h) and
+/// `khqr:iq:{scope}` (the scope's keys, newest first); merchants: `khqr:m:{id}` (JSON),
 /// `khqr:ms` (the ids), `khqr:mk:{key hash}` and `khqr:mb:{bakongid}` (each the
 /// id of the merchant holding it). Each request is one `EVALSHA` (a keyed
 /// one, one more to find its key). Rate limits use the instances' clocks: keep them in sync
@@ -106,12 +109,13 @@ fn limited(ms: i64) -> Limited {
 }
 
 impl Store for RedisStore {
-    async fn create<'a>(
+    async fn create_keyed<'a>(
         &self,
         payer: impl Into<Payer<'a>> + Send,
         tran: &str,
         record: &Record,
         now_ms: u64,
+        idem: Option<&Idempotency>,
     ) -> Result<Created, StoreError> {
         let l = &self.limits;
         let payer = payer.into();
@@ -132,12 +136,25 @@ impl Store for RedisStore {
                 l.quota_per_merchant,
             ),
         };
-        let answer: Vec<i64> = self
+        let (idem_key, idem_queue, idem_value) = match idem {
+            None => (String::new(), String::new(), String::new()),
+            Some(i) => {
+                let scope = i.key.split('\n').next().unwrap_or_default();
+                (
+                    format!("{PREFIX}i:{}", i.key),
+                    format!("{PREFIX}iq:{scope}"),
+                    i.value(tran, &record.md5),
+                )
+            }
+        };
+        let (code, detail): (i64, String) = self
             .create
             .key(bucket)
             .key(account)
             .key(queue)
             .key(format!("{PREFIX}e:{tran}"))
+            .key(idem_key)
+            .key(idem_queue)
             .arg(now_ms)
             .arg(rate)
             .arg(burst)
@@ -150,13 +167,23 @@ impl Store for RedisStore {
             .arg(queue_ttl)
             .arg(tran)
             .arg(format!("{PREFIX}e:"))
+            .arg(idem_value)
+            .arg(idempotency::TTL_MS)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(|e| redis_error(&e))?;
-        match answer.as_slice() {
-            [0] => Ok(Created::Stored),
-            [1, ms] => Ok(Created::Limited(limited(*ms))),
-            [2] => Ok(Created::Collision),
+        let replayed = |value: &str| match (idem, idempotency::read_value(value)) {
+            (Some(i), Some((fp, tran, md5))) if fp == i.fingerprint => Created::Replayed {
+                tran: tran.to_owned(),
+                md5: md5.to_owned(),
+            },
+            _ => Created::KeyReused,
+        };
+        match code {
+            0 => Ok(Created::Stored),
+            1 => Ok(Created::Limited(limited(detail.parse().unwrap_or(1000)))),
+            2 => Ok(Created::Collision),
+            3 | 4 => Ok(replayed(&detail)),
             _ => Err(StoreError("redis: unexpected script answer".into())),
         }
     }

@@ -24,23 +24,24 @@
 //! delivers only while it holds the store's lease for that MD5
 //! ([`crate::store::Store::delivery`]), so with Redis and several instances
 //! one instance delivers each event. The payment watchers (`watch.rs`) call
-//! [`Webhooks::paid`]; callback URL rules are in [`target`].
+//! [`Webhooks::paid`]. Where a webhook may go (the IANA special-purpose
+//! registries, ports, a checking resolver) is [`target`]'s: each attempt
+//! checks the URL again and connects only to an address its one lookup
+//! checked.
 
-mod target;
+pub mod target;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use bakong_khqr::status::{AsyncStatusChecker, HttpRequest, Method};
 use serde::Serialize;
 
-pub use self::target::{check_callback_url, is_private, CallbackError};
-use crate::config::Config;
+use self::target::TargetPolicy;
+use crate::config::{Config, ConfigError};
 use crate::merchant::{signature_header, MerchantStore};
 use crate::store::{AnyStore, Delivery, Record, Store};
 use crate::time::now_ms;
-use crate::upstream::Upstream;
 
 /// The JSON body of a payment webhook.
 #[derive(Debug, Serialize)]
@@ -68,7 +69,10 @@ pub struct PaidEvent<'a> {
 pub struct Webhooks {
     config: Arc<Config>,
     store: Arc<AnyStore>,
-    upstream: Arc<Upstream>,
+    /// Where webhooks may go (from the `callback_*` options).
+    targets: Arc<TargetPolicy>,
+    /// The client that delivers them, through [`target::CheckedResolver`].
+    client: reqwest::Client,
     /// MD5s whose delivery task runs in this process.
     running: Mutex<HashSet<String>>,
     /// This instance's lease owner name.
@@ -77,20 +81,42 @@ pub struct Webhooks {
 
 impl Webhooks {
     /// No deliveries yet; a random lease owner name.
-    pub fn new(config: Arc<Config>, store: Arc<AnyStore>, upstream: Arc<Upstream>) -> Self {
-        Webhooks {
+    ///
+    /// # Errors
+    /// [`ConfigError`] if the HTTP client cannot be built.
+    pub fn new(config: Arc<Config>, store: Arc<AnyStore>) -> Result<Self, ConfigError> {
+        let targets = Arc::new(TargetPolicy {
+            allow_http: config.callback_allow_http,
+            allow_any: config.callback_allow_private,
+            allow_ports: config.callback_allow_ports.clone(),
+            allow_nets: config.callback_allow_ips.clone(),
+        });
+        let client = target::webhook_client(
+            targets.clone(),
+            config.dns_server,
+            config.upstream_timeout_ms,
+        )
+        .map_err(|e| ConfigError(format!("webhook HTTP client: {e}")))?;
+        Ok(Webhooks {
             config,
             store,
-            upstream,
+            targets,
+            client,
             running: Mutex::new(HashSet::new()),
             owner: format!("{:016x}", rand::random::<u64>()),
-        }
+        })
     }
 
     fn running_set(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
         self.running
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Where webhooks may go: checked at create, and again at each attempt.
+    #[must_use]
+    pub fn targets(&self) -> &TargetPolicy {
+        &self.targets
     }
 
     /// Whether the delivery for `md5` runs in this process.
@@ -168,27 +194,31 @@ impl Webhooks {
         let Some(signature) = self.signature(&target.merchant, md5, body).await else {
             return false;
         };
-        if !resolves_allowed(url, self.config.callback_allow_private).await {
-            tracing::warn!(
-                md5,
-                "webhook: the callback host resolves to a refused address"
-            );
-            return false;
-        }
-        let req = HttpRequest {
-            method: Method::Post,
-            url: url.to_owned(),
-            headers: vec![
-                ("Content-Type", "application/json".to_owned()),
-                (bakong_khqr::webhook::SIGNATURE_HEADER, signature),
-                ("Idempotency-Key", md5.to_owned()),
-                ("KHQR-Attempt", n.to_string()),
-            ],
-            body: body.to_vec(),
+        // Checked again: the rules may have changed since the create, and an
+        // address literal never reaches the checking resolver.
+        let url = match target::check_url(url, &self.targets) {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(md5, reason = %e, "webhook: the callback_url is refused");
+                return false;
+            }
         };
-        match self.upstream.transport.send(req).await {
-            Ok(resp) => (200..300).contains(&resp.status),
-            Err(_) => false,
+        let sent = self
+            .client
+            .post(url)
+            .header("Content-Type", "application/json")
+            .header(bakong_khqr::webhook::SIGNATURE_HEADER, signature)
+            .header("Idempotency-Key", md5)
+            .header("KHQR-Attempt", n.to_string())
+            .body(body.to_vec())
+            .send()
+            .await;
+        match sent {
+            Ok(resp) => resp.status().is_success(),
+            Err(e) => {
+                tracing::warn!(md5, attempt = n, error = %e, "webhook: not delivered");
+                false
+            }
         }
     }
 }
@@ -201,28 +231,6 @@ fn backoff_ms(base_ms: u64, failures: u32) -> u64 {
         .min(60_000);
     let half = exp / 2;
     half + rand::random_range(0..=half.max(1))
-}
-
-/// Whether `url`'s host resolves only to addresses the operator allows.
-async fn resolves_allowed(url: &str, allow_private: bool) -> bool {
-    if allow_private {
-        return true;
-    }
-    let Ok(u) = url::Url::parse(url) else {
-        return false;
-    };
-    let (Some(host), Some(port)) = (u.host_str(), u.port_or_known_default()) else {
-        return false;
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let found = tokio::net::lookup_host((host, port)).await;
-    match found {
-        Ok(addrs) => {
-            let addrs: Vec<_> = addrs.collect();
-            !addrs.is_empty() && addrs.iter().all(|a| !is_private(a.ip()))
-        }
-        Err(_) => false,
-    }
 }
 
 /// Where an event goes and whose secrets sign it.
