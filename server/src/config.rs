@@ -74,7 +74,8 @@ pub enum LogFormat {
                   /khqr/create makes USD QRs unless currency=KHR is given.",
     after_help = "The Bakong token comes from the BAKONG_TOKEN environment variable or --token-file \
                   (re-read every 10 s, so a rewritten file rotates the token); it is never a flag, \
-                  so it never shows in `ps`. Without a token, status checks answer 503 and /readyz fails."
+                  so it never shows in `ps`. Without a token, status checks answer 503 and /readyz fails. \
+                  With BAKONG_EMAIL, the server renews the token itself before it expires."
 )]
 #[allow(clippy::struct_excessive_bools)]
 pub struct Config {
@@ -94,6 +95,26 @@ pub struct Config {
     /// File holding the Bakong token (re-read every 10 s).
     #[arg(long, env = "BAKONG_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// The Bakong account's registered e-mail: with it, the server renews the token (`/v1/renew_token`) before it expires and shares the new one through the store; without it, it only alerts.
+    #[arg(long, env = "BAKONG_EMAIL", value_parser = email)]
+    pub bakong_email: Option<String>,
+    /// Renew the token this many seconds before it expires (above the first --token-alert-secs, so that an alert means renewal has been failing).
+    #[arg(long, env = "KHQR_TOKEN_RENEW_BEFORE_SECS", default_value_t = 15 * 86_400, value_parser = clap::value_parser!(u64).range(60..))]
+    pub token_renew_before_secs: u64,
+    /// Alert (a warning and the operator event `token.expiring`) as the token's time left crosses each of these, in seconds, comma-separated.
+    #[arg(
+        long,
+        env = "KHQR_TOKEN_ALERT_SECS",
+        value_delimiter = ',',
+        default_value = "1209600,259200,86400"
+    )]
+    pub token_alert_secs: Vec<u64>,
+    /// First retry delay after a failed renewal, in milliseconds (doubles, at most one hour apart).
+    #[arg(long, env = "KHQR_TOKEN_RETRY_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub token_retry_ms: u64,
+    /// How often each instance looks at the shared token in the store and at its renewal, in milliseconds.
+    #[arg(long, env = "KHQR_TOKEN_SYNC_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(50..))]
+    pub token_sync_ms: u64,
     /// Where QRs, owed webhooks and rate limits live: `sqlite` (one file in --data-dir, kept over restarts and crashes: one instance), `sqlite:PATH` (that file), a Redis URL `redis://[user:pass@]host:port[/db]` (shared by several instances), or `memory` (this process only, lost on restart: tests and throwaway runs).
     #[arg(long, env = "KHQR_STORE", default_value = "sqlite")]
     pub store: String,
@@ -276,6 +297,17 @@ fn at_least_one(s: &str) -> Result<usize, String> {
         Ok(n) if n >= 1 => Ok(n),
         _ => Err(format!("`{s}` is not a whole number of at least 1")),
     }
+}
+
+/// One e-mail address, as `/v1/renew_token` takes it (the library's rule:
+/// one `@` with text on both sides, no whitespace or control character).
+fn email(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    bakong_khqr::status::Api::new(bakong_khqr::status::PRODUCTION_BASE_URL)
+        .map_err(|e| e.to_string())?
+        .renew_token(s)
+        .map(|_| s.to_owned())
+        .map_err(|_| format!("`{s}` is not one e-mail address (name@domain)"))
 }
 
 /// A network in CIDR notation, or one address (a /32 or /128).
@@ -565,9 +597,20 @@ mod tests {
             ["khqr-server", "--burst-per-client", "0"],
             ["khqr-server", "--qr-ttl-secs", "0"],
             ["khqr-server", "--poll-interval-ms", "10"],
+            ["khqr-server", "--bakong-email", "ops at shop"],
+            ["khqr-server", "--token-renew-before-secs", "59"],
+            ["khqr-server", "--token-alert-secs", "86400,soon"],
         ] {
             assert!(Config::try_parse_from(bad).is_err(), "{bad:?}");
         }
+        let c = Config::try_parse_from(["khqr-server", "--bakong-email", " ops@shop.example "]);
+        assert_eq!(c.unwrap().bakong_email.as_deref(), Some("ops@shop.example"));
+        let c = Config::try_parse_from(["khqr-server", "--token-alert-secs", "600,60"]).unwrap();
+        assert_eq!(c.token_alert_secs, vec![600, 60]);
+        assert_eq!(
+            Config::new("http://unset").token_alert_secs,
+            vec![1_209_600, 259_200, 86_400]
+        );
         let ok = Config::try_parse_from(["khqr-server", "--success-url-allow", " https://a/ "]);
         assert_eq!(ok.unwrap().success_url_allow, vec!["https://a/".to_owned()]);
     }

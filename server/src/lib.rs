@@ -63,6 +63,7 @@
 //! | `state.rs` | `AppState`: `Arc<Config>` plus what is not configuration (store, Bakong, caches, render pool, watchers, webhooks) |
 //! | `serve.rs` | hyper connection serving: head limits, graceful stop; `serve/conns.rs` (connection caps per client group, the biggest holder gives way when full), `serve/write_timeout.rs` (a client that does not read is reset) |
 //! | [`watch`] | payment watchers: poll Bakong for watched QRs, publish to viewers and to webhook delivery |
+//! | [`token`] | the Bakong token's lifecycle: renewal under a store lease, the shared token, alerts (pure decisions, clock as an argument) |
 //! | [`webhook`] | the delivery worker (sign, send, retry with backoff, lease); [`webhook::target`]: where a webhook may go (IANA special-purpose registries, ports, the checking resolver) |
 //! | [`error`] | `ApiError`, the one JSON error body (also for hyper's own errors and the fallbacks) |
 //! | [`upstream`] | the Bakong client, token reloads, status cache, coalescing, concurrency; `upstream/budget.rs`: the call budget (one rate of Bakong calls for all instances, by priority) and the watchers' pace |
@@ -88,6 +89,7 @@ mod serve;
 mod state;
 pub mod store;
 mod time;
+pub mod token;
 pub mod upstream;
 pub mod watch;
 pub mod webhook;
@@ -144,6 +146,8 @@ impl App {
 /// [`ConfigError`] for an unusable Bakong base URL, token or token file, or
 /// client IP header, or if the HTTP client cannot be built.
 pub fn app(config: &Config, store: AnyStore) -> Result<App, ConfigError> {
+    // Before the background tasks start, so that their first metrics count.
+    http::admin::install_metrics();
     let state = AppState::start(Arc::new(config.clone()), store)?;
     let router = http::router(state.clone());
     Ok(App { router, state })

@@ -13,6 +13,7 @@ use crate::config::{Config, ConfigError};
 use crate::local_limits::{RouteBuckets, StreamCaps};
 use crate::render_pool::RenderPool;
 use crate::store::AnyStore;
+use crate::token::TokenKeeper;
 use crate::upstream::Upstream;
 use crate::watch::Watchers;
 use crate::webhook::Webhooks;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub store: Arc<AnyStore>,
     /// Bakong.
     pub upstream: Arc<Upstream>,
+    /// The token's renewal and alerts.
+    pub token: Arc<TokenKeeper>,
     /// Payment watchers.
     pub watchers: Arc<Watchers>,
     /// Webhook deliveries.
@@ -56,7 +59,7 @@ pub struct AppState {
 
 impl AppState {
     /// The state for `config` on `store`, and its background tasks (token
-    /// file, rate-limit pruning, owed webhooks), which end when it is dropped.
+    /// file, token renewal and alerts, rate-limit pruning, owed webhooks), which end when it is dropped.
     ///
     /// # Errors
     /// [`ConfigError`] from [`Upstream::new`] or [`Config::client_addr`]
@@ -65,6 +68,7 @@ impl AppState {
         let store = Arc::new(store);
         let upstream = Arc::new(Upstream::new(config.clone(), store.clone())?);
         let client_addr = config.client_addr()?;
+        let token = Arc::new(TokenKeeper::new(&config, store.clone(), upstream.clone()));
         let webhooks = Arc::new(Webhooks::new(config.clone(), store.clone())?);
         let watchers = Arc::new(Watchers::new(
             config.clone(),
@@ -83,6 +87,7 @@ impl AppState {
             )),
             store,
             upstream,
+            token,
             watchers,
             webhooks,
             renders: Semaphore::new(threads),
@@ -99,6 +104,7 @@ impl AppState {
         if let Some(path) = state.config.token_file.clone() {
             crate::upstream::spawn_token_watch(Arc::downgrade(&state.upstream), path);
         }
+        crate::token::spawn(Arc::downgrade(&state.token));
         crate::store::spawn_prune(Arc::downgrade(&state.store));
         RouteBuckets::spawn_prune(Arc::downgrade(&state.buckets));
         crate::watch::spawn_resume(Arc::downgrade(&state.watchers));

@@ -1,13 +1,14 @@
 //! Bakong: the API client ([`Api`] and [`ReqwestTransport`]: no redirects,
-//! timeout, body cap), the token (re-read from its file), the status cache,
-//! coalescing of concurrent checks of one MD5, the bound on calls in flight,
-//! and the call budget ([`budget`]): every call takes a token of the
-//! service's rate of calls first, by priority (check, watch, deep link).
+//! timeout, body cap), the token (re-read from its file, or renewed and shared
+//! through the store: see [`crate::token`]), the status cache, coalescing of
+//! concurrent checks of one MD5, the bound on calls in flight, and the call
+//! budget ([`budget`]): every call takes a token of the service's rate of
+//! calls first, by priority (check, watch, deep link).
 
 pub mod budget;
 
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
@@ -50,17 +51,48 @@ pub enum UpstreamFail {
     OverBudget(u64),
 }
 
+/// The tokens this instance knows: the operator's (`BAKONG_TOKEN` or the
+/// token file) and the last renewed one (by any instance, through the store).
+#[derive(Default)]
+struct Tokens {
+    configured: Option<Token>,
+    /// `"env"` or `"file"`.
+    configured_from: &'static str,
+    renewed: Option<Token>,
+}
+
+/// The key of the renewed Bakong token among the store's shared values
+/// ([`Store::shared_put`]), kept until the token expires.
+pub const SHARED_TOKEN_KEY: &str = "bakong-token";
+
+/// Which token to use at `now_ms`, given the expiries (ms since the Unix
+/// epoch; `None`: not readable) of the operator's token (`None`: none given)
+/// and of the renewed one: `true` for the renewed one. The renewed token is
+/// used while it is unexpired and expires no earlier than the operator's (an
+/// unreadable expiry counts as 0), so a newer token written to the token file
+/// wins, and when the renewed one runs out the operator's is used again.
+#[must_use]
+pub fn prefer_renewed(now_ms: u64, configured: Option<Option<u64>>, renewed: Option<u64>) -> bool {
+    let Some(renewed) = renewed.filter(|&exp| exp > now_ms) else {
+        return false;
+    };
+    configured.is_none_or(|c| renewed >= c.unwrap_or(0))
+}
+
 /// The Bakong side of the server, shared by handlers, watchers and webhooks.
 pub struct Upstream {
     config: Arc<Config>,
     api: RwLock<Arc<Api>>,
+    tokens: Mutex<Tokens>,
+    renewal: tokio::sync::RwLock<()>,
     /// The HTTP client (also used for webhooks).
     pub transport: ReqwestTransport,
     slots: Semaphore,
     statuses: moka::future::Cache<String, StatusEntry>,
     /// Deep links known here (none kept: asked again of the store).
     deeplinks: moka::future::Cache<String, String>,
-    /// The call budget's bucket, leases and shared answers live here.
+    /// The call budget's bucket, leases and shared answers (the renewed
+    /// token among them) live here.
     store: Arc<AnyStore>,
     budget: Budget,
     /// This instance's name in leases.
@@ -73,7 +105,8 @@ fn read_token(text: &str) -> Result<Token, ConfigError> {
 
 impl Upstream {
     /// The client for `config`'s Bakong URL and token (or token file), its
-    /// call budget kept in `store`.
+    /// call budget kept in `store`; a renewed token is read from `store`
+    /// ([`Store::shared_get`] of [`SHARED_TOKEN_KEY`]).
     ///
     /// # Errors
     /// [`ConfigError`] for an unusable base URL, token or token file, or an
@@ -81,14 +114,20 @@ impl Upstream {
     pub fn new(config: Arc<Config>, store: Arc<AnyStore>) -> Result<Self, ConfigError> {
         let mut api = Api::new(&config.bakong_base_url)
             .map_err(|e| ConfigError(format!("Bakong base URL: {e}")))?;
+        let mut tokens = Tokens::default();
         if let Some(t) = &config.token {
-            api.set_token(read_token(t.expose())?);
+            tokens.configured = Some(read_token(t.expose())?);
+            tokens.configured_from = "env";
         }
         if let Some(path) = &config.token_file {
             let text = std::fs::read_to_string(path).map_err(|_| {
                 ConfigError(format!("cannot read the token file {}", path.display()))
             })?;
-            api.set_token(read_token(&text)?);
+            tokens.configured = Some(read_token(&text)?);
+            tokens.configured_from = "file";
+        }
+        if let Some(t) = &tokens.configured {
+            api.set_token(t.clone());
         }
         let transport = ReqwestTransport::new(
             TransportConfig::default()
@@ -98,6 +137,8 @@ impl Upstream {
         .map_err(|e| ConfigError(format!("HTTP client: {e}")))?;
         Ok(Upstream {
             api: RwLock::new(Arc::new(api)),
+            tokens: Mutex::new(tokens),
+            renewal: tokio::sync::RwLock::new(()),
             transport,
             slots: Semaphore::new(config.upstream_concurrency),
             statuses: moka::future::Cache::builder()
@@ -206,9 +247,18 @@ impl Upstream {
             return Err(UpstreamFail::Busy);
         };
         let api = self.api();
-        metrics::counter!("khqr_upstream_calls_total").increment(1);
-        metrics::counter!("khqr_bakong_calls_total", "kind" => p.label()).increment(1);
-        match check_md5_async(&self.transport, &api, md5).await {
+        let mut result = self.check_once(&api, md5, p).await;
+        if matches!(
+            result,
+            Err(CheckError::Response(ResponseError::Unauthorized { .. }))
+        ) && self.newer_token(&api, wait).await
+            && self.token(p).await.is_ok()
+        {
+            // Renewed meanwhile (Bakong may have retired the old token): ask
+            // again once, with the new one.
+            result = self.check_once(&self.api(), md5, p).await;
+        }
+        match result {
             Ok(status) => {
                 let ttl = match status {
                     TransactionStatus::Pending => self.config.pending_cache_ms.max(1),
@@ -222,6 +272,32 @@ impl Upstream {
                 Err(UpstreamFail::Check(e))
             }
         }
+    }
+
+    async fn check_once(
+        &self,
+        api: &Api,
+        md5: &Md5,
+        p: Priority,
+    ) -> Result<TransactionStatus, CheckError<ReqwestError>> {
+        metrics::counter!("khqr_upstream_calls_total").increment(1);
+        metrics::counter!("khqr_bakong_calls_total", "kind" => p.label()).increment(1);
+        check_md5_async(&self.transport, api, md5).await
+    }
+
+    /// After Bakong refused the token `used` held: whether a newer one is in
+    /// use now, read from the store (renewed by another instance) or from
+    /// this instance's renewal in flight (waited for, at most `wait`).
+    async fn newer_token(&self, used: &Api, wait: Duration) -> bool {
+        self.adopt_shared(now_ms()).await;
+        let _ = tokio::time::timeout(wait, self.renewal.read()).await;
+        self.api().token() != used.token()
+    }
+
+    /// Held by this instance's renewal (the call to Bakong until the new
+    /// token is in use): a check refused meanwhile waits for it.
+    pub async fn renewing(&self) -> tokio::sync::RwLockWriteGuard<'_, ()> {
+        self.renewal.write().await
     }
 
     /// The deep link for `record` (`None`: none, or not known yet), asked of
@@ -287,17 +363,102 @@ impl Upstream {
         link
     }
 
-    /// Takes `text` as the token if it holds one; whether it changed.
+    /// Takes `text` as the operator's token (from the token file) if it holds
+    /// one; whether the token in use changed.
     fn reload(&self, text: &str) -> Option<bool> {
         let token = Token::new(text.trim()).ok()?;
-        let mut api = (*self.api()).clone();
-        let changed = api.token() != Some(&token);
-        api.set_token(token);
-        *self
+        let mut tokens = self.lock_tokens();
+        tokens.configured = Some(token);
+        tokens.configured_from = "file";
+        Some(self.install(&tokens, now_ms()))
+    }
+
+    /// Takes `token` as the renewed one (by this instance or, through the
+    /// store, another); whether the token in use changed (see
+    /// [`prefer_renewed`]).
+    pub fn set_renewed(&self, token: Token, now_ms: u64) -> bool {
+        let mut tokens = self.lock_tokens();
+        tokens.renewed = Some(token);
+        self.install(&tokens, now_ms)
+    }
+
+    /// Reads the shared token from the store and takes it as the renewed one
+    /// if it is new; whether the token in use changed. A store error or an
+    /// unusable stored token changes nothing (logged).
+    pub async fn adopt_shared(&self, now_ms: u64) -> bool {
+        let text = match self.store.shared_get(SHARED_TOKEN_KEY, now_ms).await {
+            Ok(Some(text)) => text,
+            Ok(None) => return self.install(&self.lock_tokens(), now_ms),
+            Err(e) => {
+                tracing::warn!(error = e.detail(), "cannot read the shared Bakong token");
+                return false;
+            }
+        };
+        let Ok(token) = Token::new(text) else {
+            tracing::warn!("the store's shared Bakong token is not usable; ignored");
+            return false;
+        };
+        let mut tokens = self.lock_tokens();
+        if tokens.renewed.as_ref() == Some(&token) {
+            return self.install(&tokens, now_ms);
+        }
+        tokens.renewed = Some(token);
+        self.install(&tokens, now_ms)
+    }
+
+    /// The expiry of the token in use, ms since the Unix epoch: `Some(0)`
+    /// when there is none, `None` when it is not a JWT with a readable `exp`.
+    pub fn expiry(&self) -> Option<u64> {
+        match self.api().token() {
+            None => Some(0),
+            Some(t) => t.expires_at_ms().ok(),
+        }
+    }
+
+    /// Where the token in use came from: `"env"` (`BAKONG_TOKEN`), `"file"`
+    /// (`--token-file`), `"renewed"` (renewed by an instance), or `"none"`.
+    pub fn token_source(&self) -> &'static str {
+        let tokens = self.lock_tokens();
+        let api = self.api();
+        match api.token() {
+            None => "none",
+            Some(t) if tokens.renewed.as_ref() == Some(t) => "renewed",
+            Some(_) => tokens.configured_from,
+        }
+    }
+
+    fn lock_tokens(&self) -> std::sync::MutexGuard<'_, Tokens> {
+        self.tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Puts the token [`prefer_renewed`] picks from `tokens` in use; whether
+    /// it changed.
+    fn install(&self, tokens: &Tokens, now_ms: u64) -> bool {
+        let exp = |t: &Token| t.expires_at_ms().ok();
+        let use_renewed = prefer_renewed(
+            now_ms,
+            tokens.configured.as_ref().map(exp),
+            tokens.renewed.as_ref().and_then(exp),
+        );
+        let pick = if use_renewed {
+            tokens.renewed.as_ref()
+        } else {
+            tokens.configured.as_ref()
+        };
+        let Some(token) = pick else { return false };
+        let mut slot = self
             .api
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(api);
-        Some(changed)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.token() == Some(token) {
+            return false;
+        }
+        let mut api = (**slot).clone();
+        api.set_token(token.clone());
+        *slot = Arc::new(api);
+        true
     }
 }
 
@@ -408,5 +569,26 @@ fn response_kind(r: &ResponseError) -> (StatusCode, &'static str, String) {
             "malformed",
             "Bakong's answer was not readable".into(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefer_renewed;
+
+    #[test]
+    fn the_renewed_token_while_it_lasts_and_is_the_newest() {
+        let now = 1_000_000;
+        // No operator token: the renewed one while unexpired.
+        assert!(prefer_renewed(now, None, Some(now + 1)));
+        assert!(!prefer_renewed(now, None, Some(now)));
+        // Later than the operator's (or its expiry unreadable): renewed.
+        assert!(prefer_renewed(now, Some(Some(now + 10)), Some(now + 20)));
+        assert!(prefer_renewed(now, Some(None), Some(now + 20)));
+        // A newer token in the file wins; so does the file once renewal ran out.
+        assert!(!prefer_renewed(now, Some(Some(now + 30)), Some(now + 20)));
+        assert!(!prefer_renewed(now, Some(Some(now - 5)), Some(now - 1)));
+        // No renewed token, or an unreadable one: the operator's.
+        assert!(!prefer_renewed(now, Some(Some(now + 10)), None));
     }
 }

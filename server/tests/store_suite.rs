@@ -337,10 +337,71 @@ async fn delivery_suite(backend: Backend) {
     assert!(store.watch_list(now, 100).await.unwrap().is_empty());
 }
 
+/// Named leases (one holder at a time, renewed by the holder, given up by a
+/// 1 ms renewal, passed on once run out) and shared values (kept for their
+/// time, replaced by the next).
+async fn lease_suite(backend: Backend) {
+    let store = make_store(&backend, Limits::default()).await;
+    assert!(store.lease("job", "one", 300, now_ms()).await.unwrap());
+    assert!(!store.lease("job", "two", 300, now_ms()).await.unwrap());
+    assert!(store.lease("other", "two", 300, now_ms()).await.unwrap());
+    assert!(
+        store.lease("job", "one", 300, now_ms()).await.unwrap(),
+        "renewed"
+    );
+    assert!(store.lease("job", "one", 1, now_ms()).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(
+        store.lease("job", "two", 300, now_ms()).await.unwrap(),
+        "given up"
+    );
+    assert!(!store.lease("job", "one", 300, now_ms()).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        store.lease("job", "one", 300, now_ms()).await.unwrap(),
+        "a lease that ran out passes on"
+    );
+
+    let now = now_ms();
+    assert_eq!(store.shared_get("bakong-token", now).await.unwrap(), None);
+    store
+        .shared_put("bakong-token", "aaa.bbb.ccc", 60_000, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .shared_get("bakong-token", now)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("aaa.bbb.ccc")
+    );
+    assert_eq!(store.shared_get("other", now).await.unwrap(), None);
+    store
+        .shared_put("bakong-token", "ddd.eee.fff", 300, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .shared_get("bakong-token", now)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("ddd.eee.fff")
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(
+        store.shared_get("bakong-token", now_ms()).await.unwrap(),
+        None,
+        "kept for its time only"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_suite() {
     suite(Backend::Memory).await;
     delivery_suite(Backend::Memory).await;
+    lease_suite(Backend::Memory).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -349,6 +410,7 @@ async fn sqlite_store_suite() {
     let backend = Backend::Sqlite(dir.path.clone());
     suite(backend.clone()).await;
     delivery_suite(backend.clone()).await;
+    lease_suite(backend.clone()).await;
     shared_and_restarted(&backend).await;
     assert!(dir.path.join("khqr.sqlite3").is_file());
     // The schema's version is checked at open: a file from a newer server is
@@ -413,4 +475,5 @@ async fn redis_store_suite() {
     suite(Backend::Redis(redis.url.clone())).await;
     delivery_suite(Backend::Redis(redis.url.clone())).await;
     shared_and_restarted(&Backend::Redis(redis.url.clone())).await;
+    lease_suite(Backend::Redis(redis.url.clone())).await;
 }

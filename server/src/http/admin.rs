@@ -1,5 +1,6 @@
 //! `GET /healthz` (liveness), `GET /readyz` (store reachable, token present
-//! and unexpired) and `GET /metrics` (Prometheus).
+//! and unexpired; the token's lifecycle in detail) and `GET /metrics`
+//! (Prometheus).
 
 use std::sync::{Arc, OnceLock};
 
@@ -14,6 +15,7 @@ use crate::error::{json_response, ApiError};
 use crate::state::AppState;
 use crate::store::Store;
 use crate::time::now_ms;
+use crate::token::TokenStatus;
 
 fn metrics_handle() -> Option<&'static PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -51,10 +53,14 @@ struct Ready<'a> {
     token: &'a str,
     #[serde(rename = "tokenExpiresMs")]
     token_expires_ms: Option<u64>,
+    #[serde(rename = "tokenLifecycle")]
+    token_lifecycle: TokenStatus,
 }
 
 /// `GET /readyz`: 200 when the store answers and the token is present and
-/// unexpired, else 503; the body says which.
+/// unexpired, else 503; the body says which, and `tokenLifecycle` gives the
+/// token's seconds left, source, renewal state and last renewal error
+/// ([`TokenStatus`]).
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     let store_ok = state.store.ping().await.is_ok();
     let api = state.upstream.api();
@@ -71,6 +77,7 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Response {
         store: if store_ok { "ok" } else { "unreachable" },
         token,
         token_expires_ms: expires,
+        token_lifecycle: state.token.status(now_ms()),
     })
     .unwrap_or_default();
     let status = if ok {
@@ -94,6 +101,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, Api
         #[allow(clippy::cast_precision_loss)]
         metrics::gauge!("khqr_store_keys", "store" => state.store.kind()).set(n as f64);
     }
+    state.token.set_gauge(now_ms());
     #[allow(clippy::cast_precision_loss)]
     {
         metrics::gauge!("khqr_image_cache_bytes").set(state.images.weighted_size() as f64);
