@@ -117,8 +117,19 @@ async fn create(
     bakongid: &str,
     key: Option<&str>,
 ) -> (String, String) {
+    create_for(c, base, bakongid, key, "1.25").await
+}
+
+/// As [`create`], for `amount` (USD).
+async fn create_for(
+    c: &reqwest::Client,
+    base: &str,
+    bakongid: &str,
+    key: Option<&str>,
+    amount: &str,
+) -> (String, String) {
     let mut q = vec![
-        ("amount", "1.25"),
+        ("amount", amount),
         ("bakongid", bakongid),
         ("merchantname", "Shop"),
     ];
@@ -146,8 +157,11 @@ async fn create_many(base: &str, key: &str, n: usize) -> Vec<(String, String)> {
         tasks.spawn(async move {
             let c = client(Some("127.0.0.2"));
             let mut out = Vec::new();
-            for _ in (w..n).step_by(10) {
-                out.push(create(&c, &base, SHOP, Some(&key)).await);
+            // Each its own amount: identical payloads made faster than one a
+            // millisecond would each need a millisecond of their own (tag 99).
+            for i in (w..n).step_by(10) {
+                let amount = format!("{}.{:02}", 1 + i / 100, i % 100);
+                out.push(create_for(&c, &base, SHOP, Some(&key), &amount).await);
             }
             out
         });
