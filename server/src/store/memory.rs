@@ -405,31 +405,6 @@ impl Store for MemoryStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn leases_have_one_holder_until_they_end() {
-        let c = Coord::default();
-        assert!(c.lease("pl:x", "a", 1_000, 0));
-        assert!(!c.lease("pl:x", "b", 1_000, 500));
-        assert!(c.lease("pl:x", "a", 1_000, 900), "renewed by its holder");
-        assert!(!c.lease("pl:x", "b", 1_000, 1_800));
-        assert!(c.lease("pl:x", "b", 1_000, 1_900), "free once ended");
-        assert!(c.lease("pl:y", "a", 1_000, 1_900));
-    }
-
-    #[test]
-    fn shared_values_expire() {
-        let c = Coord::default();
-        assert_eq!(c.get("dl:x", 0), None);
-        c.put("dl:x", "https://l", 100, 0);
-        assert_eq!(c.get("dl:x", 99).as_deref(), Some("https://l"));
-        assert_eq!(c.get("dl:x", 100), None);
-    }
-}
-
 /// Merchants in memory: [`MerchantTable`].
 impl MerchantStore for MemoryStore {
     async fn merchant_save(
@@ -454,5 +429,30 @@ impl MerchantStore for MemoryStore {
 
     async fn bakong_id_owner(&self, bakong_id: &str) -> Result<Option<String>, StoreError> {
         Ok(self.merchants.owner_of(bakong_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leases_have_one_holder_until_they_end() {
+        let c = Coord::default();
+        assert!(c.lease("pl:x", "a", 1_000, 0));
+        assert!(!c.lease("pl:x", "b", 1_000, 500));
+        assert!(c.lease("pl:x", "a", 1_000, 900), "renewed by its holder");
+        assert!(!c.lease("pl:x", "b", 1_000, 1_800));
+        assert!(c.lease("pl:x", "b", 1_000, 1_900), "free once ended");
+        assert!(c.lease("pl:y", "a", 1_000, 1_900));
+    }
+
+    #[test]
+    fn shared_values_expire() {
+        let c = Coord::default();
+        assert_eq!(c.get("dl:x", 0), None);
+        c.put("dl:x", "https://l", 100, 0);
+        assert_eq!(c.get("dl:x", 99).as_deref(), Some("https://l"));
+        assert_eq!(c.get("dl:x", 100), None);
     }
 }
