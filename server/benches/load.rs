@@ -9,6 +9,7 @@
 //! cargo build --release -p khqr-server --bin khqr-server   # the server it starts
 //! cargo bench -p khqr-server --bench load                # all scenarios, about 2 minutes
 //! cargo bench -p khqr-server --bench load -- --quick     # shorter runs, 100 000 creates for RSS
+//! cargo bench -p khqr-server --bench load -- --keyed-only # the keyed scenarios only, about 40 s
 //! cargo bench -p khqr-server --bench load -- --help      # pipelining, generator threads, create only
 //! ```
 //!
