@@ -127,6 +127,10 @@ pub struct Config {
     /// How long a QR is kept after it expires, in seconds (late payments can still be checked).
     #[arg(long, env = "KHQR_GRACE_SECS", default_value_t = Limits::default().grace_ms / 1000)]
     pub grace_secs: u64,
+    /// How long the payment record keeps a merchant's QRs and events (their
+    /// final status, payment and deliveries), in days.
+    #[arg(long, env = "KHQR_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=3_650))]
+    pub retention_days: u64,
     /// Requests per second one client address (IPv6: its /64) may make; 0 = no limit.
     #[arg(long, env = "KHQR_RATE_PER_CLIENT", default_value_t = Limits::default().client_per_sec)]
     pub rate_per_client: u32,
@@ -357,6 +361,12 @@ impl Config {
     #[must_use]
     pub fn grace_ms(&self) -> u64 {
         self.grace_secs.saturating_mul(1000)
+    }
+
+    /// How long the payment record keeps a QR or an event, in ms.
+    #[must_use]
+    pub fn retention_ms(&self) -> u64 {
+        self.retention_days.saturating_mul(86_400_000)
     }
 
     /// How long a failing webhook is retried, in ms.

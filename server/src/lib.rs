@@ -72,14 +72,18 @@
 //! | [`local_limits`] | limits kept in this process: event-stream caps, the rate buckets of the routes the store does not limit (assets, unknown paths, admin routes) |
 //! | [`store`] | the [`store::Store`] trait, [`store::AnyStore`]; `store/memory.rs`, `store/sqlite.rs`, `store/redis.rs` (one backend per file), `store/lua/*.lua`; `store/coord.rs`: the budget bucket's arithmetic, shared by every backend; `store/buckets.rs`: the SQLite store's in-process rate limits |
 //! | [`client_ip`] | who the client is: trusted proxies, `X-Forwarded-For`/`Forwarded` read right to left, the client group (IPv4 address, IPv6 /64) every per-client limit counts |
+//! | [`ledger`] | the payment record's types and traits: [`ledger::EntryLog`] (each merchant QR and its final status), [`ledger::EventLog`] (events, attempts, outbox); backends in `store/entries_*.rs`, `store/events_*.rs` |
+//! | [`events`] | makes, files and hands out events (`khqr.created`, `khqr.paid`, `khqr.expired`, `khqr.paid_late`) |
 //! | [`idempotency`] | `Idempotency-Key`: the key's rules, its caller's scope, the parameters' fingerprint |
 //! | [`params`], [`seed`], `render_pool.rs`, `time.rs` | parameters, seed-compatible status JSON, drawing threads, the clock |
 
 pub mod client_ip;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod idempotency;
+pub mod ledger;
 pub mod local_limits;
 pub mod merchant;
 pub mod params;

@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 
 use crate::client_ip::ClientAddr;
 use crate::config::{Config, ConfigError};
+use crate::events::Events;
 use crate::local_limits::{RouteBuckets, StreamCaps};
 use crate::render_pool::RenderPool;
 use crate::store::AnyStore;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub watchers: Arc<Watchers>,
     /// Webhook deliveries.
     pub webhooks: Arc<Webhooks>,
+    /// The event log's writer.
+    pub events: Arc<Events>,
     /// Images being drawn at once, at most [`Config::render_threads`].
     pub renders: Semaphore,
     /// The drawing threads.
@@ -76,6 +79,7 @@ impl AppState {
             upstream.clone(),
             webhooks.clone(),
         ));
+        let events = Arc::new(Events::new(config.clone(), store.clone()));
         let threads = config.render_threads();
         let state = Arc::new(AppState {
             public_url: config.public_base(),
@@ -90,6 +94,7 @@ impl AppState {
             token,
             watchers,
             webhooks,
+            events,
             renders: Semaphore::new(threads),
             pool: RenderPool::new(threads),
             images: moka::future::Cache::builder()

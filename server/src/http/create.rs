@@ -20,6 +20,7 @@ use super::checkout::success_url_allowed;
 use super::guard::Client;
 use crate::error::{json_response, ApiError};
 use crate::idempotency::{self, Idempotency};
+use crate::ledger::{Entry, QrStatus};
 use crate::merchant::{Caller, MerchantStore};
 use crate::params::{check_display_text, Params};
 use crate::state::AppState;
@@ -189,9 +190,30 @@ pub async fn create(
             callback_url: callback_url.clone(),
             merchant: caller.merchant().map(|m| m.id.clone()),
         };
-        if let Some((tran, md5)) =
+        if let Some((tran, md5, fresh)) =
             store(&state, payer, tran.as_str(), &record, now, idem.as_ref()).await?
         {
+            if fresh {
+                if let Some(m) = caller.merchant() {
+                    let entry = Entry {
+                        md5: md5.clone(),
+                        tran: tran.clone(),
+                        merchant: m.id.clone(),
+                        bakong_id: record.bakong_id.clone(),
+                        username: record.username.clone(),
+                        amount: amount_text.clone(),
+                        currency: currency.alpha().to_owned(),
+                        created_ms: at,
+                        expires_ms: record.expires_ms,
+                        status: QrStatus::Pending,
+                        updated_ms: at,
+                        payment: None,
+                        test: false,
+                        callback_url: record.callback_url.clone(),
+                    };
+                    state.events.created(&entry).await?;
+                }
+            }
             return Ok(created_body(&state, &tran, md5));
         }
         metrics::counter!("khqr_create_retries_total").increment(1);
@@ -252,7 +274,8 @@ async fn may_create_for(
 
 /// Stores `record` under `tran` if the `tran` is free and `idem`'s key is
 /// new; returns the `tran` and MD5 to answer with (this one, or the first
-/// create's for a repeated key), or `None` if the `tran` is taken. A QR owed
+/// create's for a repeated key) and whether this call stored it, or `None`
+/// if the `tran` is taken. A QR owed
 /// a webhook is listed in the store (so that any instance, or this one after
 /// a restart, delivers it) and watched here even if nobody opens its page.
 async fn store(
@@ -262,7 +285,7 @@ async fn store(
     record: &Record,
     now: u64,
     idem: Option<&Idempotency>,
-) -> Result<Option<(String, String)>, ApiError> {
+) -> Result<Option<(String, String, bool)>, ApiError> {
     match state
         .store
         .create_keyed(payer, tran, record, now, idem)
@@ -272,7 +295,7 @@ async fn store(
         Created::Collision => return Ok(None),
         Created::Replayed { tran, md5 } => {
             metrics::counter!("khqr_idempotent_replays_total").increment(1);
-            return Ok(Some((tran, md5)));
+            return Ok(Some((tran, md5, false)));
         }
         Created::KeyReused => {
             return Err(ApiError::refused(
@@ -291,5 +314,5 @@ async fn store(
         state.store.watch_add(tran, until).await?;
         drop(state.watchers.subscribe(tran, record));
     }
-    Ok(Some((tran.to_owned(), record.md5.clone())))
+    Ok(Some((tran.to_owned(), record.md5.clone(), true)))
 }

@@ -133,6 +133,10 @@ pub struct MemoryStore {
     watched: Mutex<HashMap<String, u64>>,
     /// The Bakong call budget's bucket, leases and shared values.
     coord: Coord,
+    /// The payment record ([`crate::ledger::EntryLog`]).
+    ledger_entries: super::entries_memory::EntryTable,
+    /// The event log ([`crate::ledger::EventLog`]).
+    ledger_events: super::events_memory::EventTable,
 }
 
 impl MemoryStore {
@@ -173,7 +177,21 @@ impl MemoryStore {
             deliveries: Mutex::new(HashMap::new()),
             watched: Mutex::new(HashMap::new()),
             coord: Coord::default(),
+            ledger_entries: super::entries_memory::EntryTable::default(),
+            ledger_events: super::events_memory::EventTable::default(),
         }
+    }
+
+    pub(super) fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub(super) fn ledger_entries(&self) -> &super::entries_memory::EntryTable {
+        &self.ledger_entries
+    }
+
+    pub(super) fn ledger_events(&self) -> &super::events_memory::EventTable {
+        &self.ledger_events
     }
 
     /// Forgets rate-limit buckets that are full again (call now and then: the

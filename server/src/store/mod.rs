@@ -24,6 +24,12 @@
 
 mod buckets;
 pub mod coord;
+mod entries_memory;
+mod entries_redis;
+mod entries_sqlite;
+mod events_memory;
+mod events_redis;
+mod events_sqlite;
 mod memory;
 mod redis;
 pub mod sqlite;
@@ -187,6 +193,12 @@ pub enum Created {
 pub struct StoreError(String);
 
 impl StoreError {
+    /// An error whose detail (for the log) is `detail`.
+    #[must_use]
+    pub fn new(detail: impl Into<String>) -> Self {
+        StoreError(detail.into())
+    }
+
     /// What went wrong, for the operator's log.
     #[must_use]
     pub fn detail(&self) -> &str {
