@@ -9,6 +9,7 @@ pub mod checkout;
 pub mod create;
 pub mod guard;
 pub mod image;
+pub mod listing;
 
 use std::sync::Arc;
 
