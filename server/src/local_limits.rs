@@ -117,13 +117,14 @@ pub enum Bucket {
 impl Bucket {
     /// The local bucket of a route (by its metrics label), if it has one:
     /// `assets` and `other` (no route) are [`Bucket::Static`]; `healthz`,
-    /// `readyz` and `metrics` are [`Bucket::Admin`]; every other route is
-    /// limited by the store.
+    /// `readyz`, `metrics` and the merchant API (`merchant`:
+    /// `/khqr/merchant/…`, lists, export, replay) are [`Bucket::Admin`];
+    /// every other route is limited by the store.
     #[must_use]
     pub fn for_route(route: &str) -> Option<Bucket> {
         match route {
             "assets" | "other" => Some(Bucket::Static),
-            "healthz" | "readyz" | "metrics" => Some(Bucket::Admin),
+            "healthz" | "readyz" | "metrics" | "merchant" => Some(Bucket::Admin),
             _ => None,
         }
     }

@@ -9,8 +9,8 @@ use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 
-use crate::error::refusal;
-use crate::merchant::{authenticate, AuthError};
+use crate::error::{refusal, ApiError};
+use crate::merchant::{authenticate, AuthError, Caller, Merchant};
 use crate::state::AppState;
 
 /// Routes that need a key under `--require-key` (the guard's route labels).
@@ -50,6 +50,21 @@ pub async fn authorize(state: &AppState, req: &mut Request, route: &str) -> Resu
     }
     req.extensions_mut().insert(caller);
     Ok(())
+}
+
+/// The merchant of a keyed request, for the merchant API
+/// (`/khqr/merchant/…`): its lists, export, replays and test payments.
+///
+/// # Errors
+/// 401 `unauthorized` for an anonymous request.
+pub fn merchant(caller: &Caller) -> Result<&Merchant, ApiError> {
+    caller.merchant().ok_or_else(|| {
+        ApiError::refused(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this endpoint needs a merchant's API key (Authorization: Bearer <key>)",
+        )
+    })
 }
 
 /// 401 with `WWW-Authenticate: <challenge>` and the JSON error body.

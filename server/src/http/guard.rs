@@ -45,6 +45,7 @@ fn route_label(path: &str) -> &'static str {
         "/healthz" => "healthz",
         "/readyz" => "readyz",
         "/metrics" => "metrics",
+        p if p.starts_with("/khqr/merchant/") => "merchant",
         p if p.starts_with("/khqr/qr/stand/") => "stand",
         p if p.starts_with("/khqr/pay/") => "checkout",
         p if p.starts_with("/khqr/events/") => "events",

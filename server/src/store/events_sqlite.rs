@@ -4,4 +4,7 @@
 use super::SqliteStore;
 use crate::ledger::EventLog;
 
+/// This log's tables, created at open if missing (`CREATE … IF NOT EXISTS`).
+pub(super) const SCHEMA: &str = "";
+
 impl EventLog for SqliteStore {}

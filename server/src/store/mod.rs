@@ -399,14 +399,22 @@ forward! {
     shared_put(key: &str, value: &str, ttl_ms: u64, now_ms: u64) -> ();
 }
 
-/// Every 10 s while `store` lives: prunes the memory store's idle rate-limit
-/// buckets, and the SQLite store's buckets and rows past their time (nothing
-/// to do for Redis, whose keys expire).
+/// Every 10 s while `store` lives: forgets the payment record's entries and
+/// events past their retention ([`crate::ledger`]), prunes the memory store's
+/// idle rate-limit buckets, and the SQLite store's buckets and rows past their
+/// time (Redis keys expire by themselves).
 pub fn spawn_prune(store: std::sync::Weak<AnyStore>) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(10)).await;
             let Some(store) = store.upgrade() else { return };
+            let now = crate::time::now_ms();
+            if let Err(e) = crate::ledger::EntryLog::entry_prune(&*store, now).await {
+                tracing::warn!(detail = e.detail(), "cannot prune the payment record");
+            }
+            if let Err(e) = crate::ledger::EventLog::event_prune(&*store, now).await {
+                tracing::warn!(detail = e.detail(), "cannot prune the event log");
+            }
             match &*store {
                 AnyStore::Memory(m) => m.prune(),
                 AnyStore::Sqlite(s) => {

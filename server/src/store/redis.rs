@@ -50,13 +50,20 @@ pub struct RedisStore {
     lease: Arc<redis::Script>,
 }
 
-const PREFIX: &str = "khqr:";
+pub(super) const PREFIX: &str = "khqr:";
 
-fn redis_error(e: &redis::RedisError) -> StoreError {
+pub(super) fn redis_error(e: &redis::RedisError) -> StoreError {
     StoreError(format!("redis: {e}"))
 }
 
 impl RedisStore {
+    /// A handle on the connection (cheap to clone), for the payment record's
+    /// backends (`entries_redis.rs`, `events_redis.rs`).
+    #[allow(dead_code)] // until the payment record's Redis backends use it
+    pub(super) fn conn(&self) -> redis::aio::ConnectionManager {
+        self.conn.clone()
+    }
+
     /// Connects to `url` (`redis://[user:password@]host[:port][/db]`, or
     /// `rediss://` is not supported in this build), waiting at most 2 s for the
     /// connection and each answer.
