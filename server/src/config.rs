@@ -131,6 +131,19 @@ pub struct Config {
     /// final status, payment and deliveries), in days.
     #[arg(long, env = "KHQR_RETENTION_DAYS", default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=3_650))]
     pub retention_days: u64,
+    /// How often the reconciliation job runs (one instance at a time), in
+    /// seconds: merchant QRs past expiry and grace are checked with Bakong in
+    /// lists of 50 and become expired or paid late.
+    #[arg(long, env = "KHQR_RECONCILE_EVERY_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub reconcile_every_secs: u64,
+    /// How long after its expiry an expired QR is checked again for a late
+    /// payment, in hours.
+    #[arg(long, env = "KHQR_RECONCILE_WINDOW_HOURS", default_value_t = 72, value_parser = clap::value_parser!(u64).range(0..=8_760))]
+    pub reconcile_window_hours: u64,
+    /// Most list calls (50 QRs each) the reconciliation job makes per cycle
+    /// for each of its two passes (pending past expiry; expired within the window).
+    #[arg(long, env = "KHQR_RECONCILE_BATCHES", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub reconcile_batches: u32,
     /// Requests per second one client address (IPv6: its /64) may make; 0 = no limit.
     #[arg(long, env = "KHQR_RATE_PER_CLIENT", default_value_t = Limits::default().client_per_sec)]
     pub rate_per_client: u32,
@@ -367,6 +380,18 @@ impl Config {
     #[must_use]
     pub fn retention_ms(&self) -> u64 {
         self.retention_days.saturating_mul(86_400_000)
+    }
+
+    /// [`Config::reconcile_every_secs`] in ms.
+    #[must_use]
+    pub fn reconcile_every_ms(&self) -> u64 {
+        self.reconcile_every_secs.saturating_mul(1000)
+    }
+
+    /// [`Config::reconcile_window_hours`] in ms.
+    #[must_use]
+    pub fn reconcile_window_ms(&self) -> u64 {
+        self.reconcile_window_hours.saturating_mul(3_600_000)
     }
 
     /// How long a failing webhook is retried, in ms.

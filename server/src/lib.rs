@@ -62,7 +62,8 @@
 //! | [`http`] | `router()`, the route table (every route in one place); `guard` (middleware: client key, size limits, timeout, JSON errors, access log, metrics); `auth` (the caller, by its API key: 401s, `--require-key`); one module per resource: `create`, `image`, `check`, `checkout` (page, events, assets), `admin` (healthz, readyz, metrics) |
 //! | `state.rs` | `AppState`: `Arc<Config>` plus what is not configuration (store, Bakong, caches, render pool, watchers, webhooks) |
 //! | `serve.rs` | hyper connection serving: head limits, graceful stop; `serve/conns.rs` (connection caps per client group, the biggest holder gives way when full), `serve/write_timeout.rs` (a client that does not read is reset) |
-//! | [`watch`] | payment watchers: poll Bakong for watched QRs, publish to viewers and to webhook delivery |
+//! | [`recon`] | the reconciliation job: under a store lease, re-checks merchant QRs past expiry in lists of 50 (lowest budget priority): expired or paid late |
+//! | [`watch`] | payment watchers: poll Bakong for watched QRs, publish to viewers, to the payment record and to webhook delivery |
 //! | [`token`] | the Bakong token's lifecycle: renewal under a store lease, the shared token, alerts (pure decisions, clock as an argument) |
 //! | [`webhook`] | the delivery worker (sign, send, retry with backoff, lease); [`webhook::target`]: where a webhook may go (IANA special-purpose registries, ports, the checking resolver) |
 //! | [`error`] | `ApiError`, the one JSON error body (also for hyper's own errors and the fallbacks) |
@@ -72,6 +73,7 @@
 //! | [`local_limits`] | limits kept in this process: event-stream caps, the rate buckets of the routes the store does not limit (assets, unknown paths, admin routes) |
 //! | [`store`] | the [`store::Store`] trait, [`store::AnyStore`]; `store/memory.rs`, `store/sqlite.rs`, `store/redis.rs` (one backend per file), `store/lua/*.lua`; `store/coord.rs`: the budget bucket's arithmetic, shared by every backend; `store/buckets.rs`: the SQLite store's in-process rate limits |
 //! | [`client_ip`] | who the client is: trusted proxies, `X-Forwarded-For`/`Forwarded` read right to left, the client group (IPv4 address, IPv6 /64) every per-client limit counts |
+//! | [`lifecycle`] | a merchant QR's moves (paid, expired, paid late) by compare-and-set, each emitting its event once; test QRs' status from the record |
 //! | [`ledger`] | the payment record's types and traits: [`ledger::EntryLog`] (each merchant QR and its final status), [`ledger::EventLog`] (events, attempts, outbox); backends in `store/entries_*.rs`, `store/events_*.rs` |
 //! | [`events`] | makes, files and hands out events (`khqr.created`, `khqr.paid`, `khqr.expired`, `khqr.paid_late`) |
 //! | [`idempotency`] | `Idempotency-Key`: the key's rules, its caller's scope, the parameters' fingerprint |
@@ -84,9 +86,11 @@ pub mod events;
 pub mod http;
 pub mod idempotency;
 pub mod ledger;
+pub mod lifecycle;
 pub mod local_limits;
 pub mod merchant;
 pub mod params;
+pub mod recon;
 mod render_pool;
 pub mod seed;
 mod serve;

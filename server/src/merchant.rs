@@ -17,6 +17,9 @@
 //!   its hash (one map or Redis lookup), and the stored hash is compared again
 //!   in constant time ([`subtle`]). A key is shown once, by `merchant add` and
 //!   `merchant rotate-key`; rotating replaces every key of the merchant at once.
+//! * **Test keys** (same shape) are made by `merchant test-key`, kept beside
+//!   the live ones ([`Merchant::test_key_hashes`]) and rotated on their own: a
+//!   request with one is a [`Caller::Test`], whose QRs are test QRs.
 //! * **Webhook secrets** are [`SECRET_PREFIX`] then 64 hex digits (256 random
 //!   bits); the HMAC key is the whole text, byte for byte as printed.
 //!   `merchant rotate-secret` makes a new current secret and keeps the
@@ -84,6 +87,16 @@ pub struct Merchant {
     /// SHA-256 (64 lowercase hex digits) of each live API key.
     #[serde(rename = "keyHashes")]
     pub key_hashes: Vec<String>,
+    /// SHA-256 (64 lowercase hex digits) of each live **test** key: its QRs
+    /// are marked test, never reach Bakong, and may be paid with
+    /// `POST /khqr/merchant/test/pay/{tran}` (see [`Caller::Test`]). Absent in
+    /// merchants stored before test mode: none.
+    #[serde(
+        rename = "testKeyHashes",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub test_key_hashes: Vec<String>,
     /// Its webhook secrets: the current one first, then those still live
     /// during a rotation.
     pub secrets: Vec<WebhookSecret>,
@@ -102,6 +115,7 @@ impl fmt::Debug for Merchant {
             .field("name", &self.name)
             .field("bakong_ids", &self.bakong_ids)
             .field("keys", &self.key_hashes.len())
+            .field("test_keys", &self.test_key_hashes.len())
             .field("secrets", &self.secrets)
             .field("disabled", &self.disabled)
             .field("created_ms", &self.created_ms)
@@ -140,6 +154,9 @@ pub struct MerchantView {
     pub bakong_ids: Vec<String>,
     /// How many API keys are live.
     pub keys: usize,
+    /// How many test keys it has.
+    #[serde(rename = "testKeys")]
+    pub test_keys: usize,
     /// How many webhook secrets are live now.
     #[serde(rename = "liveSecrets")]
     pub live_secrets: usize,
@@ -323,6 +340,7 @@ impl Merchant {
             name: name.to_owned(),
             bakong_ids,
             key_hashes: vec![key_hash(&key)],
+            test_key_hashes: Vec::new(),
             secrets: vec![WebhookSecret {
                 value: secret.clone(),
                 until_ms: None,
@@ -347,14 +365,32 @@ impl Merchant {
     }
 
     /// Whether `hash` ([`key_hash`] of a presented key) is one of this
-    /// merchant's, compared in constant time against each stored hash.
+    /// merchant's live (not test) keys, compared in constant time against
+    /// each stored hash.
     #[must_use]
     pub fn has_key_hash(&self, hash: &str) -> bool {
-        let mut found = subtle::Choice::from(0);
-        for h in &self.key_hashes {
-            found |= h.as_bytes().ct_eq(hash.as_bytes());
-        }
-        found.into()
+        any_equal(&self.key_hashes, hash)
+    }
+
+    /// Whether `hash` ([`key_hash`] of a presented key) is one of this
+    /// merchant's test keys, compared in constant time.
+    #[must_use]
+    pub fn has_test_key_hash(&self, hash: &str) -> bool {
+        any_equal(&self.test_key_hashes, hash)
+    }
+
+    /// Every key hash the store indexes for this merchant: the live keys'
+    /// then the test keys'.
+    pub fn all_key_hashes(&self) -> impl Iterator<Item = &String> {
+        self.key_hashes.iter().chain(&self.test_key_hashes)
+    }
+
+    /// Replaces every test key with one new test key; returns it (show it
+    /// once). The live keys are not touched.
+    pub fn rotate_test_key(&mut self) -> String {
+        let key = new_key();
+        self.test_key_hashes = vec![key_hash(&key)];
+        key
     }
 
     /// The secrets that sign events at `now_ms`: the current one first, then
@@ -404,6 +440,7 @@ impl Merchant {
             name: self.name.clone(),
             bakong_ids: self.bakong_ids.clone(),
             keys: self.key_hashes.len(),
+            test_keys: self.test_key_hashes.len(),
             live_secrets: self.live_secrets(now_ms).count(),
             rotation_ends_ms: self
                 .secrets
@@ -443,24 +480,43 @@ pub fn signature_header<'a>(
     header
 }
 
+/// Whether any of `hashes` is `hash`, each compared in constant time.
+fn any_equal(hashes: &[String], hash: &str) -> bool {
+    let mut found = subtle::Choice::from(0);
+    for h in hashes {
+        found |= h.as_bytes().ct_eq(hash.as_bytes());
+    }
+    found.into()
+}
+
 /// Who made a request: nobody in particular, or a merchant by its key.
 #[derive(Clone, Debug, Default)]
 pub enum Caller {
     /// No `Authorization` header.
     #[default]
     Anonymous,
-    /// A valid key of this (enabled) merchant.
+    /// A valid live key of this (enabled) merchant.
     Merchant(Arc<Merchant>),
+    /// A valid test key of this (enabled) merchant: the same rights as its
+    /// live key, but its QRs are test QRs (never sent to Bakong, paid only
+    /// through the test route), and only it reaches the test route.
+    Test(Arc<Merchant>),
 }
 
 impl Caller {
-    /// The merchant, if the request was keyed.
+    /// The merchant, if the request was keyed (live or test key).
     #[must_use]
     pub fn merchant(&self) -> Option<&Merchant> {
         match self {
             Caller::Anonymous => None,
-            Caller::Merchant(m) => Some(m),
+            Caller::Merchant(m) | Caller::Test(m) => Some(m),
         }
+    }
+
+    /// Whether the request carried a test key.
+    #[must_use]
+    pub fn is_test(&self) -> bool {
+        matches!(self, Caller::Test(_))
     }
 }
 
@@ -471,7 +527,7 @@ impl Caller {
     pub fn payer<'a>(&'a self, client: &'a str) -> crate::store::Payer<'a> {
         match self {
             Caller::Anonymous => crate::store::Payer::Client(client),
-            Caller::Merchant(m) => crate::store::Payer::Merchant(&m.id),
+            Caller::Merchant(m) | Caller::Test(m) => crate::store::Payer::Merchant(&m.id),
         }
     }
 }
@@ -505,6 +561,7 @@ pub async fn authenticate<'a, S: MerchantStore>(
     let hash = key_hash(key);
     match store.merchant_by_key(&hash).await {
         Ok(Some(m)) if !m.disabled && m.has_key_hash(&hash) => Ok(Caller::Merchant(m)),
+        Ok(Some(m)) if !m.disabled && m.has_test_key_hash(&hash) => Ok(Caller::Test(m)),
         Ok(_) => Err(AuthError::BadKey),
         Err(e) => Err(AuthError::Store(e)),
     }
@@ -596,14 +653,14 @@ impl MerchantTable {
             }
         }
         if let Some(old) = t.merchants.get(&m.id).cloned() {
-            for h in &old.key_hashes {
+            for h in old.all_key_hashes() {
                 t.key_owners.remove(h);
             }
             for b in &old.bakong_ids {
                 t.account_owners.remove(b);
             }
         }
-        for h in &m.key_hashes {
+        for h in m.all_key_hashes() {
             t.key_owners.insert(h.clone(), m.id.clone());
         }
         for b in &m.bakong_ids {
@@ -730,6 +787,14 @@ pub enum MerchantCommand {
         /// The merchant's id.
         id: String,
     },
+    /// Replaces a merchant's test key with a new one, printed once (the
+    /// live keys stay). A test key's QRs are test QRs: never sent to Bakong,
+    /// paid only with `POST /khqr/merchant/test/pay/{tran}`, their events
+    /// marked `"test": true`.
+    TestKey {
+        /// The merchant's id.
+        id: String,
+    },
     /// Makes a new webhook secret, printed once. The previous secrets keep
     /// signing (each event carries one `v1=` per live secret) for the grace period.
     RotateSecret {
@@ -773,7 +838,7 @@ async fn load<S: MerchantStore>(store: &S, id: &str) -> Result<Merchant, Merchan
 
 /// Runs one operator command on `store` at `now_ms` (ms since the Unix
 /// epoch) and returns what to print: `add` gives `{id, key, secret}`,
-/// `rotate-key` `{id, key}`, `rotate-secret` `{id, secret,
+/// `rotate-key` `{id, key}`, `test-key` `{id, testKey}`, `rotate-secret` `{id, secret,
 /// previousUntilMs}`, `list` an array of [`MerchantView`], `disable` and
 /// `enable` the merchant's [`MerchantView`]. A command reads, changes and
 /// writes one merchant: two commands on one merchant at the same moment may
@@ -806,6 +871,12 @@ pub async fn run<S: MerchantStore>(
             let key = m.rotate_key();
             save(store, &m, false).await?;
             Ok(serde_json::json!({ "id": m.id, "key": key }))
+        }
+        MerchantCommand::TestKey { id } => {
+            let mut m = load(store, id).await?;
+            let key = m.rotate_test_key();
+            save(store, &m, false).await?;
+            Ok(serde_json::json!({ "id": m.id, "testKey": key }))
         }
         MerchantCommand::RotateSecret { id, grace_secs } => {
             let mut m = load(store, id).await?;
@@ -1022,6 +1093,56 @@ mod tests {
             t.list().iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
             vec!["a", "b"]
         );
+    }
+
+    #[tokio::test]
+    async fn a_test_key_is_a_test_caller_and_rotates_on_its_own() {
+        let t = MerchantTable::default();
+        let (m, issued) = Merchant::new("a", "A", &ids(&["x@abaa"]), 0).unwrap();
+        t.save(&m, true).unwrap();
+        let out = run(&t, &MerchantCommand::TestKey { id: "a".into() }, 5)
+            .await
+            .unwrap();
+        let test_key = out["testKey"].as_str().unwrap().to_owned();
+        assert!(is_key_shaped(&test_key));
+        assert_ne!(test_key, issued.key);
+        let who = |k: &str| {
+            let header = format!("Bearer {k}").into_bytes();
+            let t = &t;
+            async move { authenticate(t, std::iter::once(header.as_slice())).await }
+        };
+        assert!(matches!(who(&issued.key).await, Ok(Caller::Merchant(_))));
+        match who(&test_key).await {
+            Ok(c @ Caller::Test(_)) => {
+                assert!(c.is_test());
+                assert_eq!(c.merchant().unwrap().id, "a");
+            }
+            other => panic!("{other:?}"),
+        }
+        // A new test key drops the old one and leaves the live key alone.
+        let again = run(&t, &MerchantCommand::TestKey { id: "a".into() }, 6)
+            .await
+            .unwrap();
+        let second = again["testKey"].as_str().unwrap().to_owned();
+        assert!(matches!(who(&test_key).await, Err(AuthError::BadKey)));
+        assert!(matches!(who(&second).await, Ok(Caller::Test(_))));
+        assert!(matches!(who(&issued.key).await, Ok(Caller::Merchant(_))));
+        // Rotating the live key leaves the test key alone.
+        run(&t, &MerchantCommand::RotateKey { id: "a".into() }, 7)
+            .await
+            .unwrap();
+        assert!(matches!(who(&issued.key).await, Err(AuthError::BadKey)));
+        assert!(matches!(who(&second).await, Ok(Caller::Test(_))));
+        let view = t.get("a").unwrap().view(7);
+        assert_eq!((view.keys, view.test_keys), (1, 1));
+    }
+
+    #[test]
+    fn a_merchant_stored_before_test_keys_loads_without_any() {
+        let old = r#"{"id":"a","name":"A","bakongIds":["x@abaa"],"keyHashes":["00"],"secrets":[],"createdMs":1}"#;
+        let m: Merchant = serde_json::from_str(old).unwrap();
+        assert!(m.test_key_hashes.is_empty());
+        assert!(!serde_json::to_string(&m).unwrap().contains("testKeyHashes"));
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ use crate::client_ip::ClientAddr;
 use crate::config::{Config, ConfigError};
 use crate::events::Events;
 use crate::local_limits::{RouteBuckets, StreamCaps};
+use crate::recon::Reconciler;
 use crate::render_pool::RenderPool;
 use crate::store::AnyStore;
 use crate::token::TokenKeeper;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub webhooks: Arc<Webhooks>,
     /// The event log's writer.
     pub events: Arc<Events>,
+    /// The reconciliation job.
+    pub recon: Arc<Reconciler>,
     /// Images being drawn at once, at most [`Config::render_threads`].
     pub renders: Semaphore,
     /// The drawing threads.
@@ -62,7 +65,8 @@ pub struct AppState {
 
 impl AppState {
     /// The state for `config` on `store`, and its background tasks (token
-    /// file, token renewal and alerts, rate-limit pruning, owed webhooks), which end when it is dropped.
+    /// file, token renewal and alerts, rate-limit pruning, owed webhooks, the
+    /// reconciliation job), which end when it is dropped.
     ///
     /// # Errors
     /// [`ConfigError`] from [`Upstream::new`] or [`Config::client_addr`]
@@ -73,13 +77,20 @@ impl AppState {
         let client_addr = config.client_addr()?;
         let token = Arc::new(TokenKeeper::new(&config, store.clone(), upstream.clone()));
         let webhooks = Arc::new(Webhooks::new(config.clone(), store.clone())?);
+        let events = Arc::new(Events::new(config.clone(), store.clone()));
         let watchers = Arc::new(Watchers::new(
             config.clone(),
             store.clone(),
             upstream.clone(),
             webhooks.clone(),
+            events.clone(),
         ));
-        let events = Arc::new(Events::new(config.clone(), store.clone()));
+        let recon = Arc::new(Reconciler::new(
+            config.clone(),
+            store.clone(),
+            upstream.clone(),
+            events.clone(),
+        ));
         let threads = config.render_threads();
         let state = Arc::new(AppState {
             public_url: config.public_base(),
@@ -95,6 +106,7 @@ impl AppState {
             watchers,
             webhooks,
             events,
+            recon,
             renders: Semaphore::new(threads),
             pool: RenderPool::new(threads),
             images: moka::future::Cache::builder()
@@ -113,6 +125,7 @@ impl AppState {
         crate::store::spawn_prune(Arc::downgrade(&state.store));
         RouteBuckets::spawn_prune(Arc::downgrade(&state.buckets));
         crate::watch::spawn_resume(Arc::downgrade(&state.watchers));
+        crate::recon::spawn(Arc::downgrade(&state.recon));
         Ok(state)
     }
 }

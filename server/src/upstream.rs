@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use bakong_khqr::status::{
-    check_md5_async, parse_deeplink, Api, AsyncStatusChecker, CheckError, RequestError,
-    ReqwestError, ReqwestTransport, ResponseError, Token, TransactionStatus, TransportConfig,
+    check_md5_async, parse_deeplink, parse_transaction_list, Api, AsyncStatusChecker, CheckError,
+    ListEntry, RequestError, ReqwestError, ReqwestTransport, ResponseError, Token,
+    TransactionStatus, TransportConfig, MAX_MD5_LIST_LEN,
 };
 use bakong_khqr::Md5;
 use tokio::sync::Semaphore;
@@ -184,13 +185,18 @@ impl Upstream {
     /// the QR's life; pending: [`Config::pending_cache_ms`]), else one call to
     /// Bakong shared by every concurrent caller, within the call budget and
     /// [`Config::upstream_concurrency`] calls in flight. A check that joined a
-    /// watcher's skipped turn asks again, once, at its own priority.
+    /// watcher's skipped turn asks again, once, at its own priority. A test
+    /// QR's status ([`Record::test`]) comes from the payment record, never
+    /// from Bakong ([`crate::lifecycle::test_status`]).
     pub async fn status_of(
         &self,
         md5: &Md5,
         record: Option<&Record>,
         p: Priority,
     ) -> Result<TransactionStatus, Arc<UpstreamFail>> {
+        if let Some(r) = record.filter(|r| r.test) {
+            return Ok(crate::lifecycle::test_status(&self.store, &r.md5).await);
+        }
         match self.status_once(md5, record, p).await {
             Err(e) if p.waits() && matches!(*e, UpstreamFail::Skipped) => {
                 self.status_once(md5, record, p).await
@@ -285,6 +291,65 @@ impl Upstream {
         check_md5_async(&self.transport, api, md5).await
     }
 
+    /// One `check_transaction_by_md5_list` call for `md5s` (at most
+    /// [`MAX_MD5_LIST_LEN`], 50; more are refused before any call) at
+    /// [`Priority::Reconcile`]: a token of the call budget or none (skipped),
+    /// a slot among [`Config::upstream_concurrency`] (waited for at most the
+    /// upstream timeout), this client, token and timeout. The request is the
+    /// library's ([`Api::check_transaction_by_md5_list`]), and so is the
+    /// reading of the answer ([`parse_transaction_list`]): one item per MD5
+    /// Bakong echoed.
+    ///
+    /// # Errors
+    /// [`UpstreamFail::Skipped`] (no token for the lowest priority now),
+    /// [`UpstreamFail::OverBudget`] (the budget's store failed),
+    /// [`UpstreamFail::Busy`] (no slot in time), [`UpstreamFail::Check`]: the
+    /// request could not be built (no token; more than 50 MD5s), the transport
+    /// failed, or Bakong's answer was an error or unreadable.
+    pub async fn check_md5_list(&self, md5s: &[Md5]) -> Result<Vec<ListEntry>, UpstreamFail> {
+        if md5s.is_empty() {
+            return Ok(Vec::new());
+        }
+        if md5s.len() > MAX_MD5_LIST_LEN {
+            return Err(UpstreamFail::Check(CheckError::Request(
+                RequestError::InvalidArgument {
+                    what: "md5s",
+                    why: "at most 50 in one list call",
+                },
+            )));
+        }
+        let mut requests = self
+            .api()
+            .check_transaction_by_md5_list(md5s)
+            .map_err(|e| UpstreamFail::Check(CheckError::Request(e)))?;
+        let Some(request) = requests.pop().filter(|_| requests.is_empty()) else {
+            return Err(UpstreamFail::Check(CheckError::Request(
+                RequestError::InvalidArgument {
+                    what: "md5s",
+                    why: "must fit one list call",
+                },
+            )));
+        };
+        self.token(Priority::Reconcile).await?;
+        let wait = Duration::from_millis(self.config.upstream_timeout_ms);
+        let Ok(Ok(_permit)) = tokio::time::timeout(wait, self.slots.acquire()).await else {
+            metrics::counter!("khqr_upstream_errors_total", "kind" => "busy").increment(1);
+            return Err(UpstreamFail::Busy);
+        };
+        metrics::counter!("khqr_upstream_calls_total").increment(1);
+        metrics::counter!("khqr_bakong_calls_total", "kind" => Priority::Reconcile.label())
+            .increment(1);
+        let result = match self.transport.send(request).await {
+            Ok(resp) => parse_transaction_list(&resp).map_err(CheckError::Response),
+            Err(e) => Err(CheckError::Transport(e)),
+        };
+        result.map_err(|e| {
+            metrics::counter!("khqr_upstream_errors_total", "kind" => upstream_kind(&e).1)
+                .increment(1);
+            UpstreamFail::Check(e)
+        })
+    }
+
     /// After Bakong refused the token `used` held: whether a newer one is in
     /// use now, read from the store (renewed by another instance) or from
     /// this instance's renewal in flight (waited for, at most `wait`).
@@ -316,6 +381,10 @@ impl Upstream {
     /// instances wait up to 1.5 s for that answer. The page waits at most 2 s
     /// for Bakong; a slow Bakong hides the button.
     async fn ask_deeplink(&self, record: &Record) -> Option<String> {
+        if record.test {
+            // A test QR is never shown to Bakong.
+            return None;
+        }
         let key = format!("dl:{}", record.md5);
         let now = now_ms();
         let known = |v: String| Some(v).filter(|l| !l.is_empty());

@@ -2,8 +2,10 @@
 //! through the status cache ([`Upstream::status_of`], so coalesced with
 //! `check`) while anyone watches (the checkout page's event stream) or a
 //! webhook is owed, and publishes the result: on a `tokio::sync::watch`
-//! channel that each viewer reads, and to webhook delivery
-//! ([`Webhooks::paid`]) once paid. No viewer ever calls Bakong itself.
+//! channel that each viewer reads, to the payment record
+//! ([`crate::lifecycle::seen`]: `khqr.paid` or `khqr.paid_late`, once) and
+//! to webhook delivery ([`Webhooks::paid`]) once paid. No viewer ever calls
+//! Bakong itself.
 //!
 //! The pace slows as the QR ages ([`poll_delay_ms`]: every
 //! [`Config::poll_interval_ms`] at first, at most
@@ -22,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::events::Events;
 use crate::store::{AnyStore, Record, Store};
 use crate::time::now_ms;
 use crate::upstream::budget::{poll_delay_ms, Priority};
@@ -81,6 +84,7 @@ pub struct Watchers {
     store: Arc<AnyStore>,
     upstream: Arc<Upstream>,
     webhooks: Arc<Webhooks>,
+    events: Arc<Events>,
     /// `tran` -> its status channel while a watcher runs here.
     open: Mutex<HashMap<String, watch::Sender<PageStatus>>>,
 }
@@ -92,12 +96,14 @@ impl Watchers {
         store: Arc<AnyStore>,
         upstream: Arc<Upstream>,
         webhooks: Arc<Webhooks>,
+        events: Arc<Events>,
     ) -> Self {
         Watchers {
             config,
             store,
             upstream,
             webhooks,
+            events,
             open: Mutex::new(HashMap::new()),
         }
     }
@@ -208,6 +214,7 @@ impl Watchers {
         let Ok(status) = asked else {
             return by_clock;
         };
+        crate::lifecycle::seen(&self.store, &self.events, record, &status, now).await;
         let next = PageStatus::of(&status, record, now);
         if let PageStatus::Paid { .. } = next {
             let keep = record

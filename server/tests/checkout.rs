@@ -33,6 +33,7 @@ fn shop() -> Merchant {
         name: "Shop".into(),
         bakong_ids: vec!["shop@abaa".into()],
         key_hashes: vec![key_hash(KEY)],
+        test_key_hashes: vec![],
         secrets: vec![WebhookSecret {
             value: String::from_utf8(SECRET.to_vec()).unwrap(),
             until_ms: None,

@@ -29,6 +29,7 @@ async fn store_with_shop(config: &khqr_server::Config) -> khqr_server::store::An
         name: "Shop".into(),
         bakong_ids: vec!["shop@abaa".into()],
         key_hashes: vec![key_hash(KEY)],
+        test_key_hashes: vec![],
         secrets: vec![WebhookSecret {
             value: String::from_utf8(SECRET.to_vec()).unwrap(),
             until_ms: None,

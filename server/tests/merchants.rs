@@ -708,6 +708,7 @@ async fn a_merchants_bucket_and_quota_are_its_own_with_both_stores() {
             success_url: None,
             callback_url: None,
             merchant: Some("shop".into()),
+            test: false,
         };
         let m = Payer::Merchant("shop");
         for n in 1..=3 {

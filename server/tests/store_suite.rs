@@ -21,6 +21,7 @@ fn record(md5: &str, account: &str, expires_ms: u64) -> Record {
         success_url: None,
         callback_url: None,
         merchant: None,
+        test: false,
     }
 }
 

@@ -112,6 +112,9 @@ async fn status(
         Priority::StrangerCheck
     };
     let status = state.upstream.status_of(md5, record, priority).await?;
+    if let Some(r) = record {
+        crate::lifecycle::seen(&state.store, &state.events, r, &status, now_ms()).await;
+    }
     let body = seed_json(&status, record.map(|r| r.username.as_str()));
     Ok(json_response(StatusCode::OK, body))
 }

@@ -152,7 +152,7 @@ pub async fn create(
     let (success_url, callback_url) = urls(&state, &p, &caller)?;
     let bakong_id = p.get("bakongid").unwrap_or("");
     let merchant_name = p.get("merchantname").unwrap_or("");
-    let fields = [
+    let mut fields = vec![
         Some(amount_text.as_str()),
         Some(currency.alpha()),
         Some(bakong_id.trim()),
@@ -161,6 +161,10 @@ pub async fn create(
         success_url.as_deref(),
         callback_url.as_deref(),
     ];
+    if caller.is_test() {
+        // A test key's create is not a live key's, even under the same key.
+        fields.push(Some("test"));
+    }
     let idem = idempotency(&headers, &client, &caller, &fields)?;
     let now = now_ms();
     let ttl_ms = state.config.qr_ttl_ms();
@@ -189,6 +193,7 @@ pub async fn create(
             success_url: success_url.clone(),
             callback_url: callback_url.clone(),
             merchant: caller.merchant().map(|m| m.id.clone()),
+            test: caller.is_test(),
         };
         if let Some((tran, md5, fresh)) =
             store(&state, payer, tran.as_str(), &record, now, idem.as_ref()).await?
@@ -208,7 +213,7 @@ pub async fn create(
                         status: QrStatus::Pending,
                         updated_ms: at,
                         payment: None,
-                        test: false,
+                        test: record.test,
                         callback_url: record.callback_url.clone(),
                     };
                     state.events.created(&entry).await?;

@@ -10,12 +10,13 @@ pub mod create;
 pub mod guard;
 pub mod image;
 pub mod listing;
+pub mod test_mode;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::error::ApiError;
@@ -39,7 +40,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/check_by_md5", get(check::by_md5).post(check::by_md5))
         .route("/khqr/pay/{tran}", get(checkout::page))
         .route("/khqr/events/{tran}", get(checkout::events))
-        .route("/khqr/assets/{name}", get(checkout::asset));
+        .route("/khqr/assets/{name}", get(checkout::asset))
+        .route("/khqr/merchant/test/pay/{tran}", post(test_mode::pay));
     let routes = if state.config.admin_listen.is_some() {
         routes
     } else {

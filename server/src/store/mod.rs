@@ -71,6 +71,10 @@ pub struct Record {
     /// merchant's secrets); `None` for an anonymous create.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merchant: Option<String>,
+    /// Made with a merchant's test key: never sent to Bakong (see
+    /// [`crate::lifecycle`]). Absent (false) in records stored before test mode.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub test: bool,
 }
 
 /// Whose rate limit and QR quota a request is charged to.

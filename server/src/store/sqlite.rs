@@ -861,7 +861,7 @@ fn merchant_save_in(
         .execute([&m.id])?;
     c.prepare_cached("DELETE FROM merchant_accounts WHERE id = ?1")?
         .execute([&m.id])?;
-    for h in &m.key_hashes {
+    for h in m.all_key_hashes() {
         c.prepare_cached("INSERT OR REPLACE INTO merchant_keys(hash, id) VALUES (?1, ?2)")?
             .execute([h, &m.id])?;
     }

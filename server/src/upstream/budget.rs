@@ -12,10 +12,14 @@
 //! | [`Priority::StrangerCheck`] (an anonymous `check`, once requests can carry a merchant's key) | ≥ 1 + burst/4 | waits, as a check |
 //! | [`Priority::Watch`] (watchers, the page's first status) | ≥ 1 + burst/4 | skips its turn |
 //! | [`Priority::DeepLink`] (the page's "Open in Bakong") | ≥ 1 + burst/2 | skips: no button this time |
+//! | [`Priority::Reconcile`] (the reconciliation job's list calls, [`crate::recon`]) | ≥ 1 + 3·burst/4 | skips: the job's turn is over until its next cycle |
 //!
 //! So however many QRs are watched, a quarter of the burst stays for checks,
 //! and watchers never spend the last tokens of deep links' half either way
-//! round. The watchers' own pace is [`poll_delay_ms`].
+//! round. The reconciliation job, lowest of all, runs only on a bucket at
+//! least three quarters full: it checks up to 50 QRs per call, but when the
+//! service is busy it waits for a quiet cycle rather than take anyone's
+//! tokens. The watchers' own pace is [`poll_delay_ms`].
 
 use std::time::Duration;
 
@@ -37,10 +41,14 @@ pub enum Priority {
     Watch,
     /// A checkout page's deep link ("Open in Bakong").
     DeepLink,
+    /// The reconciliation job's `check_transaction_by_md5_list` call (50 QRs
+    /// at most): lowest, skips its turn when the bucket is short.
+    Reconcile,
 }
 
 impl Priority {
-    /// The metrics label: `check`, `stranger_check`, `watch` or `deeplink`.
+    /// The metrics label: `check`, `stranger_check`, `watch`, `deeplink` or
+    /// `reconcile`.
     #[must_use]
     pub fn label(self) -> &'static str {
         match self {
@@ -48,6 +56,7 @@ impl Priority {
             Priority::StrangerCheck => "stranger_check",
             Priority::Watch => "watch",
             Priority::DeepLink => "deeplink",
+            Priority::Reconcile => "reconcile",
         }
     }
 
@@ -59,13 +68,15 @@ impl Priority {
 
     /// Tokens that must remain in a bucket of `burst` after this priority
     /// takes one: 0 (check), `burst / 4` (stranger's check, watch), `burst / 2`
-    /// (deep link).
+    /// (deep link), `3 * burst / 4` (reconciliation).
     #[must_use]
     pub fn floor(self, burst: u32) -> u32 {
         match self {
             Priority::Check => 0,
             Priority::StrangerCheck | Priority::Watch => burst / 4,
             Priority::DeepLink => burst / 2,
+            // Three quarters, rounded down; never overflows (≤ burst).
+            Priority::Reconcile => u32::try_from(u64::from(burst) * 3 / 4).unwrap_or(burst),
         }
     }
 }
@@ -200,11 +211,14 @@ mod tests {
                 Priority::Check,
                 Priority::StrangerCheck,
                 Priority::Watch,
-                Priority::DeepLink
+                Priority::DeepLink,
+                Priority::Reconcile
             ]
             .map(|p| p.floor(20)),
-            [0, 5, 5, 10]
+            [0, 5, 5, 10, 15]
         );
+        assert_eq!(Priority::Reconcile.floor(7), 5);
+        assert_eq!(Priority::Reconcile.floor(u32::MAX), u32::MAX / 4 * 3 + 2);
         assert_eq!(Priority::Watch.floor(2), 0);
     }
 
@@ -266,6 +280,24 @@ mod tests {
         assert_eq!(links, 10);
         // Watchers still have tokens above their own reserve.
         assert!(b.take(&coord, Priority::Watch, frozen).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn reconciliation_takes_only_the_top_quarter() {
+        let coord = MemoryStore::new(Limits::default());
+        let b = budget(10, 20, 0);
+        let mut taken = 0;
+        for _ in 0..50 {
+            taken += usize::from(b.take(&coord, Priority::Reconcile, frozen).await.is_ok());
+        }
+        assert_eq!(taken, 5, "the job stops at three quarters of the burst");
+        // Deep links still have theirs: 15 held, down to 10.
+        for i in 0..5 {
+            assert!(
+                b.take(&coord, Priority::DeepLink, frozen).await.is_ok(),
+                "{i}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -2,7 +2,8 @@
 -- KEYS: the merchant (khqr:m:{id}), the set of ids (khqr:ms).
 -- ARGV: the merchant as JSON, '1' to create (refuse an existing id), its id,
 -- the key prefix ('khqr:').
--- Key hashes index as {prefix}mk:{hash} -> id, bakongids as {prefix}mb:{bakongid} -> id.
+-- Key hashes (live keyHashes and testKeyHashes, the latter absent in older
+-- merchants) index as {prefix}mk:{hash} -> id, bakongids as {prefix}mb:{bakongid} -> id.
 -- Returns {0, ''} saved, {1, ''} the id exists, {2, '<bakongid> <owner>'}
 -- a bakongid belongs to another merchant. Nothing is changed unless saved.
 local old = redis.call('GET', KEYS[1])
@@ -15,9 +16,11 @@ end
 if old then
   local o = cjson.decode(old)
   for _, h in ipairs(o.keyHashes) do redis.call('DEL', ARGV[4] .. 'mk:' .. h) end
+  for _, h in ipairs(o.testKeyHashes or {}) do redis.call('DEL', ARGV[4] .. 'mk:' .. h) end
   for _, b in ipairs(o.bakongIds) do redis.call('DEL', ARGV[4] .. 'mb:' .. b) end
 end
 for _, h in ipairs(new.keyHashes) do redis.call('SET', ARGV[4] .. 'mk:' .. h, ARGV[3]) end
+for _, h in ipairs(new.testKeyHashes or {}) do redis.call('SET', ARGV[4] .. 'mk:' .. h, ARGV[3]) end
 for _, b in ipairs(new.bakongIds) do redis.call('SET', ARGV[4] .. 'mb:' .. b, ARGV[3]) end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[3])
