@@ -174,6 +174,70 @@ pub struct FakeState {
     pub delay_ms: AtomicU64,
     pub redirect_to: Mutex<Option<String>>,
     pub answer: Mutex<Option<(u16, String)>>,
+    /// `check_transaction_by_md5_list`: calls, and the MD5s each carried.
+    pub list_calls: AtomicUsize,
+    pub list_seen: Mutex<Vec<Vec<String>>>,
+    /// Per paid MD5, when Bakong acknowledged it (ms); unset: 1700000001000.
+    pub paid_at: Mutex<HashMap<String, u64>>,
+}
+
+/// The `data` of a paid transaction of `amount` `currency` acknowledged at `at` ms.
+fn fake_transaction(amount: &str, currency: &str, at: u64) -> String {
+    format!(
+        r#"{{"hash":"{HASH}","fromAccountId":"payer@abaa","toAccountId":"merchant@abaa","currency":"{currency}","amount":{amount},"description":"","createdDateMs":{at},"acknowledgedDateMs":{at}}}"#
+    )
+}
+
+/// `check_transaction_by_md5_list`: each MD5 of the array, `SUCCESS` with
+/// its transaction if paid, else `NOT_FOUND`.
+async fn fake_check_md5_list(
+    State(fake): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    fake.list_calls.fetch_add(1, Ordering::SeqCst);
+    let valid = fake.valid_token.lock().unwrap().clone();
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth != format!("Bearer {valid}") {
+        return (StatusCode::UNAUTHORIZED, r#"{"error":"token expired"}"#).into_response();
+    }
+    let md5s: Vec<String> = body
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    fake.list_seen.lock().unwrap().push(md5s.clone());
+    let paid = fake.paid.lock().unwrap().clone();
+    let paid_at = fake.paid_at.lock().unwrap().clone();
+    let items: Vec<String> = md5s
+        .iter()
+        .map(|m| match paid.get(m) {
+            Some((amount, currency)) => {
+                let at = paid_at.get(m).copied().unwrap_or(1_700_000_001_000);
+                format!(
+                    r#"{{"md5":"{m}","status":"SUCCESS","message":null,"data":{}}}"#,
+                    fake_transaction(amount, currency, at)
+                )
+            }
+            None => format!(
+                r#"{{"md5":"{m}","status":"NOT_FOUND","message":"Transaction could not be found.","data":null}}"#
+            ),
+        })
+        .collect();
+    (
+        StatusCode::OK,
+        format!(
+            r#"{{"responseCode":0,"responseMessage":"Getting transactions successfully.","errorCode":null,"data":[{}]}}"#,
+            items.join(",")
+        ),
+    )
+        .into_response()
 }
 
 pub struct Fake {
@@ -244,6 +308,10 @@ pub async fn fake_bakong() -> Fake {
     assert!(addr.ip().is_loopback());
     let app = Router::new()
         .route("/relay/v1/check_transaction_by_md5", post(fake_check_md5))
+        .route(
+            "/relay/v1/check_transaction_by_md5_list",
+            post(fake_check_md5_list),
+        )
         .with_state(state.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     Fake {
