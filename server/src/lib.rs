@@ -143,6 +143,16 @@ impl App {
     pub fn store(&self) -> &AnyStore {
         &self.state.store
     }
+
+    /// Runs one reconciliation cycle at `now_ms` (ms since the Unix epoch)
+    /// now, as the job does every [`Config::reconcile_every_secs`] (under the
+    /// same store lease: another instance holding it makes this a no-op).
+    ///
+    /// # Errors
+    /// [`store::StoreError`] if the payment record cannot be read or written.
+    pub async fn reconcile(&self, now_ms: u64) -> Result<recon::Cycle, store::StoreError> {
+        self.state.recon.cycle(now_ms).await
+    }
 }
 
 /// Builds the application on `store`. Call it inside a tokio runtime: it

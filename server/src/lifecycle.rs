@@ -248,12 +248,13 @@ mod tests {
         }
     }
 
-    async fn setup(e: &Entry) -> (Arc<AnyStore>, Events) {
-        let store = Arc::new(AnyStore::Memory(MemoryStore::new(Limits::default())));
+    /// The application's store and event writer, `e` filed.
+    async fn setup(e: &Entry) -> (Arc<AnyStore>, Arc<Events>) {
+        let store = AnyStore::Memory(MemoryStore::new(Limits::default()));
         let config = Arc::new(Config::new("http://x"));
-        store.entry_put(e, u64::MAX).await.unwrap();
-        let events = Events::new(config, store.clone());
-        (store, events)
+        let state = crate::state::AppState::start(config, store).unwrap();
+        state.store.entry_put(e, u64::MAX).await.unwrap();
+        (state.store.clone(), state.events.clone())
     }
 
     async fn kinds(store: &AnyStore) -> Vec<EventKind> {
@@ -302,7 +303,6 @@ mod tests {
     #[tokio::test]
     async fn concurrent_settles_move_it_once() {
         let (store, events) = setup(&entry(5_000)).await;
-        let events = Arc::new(events);
         let mut tasks = Vec::new();
         for i in 0..16u64 {
             let (store, events) = (store.clone(), events.clone());

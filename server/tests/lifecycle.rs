@@ -18,12 +18,9 @@ use common::{
     client, config_for, fake_bakong, make_store, open_limits, start_app, Backend, Fake, Redis,
     Server, TempDir,
 };
-use khqr_server::events::Events;
 use khqr_server::ledger::{Entry, EntryLog, Event, EventFilter, EventKind, EventLog, QrStatus};
 use khqr_server::merchant::{key_hash, Merchant, MerchantStore, WebhookSecret};
-use khqr_server::recon::Reconciler;
 use khqr_server::store::AnyStore;
-use khqr_server::upstream::Upstream;
 use khqr_server::{App, Config, ServeConfig};
 use serde_json::Value;
 
@@ -296,81 +293,68 @@ async fn unpaid_expires_once_two_instances_redis() {
     unpaid_expires_once(Backend::Redis(redis.url.clone()), 2).await;
 }
 
-/// Two stores on one backend race to expire and to settle the same QRs
-/// (`instances` connections, 8 tasks each): each QR moves once, one event each.
-async fn racing_moves_happen_once(backend: Backend, instances: usize) {
-    let config = Arc::new(Config::new("http://unset"));
-    let mut parts = Vec::new();
+/// `instances` servers on `backend` (one store shared) and 24 test payments
+/// of one test QR at once, spread over them: one pays it (200), the others
+/// find it paid (409); one `khqr.paid`. The record's compare-and-set, across
+/// instances.
+async fn racing_payments_settle_once(backend: Backend, instances: usize) {
+    let fake = fake_bakong().await;
+    let mut config = short_config(&fake);
+    config.qr_ttl_secs = 600;
+    // The merchant routes' per-client bucket (10/s, burst 40) is not what
+    // this test is about.
+    config.rate_admin_per_client = 0;
+    let mut servers = Vec::new();
     for _ in 0..instances {
-        let store = Arc::new(store_for(&backend).await);
-        let events = Arc::new(Events::new(config.clone(), store.clone()));
-        parts.push((store, events));
+        servers.push(instance(&backend, config.clone()).await);
     }
-    let now = now_ms();
-    let entries: Vec<Entry> = (0..10).map(|i| entry(i, now - 10_000, false)).collect();
-    for e in &entries {
-        assert!(parts[0].0.entry_put(e, now + 86_400_000).await.unwrap());
-    }
-    let mut tasks = Vec::new();
-    for (store, events) in &parts {
-        for t in 0..8u64 {
-            let (store, events) = (store.clone(), events.clone());
-            let entries = entries.clone();
+    for round in 0..3 {
+        let (tran, md5) = create(&servers[0].0.base, TEST_KEY).await;
+        let mut tasks = Vec::new();
+        for i in 0..24 {
+            let base = servers[i % instances].0.base.clone();
+            let tran = tran.clone();
             tasks.push(tokio::spawn(async move {
-                let mut moved = 0u32;
-                for (i, e) in entries.iter().enumerate() {
-                    let got = if i % 2 == 0 {
-                        khqr_server::lifecycle::expire(&store, &events, &e.md5, now + t)
-                            .await
-                            .unwrap()
-                    } else {
-                        let p = khqr_server::lifecycle::test_payment(e, now - 20_000);
-                        khqr_server::lifecycle::settle(&store, &events, &e.md5, &p, now + t)
-                            .await
-                            .unwrap()
-                    };
-                    moved += u32::from(got.is_some());
-                }
-                moved
+                test_pay(&base, &tran, Some(TEST_KEY)).await.status
             }));
         }
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+        statuses.sort_unstable();
+        let mut want = vec![200];
+        want.extend([409; 23]);
+        assert_eq!(statuses, want, "round {round}");
+        let store = servers[0].1.store();
+        let paid = events_of(store, "shop", EventKind::Paid).await;
+        assert_eq!(paid.len(), round + 1);
+        assert_eq!(paid.iter().filter(|e| e.md5 == md5).count(), 1);
+        let e = store.entry_get(&md5).await.unwrap().unwrap();
+        assert_eq!(e.status, QrStatus::Paid);
     }
-    let mut moved = 0;
-    for t in tasks {
-        moved += t.await.unwrap();
-    }
-    assert_eq!(moved, 10, "each of 10 QRs moved once");
-    let store = &parts[0].0;
-    assert_eq!(events_of(store, "shop", EventKind::Expired).await.len(), 5);
-    assert_eq!(events_of(store, "shop", EventKind::Paid).await.len(), 5);
-    for (i, e) in entries.iter().enumerate() {
-        let now = store.entry_get(&e.md5).await.unwrap().unwrap();
-        let want = if i % 2 == 0 {
-            QrStatus::Expired
-        } else {
-            QrStatus::Paid
-        };
-        assert_eq!(now.status, want);
+    for (srv, _) in servers {
+        srv.stop().await;
     }
 }
 
 #[tokio::test]
-async fn racing_moves_happen_once_memory() {
-    racing_moves_happen_once(Backend::Memory, 1).await;
+async fn racing_payments_settle_once_memory() {
+    racing_payments_settle_once(Backend::Memory, 1).await;
 }
 
 #[tokio::test]
 #[ignore = "needs EntryLog/EventLog on SQLite (ledger and events helpers)"]
-async fn racing_moves_happen_once_sqlite() {
+async fn racing_payments_settle_once_two_instances_sqlite() {
     let dir = TempDir::new("life");
-    racing_moves_happen_once(Backend::Sqlite(dir.path.clone()), 2).await;
+    racing_payments_settle_once(Backend::Sqlite(dir.path.clone()), 2).await;
 }
 
 #[tokio::test]
 #[ignore = "needs EntryLog/EventLog on Redis (ledger and events helpers)"]
-async fn racing_moves_happen_once_redis() {
+async fn racing_payments_settle_once_two_instances_redis() {
     let redis = Redis::start();
-    racing_moves_happen_once(Backend::Redis(redis.url.clone()), 2).await;
+    racing_payments_settle_once(Backend::Redis(redis.url.clone()), 2).await;
 }
 
 // ---- the job's calls: lists of 50, inside the budget ----
@@ -395,28 +379,19 @@ fn entry(i: u32, expires_ms: u64, test: bool) -> Entry {
     }
 }
 
-/// A reconciler on `backend` with `config`, its store holding `live` pending
-/// QRs and `tests` test QRs, all expired ten minutes ago (past the default
-/// grace of five).
-async fn job(
-    backend: &Backend,
-    config: Config,
-    live: u32,
-    tests: u32,
-) -> (Reconciler, Arc<AnyStore>) {
-    let config = Arc::new(config);
-    let store = Arc::new(store_for(backend).await);
+/// A server on `backend` with `config` (its own job idle: every hour), its
+/// store holding `live` pending QRs and `tests` test QRs of `shop`, all
+/// expired ten minutes ago (past the default grace of five). Cycles are run
+/// with [`App::reconcile`] at the test's clock.
+async fn job(backend: &Backend, mut config: Config, live: u32, tests: u32) -> (Server, Arc<App>) {
+    config.reconcile_every_secs = 3_600;
+    let (srv, app) = instance(backend, config).await;
     let now = now_ms();
     for i in 0..live + tests {
         let e = entry(i, now - 600_000, i >= live);
-        assert!(store.entry_put(&e, now + 86_400_000).await.unwrap());
+        assert!(app.store().entry_put(&e, now + 86_400_000).await.unwrap());
     }
-    let upstream = Arc::new(Upstream::new(config.clone(), store.clone()).unwrap());
-    let events = Arc::new(Events::new(config.clone(), store.clone()));
-    (
-        Reconciler::new(config, store.clone(), upstream, events),
-        store,
-    )
+    (srv, app)
 }
 
 async fn lists_of_fifty(backend: Backend) {
@@ -424,14 +399,15 @@ async fn lists_of_fifty(backend: Backend) {
     let mut config = config_for(&fake);
     config.bakong_calls_per_sec = 1_000;
     config.bakong_burst = 1_000;
-    let (recon, store) = job(&backend, config, 120, 3).await;
+    let (srv, app) = job(&backend, config, 120, 3).await;
+    let store = app.store();
     // Two of them were paid, one before expiry, one after.
     let now = now_ms();
     let paid = entry(7, 0, false).md5;
     let late = entry(99, 0, false).md5;
     pay_late(&fake, &paid, now - 700_000);
     pay_late(&fake, &late, now - 30_000);
-    let c = recon.cycle(now).await.unwrap();
+    let c = app.reconcile(now).await.unwrap();
     assert!(c.leader && !c.stopped, "{c:?}");
     assert_eq!(fake.state.list_calls.load(Ordering::SeqCst), 3);
     let sizes: Vec<usize> = fake
@@ -470,13 +446,14 @@ async fn lists_of_fifty(backend: Backend) {
     );
     // The next cycle: nothing pending; the 118 live expired ones are asked
     // again (3 lists), none paid.
-    let c = recon.cycle(now + 1_000).await.unwrap();
+    let c = app.reconcile(now + 1_000).await.unwrap();
     assert_eq!((c.calls, c.checked, c.expired, c.paid_late), (3, 118, 0, 0));
     let sizes: Vec<usize> = fake.state.list_seen.lock().unwrap()[3..]
         .iter()
         .map(Vec::len)
         .collect();
     assert_eq!(sizes, [50, 50, 18]);
+    srv.stop().await;
 }
 
 #[tokio::test]
@@ -507,20 +484,23 @@ async fn inside_the_budget(backend: Backend) {
     config.bakong_calls_per_sec = 1;
     config.bakong_burst = 4;
     config.reconcile_batches = 20;
-    let (recon, store) = job(&backend, config, 120, 0).await;
+    let (srv, app) = job(&backend, config, 120, 0).await;
+    let store = app.store();
     let now = now_ms();
-    let c = recon.cycle(now).await.unwrap();
+    let c = app.reconcile(now).await.unwrap();
     assert!(c.stopped, "{c:?}");
     assert_eq!((c.calls, c.checked, c.expired), (1, 50, 50));
     assert_eq!(fake.state.list_calls.load(Ordering::SeqCst), 1);
     // Right away: the bucket is below the job's floor; nothing is asked.
-    let c = recon.cycle(now + 1).await.unwrap();
+    let c = app.reconcile(now + 1).await.unwrap();
     assert_eq!((c.calls, c.stopped), (0, true));
     assert_eq!(fake.state.list_calls.load(Ordering::SeqCst), 1);
-    let pending = EntryLog::entry_due(&*store, QrStatus::Pending, 0, now, None, 1_000)
+    let pending = store
+        .entry_due(QrStatus::Pending, 0, now, None, 1_000)
         .await
         .unwrap();
     assert_eq!(pending.len(), 70);
+    srv.stop().await;
 }
 
 #[tokio::test]
