@@ -716,3 +716,107 @@ async fn test_mode_late_and_expired_redis() {
     let redis = Redis::start();
     test_mode_late_and_expired(Backend::Redis(redis.url.clone())).await;
 }
+
+/// What a webhook receiver on 127.0.0.1 got: each delivery's headers and body.
+type Deliveries = Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, axum::body::Bytes)>>>;
+
+/// A receiver on 127.0.0.1 answering 204 to every delivery; its URL.
+async fn receiver() -> (Deliveries, String) {
+    let seen: Deliveries = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(
+                |axum::extract::State(s): axum::extract::State<Deliveries>,
+                 headers: axum::http::HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    s.lock().unwrap().push((headers, body));
+                    axum::http::StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .with_state(seen.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (seen, format!("http://{addr}/hook"))
+}
+
+/// A test QR with a `callback_url`, paid through the test route: the
+/// receiver gets `khqr.paid` saying `"test": true`, signed with the
+/// merchant's secret.
+async fn test_event_is_delivered_signed(backend: Backend) {
+    use bakong_khqr::webhook::{verify_webhook_signature, SIGNATURE_HEADER};
+    let fake = fake_bakong().await;
+    let mut config = short_config(&fake);
+    config.qr_ttl_secs = 600;
+    config.callback_allow_private = true;
+    config.callback_allow_http = true;
+    config.webhook_backoff_ms = 50;
+    let (srv, _app) = instance(&backend, config).await;
+    let (seen, hook) = receiver().await;
+    let a = common::send(
+        client(None)
+            .get(format!("{}/khqr/create", srv.base))
+            .query(&[
+                ("amount", "1.25"),
+                ("bakongid", "shop@abaa"),
+                ("merchantname", "Shop"),
+                ("callback_url", hook.as_str()),
+            ])
+            .bearer_auth(TEST_KEY),
+    )
+    .await;
+    let v = a.json();
+    assert_eq!(a.status, 200, "{v}");
+    let tran = v["tran"].as_str().unwrap().to_owned();
+    let a = test_pay(&srv.base, &tran, Some(TEST_KEY)).await;
+    assert_eq!(a.status, 200, "{}", a.text());
+    let paid = |s: &Deliveries| {
+        s.lock().unwrap().iter().find_map(|(h, b)| {
+            let v: Value = serde_json::from_slice(b).ok()?;
+            (v["type"] == "khqr.paid").then(|| (h.clone(), b.clone(), v))
+        })
+    };
+    let started = Instant::now();
+    let (headers, body, event) = loop {
+        if let Some(d) = paid(&seen) {
+            break d;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no khqr.paid within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(event["test"], true);
+    assert_eq!(event["tran"], tran.as_str());
+    assert!(event["hash"].as_str().unwrap().starts_with("test_"));
+    let sig = headers[SIGNATURE_HEADER].to_str().unwrap();
+    let secret = merchant("shop", "shop@abaa", KEY, TEST_KEY).secrets[0]
+        .value
+        .clone();
+    verify_webhook_signature(secret.as_bytes(), sig, &body, now_ms()).expect("signed");
+    assert_eq!(fake.state.calls.load(Ordering::SeqCst), 0);
+    srv.stop().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the events helper's delivery of events by id"]
+async fn test_event_is_delivered_signed_memory() {
+    test_event_is_delivered_signed(Backend::Memory).await;
+}
+
+#[tokio::test]
+#[ignore = "needs EntryLog/EventLog on SQLite and the events helper's delivery"]
+async fn test_event_is_delivered_signed_sqlite() {
+    let dir = TempDir::new("life");
+    test_event_is_delivered_signed(Backend::Sqlite(dir.path.clone())).await;
+}
+
+#[tokio::test]
+#[ignore = "needs EntryLog/EventLog on Redis and the events helper's delivery"]
+async fn test_event_is_delivered_signed_redis() {
+    let redis = Redis::start();
+    test_event_is_delivered_signed(Backend::Redis(redis.url.clone())).await;
+}
