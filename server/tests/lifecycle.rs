@@ -545,6 +545,32 @@ async fn check(base: &str, tran: &str, key: Option<&str>) -> Value {
     a.json()
 }
 
+/// Who reaches the test route for `tran` (a test QR of `shop`): its
+/// merchant's test key only; every other caller learns nothing.
+async fn only_the_test_key_pays(base: &str, tran: &str) {
+    let (live_tran, _) = create(base, KEY).await;
+    let (status, v) = create_with(base, OTHER_TEST_KEY, "other@abaa").await;
+    assert_eq!(status, 200, "{v}");
+    let other_tran = v["tran"].as_str().unwrap().to_owned();
+    let a = test_pay(base, tran, None).await;
+    assert_eq!(a.status, 401, "{}", a.text());
+    let a = test_pay(base, tran, Some(KEY)).await;
+    assert_eq!(a.status, 403, "{}", a.text());
+    assert_eq!(a.json()["error"], "test_key_required");
+    let a = test_pay(base, tran, Some(OTHER_KEY)).await;
+    assert_eq!(a.status, 403, "{}", a.text());
+    let a = test_pay(base, tran, Some(OTHER_TEST_KEY)).await;
+    assert_eq!(a.status, 404, "another merchant's test key: {}", a.text());
+    let a = test_pay(base, &live_tran, Some(TEST_KEY)).await;
+    assert_eq!(a.status, 404, "a live QR: {}", a.text());
+    let a = test_pay(base, &other_tran, Some(TEST_KEY)).await;
+    assert_eq!(a.status, 404, "another merchant's test QR: {}", a.text());
+    let a = test_pay(base, "0000000000000000", Some(TEST_KEY)).await;
+    assert_eq!(a.status, 404, "no QR: {}", a.text());
+    let bad = "khqr_sk_ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+    assert_eq!(test_pay(base, tran, Some(bad)).await.status, 401);
+}
+
 async fn test_mode(backend: Backend) {
     let fake = fake_bakong().await;
     let mut config = short_config(&fake);
@@ -552,10 +578,6 @@ async fn test_mode(backend: Backend) {
     let (srv, app) = instance(&backend, config).await;
     let base = srv.base.clone();
     let (tran, md5) = create(&base, TEST_KEY).await;
-    let (live_tran, _) = create(&base, KEY).await;
-    let (status, v) = create_with(&base, OTHER_TEST_KEY, "other@abaa").await;
-    assert_eq!(status, 200, "{v}");
-    let other_tran = v["tran"].as_str().unwrap().to_owned();
     let e = app.store().entry_get(&md5).await.unwrap().unwrap();
     assert!(e.test);
     // Its checks never call Bakong, keyed or not: pending.
@@ -565,23 +587,7 @@ async fn test_mode(backend: Backend) {
     }
     assert_eq!(fake.state.calls.load(Ordering::SeqCst), 0);
     // Who may pay it: its merchant's test key only.
-    let a = test_pay(&base, &tran, None).await;
-    assert_eq!(a.status, 401, "{}", a.text());
-    let a = test_pay(&base, &tran, Some(KEY)).await;
-    assert_eq!(a.status, 403, "{}", a.text());
-    assert_eq!(a.json()["error"], "test_key_required");
-    let a = test_pay(&base, &tran, Some(OTHER_KEY)).await;
-    assert_eq!(a.status, 403, "{}", a.text());
-    let a = test_pay(&base, &tran, Some(OTHER_TEST_KEY)).await;
-    assert_eq!(a.status, 404, "another merchant's test key: {}", a.text());
-    let a = test_pay(&base, &live_tran, Some(TEST_KEY)).await;
-    assert_eq!(a.status, 404, "a live QR: {}", a.text());
-    let a = test_pay(&base, &other_tran, Some(TEST_KEY)).await;
-    assert_eq!(a.status, 404, "another merchant's test QR: {}", a.text());
-    let a = test_pay(&base, "0000000000000000", Some(TEST_KEY)).await;
-    assert_eq!(a.status, 404, "no QR: {}", a.text());
-    let bad = "khqr_sk_ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
-    assert_eq!(test_pay(&base, &tran, Some(bad)).await.status, 401);
+    only_the_test_key_pays(&base, &tran).await;
     assert!(events_of(app.store(), "shop", EventKind::Paid)
         .await
         .is_empty());
