@@ -432,14 +432,11 @@ async fn lists_of_fifty(backend: Backend) {
     assert_eq!((c.calls, c.checked), (3, 120));
     assert_eq!((c.expired, c.paid, c.paid_late), (121, 1, 1));
     assert_eq!(
-        events_of(&store, "shop", EventKind::Expired).await.len(),
+        events_of(store, "shop", EventKind::Expired).await.len(),
         121
     );
-    assert_eq!(events_of(&store, "shop", EventKind::Paid).await.len(), 1);
-    assert_eq!(
-        events_of(&store, "shop", EventKind::PaidLate).await.len(),
-        1
-    );
+    assert_eq!(events_of(store, "shop", EventKind::Paid).await.len(), 1);
+    assert_eq!(events_of(store, "shop", EventKind::PaidLate).await.len(), 1);
     assert_eq!(
         store.entry_get(&late).await.unwrap().unwrap().status,
         QrStatus::PaidLate
@@ -673,7 +670,7 @@ async fn test_mode_late_and_expired(backend: Backend) {
     let (srv, app) = instance(&backend, config).await;
     let (tran, md5) = create(&srv.base, TEST_KEY).await;
     let (_, unpaid) = create(&srv.base, TEST_KEY).await;
-    let expires = app
+    let deadline = app
         .store()
         .entry_get(&md5)
         .await
@@ -681,7 +678,7 @@ async fn test_mode_late_and_expired(backend: Backend) {
         .unwrap()
         .expires_ms;
     for _ in 0..40 {
-        if now_ms() > expires + 50 {
+        if now_ms() > deadline + 50 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
