@@ -223,7 +223,12 @@ impl Export {
             Some(p) => p,
             None => match self
                 .store
-                .entry_list(&self.merchant, &self.filter, self.after.as_ref(), EXPORT_PAGE)
+                .entry_list(
+                    &self.merchant,
+                    &self.filter,
+                    self.after.as_ref(),
+                    EXPORT_PAGE,
+                )
                 .await
             {
                 Ok(p) => p,
@@ -355,6 +360,9 @@ mod tests {
         let mut e = e;
         e.status = QrStatus::Expired;
         let v = PaymentView::of(&e);
-        assert_eq!((v.paid_amount, v.hash, v.from_account_id), (None, None, None));
+        assert_eq!(
+            (v.paid_amount, v.hash, v.from_account_id),
+            (None, None, None)
+        );
     }
 }

@@ -40,6 +40,10 @@ static PRUNE: LazyLock<redis::Script> =
 /// Most list members one script call reads (it blocks Redis meanwhile).
 const SCAN_STEP: usize = 2_000;
 
+/// Most entries one script call returns: a reply of at most about 150 KB
+/// (parsing much larger replies raised the export's peak memory).
+const REPLY_STEP: usize = 250;
+
 /// Most entries one [`EntryLog::entry_prune`] call forgets.
 const PRUNE_BATCH: usize = 5_000;
 
@@ -120,22 +124,22 @@ impl RedisStore {
                 .key(list)
                 .arg(&min)
                 .arg(max)
-                .arg(limit - out.len())
+                .arg((limit - out.len()).min(REPLY_STEP))
                 .arg(status.map_or("", QrStatus::as_str))
                 .arg(entry_key(""))
-                .arg(SCAN_STEP.max(limit))
+                .arg(SCAN_STEP)
                 .invoke_async(&mut conn)
                 .await
                 .map_err(|e| redis_error(&e))?;
             let mut step = step.into_iter();
-            let last = step.next().unwrap_or_default();
+            let read_to = step.next().unwrap_or_default();
             for json in step {
                 out.push(parse(&json)?);
             }
-            if last.is_empty() {
+            if read_to.is_empty() {
                 break;
             }
-            min = format!("({last}");
+            min = format!("({read_to}");
         }
         Ok(out)
     }
