@@ -110,7 +110,8 @@ impl<'a> PaymentView<'a> {
 /// `bakongid`.
 ///
 /// # Errors
-/// 400 `invalid_parameter` for a `status` that is not one of the four.
+/// 400 `invalid_parameter` for a `status` that is not one of the four, or
+/// an empty `bakongid`.
 fn filter(p: &Params, q: &ListQuery) -> Result<EntryFilter, ApiError> {
     let status = p
         .get("status")
@@ -123,11 +124,20 @@ fn filter(p: &Params, q: &ListQuery) -> Result<EntryFilter, ApiError> {
             })
         })
         .transpose()?;
+    let bakong_id = match p.get("bakongid").map(str::trim) {
+        Some("") => {
+            return Err(ApiError::bad_request(
+                "invalid_parameter",
+                "bakongid must not be empty",
+            ))
+        }
+        b => b.map(str::to_owned),
+    };
     Ok(EntryFilter {
         from_ms: q.from_ms,
         to_ms: q.to_ms,
         status,
-        bakong_id: p.get("bakongid").map(|b| b.trim().to_owned()),
+        bakong_id,
     })
 }
 
@@ -140,7 +150,8 @@ fn cursor_of(e: &Entry) -> Cursor {
 ///
 /// # Errors
 /// 401 without a merchant's key; 400 `invalid_parameter` for a bad `from`,
-/// `to`, `status`, `limit` or `after`; 503 if the store cannot be read.
+/// `to`, `status`, `bakongid`, `limit` or `after`; 503 if the store cannot
+/// be read.
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Extension(caller): Extension<Caller>,
@@ -258,7 +269,8 @@ impl Export {
 ///
 /// # Errors
 /// 401 without a merchant's key; 400 `invalid_parameter` for a bad `from`,
-/// `to` or `status`; 503 if the store cannot be read when the export
+/// `to`, `status` or `bakongid`, or a `limit` or `after` (the export has
+/// no pages: it streams every row); 503 if the store cannot be read when the export
 /// starts (a failure later cuts the body short: the file then lacks its
 /// last line end).
 pub async fn export(
@@ -268,6 +280,12 @@ pub async fn export(
 ) -> Result<Response, ApiError> {
     let merchant = auth::merchant(&caller)?;
     let p = Params::parse(query.as_deref(), None, b"")?;
+    if let Some(name) = ["limit", "after"].into_iter().find(|n| p.get(n).is_some()) {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("{name} is not taken by the export: it streams every row"),
+        ));
+    }
     let q = ListQuery::parse(&p)?;
     let filter = filter(&p, &q)?;
     let first = state
