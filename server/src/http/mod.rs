@@ -10,6 +10,7 @@ pub mod create;
 pub mod guard;
 pub mod image;
 pub mod listing;
+pub mod payments;
 
 use std::sync::Arc;
 
@@ -39,7 +40,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/check_by_md5", get(check::by_md5).post(check::by_md5))
         .route("/khqr/pay/{tran}", get(checkout::page))
         .route("/khqr/events/{tran}", get(checkout::events))
-        .route("/khqr/assets/{name}", get(checkout::asset));
+        .route("/khqr/assets/{name}", get(checkout::asset))
+        .route("/khqr/merchant/payments", get(payments::list))
+        .route("/khqr/merchant/payments.csv", get(payments::export));
     let routes = if state.config.admin_listen.is_some() {
         routes
     } else {
