@@ -4,7 +4,10 @@
 //! Output is one JSON object on stdout. Exit status: 0 on success; 1 for invalid
 //! input or an invalid payload (a JSON error on stdout, a one-line message on
 //! stderr); 2 for usage errors; `khqr status` adds 3–6 (see its `--help`).
+//! `khqr payments export` writes CSV (to stdout, or to a file and then the
+//! JSON `{"file","bytes"}`) and exits 6 when the server fails.
 
+mod payments;
 mod status;
 
 use std::io::{Read, Write};
@@ -57,6 +60,11 @@ enum Command {
     },
     /// Ask Bakong whether a KHQR (or an MD5) was paid: prints {"status",...}; --wait polls until paid or expired.
     Status(Box<status::StatusArgs>),
+    /// A merchant's payments on a khqr-server: `payments export` fetches them as CSV.
+    Payments {
+        #[command(subcommand)]
+        command: payments::PaymentsCommand,
+    },
     /// Draw any KHQR string as a QR PNG, a KHQR card (PNG and/or SVG for print) and/or a QR SVG.
     #[command(group(clap::ArgGroup::new("out").args(["png", "card", "card_svg", "svg"]).required(true).multiple(true)))]
     Render {
@@ -562,6 +570,7 @@ fn run(cli: &Cli) -> Result<serde_json::Value, Failure> {
             }
         }
         Command::Create(a) => create(a),
+        Command::Payments { command } => Ok(payments::run(command)?.unwrap_or_default()),
         Command::Decode { payload } => {
             let payload = payload_arg(payload)?;
             Ok(decode_json(&bakong_khqr::decode(&payload)?))
@@ -608,9 +617,16 @@ fn emit(mut out: impl Write, line: &dyn std::fmt::Display) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(&cli) {
+    // An export to stdout prints the CSV, not a JSON line after it.
+    let done = match &cli.command {
+        Command::Payments { command } => payments::run(command),
+        _ => run(&cli).map(Some),
+    };
+    match done {
         Ok(v) => {
-            emit(std::io::stdout().lock(), &v);
+            if let Some(v) = v {
+                emit(std::io::stdout().lock(), &v);
+            }
             ExitCode::SUCCESS
         }
         Err(f) => {

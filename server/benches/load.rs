@@ -359,7 +359,8 @@ struct Opts {
     threads: usize,
     create_only: bool,
     keyed_only: bool,
-    /// The child server's `--store` (the keyed scenarios use memory).
+    /// `--store` of both servers: `sqlite` (a fresh temporary directory) or
+    /// `memory`.
     store: String,
 }
 
@@ -473,7 +474,7 @@ fn main() {
         println!("  --threads N    threads of the load generator (default 1; it shares the CPUs with the server)");
         println!("  --create-only  only the create scenarios (anonymous and keyed)");
         println!("  --keyed-only   only the keyed scenarios (the server in this process)");
-        println!("  --store S      the child server's store: sqlite (the default, in a fresh temporary directory) or memory; the keyed scenarios use memory");
+        println!("  --store S      the servers' store: sqlite (the default, in a fresh temporary directory) or memory");
         return;
     }
     let opts = Opts::parse(&args);
@@ -624,12 +625,14 @@ fn disk_cost(dir: &std::path::Path) {
         return;
     };
     let _ = db.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
-    let qrs: i64 = db
-        .query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))
-        .unwrap_or(0);
+    let count = |table: &str| -> i64 {
+        db.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap_or(0)
+    };
+    let (qrs, entries, events) = (count("records"), count("entries"), count("events"));
     let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
     println!(
-        "store on disk: {} MiB for {qrs} QRs, {} bytes per QR (record JSON, indexes, page slack)",
+        "store on disk: {} MiB for {qrs} QRs ({entries} in the payment record, {events} events), {} bytes per QR (record JSON, entry, events, indexes, page slack)",
         bytes >> 20,
         bytes / u64::try_from(qrs.max(1)).unwrap_or(1)
     );
@@ -651,12 +654,19 @@ struct InProcess {
 
 /// Starts the server on `addr` on its own thread and multi-thread tokio
 /// runtime, built as `main.rs` builds it ([`khqr_server::Config`] from
-/// [`server_args`], the memory store, `app()`, `serve()`), after adding one
-/// merchant to its store: a memory store lives inside its process, and no
-/// `khqr-server merchant` command can reach a child's.
-fn start_in_process(addr: std::net::SocketAddr) -> InProcess {
+/// [`server_args`], the store `store` (`sqlite` in `data_dir`, or `memory`),
+/// `app()`, `serve()`), after adding one merchant to its store (a memory
+/// store lives inside its process: no `khqr-server merchant` command can
+/// reach it).
+fn start_in_process(
+    addr: std::net::SocketAddr,
+    store: &str,
+    data_dir: &std::path::Path,
+) -> InProcess {
     use khqr_server::merchant::{run as merchant, MerchantCommand};
-    use khqr_server::store::{AnyStore, MemoryStore};
+    use khqr_server::store::{AnyStore, MemoryStore, SqliteStore};
+    let sqlite = store == "sqlite";
+    let db = data_dir.join("khqr.sqlite3");
     let mut argv = vec!["khqr-server".to_owned()];
     argv.extend(server_args(addr));
     let config = <khqr_server::Config as clap::Parser>::try_parse_from(argv).expect("config");
@@ -676,7 +686,11 @@ fn start_in_process(addr: std::net::SocketAddr) -> InProcess {
             .build()
             .expect("server runtime");
         rt.block_on(async move {
-            let store = AnyStore::Memory(MemoryStore::new(config.limits()));
+            let store = if sqlite {
+                AnyStore::Sqlite(SqliteStore::open(&db, config.limits()).expect("sqlite store"))
+            } else {
+                AnyStore::Memory(MemoryStore::new(config.limits()))
+            };
             let add = MerchantCommand::Add {
                 id: MERCHANT.into(),
                 name: "Bench".into(),
@@ -714,12 +728,13 @@ fn keyed(opts: &Opts) {
     let (secs, depth) = (opts.secs, opts.depth);
     let pl = opts.pl();
     let addr = free_addr();
-    let server = start_in_process(addr);
+    let data_dir = std::env::temp_dir().join(format!("khqr-load-keyed-{}", std::process::id()));
+    let server = start_in_process(addr, &opts.store, &data_dir);
     let rt = opts.runtime();
     let base = format!("http://{addr}");
     rt.block_on(async {
         wait_listening(addr).await;
-        header("keyed, server in this process", secs, opts.threads);
+        header(&format!("keyed, server in this process, store {}", opts.store), secs, opts.threads);
         let stop = Arc::new(AtomicBool::new(false));
         let key = Some(&server.key);
         let counter = Arc::new(AtomicU64::new(0));
@@ -765,4 +780,8 @@ fn keyed(opts: &Opts) {
     drop(rt);
     let _ = server.stop.send(());
     let _ = server.thread.join();
+    if opts.store == "sqlite" {
+        disk_cost(&data_dir);
+    }
+    let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -82,7 +82,7 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "KHQR_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Public base URL of this server, used in the `qr/qr_stand` URLs [default: http://<listen>].
+    /// Public base URL of this server, used in the `qr/qr_stand` URLs (default: `http://<listen>`).
     #[arg(long, env = "KHQR_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Bakong Open API base URL (test: <https://sit-api-bakong.nbc.gov.kh>; a relay's URL with its path prefix works).

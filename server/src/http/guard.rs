@@ -20,7 +20,7 @@ use crate::serve::PeerAddr;
 use crate::state::AppState;
 
 /// The client's key for every per-client limit: its [`ClientGroup`] (IPv4
-/// address, IPv6 /64) as text, found by [`AppState::client_addr`] (the TCP
+/// address, IPv6 /64) as text, found by `AppState::client_addr` (the TCP
 /// peer, or the address a trusted proxy forwarded).
 ///
 /// [`ClientGroup`]: crate::client_ip::ClientGroup

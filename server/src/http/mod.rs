@@ -10,6 +10,7 @@ pub mod create;
 pub mod guard;
 pub mod image;
 pub mod listing;
+pub mod payments;
 pub mod test_mode;
 
 use std::sync::Arc;
@@ -41,6 +42,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/khqr/pay/{tran}", get(checkout::page))
         .route("/khqr/events/{tran}", get(checkout::events))
         .route("/khqr/assets/{name}", get(checkout::asset))
+        .route("/khqr/merchant/payments", get(payments::list))
+        .route("/khqr/merchant/payments.csv", get(payments::export))
         .route("/khqr/merchant/test/pay/{tran}", post(test_mode::pay));
     let routes = if state.config.admin_listen.is_some() {
         routes

@@ -1,8 +1,7 @@
-//! Rate limits kept in this process for the SQLite store: `governor` token
-//! buckets per client, per merchant and per Bakong account (one machine, one
-//! process answering; a restart refills them, which is harmless). Redis keeps
-//! its buckets in Redis; the memory store has the same buckets in its own
-//! file.
+//! Rate limits kept in this process for the memory and SQLite stores:
+//! `governor` token buckets per client, per merchant and per Bakong account
+//! (one machine, one process answering; a restart refills them, which is
+//! harmless). Redis keeps its buckets in Redis (`lua/bucket.lua`).
 
 use std::num::NonZeroU32;
 

@@ -1,27 +1,17 @@
 //! The embedded store: one process, everything in memory.
 
 use std::collections::{HashMap, VecDeque};
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 
+use super::buckets::Buckets;
 use super::coord::{take, Bucket, Rate};
 use super::{Created, Delivery, Limited, Limits, Payer, Record, Store, StoreError};
 use crate::idempotency::{self, Idempotency};
 use crate::merchant::{Merchant, MerchantStore, MerchantTable, SaveConflict};
-
-fn nz(n: u32) -> NonZeroU32 {
-    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
-}
-
-fn keyed(per_sec: u32, burst: u32) -> Option<DefaultKeyedRateLimiter<String>> {
-    (per_sec > 0).then(|| RateLimiter::keyed(Quota::per_second(nz(per_sec)).allow_burst(nz(burst))))
-}
 
 /// The caches' hasher: `foldhash`, seeded at random per cache, several times
 /// cheaper than the standard `SipHash` on these short keys (profiled on create).
@@ -121,12 +111,9 @@ pub struct MemoryStore {
     keys: Cache<String, Arc<str>, Hasher>,
     /// Each scope's idempotency keys, oldest first.
     key_owners: Cache<String, Arc<Mutex<VecDeque<String>>>, Hasher>,
-    clients: Option<DefaultKeyedRateLimiter<String>>,
-    accounts: Option<DefaultKeyedRateLimiter<String>>,
-    merchant_buckets: Option<DefaultKeyedRateLimiter<String>>,
+    /// The rate limits (per client, merchant and `bakongid`).
+    buckets: Buckets,
     merchants: MerchantTable,
-    /// Made once: building a `quanta` clock probes the CPU and is slow.
-    clock: DefaultClock,
     /// Webhook deliveries: md5 -> (done, attempts, lease owner, lease end).
     deliveries: Mutex<HashMap<String, (bool, u32, String, Instant)>>,
     /// QRs whose webhook is owed: tran -> until (ms since the Unix epoch).
@@ -166,14 +153,11 @@ impl MemoryStore {
         MemoryStore {
             keys,
             key_owners,
-            clients: keyed(limits.client_per_sec, limits.client_burst),
-            accounts: keyed(limits.account_per_sec, limits.account_burst),
-            merchant_buckets: keyed(limits.merchant_per_sec, limits.merchant_burst),
+            buckets: Buckets::new(&limits),
             merchants: MerchantTable::default(),
             limits,
             entries,
             owners,
-            clock: DefaultClock::default(),
             deliveries: Mutex::new(HashMap::new()),
             watched: Mutex::new(HashMap::new()),
             coord: Coord::default(),
@@ -197,34 +181,13 @@ impl MemoryStore {
     /// Forgets rate-limit buckets that are full again (call now and then: the
     /// server does every 10 s).
     pub fn prune(&self) {
-        let all = [&self.clients, &self.accounts, &self.merchant_buckets];
-        for l in all.into_iter().flatten() {
-            l.retain_recent();
-            l.shrink_to_fit();
-        }
+        self.buckets.prune();
         self.entries.run_pending_tasks();
-    }
-
-    /// Takes one token from `key`'s bucket in `limiter` (none: no limit).
-    fn take(
-        &self,
-        limiter: Option<&DefaultKeyedRateLimiter<String>>,
-        key: &str,
-    ) -> Result<(), Limited> {
-        let Some(l) = limiter else { return Ok(()) };
-        l.check_key(&key.to_owned()).map_err(|n| Limited {
-            retry_after_ms: u64::try_from(n.wait_time_from(self.clock.now()).as_millis())
-                .unwrap_or(u64::MAX)
-                .max(1),
-        })
     }
 
     /// Charges the payer's own bucket.
     fn admit(&self, payer: Payer<'_>) -> Result<(), Limited> {
-        match payer {
-            Payer::Client(c) => self.take(self.clients.as_ref(), c),
-            Payer::Merchant(m) => self.take(self.merchant_buckets.as_ref(), m),
-        }
+        self.buckets.admit(payer)
     }
 
     fn create_now(
@@ -241,7 +204,7 @@ impl MemoryStore {
             return Created::Collision;
         }
         let admitted = self.admit(payer).and_then(|()| match payer {
-            Payer::Client(_) => self.take(self.accounts.as_ref(), &record.bakong_id),
+            Payer::Client(_) => self.buckets.account(&record.bakong_id),
             Payer::Merchant(_) => Ok(()),
         });
         if let Err(l) = admitted {
@@ -374,7 +337,7 @@ impl Store for MemoryStore {
         let record = self.entries.get(tran).map(|e| e.0.clone());
         if let (Payer::Client(_), Some(a), Some(r)) = (payer, account, &record) {
             if r.bakong_id == a {
-                if let Err(l) = self.take(self.accounts.as_ref(), a) {
+                if let Err(l) = self.buckets.account(a) {
                     return Ok(Err(l));
                 }
             }
