@@ -139,6 +139,12 @@ impl App {
     pub fn store(&self) -> &AnyStore {
         &self.state.store
     }
+
+    /// The event log's writer (to emit events as the payment lifecycle does).
+    #[must_use]
+    pub fn events(&self) -> &events::Events {
+        &self.state.events
+    }
 }
 
 /// Builds the application on `store`. Call it inside a tokio runtime: it

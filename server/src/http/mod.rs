@@ -7,6 +7,7 @@ pub mod auth;
 pub mod check;
 pub mod checkout;
 pub mod create;
+pub mod events;
 pub mod guard;
 pub mod image;
 pub mod listing;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::error::ApiError;
@@ -39,7 +40,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/check_by_md5", get(check::by_md5).post(check::by_md5))
         .route("/khqr/pay/{tran}", get(checkout::page))
         .route("/khqr/events/{tran}", get(checkout::events))
-        .route("/khqr/assets/{name}", get(checkout::asset));
+        .route("/khqr/assets/{name}", get(checkout::asset))
+        .route("/khqr/merchant/events", get(events::list))
+        .route("/khqr/merchant/events/{id}", get(events::one))
+        .route("/khqr/merchant/events/{id}/replay", post(events::replay));
     let routes = if state.config.admin_listen.is_some() {
         routes
     } else {
