@@ -258,11 +258,19 @@ impl EventLog for SqliteStore {
     }
 }
 
-/// Logs attempt `n` of event `id` (its JSON), then, past [`MAX_ATTEMPTS`],
+/// Logs attempt `n` of event `id` (its JSON) if the event is kept, then,
+/// past [`MAX_ATTEMPTS`],
 /// forgets the oldest attempt after the first half.
 fn add_attempt(c: &Connection, id: &str, n: u32, json: &str) -> rusqlite::Result<()> {
-    c.prepare_cached("INSERT OR REPLACE INTO attempts(event_id, n, attempt) VALUES (?1, ?2, ?3)")?
+    let added = c
+        .prepare_cached(
+            "INSERT OR REPLACE INTO attempts(event_id, n, attempt) \
+             SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM events WHERE id = ?1)",
+        )?
         .execute(params![id, n, json])?;
+    if added == 0 {
+        return Ok(());
+    }
     let count: i64 = c
         .prepare_cached("SELECT COUNT(*) FROM attempts WHERE event_id = ?1")?
         .query_row([id], |r| r.get(0))?;
