@@ -506,9 +506,13 @@ fn attempt(id: &str, n: u32) -> Attempt {
         n,
         at_ms: 1_700_000_000_000 + u64::from(n),
         duration_ms: u64::from(n) * 3,
-        status: if n % 2 == 0 { Some(204) } else { Some(500) },
+        status: if n.is_multiple_of(2) {
+            Some(204)
+        } else {
+            Some(500)
+        },
         error: None,
-        ok: n % 2 == 0,
+        ok: n.is_multiple_of(2),
     }
 }
 
@@ -589,7 +593,7 @@ async fn event_log_suite(backend: Backend) {
     assert_eq!(walk(&store, "m1", &mid, 5).await, want_mid, "{backend:?}");
     assert_eq!(
         walk(&store, "m2", &EventFilter::default(), 5).await,
-        [other.id.clone()]
+        std::slice::from_ref(&other.id)
     );
 
     // Delivery state and attempts.
