@@ -152,15 +152,18 @@ impl Events {
     ) -> Result<Option<Event>, StoreError> {
         let event = self.make(kind, entry, now_ms);
         let keep = now_ms.saturating_add(self.config.retention_ms());
+        // Owed first, filed second: a crash between the two leaves an outbox
+        // row without its event (skipped, then dropped), never an event
+        // filed but owed to nobody.
+        if event.callback_url.is_some() {
+            let until = now_ms.saturating_add(self.config.webhook_retry_ms());
+            self.store.outbox_add(&event.id, until).await?;
+        }
         if !self.store.event_put(&event, keep).await? {
             return Ok(None);
         }
         metrics::counter!("khqr_events_total", "type" => kind.as_str()).increment(1);
-        if event.callback_url.is_some() {
-            let until = now_ms.saturating_add(self.config.webhook_retry_ms());
-            self.store.outbox_add(&event.id, until).await?;
-            self.webhooks.deliver(event.clone());
-        }
+        self.webhooks.deliver(event.clone());
         Ok(Some(event))
     }
 

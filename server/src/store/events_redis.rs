@@ -272,15 +272,9 @@ impl EventLog for RedisStore {
             .query_async(&mut conn)
             .await
             .map_err(|e| redis_error(&e))?;
-        let found = load(&mut conn, &ids).await?;
-        let mut out = Vec::new();
-        for (id, e) in ids.iter().zip(found) {
-            match e {
-                Some(e) => out.push(e),
-                None => self.outbox_remove(id).await?,
-            }
-        }
-        Ok(out)
+        // An id whose event is not there (yet: its emitter lists it first)
+        // is skipped, and dropped at its time.
+        Ok(load(&mut conn, &ids).await?.into_iter().flatten().collect())
     }
 
     async fn event_prune(&self, now_ms: u64) -> Result<u64, StoreError> {
