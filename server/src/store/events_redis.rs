@@ -7,7 +7,9 @@
 //!   `<created_ms, 20 digits>:<id>` all at score 0, so that `ZRANGEBYLEX`
 //!   walks them by `(created_ms, id)`: a page starts just past its cursor,
 //!   with neither repeats nor gaps however many events share one ms;
-//! * `khqr:evk`: `<merchant>\n<member>` by keep time, for
+//!   `khqr:evm:{merchant}:{type}` the same for one type (a list filtered by
+//!   `type` walks only those);
+//! * `khqr:evk`: `<merchant>\n<type>\n<member>` by keep time, for
 //!   [`EventLog::event_prune`] to take expired events off their merchant's
 //!   index;
 //! * `khqr:eva:{id}`: the event's attempts (JSON), a list of at most
@@ -37,6 +39,10 @@ fn event_key(id: &str) -> String {
 
 fn index_key(merchant: &str) -> String {
     format!("{PREFIX}evm:{merchant}")
+}
+
+fn kind_index_key(merchant: &str, kind: &str) -> String {
+    format!("{PREFIX}evm:{merchant}:{kind}")
 }
 
 fn keep_key() -> String {
@@ -119,13 +125,14 @@ impl EventLog for RedisStore {
         let filed: i64 = redis::Script::new(EVENT_PUT_LUA)
             .key(event_key(&event.id))
             .key(index_key(&event.merchant))
+            .key(kind_index_key(&event.merchant, event.kind.as_str()))
             .key(keep_key())
             .arg(json)
             .arg(state_text(event.delivery))
             .arg(event.attempts)
             .arg(keep_until_ms.max(1))
             .arg(&m)
-            .arg(format!("{}\n{m}", event.merchant))
+            .arg(format!("{}\n{}\n{m}", event.merchant, event.kind))
             .invoke_async(&mut self.conn())
             .await
             .map_err(|e| redis_error(&e))?;
@@ -145,7 +152,10 @@ impl EventLog for RedisStore {
         limit: usize,
     ) -> Result<Vec<Event>, StoreError> {
         let mut conn = self.conn();
-        let index = index_key(merchant);
+        let index = filter.kind.map_or_else(
+            || index_key(merchant),
+            |k| kind_index_key(merchant, k.as_str()),
+        );
         let upper = filter.to_ms.map_or("+".to_owned(), |t| format!("({t:020}"));
         let mut lower = lower_bound(filter, after);
         let mut out = Vec::new();
@@ -297,9 +307,18 @@ impl EventLog for RedisStore {
             }
             let mut pipe = redis::pipe();
             for k in &old {
-                let (merchant, m) = k.split_once('\n').unwrap_or(("", k));
+                let mut parts = k.splitn(3, '\n');
+                let (merchant, kind, m) = (
+                    parts.next().unwrap_or(""),
+                    parts.next().unwrap_or(""),
+                    parts.next().unwrap_or(""),
+                );
                 let id = m.split_once(':').map_or("", |x| x.1);
                 pipe.cmd("ZREM").arg(index_key(merchant)).arg(m).ignore();
+                pipe.cmd("ZREM")
+                    .arg(kind_index_key(merchant, kind))
+                    .arg(m)
+                    .ignore();
                 pipe.cmd("DEL")
                     .arg(event_key(id))
                     .arg(attempts_key(id))

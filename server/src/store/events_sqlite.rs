@@ -2,8 +2,8 @@
 //!
 //! * `events`: one row per event (its id, merchant, `created_ms`, kind, keep
 //!   time, delivery state, attempt count, and the [`Event`] as JSON), indexed
-//!   by `(merchant, created_ms, id)` for the lists and by `keep_until` for
-//!   pruning;
+//!   by `(merchant, created_ms, id)` and `(merchant, kind, created_ms, id)`
+//!   for the lists and by `keep_until` for pruning;
 //! * `attempts`: one row per delivery attempt (event id, `n`, the
 //!   [`Attempt`] as JSON), at most [`MAX_ATTEMPTS`] per event (the first half
 //!   and the latest half are kept);
@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS events (
     event TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS events_merchant ON events(merchant, created_ms, id);
+CREATE INDEX IF NOT EXISTS events_kind ON events(merchant, kind, created_ms, id);
 CREATE INDEX IF NOT EXISTS events_keep ON events(keep_until);
 CREATE TABLE IF NOT EXISTS attempts (
     event_id TEXT NOT NULL,
@@ -145,9 +146,16 @@ impl EventLog for SqliteStore {
         let kind = filter.kind.map(EventKind::as_str);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |c| {
+            // Two statements, so that a `type` filter walks its own index
+            // (the planner prefers `events_merchant` for the time range).
+            let (index, kind_clause) = if kind.is_some() {
+                ("events_kind", "kind = ?6")
+            } else {
+                ("events_merchant", "?6 IS NULL")
+            };
             let sql = format!(
-                "{SELECT} WHERE merchant = ?1 AND (created_ms, id) > (?2, ?3) \
-                 AND created_ms >= ?4 AND created_ms < ?5 AND (?6 IS NULL OR kind = ?6) \
+                "{SELECT} INDEXED BY {index} WHERE merchant = ?1 AND {kind_clause} \
+                 AND (created_ms, id) > (?2, ?3) AND created_ms >= ?4 AND created_ms < ?5 \
                  ORDER BY created_ms, id LIMIT ?7"
             );
             query_events(
