@@ -15,7 +15,7 @@ use axum::routing::post;
 use axum::Router;
 use bakong_khqr::webhook::{verify_webhook_signature, WebhookError, SIGNATURE_HEADER};
 use common::{backends, client, config_for, fake_bakong, make_store, start_app, Answer, Backend};
-use khqr_server::ledger::{event_id, Entry, Event, EventKind, Payment, QrStatus};
+use khqr_server::ledger::{event_id, Entry, Event, EventKind, EventLog, Payment, QrStatus};
 use khqr_server::merchant::{run, MerchantCommand};
 use khqr_server::{App, ServeConfig};
 use serde_json::Value;
@@ -171,8 +171,14 @@ struct Setup {
 }
 
 async fn setup(backend: &Backend) -> Setup {
+    setup_with(backend, 86_400).await
+}
+
+/// [`setup`] with webhooks given up after `retry_secs`.
+async fn setup_with(backend: &Backend, retry_secs: u64) -> Setup {
     let fake = fake_bakong().await;
     let mut config = config_for(&fake);
+    config.webhook_retry_secs = retry_secs;
     config.webhook_backoff_ms = 50;
     config.upstream_timeout_ms = 2_000;
     config.callback_allow_private = true;
@@ -579,4 +585,68 @@ async fn keyed_create_sends_khqr_created() {
     assert_eq!(body["amount"], "1.25");
     until_state(&s, &id, "delivered", 1).await;
     s.server.stop().await;
+}
+
+/// A receiver that keeps failing: the event is given up after the retry
+/// period (`failed`, off the outbox, every attempt logged with its 500);
+/// a replay then delivers it, its attempts numbered on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_up_events_are_failed_then_replayed_on_every_store() {
+    let (_stores, list) = backends();
+    for backend in list {
+        let s = setup_with(&backend, 1).await;
+        s.recv.fail_next.store(usize::MAX, Ordering::SeqCst);
+        let t0 = now_ms();
+        let e = entry("shop", 7, Some(&s.hook), t0);
+        let ev = emit(&s.app, EventKind::Created, &e, t0).await;
+        let started = Instant::now();
+        let v = loop {
+            let v = call(
+                "GET",
+                &format!("{}/khqr/merchant/events/{}", s.server.base, ev.id),
+                Some(&s.key),
+            )
+            .await
+            .json();
+            if v["delivery"] == "failed" {
+                break v;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{backend:?}: not given up within 10 s: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let n = v["attempts"].as_u64().unwrap();
+        assert!(n >= 2, "{backend:?}: retried before giving up: {v}");
+        let log = v["attemptLog"].as_array().unwrap();
+        assert_eq!(log.len() as u64, n);
+        assert!(log.iter().all(|a| a["status"] == 500 && a["ok"] == false));
+        let owed = s.app.store().outbox_list(now_ms(), 100).await.unwrap();
+        assert!(
+            owed.iter().all(|o| o.id != ev.id),
+            "{backend:?}: off the outbox"
+        );
+        let sent = s.recv.wait_for(&ev.id, 1).await.len();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            s.recv.wait_for(&ev.id, 1).await.len(),
+            sent,
+            "no attempt after giving up"
+        );
+
+        s.recv.fail_next.store(0, Ordering::SeqCst);
+        let ans = call(
+            "POST",
+            &format!("{}/khqr/merchant/events/{}/replay", s.server.base, ev.id),
+            Some(&s.key),
+        )
+        .await;
+        assert_eq!(ans.status, 202, "{backend:?}: {}", ans.text());
+        let got = s.recv.wait_for(&ev.id, sent + 1).await;
+        assert_eq!(got[sent].attempt, (n + 1).to_string(), "{backend:?}");
+        assert_eq!(got[sent].body, got[0].body);
+        until_state(&s, &ev.id, "delivered", n + 1).await;
+        s.server.stop().await;
+    }
 }

@@ -124,6 +124,16 @@ pub struct EventDetail {
     pub attempt_log: Vec<AttemptView>,
 }
 
+/// Whether `id` has an event id's shape (`evt_` and 24 lowercase hex
+/// digits): anything else is 404 before the store is asked.
+fn is_event_id(id: &str) -> bool {
+    id.strip_prefix("evt_").is_some_and(|h| {
+        h.len() == 24
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 fn json<T: Serialize>(status: StatusCode, v: &T) -> Response {
     json_response(status, serde_json::to_string(v).unwrap_or_default())
 }
@@ -177,6 +187,9 @@ pub async fn one(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let merchant = auth::merchant(&caller)?;
+    if !is_event_id(&id) {
+        return Err(ApiError::not_found("no such event"));
+    }
     let event = state
         .store
         .event_get(&merchant.id, &id)
@@ -202,6 +215,9 @@ pub async fn replay(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let merchant = auth::merchant(&caller)?;
+    if !is_event_id(&id) {
+        return Err(ApiError::not_found("no such event"));
+    }
     match state.events.replay(&merchant.id, &id, now_ms()).await {
         Ok(event) => Ok(json(StatusCode::ACCEPTED, &EventView::of(event))),
         Err(ReplayError::NotFound) => Err(ApiError::not_found("no such event")),
@@ -217,5 +233,27 @@ pub async fn replay(
         )
         .retry_after(1_000)),
         Err(ReplayError::Store(e)) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::event_id;
+
+    #[test]
+    fn only_event_ids_are_looked_up() {
+        let id = event_id(EventKind::Paid, "0123456789abcdef0123456789abcdef");
+        assert!(is_event_id(&id));
+        for bad in [
+            "",
+            "evt_",
+            "evt_0123",
+            "evt_0123456789ABCDEF01234567",
+            "x:ev:1",
+            "evt_0123456789abcdef0123456g",
+        ] {
+            assert!(!is_event_id(bad), "{bad}");
+        }
     }
 }
