@@ -59,12 +59,13 @@
 //! | module | what lives there |
 //! |---|---|
 //! | `main.rs` | the binary: parses [`Config`], picks the store, calls [`app`] and [`serve()`] |
-//! | [`http`] | `router()`, the route table (every route in one place); `guard` (middleware: client key, size limits, timeout, JSON errors, access log, metrics); `auth` (the caller, by its API key: 401s, `--require-key`); one module per resource: `create`, `image`, `check`, `checkout` (page, events, assets), `admin` (healthz, readyz, metrics) |
+//! | [`http`] | `router()`, the route table (every route in one place); `guard` (middleware: client key, size limits, timeout, JSON errors, access log, metrics); `auth` (the caller, by its API key: 401s, `--require-key`); one module per resource: `create`, `image`, `check`, `checkout` (page, events, assets), `events` (a merchant's events: list, one, replay), `admin` (healthz, readyz, metrics) |
 //! | `state.rs` | `AppState`: `Arc<Config>` plus what is not configuration (store, Bakong, caches, render pool, watchers, webhooks) |
 //! | `serve.rs` | hyper connection serving: head limits, graceful stop; `serve/conns.rs` (connection caps per client group, the biggest holder gives way when full), `serve/write_timeout.rs` (a client that does not read is reset) |
-//! | [`watch`] | payment watchers: poll Bakong for watched QRs, publish to viewers and to webhook delivery |
+//! | [`watch`] | payment watchers: poll Bakong for watched QRs, publish to viewers and, once paid, to the payment record (`events`) |
+//! | [`events`] | makes, files and hands out events (`khqr.created`, `khqr.paid`, `khqr.expired`, `khqr.paid_late`): the outbox, then webhook delivery; replays |
 //! | [`token`] | the Bakong token's lifecycle: renewal under a store lease, the shared token, alerts (pure decisions, clock as an argument) |
-//! | [`webhook`] | the delivery worker (sign, send, retry with backoff, lease); [`webhook::target`]: where a webhook may go (IANA special-purpose registries, ports, the checking resolver) |
+//! | [`webhook`] | the delivery worker, per event id (sign, send, retry with backoff, lease, every attempt logged, owed events taken up from the outbox); [`webhook::target`]: where a webhook may go (IANA special-purpose registries, ports, the checking resolver) |
 //! | [`error`] | `ApiError`, the one JSON error body (also for hyper's own errors and the fallbacks) |
 //! | [`upstream`] | the Bakong client, token reloads, status cache, coalescing, concurrency; `upstream/budget.rs`: the call budget (one rate of Bakong calls for all instances, by priority) and the watchers' pace |
 //! | [`config`] | [`Config`]: the one `clap` struct; [`store::Limits`] and [`ServeConfig`] derive from it |
@@ -73,7 +74,6 @@
 //! | [`store`] | the [`store::Store`] trait, [`store::AnyStore`]; `store/memory.rs`, `store/sqlite.rs`, `store/redis.rs` (one backend per file), `store/lua/*.lua`; `store/coord.rs`: the budget bucket's arithmetic, shared by every backend; `store/buckets.rs`: the SQLite store's in-process rate limits |
 //! | [`client_ip`] | who the client is: trusted proxies, `X-Forwarded-For`/`Forwarded` read right to left, the client group (IPv4 address, IPv6 /64) every per-client limit counts |
 //! | [`ledger`] | the payment record's types and traits: [`ledger::EntryLog`] (each merchant QR and its final status), [`ledger::EventLog`] (events, attempts, outbox); backends in `store/entries_*.rs`, `store/events_*.rs` |
-//! | [`events`] | makes, files and hands out events (`khqr.created`, `khqr.paid`, `khqr.expired`, `khqr.paid_late`) |
 //! | [`idempotency`] | `Idempotency-Key`: the key's rules, its caller's scope, the parameters' fingerprint |
 //! | [`params`], [`seed`], `render_pool.rs`, `time.rs` | parameters, seed-compatible status JSON, drawing threads, the clock |
 
@@ -138,6 +138,12 @@ impl App {
     #[must_use]
     pub fn store(&self) -> &AnyStore {
         &self.state.store
+    }
+
+    /// The event log's writer (to emit events as the payment lifecycle does).
+    #[must_use]
+    pub fn events(&self) -> &events::Events {
+        &self.state.events
     }
 }
 

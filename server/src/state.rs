@@ -73,13 +73,13 @@ impl AppState {
         let client_addr = config.client_addr()?;
         let token = Arc::new(TokenKeeper::new(&config, store.clone(), upstream.clone()));
         let webhooks = Arc::new(Webhooks::new(config.clone(), store.clone())?);
+        let events = Arc::new(Events::new(config.clone(), store.clone(), webhooks.clone()));
         let watchers = Arc::new(Watchers::new(
             config.clone(),
             store.clone(),
             upstream.clone(),
-            webhooks.clone(),
+            events.clone(),
         ));
-        let events = Arc::new(Events::new(config.clone(), store.clone()));
         let threads = config.render_threads();
         let state = Arc::new(AppState {
             public_url: config.public_base(),
@@ -113,6 +113,7 @@ impl AppState {
         crate::store::spawn_prune(Arc::downgrade(&state.store));
         RouteBuckets::spawn_prune(Arc::downgrade(&state.buckets));
         crate::watch::spawn_resume(Arc::downgrade(&state.watchers));
+        crate::webhook::spawn_outbox(Arc::downgrade(&state.webhooks));
         Ok(state)
     }
 }

@@ -2,8 +2,9 @@
 //! through the status cache ([`Upstream::status_of`], so coalesced with
 //! `check`) while anyone watches (the checkout page's event stream) or a
 //! webhook is owed, and publishes the result: on a `tokio::sync::watch`
-//! channel that each viewer reads, and to webhook delivery
-//! ([`Webhooks::paid`]) once paid. No viewer ever calls Bakong itself.
+//! channel that each viewer reads, and, once paid, to the payment record
+//! ([`Events::payment_seen`], which emits `khqr.paid`). No viewer ever calls
+//! Bakong itself.
 //!
 //! The pace slows as the QR ages ([`poll_delay_ms`]: every
 //! [`Config::poll_interval_ms`] at first, at most
@@ -22,11 +23,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::events::Events;
 use crate::store::{AnyStore, Record, Store};
 use crate::time::now_ms;
 use crate::upstream::budget::{poll_delay_ms, Priority};
 use crate::upstream::Upstream;
-use crate::webhook::Webhooks;
 
 /// What a viewer sees: the state of one QR.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,7 +81,7 @@ pub struct Watchers {
     config: Arc<Config>,
     store: Arc<AnyStore>,
     upstream: Arc<Upstream>,
-    webhooks: Arc<Webhooks>,
+    events: Arc<Events>,
     /// `tran` -> its status channel while a watcher runs here.
     open: Mutex<HashMap<String, watch::Sender<PageStatus>>>,
 }
@@ -91,13 +92,13 @@ impl Watchers {
         config: Arc<Config>,
         store: Arc<AnyStore>,
         upstream: Arc<Upstream>,
-        webhooks: Arc<Webhooks>,
+        events: Arc<Events>,
     ) -> Self {
         Watchers {
             config,
             store,
             upstream,
-            webhooks,
+            events,
             open: Mutex::new(HashMap::new()),
         }
     }
@@ -159,8 +160,16 @@ impl Watchers {
             ..
         } = &next
         {
-            self.webhooks
-                .paid(tran, record, amount, currency, *paid_at_ms);
+            let payment = crate::ledger::Payment {
+                amount: amount.clone(),
+                currency: currency.clone(),
+                paid_at_ms: *paid_at_ms,
+                hash: String::new(),
+                from_account_id: None,
+            };
+            if let Err(e) = self.events.payment_seen(tran, record, &payment, now).await {
+                tracing::warn!(detail = e.detail(), "cannot record a payment");
+            }
         }
         let past_grace = now >= record.expires_ms.saturating_add(self.config.grace_ms());
         let wants_webhook = record.callback_url.is_some()
@@ -262,7 +271,7 @@ pub fn spawn_resume(watchers: Weak<Watchers>) {
                 match w.store.watch_list(now_ms(), 1_000).await {
                     Ok(list) => {
                         for (tran, record) in list {
-                            if !w.webhooks.running(&record.md5) && !w.watching(&tran) {
+                            if !w.watching(&tran) {
                                 drop(w.subscribe(&tran, &record));
                             }
                         }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod check;
 pub mod checkout;
 pub mod create;
+pub mod events;
 pub mod guard;
 pub mod image;
 pub mod listing;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::error::ApiError;
@@ -42,7 +43,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/khqr/events/{tran}", get(checkout::events))
         .route("/khqr/assets/{name}", get(checkout::asset))
         .route("/khqr/merchant/payments", get(payments::list))
-        .route("/khqr/merchant/payments.csv", get(payments::export));
+        .route("/khqr/merchant/payments.csv", get(payments::export))
+        .route("/khqr/merchant/events", get(events::list))
+        .route("/khqr/merchant/events/{id}", get(events::one))
+        .route("/khqr/merchant/events/{id}/replay", post(events::replay));
     let routes = if state.config.admin_listen.is_some() {
         routes
     } else {
