@@ -554,37 +554,39 @@ async fn event_lists_page_and_filter_on_every_store() {
 }
 
 /// A keyed create with a `callback_url` sends `khqr.created` through the
-/// HTTP path (memory store: the SQLite and Redis payment records are the
-/// ledger's part of issue 19).
+/// HTTP path, on every store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keyed_create_sends_khqr_created() {
-    let s = setup(&Backend::Memory).await;
-    let base = s.server.base.clone();
-    let url = format!(
-        "{base}/khqr/create?amount=1.25&bakongid=shop@abaa&merchantname=Shop&callback_url={}",
-        s.hook
-    );
-    let a = common::send(client(None).get(url).bearer_auth(&s.key)).await;
-    assert_eq!(a.status, 200, "{}", a.text());
-    let md5 = a.json()["md5"].as_str().unwrap().to_owned();
-    let id = event_id(EventKind::Created, &md5);
-    let got = s.recv.wait_for(&id, 1).await;
-    assert_eq!(got[0].idempotency_key, id);
-    assert!(verify_webhook_signature(
-        s.secret.as_bytes(),
-        &got[0].signature,
-        &got[0].body,
-        now_ms()
-    )
-    .is_ok());
-    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
-    assert_eq!(
-        (body["type"].as_str(), body["md5"].as_str()),
-        (Some("khqr.created"), Some(md5.as_str()))
-    );
-    assert_eq!(body["amount"], "1.25");
-    until_state(&s, &id, "delivered", 1).await;
-    s.server.stop().await;
+async fn keyed_create_sends_khqr_created_on_every_store() {
+    let (_stores, list) = backends();
+    for backend in list {
+        let s = setup(&backend).await;
+        let base = s.server.base.clone();
+        let url = format!(
+            "{base}/khqr/create?amount=1.25&bakongid=shop@abaa&merchantname=Shop&callback_url={}",
+            s.hook
+        );
+        let a = common::send(client(None).get(url).bearer_auth(&s.key)).await;
+        assert_eq!(a.status, 200, "{}", a.text());
+        let md5 = a.json()["md5"].as_str().unwrap().to_owned();
+        let id = event_id(EventKind::Created, &md5);
+        let got = s.recv.wait_for(&id, 1).await;
+        assert_eq!(got[0].idempotency_key, id);
+        assert!(verify_webhook_signature(
+            s.secret.as_bytes(),
+            &got[0].signature,
+            &got[0].body,
+            now_ms()
+        )
+        .is_ok());
+        let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+        assert_eq!(
+            (body["type"].as_str(), body["md5"].as_str()),
+            (Some("khqr.created"), Some(md5.as_str()))
+        );
+        assert_eq!(body["amount"], "1.25");
+        until_state(&s, &id, "delivered", 1).await;
+        s.server.stop().await;
+    }
 }
 
 /// A receiver that keeps failing: the event is given up after the retry
