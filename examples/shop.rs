@@ -174,7 +174,8 @@ async fn khqr_webhook(State(shop): State<SharedShop>, headers: HeaderMap, body: 
     };
     let field = |name: &str| event.get(name).and_then(Value::as_str).unwrap_or("");
     if field("type") != "khqr.paid" {
-        return error(StatusCode::BAD_REQUEST, "not a khqr.paid event");
+        // khqr.created, khqr.expired, …: received, nothing to do here.
+        return StatusCode::NO_CONTENT.into_response();
     }
     let mut orders = lock(&shop);
     let Some(order) = orders.iter_mut().find(|order| order.md5 == field("md5")) else {

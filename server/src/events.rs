@@ -3,7 +3,9 @@
 //! [`Events::emit`] makes the event of a kind for an [`Entry`] (its stable
 //! id, [`event_id`]; its JSON body, [`EventBody`]), files it in the event log
 //! ([`EventLog::event_put`]: once, whichever instance or job emits it) and,
-//! if the QR has a `callback_url`, hands it to webhook delivery.
+//! if the QR has a `callback_url`, lists it in the outbox
+//! ([`EventLog::outbox_add`]) and hands it to webhook delivery
+//! ([`Webhooks::deliver`]); [`Events::replay`] sends one again.
 //!
 //! The kinds: `khqr.created` (at create), `khqr.paid` (paid before expiry),
 //! `khqr.expired` (expired unpaid, found by the reconciliation job),
@@ -14,8 +16,11 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::ledger::{event_id, DeliveryState, Entry, EntryLog, Event, EventKind, EventLog};
-use crate::store::{AnyStore, StoreError};
+use crate::ledger::{
+    event_id, DeliveryState, Entry, EntryLog, Event, EventKind, EventLog, Payment, QrStatus,
+};
+use crate::store::{AnyStore, Record, Store, StoreError};
+use crate::webhook::{TooManyReplays, Webhooks};
 
 /// The JSON body of every event (the webhook's body, byte for byte what
 /// the log keeps and a replay sends again).
@@ -58,12 +63,36 @@ pub struct EventBody<'a> {
 pub struct Events {
     config: Arc<Config>,
     store: Arc<AnyStore>,
+    webhooks: Arc<Webhooks>,
+}
+
+/// Why [`Events::replay`] sent nothing.
+#[derive(Debug)]
+pub enum ReplayError {
+    /// No such event of this merchant (or it is past its retention).
+    NotFound,
+    /// Its QR has no `callback_url`: there is nowhere to send it.
+    NoCallback,
+    /// The merchant has [`crate::webhook::MAX_REPLAYS`] replays running.
+    TooMany,
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl From<StoreError> for ReplayError {
+    fn from(e: StoreError) -> Self {
+        ReplayError::Store(e)
+    }
 }
 
 impl Events {
-    /// Events on `store`.
-    pub fn new(config: Arc<Config>, store: Arc<AnyStore>) -> Self {
-        Events { config, store }
+    /// Events on `store`, delivered by `webhooks`.
+    pub fn new(config: Arc<Config>, store: Arc<AnyStore>, webhooks: Arc<Webhooks>) -> Self {
+        Events {
+            config,
+            store,
+            webhooks,
+        }
     }
 
     /// The event `kind` of `entry` at `now_ms`: its body and log record.
@@ -123,11 +152,85 @@ impl Events {
     ) -> Result<Option<Event>, StoreError> {
         let event = self.make(kind, entry, now_ms);
         let keep = now_ms.saturating_add(self.config.retention_ms());
+        // Owed first, filed second: a crash between the two leaves an outbox
+        // row without its event (skipped, then dropped), never an event
+        // filed but owed to nobody.
+        if event.callback_url.is_some() {
+            let until = now_ms.saturating_add(self.config.webhook_retry_ms());
+            self.store.outbox_add(&event.id, until).await?;
+        }
         if !self.store.event_put(&event, keep).await? {
             return Ok(None);
         }
         metrics::counter!("khqr_events_total", "type" => kind.as_str()).increment(1);
+        self.webhooks.deliver(event.clone());
         Ok(Some(event))
+    }
+
+    /// Sends event `id` of `merchant` again now (same id, same body; see
+    /// [`Webhooks::replay`]): lists it as owed and pending, and answers it
+    /// as it is now.
+    ///
+    /// # Errors
+    /// [`ReplayError::NotFound`] (none of this merchant's),
+    /// [`ReplayError::NoCallback`], [`ReplayError::TooMany`] (nothing sent),
+    /// [`ReplayError::Store`].
+    pub async fn replay(
+        &self,
+        merchant: &str,
+        id: &str,
+        now_ms: u64,
+    ) -> Result<Event, ReplayError> {
+        let mut event = self
+            .store
+            .event_get(merchant, id)
+            .await?
+            .ok_or(ReplayError::NotFound)?;
+        if event.callback_url.is_none() {
+            return Err(ReplayError::NoCallback);
+        }
+        self.webhooks
+            .replay(event.clone(), now_ms)
+            .map_err(|TooManyReplays| ReplayError::TooMany)?;
+        let until = now_ms.saturating_add(self.config.webhook_retry_ms());
+        self.store.outbox_add(&event.id, until).await?;
+        event.delivery = DeliveryState::Pending;
+        Ok(event)
+    }
+
+    /// The hook the payment watchers call when they see `record` (the QR
+    /// `tran`) paid with `payment` at `now_ms`, until the payment lifecycle
+    /// (`lifecycle::settle`) replaces it: settles its entry pending -> paid
+    /// (compare-and-set: one caller wins) and emits `khqr.paid`, then takes
+    /// the QR off the watched list. A QR with no entry (an anonymous create)
+    /// or settled before only leaves that list.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the record cannot be read or written (the QR stays
+    /// watched, so a later poll tries again).
+    pub async fn payment_seen(
+        &self,
+        tran: &str,
+        record: &Record,
+        payment: &Payment,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        if record.merchant.is_some() {
+            let settled = self
+                .store
+                .entry_settle(
+                    &record.md5,
+                    &[QrStatus::Pending],
+                    QrStatus::Paid,
+                    Some(payment),
+                    now_ms,
+                )
+                .await?;
+            if let Some(entry) = settled {
+                self.emit(EventKind::Paid, &entry, now_ms).await?;
+            }
+        }
+        self.store.watch_remove(tran).await
     }
 
     /// A merchant's QR was created: files its [`Entry`] and `khqr.created`.

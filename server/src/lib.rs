@@ -59,13 +59,14 @@
 //! | module | what lives there |
 //! |---|---|
 //! | `main.rs` | the binary: parses [`Config`], picks the store, calls [`app`] and [`serve()`] |
-//! | [`http`] | `router()`, the route table (every route in one place); `guard` (middleware: client key, size limits, timeout, JSON errors, access log, metrics); `auth` (the caller, by its API key: 401s, `--require-key`); one module per resource: `create`, `image`, `check`, `checkout` (page, events, assets), `admin` (healthz, readyz, metrics) |
+//! | [`http`] | `router()`, the route table (every route in one place); `guard` (middleware: client key, size limits, timeout, JSON errors, access log, metrics); `auth` (the caller, by its API key: 401s, `--require-key`); one module per resource: `create`, `image`, `check`, `checkout` (page, events, assets), `events` (a merchant's events: list, one, replay), `admin` (healthz, readyz, metrics) |
 //! | `state.rs` | `AppState`: `Arc<Config>` plus what is not configuration (store, Bakong, caches, render pool, watchers, webhooks) |
 //! | `serve.rs` | hyper connection serving: head limits, graceful stop; `serve/conns.rs` (connection caps per client group, the biggest holder gives way when full), `serve/write_timeout.rs` (a client that does not read is reset) |
 //! | [`recon`] | the reconciliation job: under a store lease, re-checks merchant QRs past expiry in lists of 50 (lowest budget priority): expired or paid late |
-//! | [`watch`] | payment watchers: poll Bakong for watched QRs, publish to viewers, to the payment record and to webhook delivery |
+//! | [`watch`] | payment watchers: poll Bakong for watched QRs, publish to viewers and, once paid, to the payment record ([`lifecycle::seen`]) |
+//! | [`events`] | makes, files and hands out events (`khqr.created`, `khqr.paid`, `khqr.expired`, `khqr.paid_late`): the outbox, then webhook delivery; replays |
 //! | [`token`] | the Bakong token's lifecycle: renewal under a store lease, the shared token, alerts (pure decisions, clock as an argument) |
-//! | [`webhook`] | the delivery worker (sign, send, retry with backoff, lease); [`webhook::target`]: where a webhook may go (IANA special-purpose registries, ports, the checking resolver) |
+//! | [`webhook`] | the delivery worker, per event id (sign, send, retry with backoff, lease, every attempt logged, owed events taken up from the outbox); [`webhook::target`]: where a webhook may go (IANA special-purpose registries, ports, the checking resolver) |
 //! | [`error`] | `ApiError`, the one JSON error body (also for hyper's own errors and the fallbacks) |
 //! | [`upstream`] | the Bakong client, token reloads, status cache, coalescing, concurrency; `upstream/budget.rs`: the call budget (one rate of Bakong calls for all instances, by priority) and the watchers' pace |
 //! | [`config`] | [`Config`]: the one `clap` struct; [`store::Limits`] and [`ServeConfig`] derive from it |
@@ -75,7 +76,6 @@
 //! | [`client_ip`] | who the client is: trusted proxies, `X-Forwarded-For`/`Forwarded` read right to left, the client group (IPv4 address, IPv6 /64) every per-client limit counts |
 //! | [`lifecycle`] | a merchant QR's moves (paid, expired, paid late) by compare-and-set, each emitting its event once; test QRs' status from the record |
 //! | [`ledger`] | the payment record's types and traits: [`ledger::EntryLog`] (each merchant QR and its final status), [`ledger::EventLog`] (events, attempts, outbox); backends in `store/entries_*.rs`, `store/events_*.rs` |
-//! | [`events`] | makes, files and hands out events (`khqr.created`, `khqr.paid`, `khqr.expired`, `khqr.paid_late`) |
 //! | [`idempotency`] | `Idempotency-Key`: the key's rules, its caller's scope, the parameters' fingerprint |
 //! | [`params`], [`seed`], `render_pool.rs`, `time.rs` | parameters, seed-compatible status JSON, drawing threads, the clock |
 
@@ -152,6 +152,12 @@ impl App {
     /// [`store::StoreError`] if the payment record cannot be read or written.
     pub async fn reconcile(&self, now_ms: u64) -> Result<recon::Cycle, store::StoreError> {
         self.state.recon.cycle(now_ms).await
+    }
+
+    /// The event log's writer (to emit events as the payment lifecycle does).
+    #[must_use]
+    pub fn events(&self) -> &events::Events {
+        &self.state.events
     }
 }
 

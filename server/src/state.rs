@@ -65,8 +65,7 @@ pub struct AppState {
 
 impl AppState {
     /// The state for `config` on `store`, and its background tasks (token
-    /// file, token renewal and alerts, rate-limit pruning, owed webhooks, the
-    /// reconciliation job), which end when it is dropped.
+    /// file, token renewal and alerts, rate-limit pruning, owed webhooks, the reconciliation job), which end when it is dropped.
     ///
     /// # Errors
     /// [`ConfigError`] from [`Upstream::new`] or [`Config::client_addr`]
@@ -77,12 +76,11 @@ impl AppState {
         let client_addr = config.client_addr()?;
         let token = Arc::new(TokenKeeper::new(&config, store.clone(), upstream.clone()));
         let webhooks = Arc::new(Webhooks::new(config.clone(), store.clone())?);
-        let events = Arc::new(Events::new(config.clone(), store.clone()));
+        let events = Arc::new(Events::new(config.clone(), store.clone(), webhooks.clone()));
         let watchers = Arc::new(Watchers::new(
             config.clone(),
             store.clone(),
             upstream.clone(),
-            webhooks.clone(),
             events.clone(),
         ));
         let recon = Arc::new(Reconciler::new(
@@ -125,6 +123,7 @@ impl AppState {
         crate::store::spawn_prune(Arc::downgrade(&state.store));
         RouteBuckets::spawn_prune(Arc::downgrade(&state.buckets));
         crate::watch::spawn_resume(Arc::downgrade(&state.watchers));
+        crate::webhook::spawn_outbox(Arc::downgrade(&state.webhooks));
         crate::recon::spawn(Arc::downgrade(&state.recon));
         Ok(state)
     }

@@ -2,10 +2,10 @@
 //! through the status cache ([`Upstream::status_of`], so coalesced with
 //! `check`) while anyone watches (the checkout page's event stream) or a
 //! webhook is owed, and publishes the result: on a `tokio::sync::watch`
-//! channel that each viewer reads, to the payment record
-//! ([`crate::lifecycle::seen`]: `khqr.paid` or `khqr.paid_late`, once) and
-//! to webhook delivery ([`Webhooks::paid`]) once paid. No viewer ever calls
-//! Bakong itself.
+//! channel that each viewer reads, and, as the poll lease's holder sees a
+//! payment, to the payment record ([`crate::lifecycle::seen`]: `khqr.paid` or
+//! `khqr.paid_late`, once across instances). No viewer ever calls Bakong
+//! itself.
 //!
 //! The pace slows as the QR ages ([`poll_delay_ms`]: every
 //! [`Config::poll_interval_ms`] at first, at most
@@ -29,7 +29,6 @@ use crate::store::{AnyStore, Record, Store};
 use crate::time::now_ms;
 use crate::upstream::budget::{poll_delay_ms, Priority};
 use crate::upstream::Upstream;
-use crate::webhook::Webhooks;
 
 /// What a viewer sees: the state of one QR.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,7 +82,6 @@ pub struct Watchers {
     config: Arc<Config>,
     store: Arc<AnyStore>,
     upstream: Arc<Upstream>,
-    webhooks: Arc<Webhooks>,
     events: Arc<Events>,
     /// `tran` -> its status channel while a watcher runs here.
     open: Mutex<HashMap<String, watch::Sender<PageStatus>>>,
@@ -95,14 +93,12 @@ impl Watchers {
         config: Arc<Config>,
         store: Arc<AnyStore>,
         upstream: Arc<Upstream>,
-        webhooks: Arc<Webhooks>,
         events: Arc<Events>,
     ) -> Self {
         Watchers {
             config,
             store,
             upstream,
-            webhooks,
             events,
             open: Mutex::new(HashMap::new()),
         }
@@ -158,15 +154,15 @@ impl Watchers {
                 true
             }
         });
-        if let PageStatus::Paid {
-            amount,
-            currency,
-            paid_at_ms,
-            ..
-        } = &next
-        {
-            self.webhooks
-                .paid(tran, record, amount, currency, *paid_at_ms);
+        if matches!(next, PageStatus::Paid { .. }) {
+            // Settled when the lease's holder saw it (`turn`); nothing is owed
+            // by watching any more.
+            if let Err(e) = self.store.watch_remove(tran).await {
+                tracing::warn!(
+                    detail = e.detail(),
+                    "cannot take a paid QR off the watched list"
+                );
+            }
         }
         let past_grace = now >= record.expires_ms.saturating_add(self.config.grace_ms());
         let wants_webhook = record.callback_url.is_some()
@@ -269,7 +265,7 @@ pub fn spawn_resume(watchers: Weak<Watchers>) {
                 match w.store.watch_list(now_ms(), 1_000).await {
                     Ok(list) => {
                         for (tran, record) in list {
-                            if !w.webhooks.running(&record.md5) && !w.watching(&tran) {
+                            if !w.watching(&tran) {
                                 drop(w.subscribe(&tran, &record));
                             }
                         }

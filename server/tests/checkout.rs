@@ -17,6 +17,7 @@ use axum::Router;
 use bakong_khqr::webhook::{verify_webhook_signature, WebhookError, SIGNATURE_HEADER};
 use common::{client, config_for, fake_bakong, get, make_store, open_limits, start_server};
 use common::{Backend, Fake, Redis, Server};
+use khqr_server::ledger::{event_id, EventKind};
 use khqr_server::merchant::{key_hash, Merchant, MerchantStore, WebhookSecret};
 use khqr_server::store::{AnyStore, MemoryStore};
 use khqr_server::{Config, ServeConfig};
@@ -379,8 +380,10 @@ async fn private_or_plain_callbacks_are_refused_by_default() {
     srv.stop().await;
 }
 
-/// A receiver that fails twice then succeeds: three attempts, one success,
-/// the same idempotency key and a valid signature on each; a tampered body fails.
+/// A receiver that fails twice then succeeds: `khqr.created` at once, in
+/// three attempts, one success; then the payment's `khqr.paid`, once; each
+/// event under its own id as the idempotency key, a valid signature on
+/// each; a tampered body fails.
 #[tokio::test]
 async fn webhook_signed_retried_once_delivered() {
     let fake = fake_bakong().await;
@@ -390,14 +393,13 @@ async fn webhook_signed_retried_once_delivered() {
     assert_eq!(s, 200, "{v}");
     let md5 = v["md5"].as_str().unwrap().to_owned();
     let tran = v["tran"].as_str().unwrap().to_owned();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        r.seen.lock().unwrap().is_empty(),
-        "nothing before the payment"
-    );
-    pay(&fake, &md5);
-    until(Duration::from_secs(10), "a successful delivery", || {
+    until(Duration::from_secs(10), "khqr.created delivered", || {
         !successes(&r).is_empty()
+    })
+    .await;
+    pay(&fake, &md5);
+    until(Duration::from_secs(10), "khqr.paid delivered", || {
+        successes(&r).len() >= 2
     })
     .await;
     // Give a wrong second delivery time to show up.
@@ -406,11 +408,17 @@ async fn webhook_signed_retried_once_delivered() {
     let statuses: Vec<u16> = seen.iter().map(|s| s.2).collect();
     assert_eq!(
         statuses,
-        vec![500, 500, 204],
-        "two failures then one success"
+        vec![500, 500, 204, 204],
+        "two failures then one success, then the payment once"
     );
-    for (headers, body, _) in &seen {
-        assert_eq!(headers["idempotency-key"].to_str().unwrap(), md5);
+    let (created, paid) = (
+        event_id(EventKind::Created, &md5),
+        event_id(EventKind::Paid, &md5),
+    );
+    for (n, (headers, body, _)) in seen.iter().enumerate() {
+        let id = if n < 3 { &created } else { &paid };
+        assert_eq!(headers["idempotency-key"].to_str().unwrap(), id);
+        assert_eq!(headers["khqr-event-id"].to_str().unwrap(), id);
         assert_eq!(
             headers["content-type"].to_str().unwrap(),
             "application/json"
@@ -427,8 +435,9 @@ async fn webhook_signed_retried_once_delivered() {
         );
         assert!(verify_webhook_signature(b"another secret", sig, body, now_ms()).is_err());
     }
-    let event: Value = serde_json::from_slice(&seen[2].1).unwrap();
+    let event: Value = serde_json::from_slice(&seen[3].1).unwrap();
     assert_eq!(event["type"], "khqr.paid");
+    assert_eq!(event["id"], paid.as_str());
     assert_eq!(event["md5"], md5.as_str());
     assert_eq!(event["tran"], tran.as_str());
     assert_eq!(event["amount"], "2.5");
@@ -481,13 +490,26 @@ async fn two_instances_on_one_redis_deliver_once() {
     .await
     .expect("B's viewer sees paid");
     assert!(paid_seen.contains(r#""status":"paid""#), "{paid_seen}");
-    until(Duration::from_secs(10), "a delivery", || {
-        !successes(&r).is_empty()
+    until(Duration::from_secs(10), "two deliveries", || {
+        successes(&r).len() >= 2
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let seen = r.seen.lock().unwrap().len();
-    assert_eq!(seen, 1, "exactly one delivery from two instances");
+    let keys: Vec<String> = r
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.0["idempotency-key"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            event_id(EventKind::Created, &md5),
+            event_id(EventKind::Paid, &md5)
+        ],
+        "exactly one delivery of each event from two instances"
+    );
     one.stop().await;
     two.stop().await;
     drop(redis);
@@ -514,12 +536,22 @@ async fn a_restart_carries_on_delivering() {
     assert_eq!(s, 200, "{v}");
     let md5 = v["md5"].as_str().unwrap().to_owned();
     pay(&fake, &md5);
+    let paid = event_id(EventKind::Paid, &md5);
+    let paid_seen = |r: &Receiver| -> Vec<(String, u16)> {
+        r.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.0["idempotency-key"] == paid.as_str())
+            .map(|s| (s.0["khqr-attempt"].to_str().unwrap().to_owned(), s.2))
+            .collect()
+    };
     until(Duration::from_secs(10), "two failed attempts", || {
-        r.seen.lock().unwrap().len() >= 2
+        paid_seen(&r).len() >= 2
     })
     .await;
     first.stop().await;
-    let before = r.seen.lock().unwrap().len();
+    let before = paid_seen(&r).len();
     r.fail_first.store(0, Ordering::SeqCst);
     let second = start_server(
         config,
@@ -530,20 +562,20 @@ async fn a_restart_carries_on_delivering() {
     until(
         Duration::from_secs(15),
         "delivery after the restart",
-        || !successes(&r).is_empty(),
+        || paid_seen(&r).iter().any(|s| s.1 < 300),
     )
     .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let seen = r.seen.lock().unwrap().clone();
-    let attempts: Vec<String> = seen
-        .iter()
-        .map(|s| s.0["khqr-attempt"].to_str().unwrap().to_owned())
-        .collect();
+    let seen = paid_seen(&r);
+    let attempts: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
     let expected: Vec<String> = (1..=seen.len()).map(|n| n.to_string()).collect();
     assert_eq!(attempts, expected, "attempts carry on across the restart");
-    assert_eq!(successes(&r).len(), 1, "delivered once");
+    assert_eq!(
+        seen.iter().filter(|s| s.1 < 300).count(),
+        1,
+        "delivered once"
+    );
     assert!(seen.len() > before, "the new instance delivered");
-    assert!(seen.iter().all(|s| s.0["idempotency-key"] == md5.as_str()));
     second.stop().await;
     drop(redis);
 }

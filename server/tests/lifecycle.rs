@@ -2,12 +2,7 @@
 //! expired, paid late), the reconciliation job, and test mode. Every case
 //! runs on memory, SQLite and Redis (a real `redis-server` on loopback) with
 //! the fake Bakong on loopback; every wait is bounded in count and time.
-//!
-//! The SQLite and Redis cases need the event log on those stores
-//! (`EventLog`: the events helper's backends), and the webhook case needs
-//! delivery by event id (the events helper's too); until that is merged
-//! those cases are `#[ignore]`d with that reason (all pass on a trial merge
-//! of ledger, events and this branch).
+
 #![allow(clippy::missing_panics_doc)]
 
 mod common;
@@ -225,14 +220,12 @@ async fn late_payment_is_paid_late_within_one_cycle_memory() {
 }
 
 #[tokio::test]
-#[ignore = "needs EventLog on SQLite (the events helper)"]
 async fn late_payment_is_paid_late_within_one_cycle_sqlite() {
     let dir = TempDir::new("life");
     late_payment_is_paid_late_within_one_cycle(Backend::Sqlite(dir.path.clone())).await;
 }
 
 #[tokio::test]
-#[ignore = "needs EventLog on Redis (the events helper)"]
 async fn late_payment_is_paid_late_within_one_cycle_redis() {
     let redis = Redis::start();
     late_payment_is_paid_late_within_one_cycle(Backend::Redis(redis.url.clone())).await;
@@ -282,14 +275,12 @@ async fn unpaid_expires_once_memory() {
 }
 
 #[tokio::test]
-#[ignore = "needs EventLog on SQLite (the events helper)"]
 async fn unpaid_expires_once_two_instances_sqlite() {
     let dir = TempDir::new("life");
     unpaid_expires_once(Backend::Sqlite(dir.path.clone()), 2).await;
 }
 
 #[tokio::test]
-#[ignore = "needs EventLog on Redis (the events helper)"]
 async fn unpaid_expires_once_two_instances_redis() {
     let redis = Redis::start();
     unpaid_expires_once(Backend::Redis(redis.url.clone()), 2).await;
@@ -346,14 +337,12 @@ async fn racing_payments_settle_once_memory() {
 }
 
 #[tokio::test]
-#[ignore = "needs EventLog on SQLite (the events helper)"]
 async fn racing_payments_settle_once_two_instances_sqlite() {
     let dir = TempDir::new("life");
     racing_payments_settle_once(Backend::Sqlite(dir.path.clone()), 2).await;
 }
 
 #[tokio::test]
-#[ignore = "needs EventLog on Redis (the events helper)"]
 async fn racing_payments_settle_once_two_instances_redis() {
     let redis = Redis::start();
     racing_payments_settle_once(Backend::Redis(redis.url.clone()), 2).await;
@@ -461,14 +450,12 @@ async fn lists_of_fifty_memory() {
 }
 
 #[tokio::test]
-#[ignore = "needs EventLog on SQLite (the events helper)"]
 async fn lists_of_fifty_sqlite() {
     let dir = TempDir::new("life");
     lists_of_fifty(Backend::Sqlite(dir.path.clone())).await;
 }
 
 #[tokio::test]
-#[ignore = "needs EventLog on Redis (the events helper)"]
 async fn lists_of_fifty_redis() {
     let redis = Redis::start();
     lists_of_fifty(Backend::Redis(redis.url.clone())).await;
@@ -508,14 +495,12 @@ async fn inside_the_budget_memory() {
 }
 
 #[tokio::test]
-#[ignore = "needs EventLog on SQLite (the events helper)"]
 async fn inside_the_budget_sqlite() {
     let dir = TempDir::new("life");
     inside_the_budget(Backend::Sqlite(dir.path.clone())).await;
 }
 
 #[tokio::test]
-#[ignore = "needs EventLog on Redis (the events helper)"]
 async fn inside_the_budget_redis() {
     let redis = Redis::start();
     inside_the_budget(Backend::Redis(redis.url.clone())).await;
@@ -650,14 +635,12 @@ async fn test_mode_memory() {
 }
 
 #[tokio::test]
-#[ignore = "needs EventLog on SQLite (the events helper)"]
 async fn test_mode_sqlite() {
     let dir = TempDir::new("life");
     test_mode(Backend::Sqlite(dir.path.clone())).await;
 }
 
 #[tokio::test]
-#[ignore = "needs EventLog on Redis (the events helper)"]
 async fn test_mode_redis() {
     let redis = Redis::start();
     test_mode(Backend::Redis(redis.url.clone())).await;
@@ -709,14 +692,12 @@ async fn test_mode_late_and_expired_memory() {
 }
 
 #[tokio::test]
-#[ignore = "needs EventLog on SQLite (the events helper)"]
 async fn test_mode_late_and_expired_sqlite() {
     let dir = TempDir::new("life");
     test_mode_late_and_expired(Backend::Sqlite(dir.path.clone())).await;
 }
 
 #[tokio::test]
-#[ignore = "needs EventLog on Redis (the events helper)"]
 async fn test_mode_late_and_expired_redis() {
     let redis = Redis::start();
     test_mode_late_and_expired(Backend::Redis(redis.url.clone())).await;
@@ -807,20 +788,17 @@ async fn test_event_is_delivered_signed(backend: Backend) {
 }
 
 #[tokio::test]
-#[ignore = "needs delivery by event id (the events helper)"]
 async fn test_event_is_delivered_signed_memory() {
     test_event_is_delivered_signed(Backend::Memory).await;
 }
 
 #[tokio::test]
-#[ignore = "needs EventLog on SQLite and delivery by event id (the events helper)"]
 async fn test_event_is_delivered_signed_sqlite() {
     let dir = TempDir::new("life");
     test_event_is_delivered_signed(Backend::Sqlite(dir.path.clone())).await;
 }
 
 #[tokio::test]
-#[ignore = "needs EventLog on Redis and delivery by event id (the events helper)"]
 async fn test_event_is_delivered_signed_redis() {
     let redis = Redis::start();
     test_event_is_delivered_signed(Backend::Redis(redis.url.clone())).await;

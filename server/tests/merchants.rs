@@ -339,11 +339,13 @@ async fn create_as(base: &str, key: Option<&str>, bakongid: &str, extra: &str) -
     .await
 }
 
-/// Waits (at most 10 s) for the `n`th delivery and returns it.
+/// Waits (at most 10 s) for the `n`th delivery of a `khqr.paid` event and
+/// returns it.
 async fn delivery(seen: &Seen, n: usize) -> (String, Bytes) {
     let started = Instant::now();
     loop {
-        if let Some(d) = seen.lock().unwrap().get(n - 1).cloned() {
+        let paid = |d: &&(String, Bytes)| d.1.windows(18).any(|w| w == br#""type":"khqr.paid""#);
+        if let Some(d) = seen.lock().unwrap().iter().filter(paid).nth(n - 1).cloned() {
             return d;
         }
         assert!(

@@ -141,13 +141,6 @@ async fn same_ms_entries(store: &AnyStore, at: u64) -> Vec<String> {
     md5s
 }
 
-/// Whether a keyed create works end to end on `backend` on this branch:
-/// it files the entry and `khqr.created`, and the event log on SQLite and
-/// Redis comes with the `events` branch (until then their stub answers 503).
-fn api_creates(backend: &Backend) -> bool {
-    matches!(backend, Backend::Memory)
-}
-
 /// Keyed creates through the API: one per name for `shop@abaa` (amounts
 /// 1.05, 1.15, …), then one of the rival's. Their MD5s.
 async fn keyed_creates(base: &str, key: &str, rival: &str) -> (Vec<String>, String) {
@@ -179,37 +172,6 @@ async fn keyed_creates(base: &str, key: &str, rival: &str) -> (Vec<String>, Stri
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
     (created, r.json()["md5"].as_str().unwrap().to_owned())
-}
-
-/// What [`keyed_creates`] makes, filed through the store's API.
-async fn filed_creates(store: &AnyStore) -> (Vec<String>, String) {
-    let now = now_ms();
-    let keep = now + 86_400_000;
-    let entry = |n: u32, merchant: &str, account: &str, name: &str, amount: String| Entry {
-        md5: format!("{:032x}", 0x00de_f000 + n),
-        tran: format!("TNOW{n:04}"),
-        merchant: merchant.into(),
-        bakong_id: account.into(),
-        username: name.into(),
-        amount,
-        currency: "USD".into(),
-        created_ms: now + u64::from(n),
-        expires_ms: now + 600_000,
-        status: QrStatus::Pending,
-        updated_ms: now + u64::from(n),
-        payment: None,
-        test: false,
-        callback_url: None,
-    };
-    let mut created = Vec::new();
-    for (i, name) in (0u32..).zip(NAMES) {
-        let e = entry(i, "shop", "shop@abaa", name, format!("1.{i}5"));
-        assert!(store.entry_put(&e, keep).await.unwrap());
-        created.push(e.md5);
-    }
-    let r = entry(99, "rival", "rival@abaa", "unknown_user", "9".into());
-    assert!(store.entry_put(&r, keep).await.unwrap());
-    (created, r.md5)
 }
 
 async fn keyed_get(base: &str, key: Option<&str>, path: &str) -> common::Answer {
@@ -300,14 +262,9 @@ async fn case(backend: &Backend) {
     let base = server.base.clone();
     let dir = TempDir::new("payments");
 
-    // One QR per name and one of the rival's: keyed creates through the API
-    // where they work on this branch, else filed directly (see
-    // `api_creates`); an anonymous create files nothing.
-    let (created, rival_md5) = if api_creates(backend) {
-        keyed_creates(&base, &key, &rival).await
-    } else {
-        filed_creates(app.store()).await
-    };
+    // One QR per name and one of the rival's, keyed creates through the
+    // API; an anonymous create files nothing.
+    let (created, rival_md5) = keyed_creates(&base, &key, &rival).await;
     let anon = common::get(
         &client(None),
         &format!("{base}/khqr/create?amount=3&bakongid=anon@abaa&merchantname=A"),

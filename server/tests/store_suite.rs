@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use common::{make_store, Backend, Redis, TempDir};
 use khqr_server::idempotency::{fingerprint, Idempotency};
+use khqr_server::ledger::{
+    event_id, Attempt, Cursor, DeliveryState, Event, EventFilter, EventKind, EventLog,
+};
 use khqr_server::store::{AnyStore, Created, Delivery, Limits, Record, SqliteStore, Store};
 
 fn record(md5: &str, account: &str, expires_ms: u64) -> Record {
@@ -477,4 +480,198 @@ async fn redis_store_suite() {
     delivery_suite(Backend::Redis(redis.url.clone())).await;
     shared_and_restarted(&Backend::Redis(redis.url.clone())).await;
     lease_suite(Backend::Redis(redis.url.clone())).await;
+}
+
+// ---- the event log (issue 19, item 3) ----
+
+fn event(merchant: &str, n: u32, kind: EventKind, created_ms: u64) -> Event {
+    let m = md5(n);
+    Event {
+        id: event_id(kind, &m),
+        kind,
+        merchant: merchant.into(),
+        md5: m.clone(),
+        tran: format!("TE{n:06}"),
+        created_ms,
+        test: false,
+        body: format!(r#"{{"md5":"{m}","n":{n}}}"#),
+        callback_url: Some("https://shop.example/hook".into()),
+        delivery: DeliveryState::Pending,
+        attempts: 0,
+    }
+}
+
+fn attempt(id: &str, n: u32) -> Attempt {
+    Attempt {
+        event_id: id.into(),
+        n,
+        at_ms: 1_700_000_000_000 + u64::from(n),
+        duration_ms: u64::from(n) * 3,
+        status: if n.is_multiple_of(2) {
+            Some(204)
+        } else {
+            Some(500)
+        },
+        error: None,
+        ok: n.is_multiple_of(2),
+    }
+}
+
+/// Every id of `merchant`'s events passing `filter`, walked `page` at a time.
+async fn walk(store: &AnyStore, merchant: &str, filter: &EventFilter, page: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut after: Option<Cursor> = None;
+    for _ in 0..100 {
+        let got = store
+            .event_list(merchant, filter, after.as_ref(), page)
+            .await
+            .unwrap();
+        out.extend(got.iter().map(|e| e.id.clone()));
+        match got.last() {
+            Some(last) if got.len() == page => after = Some(Cursor::new(last.created_ms, &last.id)),
+            _ => break,
+        }
+    }
+    out
+}
+
+/// The event log: filed once, per merchant, paged by `(created_ms, id)`
+/// with neither repeats nor gaps when many share one ms, filtered; delivery
+/// state; attempts bounded (first 50, last 50); the outbox; pruning; and,
+/// on the durable stores, all of it read again by another store on the same
+/// data (a restart).
+async fn event_log_suite(backend: Backend) {
+    let store = make_store(&backend, Limits::default()).await;
+    let t0 = now_ms();
+    let keep = t0 + 3_600_000;
+    let mut want = Vec::new();
+    for n in 0..30u32 {
+        let kind = if n % 3 == 0 {
+            EventKind::Paid
+        } else {
+            EventKind::Created
+        };
+        let e = event("m1", 1_000 + n, kind, t0 + u64::from(n / 8));
+        assert!(store.event_put(&e, keep).await.unwrap(), "{backend:?}");
+        want.push((e.created_ms, e.id));
+    }
+    want.sort();
+    let other = event("m2", 2_000, EventKind::Created, t0);
+    assert!(store.event_put(&other, keep).await.unwrap());
+    // Filed once: a second put (even with another body) changes nothing.
+    let mut again = event("m1", 1_000, EventKind::Paid, t0);
+    again.body = "{}".into();
+    assert!(!store.event_put(&again, keep).await.unwrap(), "{backend:?}");
+    let first = store.event_get("m1", &again.id).await.unwrap().unwrap();
+    assert_eq!(first, event("m1", 1_000, EventKind::Paid, t0));
+    assert_eq!(store.event_get("m2", &again.id).await.unwrap(), None);
+
+    let all: Vec<String> = want.iter().map(|w| w.1.clone()).collect();
+    for page in [1, 4, 7, 30, 100] {
+        let filter = EventFilter::default();
+        assert_eq!(
+            walk(&store, "m1", &filter, page).await,
+            all,
+            "{backend:?} page {page}"
+        );
+    }
+    let paid = EventFilter {
+        kind: Some(EventKind::Paid),
+        ..EventFilter::default()
+    };
+    assert_eq!(walk(&store, "m1", &paid, 3).await.len(), 10);
+    let mid = EventFilter {
+        from_ms: Some(t0 + 1),
+        to_ms: Some(t0 + 3),
+        ..EventFilter::default()
+    };
+    let want_mid: Vec<String> = want
+        .iter()
+        .filter(|w| (t0 + 1..t0 + 3).contains(&w.0))
+        .map(|w| w.1.clone())
+        .collect();
+    assert_eq!(want_mid.len(), 16);
+    assert_eq!(walk(&store, "m1", &mid, 5).await, want_mid, "{backend:?}");
+    assert_eq!(
+        walk(&store, "m2", &EventFilter::default(), 5).await,
+        std::slice::from_ref(&other.id)
+    );
+
+    // Delivery state and attempts.
+    let id = first.id.clone();
+    store
+        .event_delivery(&id, DeliveryState::Failed, 120)
+        .await
+        .unwrap();
+    for n in 1..=120 {
+        store.attempt_add(&attempt(&id, n)).await.unwrap();
+    }
+    store
+        .attempt_add(&attempt("evt_nosuchevent", 1))
+        .await
+        .unwrap();
+    assert!(store
+        .attempt_list("evt_nosuchevent", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let e = store.event_get("m1", &id).await.unwrap().unwrap();
+    assert_eq!((e.delivery, e.attempts), (DeliveryState::Failed, 120));
+    let kept = store.attempt_list(&id, 1_000).await.unwrap();
+    let ns: Vec<u32> = kept.iter().map(|a| a.n).collect();
+    let want_ns: Vec<u32> = (1..=50).chain(71..=120).collect();
+    assert_eq!(ns, want_ns, "{backend:?}: the first 50 and the last 50");
+    assert_eq!(kept[1], attempt(&id, 2));
+    assert_eq!(store.attempt_list(&id, 3).await.unwrap().len(), 3);
+
+    // The outbox: live entries with their events; past ones dropped.
+    store.outbox_add(&id, t0 + 60_000).await.unwrap();
+    store.outbox_add(&other.id, t0 - 1).await.unwrap();
+    let owed = store.outbox_list(t0, 100).await.unwrap();
+    assert_eq!(owed.len(), 1, "{backend:?}");
+    assert_eq!(owed[0].id, id);
+    assert_eq!(owed[0].attempts, 120);
+
+    // Another store on the same data (another instance, or a restart).
+    if !matches!(backend, Backend::Memory) {
+        let b = make_store(&backend, Limits::default()).await;
+        assert_eq!(b.outbox_list(t0, 100).await.unwrap()[0].id, id);
+        assert_eq!(walk(&b, "m1", &EventFilter::default(), 9).await, all);
+        assert_eq!(b.attempt_list(&id, 1_000).await.unwrap().len(), 100);
+    }
+    store.outbox_remove(&id).await.unwrap();
+    assert!(store.outbox_list(t0, 100).await.unwrap().is_empty());
+
+    // Pruning: an event past its keep time goes with its attempts and its
+    // outbox entry; the others stay.
+    let short = event("m1", 3_000, EventKind::Expired, t0 + 10);
+    assert!(store.event_put(&short, t0 + 1_500).await.unwrap());
+    store.attempt_add(&attempt(&short.id, 1)).await.unwrap();
+    store.outbox_add(&short.id, t0 + 60_000).await.unwrap();
+    assert_eq!(
+        store.event_prune(t0 + 2_000).await.unwrap(),
+        1,
+        "{backend:?}"
+    );
+    assert_eq!(store.event_get("m1", &short.id).await.unwrap(), None);
+    assert!(store.attempt_list(&short.id, 10).await.unwrap().is_empty());
+    assert!(store.outbox_list(t0, 100).await.unwrap().is_empty());
+    assert_eq!(walk(&store, "m1", &EventFilter::default(), 50).await, all);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_log_suite_memory() {
+    event_log_suite(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_log_suite_sqlite() {
+    let dir = TempDir::new("sqlite-events");
+    event_log_suite(Backend::Sqlite(dir.path.clone())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_log_suite_redis() {
+    let redis = Redis::start();
+    event_log_suite(Backend::Redis(redis.url.clone())).await;
 }

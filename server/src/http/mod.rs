@@ -7,6 +7,7 @@ pub mod auth;
 pub mod check;
 pub mod checkout;
 pub mod create;
+pub mod events;
 pub mod guard;
 pub mod image;
 pub mod listing;
@@ -44,7 +45,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/khqr/assets/{name}", get(checkout::asset))
         .route("/khqr/merchant/payments", get(payments::list))
         .route("/khqr/merchant/payments.csv", get(payments::export))
-        .route("/khqr/merchant/test/pay/{tran}", post(test_mode::pay));
+        .route("/khqr/merchant/test/pay/{tran}", post(test_mode::pay))
+        .route("/khqr/merchant/events", get(events::list))
+        .route("/khqr/merchant/events/{id}", get(events::one))
+        .route("/khqr/merchant/events/{id}/replay", post(events::replay));
     let routes = if state.config.admin_listen.is_some() {
         routes
     } else {
