@@ -16,10 +16,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::ledger::{
-    event_id, DeliveryState, Entry, EntryLog, Event, EventKind, EventLog, Payment, QrStatus,
-};
-use crate::store::{AnyStore, Record, Store, StoreError};
+use crate::ledger::{event_id, DeliveryState, Entry, EntryLog, Event, EventKind, EventLog};
+use crate::store::{AnyStore, StoreError};
 use crate::webhook::{TooManyReplays, Webhooks};
 
 /// The JSON body of every event (the webhook's body, byte for byte what
@@ -196,41 +194,6 @@ impl Events {
         self.store.outbox_add(&event.id, until).await?;
         event.delivery = DeliveryState::Pending;
         Ok(event)
-    }
-
-    /// The hook the payment watchers call when they see `record` (the QR
-    /// `tran`) paid with `payment` at `now_ms`, until the payment lifecycle
-    /// (`lifecycle::settle`) replaces it: settles its entry pending -> paid
-    /// (compare-and-set: one caller wins) and emits `khqr.paid`, then takes
-    /// the QR off the watched list. A QR with no entry (an anonymous create)
-    /// or settled before only leaves that list.
-    ///
-    /// # Errors
-    /// [`StoreError`] if the record cannot be read or written (the QR stays
-    /// watched, so a later poll tries again).
-    pub async fn payment_seen(
-        &self,
-        tran: &str,
-        record: &Record,
-        payment: &Payment,
-        now_ms: u64,
-    ) -> Result<(), StoreError> {
-        if record.merchant.is_some() {
-            let settled = self
-                .store
-                .entry_settle(
-                    &record.md5,
-                    &[QrStatus::Pending],
-                    QrStatus::Paid,
-                    Some(payment),
-                    now_ms,
-                )
-                .await?;
-            if let Some(entry) = settled {
-                self.emit(EventKind::Paid, &entry, now_ms).await?;
-            }
-        }
-        self.store.watch_remove(tran).await
     }
 
     /// A merchant's QR was created: files its [`Entry`] and `khqr.created`.
