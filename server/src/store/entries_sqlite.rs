@@ -146,32 +146,48 @@ fn settle_in(
     Ok(Some(entry))
 }
 
+/// Files `e` (its JSON `json`) unless its MD5 is there: whether it was
+/// filed. Also run inside a create's transaction ([`SqliteStore::create_then`]).
+pub(super) fn put_in(
+    c: &Connection,
+    e: &Entry,
+    keep_until_ms: u64,
+    json: &str,
+) -> rusqlite::Result<bool> {
+    c.prepare_cached(
+        "INSERT INTO entries(md5, merchant, bakong_id, created_ms, expires_ms, status, \
+         keep_until, entry) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         ON CONFLICT(md5) DO NOTHING",
+    )
+    .and_then(|mut s| {
+        s.execute((
+            &e.md5,
+            &e.merchant,
+            &e.bakong_id,
+            ms(e.created_ms),
+            ms(e.expires_ms),
+            e.status.as_str(),
+            ms(keep_until_ms),
+            json,
+        ))
+    })
+    .map(|n| n == 1)
+}
+
+/// An entry's JSON as the table keeps it.
+///
+/// # Errors
+/// [`StoreError`] if it cannot be written as JSON.
+pub(super) fn entry_json(entry: &Entry) -> Result<String, StoreError> {
+    to_json(entry)
+}
+
 impl EntryLog for SqliteStore {
     async fn entry_put(&self, entry: &Entry, keep_until_ms: u64) -> Result<bool, StoreError> {
         let json = to_json(entry)?;
         let e = entry.clone();
-        self.run(move |c| {
-            c.prepare_cached(
-                "INSERT INTO entries(md5, merchant, bakong_id, created_ms, expires_ms, status, \
-                 keep_until, entry) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-                 ON CONFLICT(md5) DO NOTHING",
-            )
-            .and_then(|mut s| {
-                s.execute((
-                    &e.md5,
-                    &e.merchant,
-                    &e.bakong_id,
-                    ms(e.created_ms),
-                    ms(e.expires_ms),
-                    e.status.as_str(),
-                    ms(keep_until_ms),
-                    json,
-                ))
-            })
-            .map(|n| n == 1)
-            .map_err(|e| sql_error(&e))
-        })
-        .await
+        self.run(move |c| put_in(c, &e, keep_until_ms, &json).map_err(|e| sql_error(&e)))
+            .await
     }
 
     async fn entry_get(&self, md5: &str) -> Result<Option<Entry>, StoreError> {

@@ -95,32 +95,55 @@ fn query_events(
     Ok(out)
 }
 
+/// An event's JSON as the table keeps it.
+///
+/// # Errors
+/// [`StoreError`] if it cannot be written as JSON.
+pub(super) fn event_json(event: &Event) -> Result<String, StoreError> {
+    serde_json::to_string(event).map_err(|e| json_error(&e))
+}
+
+/// Files `e` (its JSON `json`) unless its id is there: whether it was filed.
+/// Also run inside a create's transaction ([`SqliteStore::create_then`]).
+pub(super) fn put_in(
+    c: &Connection,
+    e: &Event,
+    keep_until_ms: u64,
+    json: &str,
+) -> rusqlite::Result<bool> {
+    c.prepare_cached(
+        "INSERT INTO events(id, merchant, created_ms, kind, keep_until, delivery, \
+         attempts, event) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+         ON CONFLICT(id) DO NOTHING",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            e.id,
+            e.merchant,
+            ms(e.created_ms),
+            e.kind.as_str(),
+            ms(keep_until_ms),
+            state_text(e.delivery),
+            e.attempts,
+            json
+        ])
+    })
+    .map(|n| n == 1)
+}
+
+/// Lists event `id` as owed until `until_ms`.
+pub(super) fn outbox_in(c: &Connection, id: &str, until_ms: u64) -> rusqlite::Result<()> {
+    c.prepare_cached("INSERT OR REPLACE INTO outbox(id, until_ms) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![id, ms(until_ms)]))
+        .map(drop)
+}
+
 impl EventLog for SqliteStore {
     async fn event_put(&self, event: &Event, keep_until_ms: u64) -> Result<bool, StoreError> {
-        let json = serde_json::to_string(event).map_err(|e| json_error(&e))?;
+        let json = event_json(event)?;
         let e = event.clone();
-        self.run(move |c| {
-            c.prepare_cached(
-                "INSERT INTO events(id, merchant, created_ms, kind, keep_until, delivery, \
-                 attempts, event) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-                 ON CONFLICT(id) DO NOTHING",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    e.id,
-                    e.merchant,
-                    ms(e.created_ms),
-                    e.kind.as_str(),
-                    ms(keep_until_ms),
-                    state_text(e.delivery),
-                    e.attempts,
-                    json
-                ])
-            })
-            .map(|n| n == 1)
-            .map_err(|e| sql_error(&e))
-        })
-        .await
+        self.run(move |c| put_in(c, &e, keep_until_ms, &json).map_err(|e| sql_error(&e)))
+            .await
     }
 
     async fn event_get(&self, merchant: &str, id: &str) -> Result<Option<Event>, StoreError> {
@@ -214,13 +237,8 @@ impl EventLog for SqliteStore {
 
     async fn outbox_add(&self, id: &str, until_ms: u64) -> Result<(), StoreError> {
         let id = id.to_owned();
-        self.run(move |c| {
-            c.prepare_cached("INSERT OR REPLACE INTO outbox(id, until_ms) VALUES (?1, ?2)")
-                .and_then(|mut s| s.execute(params![id, ms(until_ms)]))
-                .map(drop)
-                .map_err(|e| sql_error(&e))
-        })
-        .await
+        self.run(move |c| outbox_in(c, &id, until_ms).map_err(|e| sql_error(&e)))
+            .await
     }
 
     async fn outbox_remove(&self, id: &str) -> Result<(), StoreError> {

@@ -42,6 +42,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::idempotency::Idempotency;
+use crate::ledger::{Entry, EntryLog, Event, EventLog};
 use crate::merchant::{Merchant, MerchantStore, SaveConflict};
 
 pub use self::memory::MemoryStore;
@@ -369,6 +370,81 @@ impl AnyStore {
             AnyStore::Redis(_) => "redis",
             AnyStore::Sqlite(_) => "sqlite",
         }
+    }
+}
+
+/// What a merchant's create files with its QR: its entry in the payment
+/// record, its `khqr.created` event, and, when the QR has a `callback_url`,
+/// the event's outbox row and the QR's place on the watched list.
+#[derive(Clone, Debug)]
+pub struct Filing {
+    /// The QR's entry ([`crate::ledger::EntryLog::entry_put`]).
+    pub entry: Entry,
+    /// Until when the entry is kept, ms since the Unix epoch.
+    pub entry_keep_ms: u64,
+    /// Its `khqr.created` ([`crate::ledger::EventLog::event_put`]).
+    pub event: Event,
+    /// Until when the event is kept, ms since the Unix epoch.
+    pub event_keep_ms: u64,
+    /// Owed to a receiver until then ([`crate::ledger::EventLog::outbox_add`]).
+    pub outbox_until_ms: Option<u64>,
+    /// Watched for its payment until then ([`Store::watch_add`]).
+    pub watch_until_ms: Option<u64>,
+}
+
+impl AnyStore {
+    /// [`Store::create_keyed`], and once the QR is stored, `filing` with
+    /// it. On SQLite all of it is one transaction (one commit: a keyed
+    /// create costs one WAL sync, as an anonymous one); on the other stores
+    /// the writes follow the create, the outbox row before the event (a
+    /// crash in between leaves an owed id without its event, which delivery
+    /// skips, never an event owed to nobody).
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store cannot be reached or written.
+    pub async fn create_filed(
+        &self,
+        payer: Payer<'_>,
+        tran: &str,
+        record: &Record,
+        now_ms: u64,
+        idem: Option<&Idempotency>,
+        filing: Option<&Filing>,
+    ) -> Result<Created, StoreError> {
+        let Some(f) = filing else {
+            return self.create_keyed(payer, tran, record, now_ms, idem).await;
+        };
+        if let AnyStore::Sqlite(s) = self {
+            let entry_json = sqlite::entry_json(&f.entry)?;
+            let event_json = sqlite::event_json(&f.event)?;
+            let (f, tran_owned) = (f.clone(), tran.to_owned());
+            let then: sqlite::Then = Box::new(move |c| {
+                if let Some(until) = f.watch_until_ms {
+                    sqlite::watch_in(c, &tran_owned, until)?;
+                }
+                sqlite::put_entry_in(c, &f.entry, f.entry_keep_ms, &entry_json)?;
+                if let Some(until) = f.outbox_until_ms {
+                    sqlite::outbox_in(c, &f.event.id, until)?;
+                }
+                sqlite::put_event_in(c, &f.event, f.event_keep_ms, &event_json)?;
+                Ok(())
+            });
+            return s
+                .create_then(payer, tran, record, now_ms, idem, Some(then))
+                .await;
+        }
+        let created = self.create_keyed(payer, tran, record, now_ms, idem).await?;
+        if created == Created::Stored {
+            if let Some(until) = f.watch_until_ms {
+                self.watch_add(tran, until).await?;
+            }
+            EntryLog::entry_put(self, &f.entry, f.entry_keep_ms).await?;
+            if let Some(until) = f.outbox_until_ms {
+                EventLog::outbox_add(self, &f.event.id, until).await?;
+            }
+            EventLog::event_put(self, &f.event, f.event_keep_ms).await?;
+        }
+        Ok(created)
     }
 }
 

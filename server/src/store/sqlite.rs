@@ -474,6 +474,13 @@ fn file_key(
     Ok(())
 }
 
+/// Lists `tran` as owed a webhook until `until_ms`.
+pub(super) fn watch_in(c: &Connection, tran: &str, until_ms: u64) -> rusqlite::Result<()> {
+    c.prepare_cached("INSERT OR REPLACE INTO watched(tran, until_ms) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![tran, ms(until_ms)]))
+        .map(drop)
+}
+
 fn read_record(json: &str, tran: &str) -> Result<Record, StoreError> {
     serde_json::from_str(json)
         .map_err(|_| StoreError(format!("sqlite: unreadable record for {tran}")))
@@ -529,16 +536,25 @@ fn lease_key_in(
     Ok(true)
 }
 
-impl Store for SqliteStore {
-    async fn create_keyed<'a>(
+pub(super) use super::entries_sqlite::{entry_json, put_in as put_entry_in};
+pub(super) use super::events_sqlite::{event_json, outbox_in, put_in as put_event_in};
+
+/// What a create runs in its own transaction once its QR is stored.
+pub(super) type Then = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
+
+impl SqliteStore {
+    /// [`Store::create_keyed`], and once the QR is stored, `then` in the same
+    /// transaction (one commit, one WAL sync): a merchant's create files its
+    /// entry, event, outbox and watch rows with the QR ([`super::Filing`]).
+    pub(super) async fn create_then(
         &self,
-        payer: impl Into<Payer<'a>> + Send,
+        payer: Payer<'_>,
         tran: &str,
         record: &Record,
         now_ms: u64,
         idem: Option<&Idempotency>,
+        then: Option<Then>,
     ) -> Result<Created, StoreError> {
-        let payer = payer.into();
         let json = serde_json::to_string(record).map_err(|e| StoreError(e.to_string()))?;
         let keep_until = ms(record
             .expires_ms
@@ -606,11 +622,28 @@ impl Store for SqliteStore {
                     let until = now.saturating_add(ms(idempotency::TTL_MS));
                     file_key(c, &i.key, scope, &value, until, *key_quota)?;
                 }
+                if let Some(then) = then {
+                    then(c)?;
+                }
                 Ok(Created::Stored)
             };
             step().map_err(|e| sql_error(&e))
         })
         .await
+    }
+}
+
+impl Store for SqliteStore {
+    async fn create_keyed<'a>(
+        &self,
+        payer: impl Into<Payer<'a>> + Send,
+        tran: &str,
+        record: &Record,
+        now_ms: u64,
+        idem: Option<&Idempotency>,
+    ) -> Result<Created, StoreError> {
+        self.create_then(payer.into(), tran, record, now_ms, idem, None)
+            .await
     }
 
     async fn fetch<'a>(
@@ -707,13 +740,8 @@ impl Store for SqliteStore {
 
     async fn watch_add(&self, tran: &str, until_ms: u64) -> Result<(), StoreError> {
         let tran = tran.to_owned();
-        self.run(move |c| {
-            c.prepare_cached("INSERT OR REPLACE INTO watched(tran, until_ms) VALUES (?1, ?2)")
-                .and_then(|mut s| s.execute(params![tran, ms(until_ms)]))
-                .map(drop)
-                .map_err(|e| sql_error(&e))
-        })
-        .await
+        self.run(move |c| watch_in(c, &tran, until_ms).map_err(|e| sql_error(&e)))
+            .await
     }
 
     async fn watch_remove(&self, tran: &str) -> Result<(), StoreError> {
