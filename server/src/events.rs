@@ -16,8 +16,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::ledger::{event_id, DeliveryState, Entry, EntryLog, Event, EventKind, EventLog};
-use crate::store::{AnyStore, StoreError};
+use crate::ledger::{event_id, DeliveryState, Entry, Event, EventKind, EventLog};
+use crate::store::{AnyStore, Filing, StoreError};
 use crate::webhook::{TooManyReplays, Webhooks};
 
 /// The JSON body of every event (the webhook's body, byte for byte what
@@ -196,15 +196,32 @@ impl Events {
         Ok(event)
     }
 
-    /// A merchant's QR was created: files its [`Entry`] and `khqr.created`.
-    ///
-    /// # Errors
-    /// [`StoreError`] if the record cannot be written.
-    pub async fn created(&self, entry: &Entry) -> Result<(), StoreError> {
-        let keep = entry.created_ms.saturating_add(self.config.retention_ms());
-        self.store.entry_put(entry, keep).await?;
-        self.emit(EventKind::Created, entry, entry.created_ms)
-            .await?;
-        Ok(())
+    /// What a merchant's create files with its QR
+    /// ([`AnyStore::create_filed`]): `entry`, its `khqr.created` (made at
+    /// `entry.created_ms`), each kept for [`Config::retention_ms`]; when the
+    /// QR has a `callback_url`, the event's outbox row (owed for
+    /// [`Config::webhook_retry_ms`]) and `watch_until_ms` (the QR watched
+    /// for its payment until then).
+    #[must_use]
+    pub fn filing(&self, entry: Entry, watch_until_ms: Option<u64>) -> Filing {
+        let at = entry.created_ms;
+        let event = self.make(EventKind::Created, &entry, at);
+        let keep = at.saturating_add(self.config.retention_ms());
+        let owed = event.callback_url.is_some();
+        Filing {
+            entry,
+            entry_keep_ms: keep,
+            event,
+            event_keep_ms: keep,
+            outbox_until_ms: owed.then(|| at.saturating_add(self.config.webhook_retry_ms())),
+            watch_until_ms: watch_until_ms.filter(|_| owed),
+        }
+    }
+
+    /// `event` was filed with its QR ([`Events::filing`]): counts it and
+    /// starts its delivery.
+    pub fn filed(&self, event: &Event) {
+        metrics::counter!("khqr_events_total", "type" => event.kind.as_str()).increment(1);
+        self.webhooks.deliver(event.clone());
     }
 }

@@ -24,7 +24,7 @@ use crate::ledger::{Entry, QrStatus};
 use crate::merchant::{Caller, MerchantStore};
 use crate::params::{check_display_text, Params};
 use crate::state::AppState;
-use crate::store::{Created, Payer, Record, Store};
+use crate::store::{Created, Filing, Payer, Record};
 use crate::time::now_ms;
 use crate::webhook::target::check_url;
 
@@ -195,30 +195,39 @@ pub async fn create(
             merchant: caller.merchant().map(|m| m.id.clone()),
             test: caller.is_test(),
         };
-        if let Some((tran, md5, fresh)) =
-            store(&state, payer, tran.as_str(), &record, now, idem.as_ref()).await?
-        {
-            if fresh {
-                if let Some(m) = caller.merchant() {
-                    let entry = Entry {
-                        md5: md5.clone(),
-                        tran: tran.clone(),
-                        merchant: m.id.clone(),
-                        bakong_id: record.bakong_id.clone(),
-                        username: record.username.clone(),
-                        amount: amount_text.clone(),
-                        currency: currency.alpha().to_owned(),
-                        created_ms: at,
-                        expires_ms: record.expires_ms,
-                        status: QrStatus::Pending,
-                        updated_ms: at,
-                        payment: None,
-                        test: record.test,
-                        callback_url: record.callback_url.clone(),
-                    };
-                    state.events.created(&entry).await?;
-                }
-            }
+        let filing = caller.merchant().map(|m| {
+            let entry = Entry {
+                md5: record.md5.clone(),
+                tran: tran.to_string(),
+                merchant: m.id.clone(),
+                bakong_id: record.bakong_id.clone(),
+                username: record.username.clone(),
+                amount: amount_text.clone(),
+                currency: currency.alpha().to_owned(),
+                created_ms: at,
+                expires_ms: record.expires_ms,
+                status: QrStatus::Pending,
+                updated_ms: at,
+                payment: None,
+                test: record.test,
+                callback_url: record.callback_url.clone(),
+            };
+            let watch_until = record
+                .expires_ms
+                .saturating_add(state.config.grace_ms())
+                .saturating_add(state.config.webhook_retry_ms());
+            state.events.filing(entry, Some(watch_until))
+        });
+        let stored = store(
+            &state,
+            payer,
+            tran.as_str(),
+            &record,
+            now,
+            idem.as_ref(),
+            filing.as_ref(),
+        );
+        if let Some((tran, md5)) = stored.await? {
             return Ok(created_body(&state, &tran, md5));
         }
         metrics::counter!("khqr_create_retries_total").increment(1);
@@ -278,11 +287,12 @@ async fn may_create_for(
 }
 
 /// Stores `record` under `tran` if the `tran` is free and `idem`'s key is
-/// new; returns the `tran` and MD5 to answer with (this one, or the first
-/// create's for a repeated key) and whether this call stored it, or `None`
-/// if the `tran` is taken. A QR owed
-/// a webhook is listed in the store (so that any instance, or this one after
-/// a restart, delivers it) and watched here even if nobody opens its page.
+/// new, with a merchant's `filing` (its entry, `khqr.created`, and for a QR
+/// owed webhooks its outbox and watch rows: [`crate::store::AnyStore::create_filed`],
+/// one transaction on SQLite); returns the `tran` and MD5 to answer with
+/// (this one, or the first create's for a repeated key), or `None` if the
+/// `tran` is taken. A QR owed webhooks is then watched here even if nobody
+/// opens its page, and its `khqr.created` goes out.
 async fn store(
     state: &Arc<AppState>,
     payer: Payer<'_>,
@@ -290,17 +300,18 @@ async fn store(
     record: &Record,
     now: u64,
     idem: Option<&Idempotency>,
-) -> Result<Option<(String, String, bool)>, ApiError> {
+    filing: Option<&Filing>,
+) -> Result<Option<(String, String)>, ApiError> {
     match state
         .store
-        .create_keyed(payer, tran, record, now, idem)
+        .create_filed(payer, tran, record, now, idem, filing)
         .await?
     {
         Created::Stored => {}
         Created::Collision => return Ok(None),
         Created::Replayed { tran, md5 } => {
             metrics::counter!("khqr_idempotent_replays_total").increment(1);
-            return Ok(Some((tran, md5, false)));
+            return Ok(Some((tran, md5)));
         }
         Created::KeyReused => {
             return Err(ApiError::refused(
@@ -311,13 +322,11 @@ async fn store(
         }
         Created::Limited(l) => return Err(l.into()),
     }
-    if record.callback_url.is_some() {
-        let until = record
-            .expires_ms
-            .saturating_add(state.config.grace_ms())
-            .saturating_add(state.config.webhook_retry_ms());
-        state.store.watch_add(tran, until).await?;
-        drop(state.watchers.subscribe(tran, record));
+    if let Some(f) = filing {
+        state.events.filed(&f.event);
+        if record.callback_url.is_some() {
+            drop(state.watchers.subscribe(tran, record));
+        }
     }
-    Ok(Some((tran.to_owned(), record.md5.clone(), true)))
+    Ok(Some((tran.to_owned(), record.md5.clone())))
 }
