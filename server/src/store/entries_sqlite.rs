@@ -192,7 +192,7 @@ impl EntryLog for SqliteStore {
 
     async fn entry_get(&self, md5: &str) -> Result<Option<Entry>, StoreError> {
         let md5 = md5.to_owned();
-        self.run(move |c| {
+        self.read(move |c| {
             let json: Option<String> = c
                 .prepare_cached("SELECT entry FROM entries WHERE md5 = ?1")
                 .and_then(|mut s| s.query_row([md5], |r| r.get(0)).optional())
@@ -223,7 +223,7 @@ impl EntryLog for SqliteStore {
         limit: usize,
     ) -> Result<Vec<Entry>, StoreError> {
         let (merchant, filter, after) = (merchant.to_owned(), filter.clone(), after.cloned());
-        self.run(move |c| list_in(c, merchant, &filter, after.as_ref(), limit))
+        self.read(move |c| list_in(c, merchant, &filter, after.as_ref(), limit))
             .await
     }
 
@@ -237,7 +237,7 @@ impl EntryLog for SqliteStore {
     ) -> Result<Vec<Entry>, StoreError> {
         use rusqlite::types::Value;
         let after = after.cloned();
-        self.run(move |c| {
+        self.read(move |c| {
             let (bound, bound_args) = lower_bound("expires_ms", from_ms, after.as_ref());
             let sql = format!(
                 "SELECT entry FROM entries WHERE status = ? AND {bound} AND expires_ms < ? \

@@ -148,7 +148,7 @@ impl EventLog for SqliteStore {
 
     async fn event_get(&self, merchant: &str, id: &str) -> Result<Option<Event>, StoreError> {
         let (merchant, id) = (merchant.to_owned(), id.to_owned());
-        self.run(move |c| {
+        self.read(move |c| {
             let sql = format!("{SELECT} WHERE id = ?1 AND merchant = ?2");
             Ok(query_events(c, &sql, params![id, merchant])?.pop())
         })
@@ -168,7 +168,7 @@ impl EventLog for SqliteStore {
         let to = filter.to_ms.map_or(i64::MAX, ms);
         let kind = filter.kind.map(EventKind::as_str);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(move |c| {
+        self.read(move |c| {
             // Two statements, so that a `type` filter walks its own index
             // (the planner prefers `events_merchant` for the time range).
             let (index, kind_clause) = if kind.is_some() {
@@ -216,7 +216,7 @@ impl EventLog for SqliteStore {
     async fn attempt_list(&self, id: &str, limit: usize) -> Result<Vec<Attempt>, StoreError> {
         let id = id.to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(move |c| {
+        self.read(move |c| {
             let mut st = c
                 .prepare_cached(
                     "SELECT attempt FROM attempts WHERE event_id = ?1 ORDER BY n LIMIT ?2",
