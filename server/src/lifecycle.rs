@@ -31,6 +31,21 @@ use crate::events::Events;
 use crate::ledger::{Entry, EntryLog, EventKind, Payment, QrStatus};
 use crate::store::{AnyStore, Record, StoreError};
 
+/// Whether Bakong's transaction `t` pays the entry `e`: the same currency
+/// and exactly its amount in minor units ([`bakong_khqr::Amount::read_minor_units`]).
+/// The list call (`check_transaction_by_md5_list`) reports a payment under
+/// the QR's MD5 without comparing it with the QR, as
+/// [`bakong_khqr::status::Transaction::pays`] does for a single check; a
+/// payment of another amount is not a payment of this QR.
+#[must_use]
+pub fn pays(t: &Transaction, e: &Entry) -> bool {
+    let Ok(currency) = bakong_khqr::Currency::parse(&e.currency) else {
+        return false;
+    };
+    let want = bakong_khqr::Amount::read_minor_units(&e.amount, currency).ok();
+    t.currency() == Some(currency) && want.is_some() && t.minor_units() == want
+}
+
 /// The [`Payment`] of a transaction Bakong reported: its amount and currency
 /// as sent, its hash and payer, and its time (acknowledged, else created).
 #[must_use]
@@ -216,6 +231,44 @@ mod tests {
     use crate::config::Config;
     use crate::ledger::{EventFilter, EventLog};
     use crate::store::{Limits, MemoryStore};
+
+    fn paid(body: &str) -> Transaction {
+        let resp = HttpResponse::new(200, body.as_bytes().to_vec());
+        match parse_transaction(&resp) {
+            Ok(TransactionStatus::Paid(t)) => t,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_list_payment_pays_only_its_amount_and_currency() {
+        let e = |amount: &str, currency: &str| Entry {
+            md5: "0".repeat(32),
+            tran: "T".into(),
+            merchant: "m".into(),
+            bakong_id: "a@b".into(),
+            username: "u".into(),
+            amount: amount.into(),
+            currency: currency.into(),
+            created_ms: 0,
+            expires_ms: 1,
+            status: QrStatus::Pending,
+            updated_ms: 0,
+            payment: None,
+            test: false,
+            callback_url: None,
+        };
+        let body = |amount: &str, currency: &str| {
+            format!(
+                r#"{{"responseCode":0,"responseMessage":"ok","errorCode":null,"data":{{"hash":"h","currency":"{currency}","amount":{amount}}}}}"#
+            )
+        };
+        assert!(pays(&paid(&body("1.5", "USD")), &e("1.50", "USD")));
+        assert!(pays(&paid(&body("5000", "KHR")), &e("5000", "KHR")));
+        assert!(!pays(&paid(&body("0.01", "USD")), &e("100", "USD")));
+        assert!(!pays(&paid(&body("1.5", "KHR")), &e("1.5", "USD")));
+        assert!(!pays(&paid(&body("100.001", "USD")), &e("100", "USD")));
+    }
 
     const MD5: &str = "0123456789abcdef0123456789abcdef";
 

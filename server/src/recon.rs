@@ -229,7 +229,7 @@ impl Reconciler {
         }
         for e in live {
             match answers.get(&e.md5) {
-                Some(TransactionStatus::Paid(t)) => {
+                Some(TransactionStatus::Paid(t)) if lifecycle::pays(t, e) => {
                     let payment = lifecycle::payment_of(t);
                     let moved =
                         lifecycle::settle(&self.store, &self.events, &e.md5, &payment, now_ms)
