@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use bakong_khqr::webhook::{verify_webhook_signature, WebhookError, SIGNATURE_HEADER};
+use common::now_ms;
 use common::{client, config_for, fake_bakong, get, make_store, open_limits, start_server};
 use common::{Backend, Fake, Redis, Server};
 use khqr_server::ledger::{event_id, EventKind};
@@ -48,16 +49,6 @@ fn shop() -> Merchant {
 async fn with_shop(store: AnyStore) -> AnyStore {
     store.merchant_save(&shop(), false).await.unwrap().unwrap();
     store
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }
 
 /// A webhook receiver on 127.0.0.1: records every delivery (headers, raw

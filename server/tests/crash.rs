@@ -23,6 +23,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
+use common::now_ms;
 use common::{client, fake_bakong, get, make_store, Backend, Redis, TempDir, TOKEN};
 use khqr_server::ledger::{event_id, DeliveryState, Event, EventKind, EventLog};
 use khqr_server::store::AnyStore;
@@ -234,16 +235,6 @@ async fn file_owed_event(store: &AnyStore, md5: &str, hook: &str) -> Event {
     assert!(store.event_put(&event, now + 86_400_000).await.unwrap());
     store.outbox_add(&id, now + 86_400_000).await.unwrap();
     event
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }
 
 /// The event as the server's store has it now.

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::now_ms;
 use common::{make_store, open_limits, Backend, Redis, TempDir};
 use khqr_server::ledger::{Cursor, Entry, EntryFilter, EntryLog, Payment, QrStatus};
 use khqr_server::store::AnyStore;
@@ -43,16 +44,6 @@ fn payment() -> Payment {
         hash: "ab".repeat(32),
         from_account_id: Some("payer@abaa".into()),
     }
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }
 
 fn ids(list: &[Entry]) -> Vec<String> {

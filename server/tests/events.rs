@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use bakong_khqr::webhook::{verify_webhook_signature, WebhookError, SIGNATURE_HEADER};
+use common::now_ms;
 use common::{backends, client, config_for, fake_bakong, make_store, start_app, Answer, Backend};
 use khqr_server::ledger::{event_id, Entry, Event, EventKind, EventLog, Payment, QrStatus};
 use khqr_server::merchant::{run, MerchantCommand};
@@ -107,16 +108,6 @@ impl Receiver {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }
 
 fn entry(merchant: &str, n: u32, callback: Option<&str>, at: u64) -> Entry {

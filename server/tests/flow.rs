@@ -7,6 +7,7 @@ mod common;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bakong_khqr::{verify, Md5};
+use common::now_ms;
 use common::{
     backends, client, config_for, fake_bakong, get, make_store, send, start_server, Backend, HASH,
 };
@@ -28,16 +29,6 @@ fn scan(png_bytes: &[u8]) -> Vec<String> {
         .into_iter()
         .map(|g| g.decode().unwrap().1)
         .collect()
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }
 
 async fn flow(backend: Backend) {

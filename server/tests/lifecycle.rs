@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::now_ms;
 use common::{
     client, config_for, fake_bakong, make_store, open_limits, start_app, Backend, Fake, Redis,
     Server, TempDir,
@@ -45,12 +46,6 @@ fn merchant(id: &str, bakong_id: &str, key: &str, test_key: &str) -> Merchant {
         disabled: false,
         created_ms: 0,
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0))
 }
 
 /// The store of `backend` with the merchants `shop` and `other`.

@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use bakong_khqr::webhook::{verify_webhook_signature, WebhookError, SIGNATURE_HEADER};
+use common::now_ms;
 use common::{backends, client, config_for, fake_bakong, get, make_store, start_app, start_server};
 use khqr_server::merchant::{key_hash, run, MerchantCommand, MerchantStore, MerchantTable};
 use khqr_server::store::{Limits, RedisStore};
@@ -276,16 +277,6 @@ async fn commands_on<S: MerchantStore>(s: &S) {
     );
 }
 // ---- keyed end to end (draft; compiled in phase B) ----
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
 
 /// A webhook receiver on 127.0.0.1: keeps each delivery's signature header
 /// and raw body, answers 204.

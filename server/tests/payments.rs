@@ -10,6 +10,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::now_ms;
 use common::{
     backends, client, config_for, fake_bakong, make_store, open_limits, send, start_app, Backend,
     TempDir,
@@ -50,16 +51,6 @@ with open(sys.argv[1], newline='', encoding='utf-8') as f:
         n += 1
 print(n)
 ";
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
 
 fn python(script: &str, file: &std::path::Path) -> String {
     let out = Command::new("python3")

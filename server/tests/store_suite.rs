@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::now_ms;
 use common::{make_store, Backend, Redis, TempDir};
 use khqr_server::idempotency::{fingerprint, Idempotency};
 use khqr_server::ledger::{
@@ -30,16 +31,6 @@ fn record(md5: &str, account: &str, expires_ms: u64) -> Record {
 
 fn md5(n: u32) -> String {
     format!("{n:032x}")
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
 }
 
 /// Idempotency keys: stored with the QR, replayed with the same

@@ -525,3 +525,10 @@ pub async fn start_app(
     };
     (server, app)
 }
+
+/// The wall clock now, in ms since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
