@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bakong_khqr::{verify, Md5};
 use common::now_ms;
 use common::{
