@@ -18,7 +18,7 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::ledger::{event_id, DeliveryState, Entry, Event, EventKind, EventLog};
 use crate::store::{AnyStore, Filing, StoreError};
-use crate::webhook::{TooManyReplays, Webhooks};
+use crate::webhook::{ReplayRefused, Webhooks};
 
 /// The JSON body of every event (the webhook's body, byte for byte what
 /// the log keeps and a replay sends again).
@@ -73,6 +73,8 @@ pub enum ReplayError {
     NoCallback,
     /// The merchant has [`crate::webhook::MAX_REPLAYS`] replays running.
     TooMany,
+    /// A delivery or replay of this event goes on: wait for it to end.
+    Running,
     /// The store failed.
     Store(StoreError),
 }
@@ -189,7 +191,10 @@ impl Events {
         }
         self.webhooks
             .replay(event.clone(), now_ms)
-            .map_err(|TooManyReplays| ReplayError::TooMany)?;
+            .map_err(|r| match r {
+                ReplayRefused::TooMany => ReplayError::TooMany,
+                ReplayRefused::Running => ReplayError::Running,
+            })?;
         let until = now_ms.saturating_add(self.config.webhook_retry_ms());
         self.store.outbox_add(&event.id, until).await?;
         event.delivery = DeliveryState::Pending;

@@ -112,29 +112,36 @@ pub enum Bucket {
     Static,
     /// `/healthz`, `/readyz`, `/metrics`.
     Admin,
+    /// The merchant API (`/khqr/merchant/…`: lists, export, replays, test
+    /// payments), apart from the admin routes so that it never starves a
+    /// health probe.
+    Merchant,
 }
 
 impl Bucket {
     /// The local bucket of a route (by its metrics label), if it has one:
     /// `assets` and `other` (no route) are [`Bucket::Static`]; `healthz`,
-    /// `readyz`, `metrics` and the merchant API (`merchant`:
-    /// `/khqr/merchant/…`, lists, export, replay) are [`Bucket::Admin`];
-    /// every other route is limited by the store.
+    /// `readyz` and `metrics` are [`Bucket::Admin`]; the merchant API
+    /// (`merchant`) is [`Bucket::Merchant`]; every other route is limited by
+    /// the store.
     #[must_use]
     pub fn for_route(route: &str) -> Option<Bucket> {
         match route {
             "assets" | "other" => Some(Bucket::Static),
-            "healthz" | "readyz" | "metrics" | "merchant" => Some(Bucket::Admin),
+            "healthz" | "readyz" | "metrics" => Some(Bucket::Admin),
+            "merchant" => Some(Bucket::Merchant),
             _ => None,
         }
     }
 }
 
-/// Per-client token buckets for [`Bucket::Static`] and [`Bucket::Admin`]
-/// (requests per second, burst four seconds' worth; 0 = no limit).
+/// Per-client token buckets for [`Bucket::Static`], [`Bucket::Admin`] and
+/// [`Bucket::Merchant`] (requests per second, burst four seconds' worth; 0 =
+/// no limit).
 pub struct RouteBuckets {
     assets: Option<DefaultKeyedRateLimiter<String>>,
     admin: Option<DefaultKeyedRateLimiter<String>>,
+    merchant: Option<DefaultKeyedRateLimiter<String>>,
     clock: DefaultClock,
 }
 
@@ -148,12 +155,14 @@ fn keyed(per_sec: u32) -> Option<DefaultKeyedRateLimiter<String>> {
 
 impl RouteBuckets {
     /// `assets_per_sec` for [`Bucket::Static`], `admin_per_sec` for
-    /// [`Bucket::Admin`], per client key (0 = no limit).
+    /// [`Bucket::Admin`], `merchant_per_sec` for [`Bucket::Merchant`], per
+    /// client key (0 = no limit).
     #[must_use]
-    pub fn new(assets_per_sec: u32, admin_per_sec: u32) -> Self {
+    pub fn new(assets_per_sec: u32, admin_per_sec: u32, merchant_per_sec: u32) -> Self {
         RouteBuckets {
             assets: keyed(assets_per_sec),
             admin: keyed(admin_per_sec),
+            merchant: keyed(merchant_per_sec),
             clock: DefaultClock::default(),
         }
     }
@@ -166,6 +175,7 @@ impl RouteBuckets {
         let limiter = match bucket {
             Bucket::Static => &self.assets,
             Bucket::Admin => &self.admin,
+            Bucket::Merchant => &self.merchant,
         };
         let Some(l) = limiter else { return Ok(()) };
         l.check_key(&client.to_owned()).map_err(|n| Limited {
@@ -177,7 +187,10 @@ impl RouteBuckets {
 
     /// Forgets buckets that are full again (the server calls it every 10 s).
     pub fn prune(&self) {
-        for l in [&self.assets, &self.admin].into_iter().flatten() {
+        for l in [&self.assets, &self.admin, &self.merchant]
+            .into_iter()
+            .flatten()
+        {
             l.retain_recent();
             l.shrink_to_fit();
         }
@@ -228,7 +241,7 @@ mod tests {
 
     #[test]
     fn route_buckets_are_per_client_and_per_bucket() {
-        let b = RouteBuckets::new(5, 2);
+        let b = RouteBuckets::new(5, 2, 3);
         // Burst: four seconds' worth.
         let passed = (0..100)
             .filter(|_| b.check(Bucket::Static, "a").is_ok())
@@ -242,11 +255,18 @@ mod tests {
             .filter(|_| b.check(Bucket::Admin, "a").is_ok())
             .count();
         assert!((8..=9).contains(&admin), "{admin}");
+        // The merchant API has its own: an emptied admin bucket leaves it be.
+        let merchant = (0..100)
+            .filter(|_| b.check(Bucket::Merchant, "a").is_ok())
+            .count();
+        assert!((12..=13).contains(&merchant), "{merchant}");
+        assert_eq!(Bucket::for_route("merchant"), Some(Bucket::Merchant));
+        assert_eq!(Bucket::for_route("healthz"), Some(Bucket::Admin));
         assert_eq!(Bucket::for_route("assets"), Some(Bucket::Static));
         assert_eq!(Bucket::for_route("other"), Some(Bucket::Static));
         assert_eq!(Bucket::for_route("metrics"), Some(Bucket::Admin));
         assert_eq!(Bucket::for_route("create"), None);
-        let off = RouteBuckets::new(0, 0);
+        let off = RouteBuckets::new(0, 0, 0);
         assert!((0..1000).all(|_| off.check(Bucket::Admin, "a").is_ok()));
         b.prune();
     }

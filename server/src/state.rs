@@ -97,6 +97,7 @@ impl AppState {
             buckets: Arc::new(RouteBuckets::new(
                 config.rate_assets_per_client,
                 config.rate_admin_per_client,
+                config.rate_per_merchant,
             )),
             store,
             upstream,

@@ -430,12 +430,60 @@ async fn events_delivered_logged_and_replayed_on_every_store() {
             codes.push(ans.status);
         }
         assert_eq!(codes, [202, 202, 202, 202, 429], "{backend:?}");
+        // A second replay of an event whose replay is in flight would send it
+        // twice under one attempt number: 409, and nothing more is sent.
+        let again = call(
+            "POST",
+            &format!("{base}/khqr/merchant/events/{}/replay", ids[0]),
+            Some(&s.key),
+        )
+        .await;
+        assert_eq!(again.status, 409, "{}", again.text());
+        assert_eq!(again.json()["error"], "delivery_running");
         s.recv.hold.store(false, Ordering::SeqCst);
         for id in &ids[..4] {
             s.recv.wait_for(id, 2).await;
         }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            s.recv.wait_for(&ids[0], 2).await.len(),
+            2,
+            "{backend:?}: one delivery and one replay"
+        );
+
+        // A replay is one attempt: against a failing receiver it frees its
+        // slot at once, so a merchant's replays never stay refused for the
+        // retry period (a day by default).
+        s.recv.fail_next.store(usize::MAX, Ordering::SeqCst);
+        for round in 0..3 {
+            for id in &ids[..4] {
+                replay_when_idle(&s, &base, id, round).await;
+            }
+        }
+        s.recv.fail_next.store(0, Ordering::SeqCst);
         s.server.stop().await;
     }
+}
+
+/// Replays event `id`, waiting (at most 5 s) while a run of it goes on
+/// (409 `delivery_running`); any other answer than 202 fails the test (429
+/// `too_many_replays` would mean replay slots stay taken).
+async fn replay_when_idle(s: &Setup, base: &str, id: &str, round: u32) {
+    for _ in 0..100 {
+        let ans = call(
+            "POST",
+            &format!("{base}/khqr/merchant/events/{id}/replay"),
+            Some(&s.key),
+        )
+        .await;
+        if ans.status == 202 {
+            return;
+        }
+        assert_eq!(ans.status, 409, "round {round}: {}", ans.text());
+        assert_eq!(ans.json()["error"], "delivery_running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("round {round}: {id} could not be replayed within 5 s");
 }
 
 /// Pages walk every event once, in `(created_ms, id)` order, when many share

@@ -232,6 +232,11 @@ pub async fn replay(
             "this merchant has 4 replays running; retry when one ends",
         )
         .retry_after(1_000)),
+        Err(ReplayError::Running) => Err(ApiError::refused(
+            StatusCode::CONFLICT,
+            "delivery_running",
+            "this event is being delivered (or replayed) now; replay it once that ends",
+        )),
         Err(ReplayError::Store(e)) => Err(e.into()),
     }
 }

@@ -62,9 +62,15 @@ pub const MAX_REPLAYS: usize = 4;
 /// Owed events taken up per outbox pass (every 2 s).
 const OUTBOX_BATCH: usize = 1_000;
 
-/// A replay was refused: the merchant has [`MAX_REPLAYS`] running.
+/// Why a replay was refused (nothing was started).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TooManyReplays;
+pub enum ReplayRefused {
+    /// The merchant has [`MAX_REPLAYS`] replays running here.
+    TooMany,
+    /// A run of this event (its delivery, or another replay) goes on here:
+    /// two at once would send it twice and number their attempts alike.
+    Running,
+}
 
 /// This instance's webhook deliveries.
 pub struct Webhooks {
@@ -197,22 +203,28 @@ impl Webhooks {
         self.start(run);
     }
 
-    /// Sends `event` again now: a fresh run (same id, same body, its
-    /// attempts numbered on from the event's), owed until
-    /// [`crate::Config::webhook_retry_secs`] from `now_ms`. The caller checked
+    /// Sends `event` again now: one attempt (same id, same body, numbered on
+    /// from the event's attempts), logged as any other. The caller checked
     /// that it has a `callback_url`.
     ///
     /// # Errors
-    /// [`TooManyReplays`] if its merchant has [`MAX_REPLAYS`] replays running
-    /// here (nothing was started).
-    pub fn replay(self: &Arc<Self>, event: Event, now_ms: u64) -> Result<(), TooManyReplays> {
+    /// [`ReplayRefused::Running`] if a run of this event (its delivery or a
+    /// replay) goes on here, [`ReplayRefused::TooMany`] if its merchant has
+    /// [`MAX_REPLAYS`] replays running here (nothing was started).
+    pub fn replay(self: &Arc<Self>, event: Event, now_ms: u64) -> Result<(), ReplayRefused> {
         {
+            // Under the replays lock: two replays of one event cannot both
+            // pass the check before either is counted as running.
             let mut r = lock(&self.replays);
+            if self.running(&event.id) {
+                return Err(ReplayRefused::Running);
+            }
             let n = r.entry(event.merchant.clone()).or_insert(0);
             if *n >= MAX_REPLAYS {
-                return Err(TooManyReplays);
+                return Err(ReplayRefused::TooMany);
             }
             *n += 1;
+            count_up(&self.running, &event.id);
         }
         let run = Run {
             key: format!("{}:r{now_ms}", event.id),
@@ -221,13 +233,19 @@ impl Webhooks {
             replay: true,
             event,
         };
-        self.start(run);
+        self.spawn_counted(run);
         Ok(())
     }
 
     /// Spawns `run`, counted in [`Webhooks::running`] while it goes on.
     fn start(self: &Arc<Self>, run: Run) {
         count_up(&self.running, &run.event.id);
+        self.spawn_counted(run);
+    }
+
+    /// Spawns `run`, counted in [`Webhooks::running`] already; counts it
+    /// down when it ends.
+    fn spawn_counted(self: &Arc<Self>, run: Run) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             deliver(&weak, &run).await;
@@ -432,7 +450,11 @@ async fn deliver(webhooks: &Weak<Webhooks>, run: &Run) {
             }
             Ok(Delivery::Leased { attempts }) => {
                 let run_n = attempts.saturating_add(1);
-                if w.attempt_logged(run, run_n).await {
+                // A replay is one attempt, logged like any other: it holds
+                // one of the merchant's replay slots for one attempt, not
+                // for a day of retries (the event stays owed in the outbox
+                // if it still is).
+                if w.attempt_logged(run, run_n).await || run.replay {
                     return;
                 }
                 backoff_ms(w.config.webhook_backoff_ms, run_n)
