@@ -51,6 +51,11 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The names given, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(n, _)| n.as_str())
+    }
+
     fn insert(&mut self, name: String, value: String) -> Result<(), ParamError> {
         if self.0.len() >= MAX_PARAMS {
             return Err(ParamError::new(

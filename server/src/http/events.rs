@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::auth;
-use super::listing::{iso_utc, ListQuery, Page};
+use super::listing::{self, iso_utc, ListQuery, Page};
 use crate::error::{json_response, ApiError};
 use crate::events::ReplayError;
 use crate::ledger::{Attempt, Cursor, DeliveryState, Event, EventFilter, EventKind, EventLog};
@@ -150,6 +150,7 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let merchant = auth::merchant(&caller)?;
     let p = Params::parse(query.as_deref(), None, b"")?;
+    listing::only(&p, &["type", "from", "to", "limit", "after"])?;
     let q = ListQuery::parse(&p)?;
     let kind = p
         .get("type")

@@ -66,6 +66,25 @@ impl ListQuery {
     }
 }
 
+/// Refuses a parameter the route does not know: a merchant who writes
+/// `type=` on the payments list (or `status=` on the events list) would
+/// otherwise get every row back, unfiltered, without a word.
+///
+/// # Errors
+/// 400 `invalid_parameter` naming the first unknown parameter and the known ones.
+pub fn only(p: &Params, known: &[&str]) -> Result<(), ApiError> {
+    match p.names().find(|n| !known.contains(n)) {
+        None => Ok(()),
+        Some(n) => Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!(
+                "unknown parameter {n:?}; this endpoint takes {}",
+                known.join(", ")
+            ),
+        )),
+    }
+}
+
 fn invalid(name: &str, why: &str) -> ApiError {
     ApiError::bad_request("invalid_parameter", format!("{name} {why}"))
 }
@@ -164,6 +183,17 @@ mod tests {
         }
         let p = Params::parse(None, None, b"").unwrap();
         assert_eq!(ListQuery::parse(&p).unwrap().limit, DEFAULT_LIMIT);
+    }
+
+    #[test]
+    fn unknown_parameters_are_refused() {
+        let known = ["from", "status"];
+        let p = Params::parse(Some("from=1&status=paid"), None, b"").unwrap();
+        assert!(only(&p, &known).is_ok());
+        for bad in ["type=khqr.paid", "from=1&foo=bar", "Status=paid"] {
+            let p = Params::parse(Some(bad), None, b"").unwrap();
+            assert!(only(&p, &known).is_err(), "{bad}");
+        }
     }
 
     #[test]

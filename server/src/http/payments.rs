@@ -19,7 +19,7 @@ use axum::{Extension, Json};
 use serde::Serialize;
 
 use super::auth;
-use super::listing::{iso_utc, ListQuery, Page};
+use super::listing::{self, iso_utc, ListQuery, Page};
 use crate::error::ApiError;
 use crate::ledger::{Cursor, Entry, EntryFilter, EntryLog, QrStatus};
 use crate::merchant::Caller;
@@ -159,6 +159,7 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     let merchant = auth::merchant(&caller)?;
     let p = Params::parse(query.as_deref(), None, b"")?;
+    listing::only(&p, &["from", "to", "status", "bakongid", "limit", "after"])?;
     let q = ListQuery::parse(&p)?;
     let filter = filter(&p, &q)?;
     let entries = state
@@ -286,6 +287,7 @@ pub async fn export(
             format!("{name} is not taken by the export: it streams every row"),
         ));
     }
+    listing::only(&p, &["from", "to", "status", "bakongid"])?;
     let q = ListQuery::parse(&p)?;
     let filter = filter(&p, &q)?;
     let first = state
