@@ -401,12 +401,7 @@ impl EventFilter {
     }
 }
 
-fn unsupported<T>() -> Result<T, StoreError> {
-    Err(StoreError::new("not supported by this store yet"))
-}
-
-/// The QR record (see the module's docs). Every method's default answers
-/// a [`StoreError`]; each backend overrides all of them.
+/// The QR record (see the module's docs), implemented by every backend.
 pub trait EntryLog: Send + Sync + 'static {
     /// Files `entry` (kept until `keep_until_ms`) unless one with its MD5 is
     /// there: whether it was filed.
@@ -414,19 +409,13 @@ pub trait EntryLog: Send + Sync + 'static {
         &self,
         entry: &Entry,
         keep_until_ms: u64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let _ = (entry, keep_until_ms);
-        async { unsupported() }
-    }
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// The entry of `md5`, if kept.
     fn entry_get(
         &self,
         md5: &str,
-    ) -> impl Future<Output = Result<Option<Entry>, StoreError>> + Send {
-        let _ = md5;
-        async { unsupported() }
-    }
+    ) -> impl Future<Output = Result<Option<Entry>, StoreError>> + Send;
 
     /// Compare-and-set: if the entry of `md5` has one of the statuses `from`,
     /// sets its status to `to`, its payment to `payment` (if given) and
@@ -440,10 +429,7 @@ pub trait EntryLog: Send + Sync + 'static {
         to: QrStatus,
         payment: Option<&Payment>,
         now_ms: u64,
-    ) -> impl Future<Output = Result<Option<Entry>, StoreError>> + Send {
-        let _ = (md5, from, to, payment, now_ms);
-        async { unsupported() }
-    }
+    ) -> impl Future<Output = Result<Option<Entry>, StoreError>> + Send;
 
     /// Up to `limit` entries of `merchant` that pass `filter`, after `after`
     /// (by `(created_ms, md5)`), oldest first.
@@ -453,10 +439,7 @@ pub trait EntryLog: Send + Sync + 'static {
         filter: &EntryFilter,
         after: Option<&Cursor>,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<Entry>, StoreError>> + Send {
-        let _ = (merchant, filter, after, limit);
-        async { unsupported() }
-    }
+    ) -> impl Future<Output = Result<Vec<Entry>, StoreError>> + Send;
 
     /// For the reconciliation job, across merchants: up to `limit` entries
     /// with status `status` whose `expires_ms` is in `[from_ms, to_ms)`,
@@ -468,20 +451,13 @@ pub trait EntryLog: Send + Sync + 'static {
         to_ms: u64,
         after: Option<&Cursor>,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<Entry>, StoreError>> + Send {
-        let _ = (status, from_ms, to_ms, after, limit);
-        async { unsupported() }
-    }
+    ) -> impl Future<Output = Result<Vec<Entry>, StoreError>> + Send;
 
     /// Forgets entries past their keep time at `now_ms`: how many.
-    fn entry_prune(&self, now_ms: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        let _ = now_ms;
-        async { unsupported() }
-    }
+    fn entry_prune(&self, now_ms: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
-/// The event log (see the module's docs). Every method's default answers a
-/// [`StoreError`]; each backend overrides all of them.
+/// The event log (see the module's docs), implemented by every backend.
 pub trait EventLog: Send + Sync + 'static {
     /// Files `event` (kept until `keep_until_ms`) unless one with its id is
     /// there: whether it was filed (the caller that filed it delivers it).
@@ -489,20 +465,14 @@ pub trait EventLog: Send + Sync + 'static {
         &self,
         event: &Event,
         keep_until_ms: u64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        let _ = (event, keep_until_ms);
-        async { unsupported() }
-    }
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// The event `id` of `merchant`, if kept.
     fn event_get(
         &self,
         merchant: &str,
         id: &str,
-    ) -> impl Future<Output = Result<Option<Event>, StoreError>> + Send {
-        let _ = (merchant, id);
-        async { unsupported() }
-    }
+    ) -> impl Future<Output = Result<Option<Event>, StoreError>> + Send;
 
     /// Up to `limit` events of `merchant` that pass `filter`, after `after`
     /// (by `(created_ms, id)`), oldest first.
@@ -512,10 +482,7 @@ pub trait EventLog: Send + Sync + 'static {
         filter: &EventFilter,
         after: Option<&Cursor>,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<Event>, StoreError>> + Send {
-        let _ = (merchant, filter, after, limit);
-        async { unsupported() }
-    }
+    ) -> impl Future<Output = Result<Vec<Event>, StoreError>> + Send;
 
     /// Sets the delivery state and attempt count of event `id`.
     fn event_delivery(
@@ -523,29 +490,18 @@ pub trait EventLog: Send + Sync + 'static {
         id: &str,
         state: DeliveryState,
         attempts: u32,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = (id, state, attempts);
-        async { unsupported() }
-    }
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Logs one attempt (kept as long as its event).
-    fn attempt_add(
-        &self,
-        attempt: &Attempt,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = attempt;
-        async { unsupported() }
-    }
+    fn attempt_add(&self, attempt: &Attempt)
+        -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The attempts of event `id`, first first, at most `limit`.
     fn attempt_list(
         &self,
         id: &str,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<Attempt>, StoreError>> + Send {
-        let _ = (id, limit);
-        async { unsupported() }
-    }
+    ) -> impl Future<Output = Result<Vec<Attempt>, StoreError>> + Send;
 
     /// Lists event `id` as owed until `until_ms` (any instance, or this one
     /// after a restart, delivers it).
@@ -553,32 +509,20 @@ pub trait EventLog: Send + Sync + 'static {
         &self,
         id: &str,
         until_ms: u64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = (id, until_ms);
-        async { unsupported() }
-    }
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Takes event `id` off the outbox.
-    fn outbox_remove(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let _ = id;
-        async { unsupported() }
-    }
+    fn outbox_remove(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Up to `max` owed events at `now_ms` (entries past their time dropped).
     fn outbox_list(
         &self,
         now_ms: u64,
         max: usize,
-    ) -> impl Future<Output = Result<Vec<Event>, StoreError>> + Send {
-        let _ = (now_ms, max);
-        async { unsupported() }
-    }
+    ) -> impl Future<Output = Result<Vec<Event>, StoreError>> + Send;
 
     /// Forgets events (and their attempts) past their keep time: how many.
-    fn event_prune(&self, now_ms: u64) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        let _ = now_ms;
-        async { unsupported() }
-    }
+    fn event_prune(&self, now_ms: u64) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// Forwards each method of a trait to the backend in use.

@@ -59,7 +59,6 @@ pub(super) fn redis_error(e: &redis::RedisError) -> StoreError {
 impl RedisStore {
     /// A handle on the connection (cheap to clone), for the payment record's
     /// backends (`entries_redis.rs`, `events_redis.rs`).
-    #[allow(dead_code)] // until the payment record's Redis backends use it
     pub(super) fn conn(&self) -> redis::aio::ConnectionManager {
         self.conn.clone()
     }
