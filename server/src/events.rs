@@ -151,19 +151,22 @@ impl Events {
         now_ms: u64,
     ) -> Result<Option<Event>, StoreError> {
         let event = self.make(kind, entry, now_ms);
-        let keep = now_ms.saturating_add(self.config.retention_ms());
         // Owed first, filed second: a crash between the two leaves an outbox
         // row without its event (skipped, then dropped), never an event
         // filed but owed to nobody.
         if event.callback_url.is_some() {
-            let until = now_ms.saturating_add(self.config.webhook_retry_ms());
-            self.store.outbox_add(&event.id, until).await?;
+            self.store
+                .outbox_add(&event.id, self.owed_until(now_ms))
+                .await?;
         }
-        if !self.store.event_put(&event, keep).await? {
+        if !self
+            .store
+            .event_put(&event, self.kept_until(now_ms))
+            .await?
+        {
             return Ok(None);
         }
-        metrics::counter!("khqr_events_total", "type" => kind.as_str()).increment(1);
-        self.webhooks.deliver(event.clone());
+        self.filed(&event);
         Ok(Some(event))
     }
 
@@ -195,10 +198,23 @@ impl Events {
                 ReplayRefused::TooMany => ReplayError::TooMany,
                 ReplayRefused::Running => ReplayError::Running,
             })?;
-        let until = now_ms.saturating_add(self.config.webhook_retry_ms());
-        self.store.outbox_add(&event.id, until).await?;
+        self.store
+            .outbox_add(&event.id, self.owed_until(now_ms))
+            .await?;
         event.delivery = DeliveryState::Pending;
         Ok(event)
+    }
+
+    /// Until when an event (or entry) made at `at_ms` is kept:
+    /// [`Config::retention_ms`] on.
+    fn kept_until(&self, at_ms: u64) -> u64 {
+        at_ms.saturating_add(self.config.retention_ms())
+    }
+
+    /// Until when an event listed as owed at `at_ms` stays owed:
+    /// [`Config::webhook_retry_ms`] on.
+    fn owed_until(&self, at_ms: u64) -> u64 {
+        at_ms.saturating_add(self.config.webhook_retry_ms())
     }
 
     /// What a merchant's create files with its QR
@@ -211,20 +227,20 @@ impl Events {
     pub fn filing(&self, entry: Entry, watch_until_ms: Option<u64>) -> Filing {
         let at = entry.created_ms;
         let event = self.make(EventKind::Created, &entry, at);
-        let keep = at.saturating_add(self.config.retention_ms());
+        let keep = self.kept_until(at);
         let owed = event.callback_url.is_some();
         Filing {
             entry,
             entry_keep_ms: keep,
             event,
             event_keep_ms: keep,
-            outbox_until_ms: owed.then(|| at.saturating_add(self.config.webhook_retry_ms())),
+            outbox_until_ms: owed.then(|| self.owed_until(at)),
             watch_until_ms: watch_until_ms.filter(|_| owed),
         }
     }
 
-    /// `event` was filed with its QR ([`Events::filing`]): counts it and
-    /// starts its delivery.
+    /// `event` was filed (by [`Events::emit`], or with its QR through
+    /// [`Events::filing`]): counts it and starts its delivery.
     pub fn filed(&self, event: &Event) {
         metrics::counter!("khqr_events_total", "type" => event.kind.as_str()).increment(1);
         self.webhooks.deliver(event.clone());
